@@ -1,0 +1,301 @@
+// enslavism browser client: MasterConnection lists the slaves, SlaveConnection
+// opens WebRTC data channels to one of them, signalling through the master.
+//
+// Style rules (the master's build turns this module into a classic script):
+// no imports; exports only as `export class|function|const NAME` at the start
+// of a line.
+
+const TYPE = Object.freeze({
+	addSlaves: 1,
+	removeSlaves: 2,
+	offerToSlave: 3,
+	answerFromSlave: 6,
+	iceCandidateToSlave: 7,
+	iceCandidateFromSlave: 10,
+	rejectFromSlave: 12,
+});
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A frame of `type`, then `id` (u32, big-endian), then `rest`. */
+function routedFrame(type, id, rest) {
+	const frame = new Uint8Array(5 + rest.byteLength);
+	frame[0] = type;
+	new DataView(frame.buffer).setUint32(1, id);
+	frame.set(rest, 5);
+	return frame;
+}
+
+function encodeOffer(slaveId, sdp) {
+	return routedFrame(TYPE.offerToSlave, slaveId, encoder.encode(sdp));
+}
+
+function encodeCandidate(slaveId, candidate) {
+	const mid = encoder.encode(candidate.sdpMid ?? String(candidate.sdpMLineIndex ?? 0));
+	if (mid.byteLength === 0 || mid.byteLength > 255) throw new RangeError('sdpMid must be 1 to 255 bytes');
+	const line = encoder.encode(candidate.candidate);
+	const rest = new Uint8Array(3 + mid.byteLength + line.byteLength);
+	rest[0] = mid.byteLength;
+	rest.set(mid, 1);
+	new DataView(rest.buffer).setUint16(1 + mid.byteLength, candidate.sdpMLineIndex ?? 0);
+	rest.set(line, 3 + mid.byteLength);
+	return routedFrame(TYPE.iceCandidateToSlave, slaveId, rest);
+}
+
+/** Decodes a master → client frame; returns null for anything malformed. */
+function decodeFrame(buffer) {
+	const bytes = new Uint8Array(buffer);
+	const view = new DataView(buffer);
+	try {
+		switch (bytes[0]) {
+			case TYPE.addSlaves: {
+				const slaves = [];
+				for (let offset = 1; offset < bytes.byteLength;) {
+					const id = view.getUint32(offset);
+					const length = view.getUint16(offset + 4);
+					const end = offset + 6 + length;
+					if (end > bytes.byteLength) return null;
+					slaves.push({ id, userData: JSON.parse(decoder.decode(bytes.subarray(offset + 6, end))) });
+					offset = end;
+				}
+				return { type: TYPE.addSlaves, slaves };
+			}
+			case TYPE.removeSlaves:
+				return { type: TYPE.removeSlaves, ids: JSON.parse(decoder.decode(bytes.subarray(1))) };
+			case TYPE.answerFromSlave:
+				return { type: TYPE.answerFromSlave, id: view.getUint32(1), sdp: decoder.decode(bytes.subarray(5)) };
+			case TYPE.iceCandidateFromSlave: {
+				const id = view.getUint32(1);
+				const midLength = view.getUint8(5);
+				if (midLength === 0) return { type: TYPE.iceCandidateFromSlave, id, candidate: null };
+				const sdpMid = decoder.decode(bytes.subarray(6, 6 + midLength));
+				const sdpMLineIndex = view.getUint16(6 + midLength);
+				const candidate = decoder.decode(bytes.subarray(8 + midLength));
+				return { type: TYPE.iceCandidateFromSlave, id, candidate: { candidate, sdpMid, sdpMLineIndex } };
+			}
+			case TYPE.rejectFromSlave:
+				if (bytes.byteLength !== 5) return null;
+				return { type: TYPE.rejectFromSlave, id: view.getUint32(1) };
+			default:
+				return null;
+		}
+	} catch {
+		// Out-of-range reads and bad JSON: the frame is malformed.
+		return null;
+	}
+}
+
+/** addEventListener/removeEventListener with listeners called with plain arguments, as in 0.9.0. */
+class Emitter {
+	#listeners = new Map();
+
+	/** Calls `listener` each time `event` happens. */
+	addEventListener(event, listener) {
+		if (!this.#listeners.has(event)) this.#listeners.set(event, new Set());
+		this.#listeners.get(event).add(listener);
+	}
+
+	/** Stops calling `listener` for `event`. */
+	removeEventListener(event, listener) {
+		this.#listeners.get(event)?.delete(listener);
+	}
+
+	_emit(event, ...args) {
+		for (const listener of [...(this.#listeners.get(event) ?? [])]) {
+			try {
+				listener.apply(this, args);
+			} catch (err) {
+				// One faulty listener must not stop the others (nor our state updates).
+				setTimeout(() => { throw err; });
+			}
+		}
+	}
+}
+
+/** One slave of the list: opens data channels to it over WebRTC. */
+export class SlaveConnection extends Emitter {
+	/** @internal Created by MasterConnection. */
+	constructor(id, userData, master) {
+		super();
+		/** The slave's id, given by the master. */
+		this.id = id;
+		/** What the slave registered with. */
+		this.userData = userData;
+		/** The MasterConnection this slave was listed by. */
+		this.master = master;
+		/** Open data channels by name. */
+		this.dataChannels = {};
+		this.slaveCon = undefined;
+		this._pending = new Set();
+		this._remoteSet = false;
+		this._queuedCandidates = [];
+	}
+
+	/** Starts a peer connection to the slave (channels created later share it). */
+	connect() {
+		if (this.slaveCon !== undefined) return;
+		const pc = new RTCPeerConnection();
+		this.slaveCon = pc;
+		this._remoteSet = false;
+		this._queuedCandidates = [];
+		pc.addEventListener('icecandidate', (ev) => {
+			// The end-of-candidates marker is not sent: 0.9.0 slaves cannot take it.
+			if (this.slaveCon !== pc || !ev.candidate || !ev.candidate.candidate) return;
+			this.master._send(encodeCandidate(this.id, ev.candidate));
+		});
+		// Fired once, for the first channel; later channels open on the same
+		// SCTP association without a new offer.
+		pc.addEventListener('negotiationneeded', async () => {
+			try {
+				const offer = await pc.createOffer();
+				await pc.setLocalDescription(offer);
+				if (this.slaveCon === pc) this.master._send(encodeOffer(this.id, offer.sdp));
+			} catch (err) {
+				this._failPending(err);
+			}
+		});
+		pc.addEventListener('connectionstatechange', () => {
+			if (this.slaveCon === pc && pc.connectionState === 'failed') {
+				this._failPending(new Error(`connection to slave ${this.id} failed`));
+			}
+		});
+	}
+
+	/** Closes the peer connection and every channel it opened; `connect()` may be called again. */
+	close() {
+		this._failPending(new Error(`connection to slave ${this.id} closed`));
+		if (this.slaveCon !== undefined) {
+			this.slaveCon.close();
+			this.slaveCon = undefined;
+			this.dataChannels = {};
+		}
+	}
+
+	/**
+	 * Opens a data channel named `dcName` (connecting first if needed).
+	 * Resolves with the open RTCDataChannel; rejects if the slave refuses or
+	 * the connection fails or closes first.
+	 */
+	createDataChannel(dcName, dcOptions) {
+		return new Promise((resolve, reject) => {
+			this.connect();
+			let dc;
+			try {
+				dc = this.slaveCon.createDataChannel(dcName, dcOptions);
+			} catch (err) {
+				reject(err);
+				return;
+			}
+			const pending = { reject };
+			this._pending.add(pending);
+			dc.addEventListener('open', () => {
+				this._pending.delete(pending);
+				this.dataChannels[dcName] = dc;
+				resolve(dc);
+			}, { once: true });
+			dc.addEventListener('close', () => {
+				if (this._pending.delete(pending)) reject(new Error(`data channel ${dcName} closed before opening`));
+				if (this.dataChannels[dcName] === dc) delete this.dataChannels[dcName];
+			}, { once: true });
+		});
+	}
+
+	_failPending(err) {
+		const pending = [...this._pending];
+		this._pending.clear();
+		for (const p of pending) p.reject(err);
+	}
+
+	async _setRemoteDescription(sdp) {
+		const pc = this.slaveCon;
+		if (pc === undefined || pc.signalingState !== 'have-local-offer') return;
+		try {
+			await pc.setRemoteDescription({ type: 'answer', sdp });
+			this._remoteSet = true;
+			for (const c of this._queuedCandidates.splice(0)) await this._addIceCandidate(c);
+		} catch (err) {
+			this._failPending(err);
+		}
+	}
+
+	async _addIceCandidate(candidate) {
+		const pc = this.slaveCon;
+		if (pc === undefined) return;
+		if (!this._remoteSet) {
+			this._queuedCandidates.push(candidate);
+			return;
+		}
+		try {
+			await pc.addIceCandidate(candidate ?? undefined);
+		} catch {
+			// A candidate the browser cannot use (another address family, say) is not fatal.
+		}
+	}
+
+	_rejected() {
+		const err = new Error(`slave ${this.id} rejected the connection`);
+		err.code = 'REJECTED';
+		this._failPending(err);
+		this.close();
+		this._emit('rejected');
+	}
+}
+
+/** The connection to the master: the live list of slaves. */
+export class MasterConnection extends Emitter {
+	/** Connects to the master at `masterWsUrl` (e.g. `ws://localhost:8081`). */
+	constructor(masterWsUrl) {
+		super();
+		/** The listed slaves, indexed by id. */
+		this.slaves = [];
+		this._masterSocket = new WebSocket(String(masterWsUrl).replace(/\/+$/, '') + '/enslavism/clients');
+		this._masterSocket.binaryType = 'arraybuffer';
+		this._masterSocket.addEventListener('message', (ev) => this._onFrame(ev.data));
+		this._masterSocket.addEventListener('close', (ev) => {
+			this._emit('close', { code: ev.code, reason: ev.reason, wasClean: ev.wasClean });
+		});
+	}
+
+	/** Closes the connection to the master; open data channels stay open. */
+	close() {
+		this._masterSocket.close();
+	}
+
+	_send(frame) {
+		if (this._masterSocket.readyState === WebSocket.OPEN) this._masterSocket.send(frame);
+	}
+
+	_onFrame(data) {
+		if (!(data instanceof ArrayBuffer)) return;
+		const msg = decodeFrame(data);
+		if (msg === null) return;
+		switch (msg.type) {
+			case TYPE.addSlaves:
+				for (const { id, userData } of msg.slaves) {
+					const slaveCo = new SlaveConnection(id, userData, this);
+					this.slaves[id] = slaveCo;
+					this._emit('slaveadded', slaveCo);
+				}
+				break;
+			case TYPE.removeSlaves:
+				for (const id of msg.ids) {
+					const slaveCo = this.slaves[id];
+					if (slaveCo === undefined) continue;
+					slaveCo.close();
+					delete this.slaves[id];
+					this._emit('slaveremoved', slaveCo);
+				}
+				break;
+			case TYPE.answerFromSlave:
+				this.slaves[msg.id]?._setRemoteDescription(msg.sdp);
+				break;
+			case TYPE.iceCandidateFromSlave:
+				this.slaves[msg.id]?._addIceCandidate(msg.candidate);
+				break;
+			case TYPE.rejectFromSlave:
+				this.slaves[msg.id]?._rejected();
+				break;
+		}
+	}
+}

@@ -1,0 +1,31 @@
+//! enslavism: the easiest way to run many independent WebRTC game servers
+//! ("slaves") that browsers pick from a list and talk to over data channels,
+//! coordinated by one signalling server (the "master").
+//!
+//! This crate is the engine, usable from Rust alone; the `enslavism` npm
+//! package wraps it for Node.js with enslavism 0.9.0's API. The wire format
+//! is 0.9.0's ([`proto`]), so old and new slaves, masters and browser bundles
+//! work together.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), enslavism::master::MasterError> {
+//! use std::sync::Arc;
+//! use enslavism::master::{Master, MasterConfig, NoHooks};
+//!
+//! let master = Master::bind("127.0.0.1:8081".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks))?;
+//! println!("signalling on ws://{}", master.local_addr().unwrap());
+//! master.close().await;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod master;
+pub mod proto;
+
+/// Where the master serves [`CLIENT_SCRIPT`].
+pub const CLIENT_SCRIPT_PATH: &str = "/enslavism/client.js";
+
+/// The browser client as a classic script defining the global
+/// `MasterConnection`, built from `client/index.mjs` at compile time.
+pub const CLIENT_SCRIPT: &str = include_str!(concat!(env!("OUT_DIR"), "/client.js"));

@@ -1,0 +1,73 @@
+//! What the embedding application decides and learns: the auth decision for
+//! each WebSocket handshake, and the connection events.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use super::router::PeerKind;
+
+/// A WebSocket handshake waiting for the application's decision.
+#[derive(Debug, Clone)]
+pub struct AuthRequest {
+    /// Which path the peer asked for.
+    pub kind: PeerKind,
+    /// The request's cookies, decoded (a slave's authData travels this way).
+    pub cookies: HashMap<String, String>,
+    /// Where the peer connects from.
+    pub remote_addr: SocketAddr,
+}
+
+/// A refused handshake: the peer gets HTTP 401 with this reason as the body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rejection {
+    /// Why, as told to the peer; `None` sends the plain status text.
+    pub reason: Option<String>,
+}
+
+/// The future an [`MasterHooks::authorize`] returns.
+pub type AuthDecision = Pin<Box<dyn Future<Output = Result<(), Rejection>> + Send>>;
+
+/// Something that happened on the master, for the application to observe.
+#[derive(Debug, Clone)]
+pub enum MasterEvent {
+    /// A peer finished its WebSocket handshake and got this id.
+    Connected {
+        /// Slave or client.
+        kind: PeerKind,
+        /// The id the router gave it.
+        id: u32,
+        /// Where it connects from.
+        remote_addr: SocketAddr,
+    },
+    /// A peer's WebSocket is closed; its id may be reused later.
+    Closed {
+        /// Slave or client.
+        kind: PeerKind,
+        /// Its id.
+        id: u32,
+        /// The close code the peer sent (1006 when the connection just dropped).
+        code: u16,
+        /// The close reason the peer sent.
+        reason: String,
+    },
+}
+
+/// The application's side of a master. Every method has a default, so
+/// `NoHooks` (accept everyone, observe nothing) is the empty impl.
+pub trait MasterHooks: Send + Sync + 'static {
+    /// Decides whether a handshake may proceed. The default accepts.
+    fn authorize(&self, _request: AuthRequest) -> AuthDecision {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Observes a connection event. Called on the connection's task: keep it short.
+    fn on_event(&self, _event: MasterEvent) {}
+}
+
+/// Accept everyone, observe nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHooks;
+
+impl MasterHooks for NoHooks {}

@@ -1,0 +1,278 @@
+//! The signalling master: knows every slave and every client, keeps each
+//! client's slave list in sync, and relays offers, answers, ICE candidates
+//! and rejections between them.
+//!
+//! A [`Master`] either listens on its own port ([`Master::bind`]) or takes
+//! over WebSocket upgrades that another HTTP server has parsed
+//! ([`Master::adopt_upgrade`]). Either way the routing runs entirely here.
+
+mod handshake;
+mod hooks;
+mod peer;
+mod router;
+mod server;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use thiserror::Error;
+use tokio::runtime::Handle;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use hooks::{AuthDecision, AuthRequest, MasterEvent, MasterHooks, NoHooks, Rejection};
+pub use router::{IdAllocator, IdsExhausted, PeerKind, PeerLink, RoutingError, SignallingRouter, CLOSE_SLOW_CONSUMER};
+
+use peer::{run_peer, SocketLink};
+
+/// Default largest WebSocket message a peer may send (SDP offers are a few kB;
+/// a Register carries at most 64 KiB of userData).
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 256 * 1024;
+/// Default number of frames queued for one peer before it counts as too slow
+/// and is disconnected.
+pub const DEFAULT_OUTBOUND_QUEUE_LEN: usize = 1024;
+/// Default time a peer has to send its HTTP request headers.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time the application has to decide a handshake.
+pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default largest HTTP request head our own server reads.
+pub const DEFAULT_MAX_HTTP_HEADER_SIZE: usize = 64 * 1024;
+/// How long [`Master::close`] waits for connections to say goodbye.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Limits and timeouts of a master. `MasterConfig::default()` holds the
+/// documented defaults.
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    /// Largest WebSocket message (and frame) a peer may send; larger ones
+    /// close the connection with code 1009.
+    pub max_message_size: usize,
+    /// Frames queued for one peer before it is disconnected as too slow.
+    pub outbound_queue_len: usize,
+    /// Time a connection has to send its HTTP request headers.
+    pub handshake_timeout: Duration,
+    /// Time the application has to decide a handshake; then it is refused.
+    pub auth_timeout: Duration,
+    /// Largest HTTP request head read by the master's own server.
+    pub max_http_header_size: usize,
+}
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        MasterConfig {
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            outbound_queue_len: DEFAULT_OUTBOUND_QUEUE_LEN,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            auth_timeout: DEFAULT_AUTH_TIMEOUT,
+            max_http_header_size: DEFAULT_MAX_HTTP_HEADER_SIZE,
+        }
+    }
+}
+
+impl MasterConfig {
+    fn websocket_config(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_message_size))
+    }
+
+    fn validated(mut self) -> Self {
+        // hyper refuses buffers under 8 KiB; a zero-length queue cannot exist.
+        self.max_http_header_size = self.max_http_header_size.max(8192);
+        self.outbound_queue_len = self.outbound_queue_len.max(1);
+        self
+    }
+}
+
+/// What can go wrong when starting or using a master.
+#[derive(Debug, Error)]
+pub enum MasterError {
+    /// The listening socket could not be set up (port in use, no permission…).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A master needs a tokio runtime; none is running on this thread.
+    #[error("no tokio runtime: create the master from within a tokio runtime")]
+    NoRuntime,
+    /// The master was closed; it accepts nothing more.
+    #[error("the master is closed")]
+    Closed,
+    /// A socket handed over could not be used.
+    #[error("cannot take over the connection: {0}")]
+    Adopt(#[source] std::io::Error),
+    /// An upgrade was handed over for a path that is not an enslavism path.
+    #[error("{0:?} is not an enslavism WebSocket path (/enslavism/slaves or /enslavism/clients)")]
+    NotOurPath(String),
+}
+
+/// State shared by every task of one master.
+pub(crate) struct Shared {
+    router: Mutex<SignallingRouter<SocketLink>>,
+    hooks: Arc<dyn MasterHooks>,
+    config: MasterConfig,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Shared {
+    /// The router; a panic elsewhere never makes it unusable.
+    fn router(&self) -> MutexGuard<'_, SignallingRouter<SocketLink>> {
+        self.router.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A running master.
+pub struct Master {
+    shared: Arc<Shared>,
+    local_addr: Option<SocketAddr>,
+    runtime: Handle,
+}
+
+impl Master {
+    /// Starts a master listening on `addr` (port 0 picks a free port).
+    /// Must be called within a tokio runtime; binding happens before it returns.
+    pub fn bind(addr: SocketAddr, config: MasterConfig, hooks: Arc<dyn MasterHooks>) -> Result<Master, MasterError> {
+        let runtime = Handle::try_current().map_err(|_| MasterError::NoRuntime)?;
+        let bind_err = |source| MasterError::Bind { addr, source };
+        let std_listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
+        std_listener.set_nonblocking(true).map_err(bind_err)?;
+        let listener = tokio::net::TcpListener::from_std(std_listener).map_err(bind_err)?;
+        let local_addr = listener.local_addr().map_err(bind_err)?;
+        let master = Master::new(runtime, Some(local_addr), config, hooks);
+        master.shared.tasks.spawn(server::accept_loop(master.shared.clone(), listener));
+        Ok(master)
+    }
+
+    /// Starts a master without a listener of its own: connections arrive
+    /// through [`Master::adopt_upgrade`]. Must be called within a tokio runtime.
+    pub fn detached(config: MasterConfig, hooks: Arc<dyn MasterHooks>) -> Result<Master, MasterError> {
+        let runtime = Handle::try_current().map_err(|_| MasterError::NoRuntime)?;
+        Ok(Master::new(runtime, None, config, hooks))
+    }
+
+    fn new(runtime: Handle, local_addr: Option<SocketAddr>, config: MasterConfig, hooks: Arc<dyn MasterHooks>) -> Master {
+        let shared = Arc::new(Shared {
+            router: Mutex::new(SignallingRouter::new()),
+            hooks,
+            config: config.validated(),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        Master { shared, local_addr, runtime }
+    }
+
+    /// The address the master listens on (`None` for a detached master).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// Takes over a connection whose HTTP upgrade request another server has
+    /// already parsed: `path` and `headers` are that request's, `head` the
+    /// bytes read after its headers. The handshake (auth, 101 or 401) and the
+    /// WebSocket then run here. Callable from any thread.
+    pub fn adopt_upgrade(
+        &self,
+        stream: std::net::TcpStream,
+        path: &str,
+        headers: HeaderMap,
+        head: Vec<u8>,
+    ) -> Result<(), MasterError> {
+        if self.is_closed() {
+            return Err(MasterError::Closed);
+        }
+        if PeerKind::from_path(path).is_none() {
+            return Err(MasterError::NotOurPath(path.to_owned()));
+        }
+        stream.set_nonblocking(true).map_err(MasterError::Adopt)?;
+        let _runtime = self.runtime.enter();
+        let stream = tokio::net::TcpStream::from_std(stream).map_err(MasterError::Adopt)?;
+        let remote_addr = stream.peer_addr().map_err(MasterError::Adopt)?;
+        let _ = stream.set_nodelay(true);
+        let shared = self.shared.clone();
+        let path = path.to_owned();
+        self.shared.tasks.spawn(async move {
+            adopted_handshake(shared, stream, remote_addr, path, headers, head).await;
+        });
+        Ok(())
+    }
+
+    /// Queues a raw binary frame for one peer. Returns `false` when no such
+    /// peer is connected.
+    pub fn send(&self, kind: PeerKind, id: u32, frame: Bytes) -> bool {
+        self.shared.router().send_raw(kind, id, frame)
+    }
+
+    /// Closes one peer's WebSocket with this code and reason. Returns `false`
+    /// when no such peer is connected.
+    pub fn disconnect(&self, kind: PeerKind, id: u32, code: u16, reason: &str) -> bool {
+        self.shared.router().close(kind, id, code, reason)
+    }
+
+    /// How many slaves (registered or not) and clients are connected.
+    pub fn peer_counts(&self) -> (usize, usize) {
+        let router = self.shared.router();
+        (router.slave_count(), router.client_count())
+    }
+
+    /// True once [`Master::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.shared.shutdown.is_cancelled()
+    }
+
+    /// Stops listening (the port is free when this returns), closes every
+    /// connection with code 1001, and waits up to [`CLOSE_GRACE`] for them.
+    pub async fn close(&self) {
+        self.shared.shutdown.cancel();
+        self.shared.tasks.close();
+        if tokio::time::timeout(CLOSE_GRACE, self.shared.tasks.wait()).await.is_err() {
+            tracing::warn!("some connections did not close within {CLOSE_GRACE:?}");
+        }
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        // Without this, a dropped master would keep its port and peers forever.
+        self.shared.shutdown.cancel();
+    }
+}
+
+/// The handshake of a connection handed over by another HTTP server.
+async fn adopted_handshake(
+    shared: Arc<Shared>,
+    mut stream: tokio::net::TcpStream,
+    remote_addr: SocketAddr,
+    path: String,
+    headers: HeaderMap,
+    head: Vec<u8>,
+) {
+    use tokio::io::AsyncWriteExt;
+    let outcome = tokio::select! {
+        outcome = handshake::negotiate(&path, &headers, remote_addr, &*shared.hooks, shared.config.auth_timeout) => outcome,
+        _ = shared.shutdown.cancelled() => return,
+    };
+    if let Err(e) = stream.write_all(&handshake::serialize_response(&outcome.response)).await {
+        tracing::debug!(%remote_addr, "cannot answer the handshake: {e}");
+        return;
+    }
+    match outcome.upgraded {
+        Some(kind) => {
+            let config = shared.config.websocket_config();
+            let ws = WebSocketStream::from_partially_read(stream, head, Role::Server, Some(config)).await;
+            run_peer(shared, ws, kind, remote_addr).await;
+        }
+        None => {
+            let _ = stream.shutdown().await;
+        }
+    }
+}

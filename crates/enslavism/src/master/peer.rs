@@ -1,0 +1,179 @@
+//! One connected slave or client: its WebSocket, its outbound queue, and the
+//! loop that feeds decoded frames to the router.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::WebSocketStream;
+
+use super::hooks::MasterEvent;
+use super::router::{PeerKind, PeerLink};
+use super::Shared;
+use crate::proto::Message;
+
+/// Close code for a peer that connects while every id is taken.
+const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
+/// Close code for connections ended because the master closes.
+pub(crate) const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code recorded when the connection ended without a close frame.
+const CLOSE_ABNORMAL: u16 = 1006;
+/// Frames sent in one batch before the socket is flushed.
+const FLUSH_BATCH: usize = 64;
+
+/// The router's handle on one connection.
+pub(crate) struct SocketLink {
+    frames: mpsc::Sender<Bytes>,
+    close: watch::Sender<Option<(u16, String)>>,
+}
+
+impl PeerLink for SocketLink {
+    fn push(&self, frame: Bytes) -> bool {
+        self.frames.try_send(frame).is_ok()
+    }
+
+    fn close(&self, code: u16, reason: &str) {
+        self.close.send_replace(Some((code, reason.to_owned())));
+    }
+}
+
+/// Runs one peer from its completed handshake to its close.
+pub(crate) async fn run_peer<S>(shared: Arc<Shared>, mut ws: WebSocketStream<S>, kind: PeerKind, remote_addr: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (frames_tx, mut frames) = mpsc::channel(shared.config.outbound_queue_len);
+    let (close_tx, mut close_requests) = watch::channel(None);
+    let link = SocketLink { frames: frames_tx, close: close_tx };
+    let added = {
+        let mut router = shared.router();
+        match kind {
+            PeerKind::Slave => router.add_slave(link),
+            PeerKind::Client => router.add_client(link),
+        }
+    };
+    let id = match added {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::warn!(%remote_addr, "{e}");
+            let _ = ws.close(Some(close_frame(CLOSE_TRY_AGAIN_LATER, &e.to_string()))).await;
+            return;
+        }
+    };
+    tracing::debug!(kind = kind.name(), id, %remote_addr, "peer connected");
+    shared.hooks.on_event(MasterEvent::Connected { kind, id, remote_addr });
+
+    let (code, reason) = pump(&shared, &mut ws, kind, id, &mut frames, &mut close_requests).await;
+
+    shared.router().remove(kind, id);
+    tracing::debug!(kind = kind.name(), id, code, "peer closed");
+    shared.hooks.on_event(MasterEvent::Closed { kind, id, code, reason });
+}
+
+/// Moves frames both ways until the connection ends; returns its close code and reason.
+async fn pump<S>(
+    shared: &Shared,
+    ws: &mut WebSocketStream<S>,
+    kind: PeerKind,
+    id: u32,
+    frames: &mut mpsc::Receiver<Bytes>,
+    close_requests: &mut watch::Receiver<Option<(u16, String)>>,
+) -> (u16, String)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        tokio::select! {
+            biased;
+            _ = shared.shutdown.cancelled() => {
+                let _ = ws.close(Some(close_frame(CLOSE_GOING_AWAY, "master closing"))).await;
+                return (CLOSE_GOING_AWAY, "master closing".into());
+            }
+            Ok(()) = close_requests.changed() => {
+                let Some((code, reason)) = close_requests.borrow_and_update().clone() else { continue };
+                // Frames queued before the close request still go out first.
+                while let Ok(frame) = frames.try_recv() {
+                    if ws.feed(WsMessage::Binary(frame)).await.is_err() {
+                        return (CLOSE_ABNORMAL, String::new());
+                    }
+                }
+                let _ = ws.close(Some(close_frame(code, &reason))).await;
+                return (code, reason);
+            }
+            Some(frame) = frames.recv() => {
+                if send_batch(ws, frame, frames).await.is_err() {
+                    return (CLOSE_ABNORMAL, String::new());
+                }
+            }
+            incoming = ws.next() => match incoming {
+                Some(Ok(WsMessage::Binary(data))) => handle_frame(shared, kind, id, &data),
+                Some(Ok(WsMessage::Text(_))) => {
+                    tracing::debug!(kind = kind.name(), id, "text frame ignored: the protocol is binary");
+                }
+                Some(Ok(WsMessage::Close(frame))) => {
+                    // Let tungstenite send its reply to the close.
+                    let _ = ws.flush().await;
+                    return frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string()));
+                }
+                Some(Ok(WsMessage::Ping(_))) => {
+                    // The pong is queued by tungstenite; send it now.
+                    let _ = ws.flush().await;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::debug!(kind = kind.name(), id, "connection error: {e}");
+                    return (CLOSE_ABNORMAL, String::new());
+                }
+                None => return (CLOSE_ABNORMAL, String::new()),
+            },
+        }
+    }
+}
+
+/// Sends `first` and whatever else is queued (up to a batch), then flushes once.
+async fn send_batch<S>(
+    ws: &mut WebSocketStream<S>,
+    first: Bytes,
+    frames: &mut mpsc::Receiver<Bytes>,
+) -> Result<(), tokio_tungstenite::tungstenite::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    ws.feed(WsMessage::Binary(first)).await?;
+    for _ in 1..FLUSH_BATCH {
+        match frames.try_recv() {
+            Ok(frame) => ws.feed(WsMessage::Binary(frame)).await?,
+            Err(_) => break,
+        }
+    }
+    ws.flush().await
+}
+
+/// Decodes one frame and routes it; bad frames are dropped with a debug log.
+fn handle_frame(shared: &Shared, kind: PeerKind, id: u32, data: &[u8]) {
+    let msg = match Message::decode(data) {
+        Ok(msg) => msg,
+        Err(e) => {
+            tracing::debug!(kind = kind.name(), id, "malformed frame dropped: {e}");
+            return;
+        }
+    };
+    if let Err(e) = shared.router().route(kind, id, msg) {
+        tracing::debug!(kind = kind.name(), id, "message dropped: {e}");
+    }
+}
+
+fn close_frame(code: u16, reason: &str) -> CloseFrame {
+    // A close reason may hold at most 123 bytes; cut at a character boundary.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    CloseFrame { code: CloseCode::from(code), reason: reason[..end].to_owned().into() }
+}

@@ -1,0 +1,361 @@
+//! Who is connected, and where each signalling message goes.
+//!
+//! [`SignallingRouter`] keeps the registry of slaves and clients, hands out
+//! their ids, keeps every client's slave list in sync, and routes offers,
+//! answers, candidates and rejections with the ids rewritten (destination id
+//! in, sender id out). It does no I/O: it pushes encoded frames into each
+//! peer's [`PeerLink`], so it can be driven in memory by tests.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use thiserror::Error;
+
+use crate::proto::{IceCandidate, Message, MessageType, ProtoError, SessionDescription, SlaveEntry};
+
+/// The two kinds of peer a master talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PeerKind {
+    /// A game server, connected on `/enslavism/slaves`.
+    Slave,
+    /// A browser (or any client), connected on `/enslavism/clients`.
+    Client,
+}
+
+impl PeerKind {
+    /// The WebSocket path peers of this kind connect to.
+    pub fn path(self) -> &'static str {
+        match self {
+            PeerKind::Slave => "/enslavism/slaves",
+            PeerKind::Client => "/enslavism/clients",
+        }
+    }
+
+    /// The kind whose WebSocket path is `path`, if any.
+    pub fn from_path(path: &str) -> Option<Self> {
+        match path {
+            "/enslavism/slaves" => Some(PeerKind::Slave),
+            "/enslavism/clients" => Some(PeerKind::Client),
+            _ => None,
+        }
+    }
+
+    /// `"slave"` or `"client"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PeerKind::Slave => "slave",
+            PeerKind::Client => "client",
+        }
+    }
+}
+
+/// The router's way to a connected peer: a bounded outbound queue.
+pub trait PeerLink {
+    /// Queues one frame; returns `false` when the queue is full or gone.
+    fn push(&self, frame: Bytes) -> bool;
+    /// Asks the peer's connection to close with this WebSocket close code.
+    fn close(&self, code: u16, reason: &str);
+}
+
+/// Close code sent to a peer whose outbound queue overflowed.
+pub const CLOSE_SLOW_CONSUMER: u16 = 1008;
+
+/// Why a message from a peer was not routed. The message is dropped; the
+/// sender stays connected.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RoutingError {
+    /// The peer sent a type meant for the other direction or the other kind.
+    #[error("a {kind} may not send {msg_type:?}", kind = .kind.name())]
+    WrongDirection {
+        /// Who sent it.
+        kind: PeerKind,
+        /// What it sent.
+        msg_type: MessageType,
+    },
+    /// The destination id names no connected (and, for slaves, registered) peer.
+    #[error("no {kind} with id {id}", kind = .kind.name())]
+    UnknownDestination {
+        /// The kind of the destination.
+        kind: PeerKind,
+        /// The id that was asked for.
+        id: u32,
+    },
+    /// The sender is not (or no longer) known to the router.
+    #[error("the sending {kind} (id {id}) is not connected", kind = .kind.name())]
+    UnknownSender {
+        /// The kind of the sender.
+        kind: PeerKind,
+        /// The sender's id.
+        id: u32,
+    },
+    /// The message could not be re-encoded (cannot happen for decoded input).
+    #[error(transparent)]
+    Encode(#[from] ProtoError),
+}
+
+/// Every id of the u32 space is in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("all 2^32 {kind} ids are in use", kind = .0.name())]
+pub struct IdsExhausted(pub PeerKind);
+
+/// Hands out u32 ids in order, wrapping around and skipping ids still in use.
+#[derive(Debug, Clone, Default)]
+pub struct IdAllocator {
+    next: u32,
+}
+
+impl IdAllocator {
+    /// An allocator whose first id is `next` (tests start near `u32::MAX`).
+    pub fn starting_at(next: u32) -> Self {
+        IdAllocator { next }
+    }
+
+    /// The next id not in use, or `None` when all 2^32 are.
+    pub fn allocate(&mut self, live: usize, in_use: impl Fn(u32) -> bool) -> Option<u32> {
+        if live as u64 > u32::MAX as u64 {
+            return None;
+        }
+        loop {
+            let id = self.next;
+            self.next = self.next.wrapping_add(1);
+            if !in_use(id) {
+                return Some(id);
+            }
+        }
+    }
+}
+
+struct SlaveState<L> {
+    link: L,
+    /// The AddSlaves entry of a registered slave; `None` until it registers.
+    entry: Option<SlaveEntry>,
+}
+
+/// The registry of peers and the routing rules between them.
+pub struct SignallingRouter<L> {
+    slaves: HashMap<u32, SlaveState<L>>,
+    clients: HashMap<u32, L>,
+    slave_ids: IdAllocator,
+    client_ids: IdAllocator,
+    /// AddSlaves of every registered slave, built once per change of the list.
+    slave_list_frame: Option<Bytes>,
+}
+
+impl<L: PeerLink> Default for SignallingRouter<L> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<L: PeerLink> SignallingRouter<L> {
+    /// An empty router.
+    pub fn new() -> Self {
+        Self::with_allocators(IdAllocator::default(), IdAllocator::default())
+    }
+
+    /// An empty router whose ids start where the given allocators say.
+    pub fn with_allocators(slave_ids: IdAllocator, client_ids: IdAllocator) -> Self {
+        SignallingRouter {
+            slaves: HashMap::new(),
+            clients: HashMap::new(),
+            slave_ids,
+            client_ids,
+            slave_list_frame: None,
+        }
+    }
+
+    /// Connected slaves (registered or not).
+    pub fn slave_count(&self) -> usize {
+        self.slaves.len()
+    }
+
+    /// Connected clients.
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// The userData JSON of every registered slave, by id.
+    pub fn registered_slaves(&self) -> impl Iterator<Item = &SlaveEntry> {
+        self.slaves.values().filter_map(|s| s.entry.as_ref())
+    }
+
+    /// Adds a slave; it is listed to clients once it registers.
+    pub fn add_slave(&mut self, link: L) -> Result<u32, IdsExhausted> {
+        let slaves = &self.slaves;
+        let id = self
+            .slave_ids
+            .allocate(slaves.len(), |id| slaves.contains_key(&id))
+            .ok_or(IdsExhausted(PeerKind::Slave))?;
+        self.slaves.insert(id, SlaveState { link, entry: None });
+        Ok(id)
+    }
+
+    /// Adds a client and sends it the list of registered slaves (a bare
+    /// AddSlaves type byte when there are none).
+    pub fn add_client(&mut self, link: L) -> Result<u32, IdsExhausted> {
+        let clients = &self.clients;
+        let id = self
+            .client_ids
+            .allocate(clients.len(), |id| clients.contains_key(&id))
+            .ok_or(IdsExhausted(PeerKind::Client))?;
+        push_or_close(&link, self.slave_list_frame());
+        self.clients.insert(id, link);
+        Ok(id)
+    }
+
+    /// Forgets a peer. A registered slave's departure is broadcast to every
+    /// client as RemoveSlaves.
+    pub fn remove(&mut self, kind: PeerKind, id: u32) {
+        match kind {
+            PeerKind::Client => {
+                self.clients.remove(&id);
+            }
+            PeerKind::Slave => {
+                if let Some(SlaveState { entry: Some(_), .. }) = self.slaves.remove(&id) {
+                    self.slave_list_frame = None;
+                    self.broadcast(&Message::RemoveSlaves(vec![id]));
+                }
+            }
+        }
+    }
+
+    /// Routes one decoded message from a peer.
+    pub fn route(&mut self, from: PeerKind, from_id: u32, msg: Message) -> Result<(), RoutingError> {
+        match from {
+            PeerKind::Client => self.route_from_client(from_id, msg),
+            PeerKind::Slave => self.route_from_slave(from_id, msg),
+        }
+    }
+
+    /// Queues a raw frame for one peer (the ws-like `send` of the Node API).
+    /// Returns `false` when no such peer is connected.
+    pub fn send_raw(&self, kind: PeerKind, id: u32, frame: Bytes) -> bool {
+        match self.link(kind, id) {
+            Some(link) => {
+                push_or_close(link, frame);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Asks one peer's connection to close. Returns `false` when no such peer
+    /// is connected.
+    pub fn close(&self, kind: PeerKind, id: u32, code: u16, reason: &str) -> bool {
+        match self.link(kind, id) {
+            Some(link) => {
+                link.close(code, reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Asks every connection to close.
+    pub fn close_all(&self, code: u16, reason: &str) {
+        self.slaves.values().for_each(|s| s.link.close(code, reason));
+        self.clients.values().for_each(|l| l.close(code, reason));
+    }
+
+    fn link(&self, kind: PeerKind, id: u32) -> Option<&L> {
+        match kind {
+            PeerKind::Slave => self.slaves.get(&id).map(|s| &s.link),
+            PeerKind::Client => self.clients.get(&id),
+        }
+    }
+
+    fn route_from_client(&mut self, client_id: u32, msg: Message) -> Result<(), RoutingError> {
+        if !self.clients.contains_key(&client_id) {
+            return Err(RoutingError::UnknownSender { kind: PeerKind::Client, id: client_id });
+        }
+        let (slave_id, out) = match msg {
+            Message::OfferToSlave(SessionDescription { id, sdp }) => {
+                (id, Message::OfferFromClient(SessionDescription { id: client_id, sdp }))
+            }
+            Message::IceCandidateToSlave(IceCandidate { id, candidate }) => {
+                (id, Message::IceCandidateFromClient(IceCandidate { id: client_id, candidate }))
+            }
+            other => {
+                return Err(RoutingError::WrongDirection { kind: PeerKind::Client, msg_type: other.message_type() })
+            }
+        };
+        // Clients only see registered slaves, so only those can be reached.
+        let slave = self
+            .slaves
+            .get(&slave_id)
+            .filter(|s| s.entry.is_some())
+            .ok_or(RoutingError::UnknownDestination { kind: PeerKind::Slave, id: slave_id })?;
+        push_or_close(&slave.link, Bytes::from(out.encode()?));
+        Ok(())
+    }
+
+    fn route_from_slave(&mut self, slave_id: u32, msg: Message) -> Result<(), RoutingError> {
+        let Some(slave) = self.slaves.get_mut(&slave_id) else {
+            return Err(RoutingError::UnknownSender { kind: PeerKind::Slave, id: slave_id });
+        };
+        let (client_id, out) = match msg {
+            Message::Register { user_data } => {
+                let entry = SlaveEntry { id: slave_id, user_data };
+                let frame = Bytes::from(Message::AddSlaves(vec![entry.clone()]).encode()?);
+                // Registering again replaces the slave in every client's list.
+                let was_registered = slave.entry.replace(entry).is_some();
+                self.slave_list_frame = None;
+                if was_registered {
+                    self.broadcast(&Message::RemoveSlaves(vec![slave_id]));
+                }
+                self.broadcast_frame(frame);
+                return Ok(());
+            }
+            Message::AnswerToClient(SessionDescription { id, sdp }) => {
+                (id, Message::AnswerFromSlave(SessionDescription { id: slave_id, sdp }))
+            }
+            Message::IceCandidateToClient(IceCandidate { id, candidate }) => {
+                (id, Message::IceCandidateFromSlave(IceCandidate { id: slave_id, candidate }))
+            }
+            Message::RejectToClient { id } => (id, Message::RejectFromSlave { id: slave_id }),
+            other => {
+                return Err(RoutingError::WrongDirection { kind: PeerKind::Slave, msg_type: other.message_type() })
+            }
+        };
+        let client = self
+            .clients
+            .get(&client_id)
+            .ok_or(RoutingError::UnknownDestination { kind: PeerKind::Client, id: client_id })?;
+        push_or_close(client, Bytes::from(out.encode()?));
+        Ok(())
+    }
+
+    fn slave_list_frame(&mut self) -> Bytes {
+        if let Some(frame) = &self.slave_list_frame {
+            return frame.clone();
+        }
+        let mut entries: Vec<SlaveEntry> = self.registered_slaves().cloned().collect();
+        entries.sort_unstable_by_key(|e| e.id);
+        // Every entry was checked at registration, so this cannot fail; an
+        // empty list is the safe fallback all the same.
+        let frame = Bytes::from(Message::AddSlaves(entries).encode().unwrap_or_else(|_| vec![MessageType::AddSlaves as u8]));
+        self.slave_list_frame = Some(frame.clone());
+        frame
+    }
+
+    fn broadcast(&self, msg: &Message) {
+        if let Ok(frame) = msg.encode() {
+            self.broadcast_frame(Bytes::from(frame));
+        }
+    }
+
+    fn broadcast_frame(&self, frame: Bytes) {
+        for link in self.clients.values() {
+            push_or_close(link, frame.clone());
+        }
+    }
+}
+
+fn push_or_close<L: PeerLink>(link: &L, frame: Bytes) {
+    if !link.push(frame) {
+        link.close(CLOSE_SLOW_CONSUMER, "outbound queue full");
+    }
+}
+
+#[cfg(test)]
+mod tests;

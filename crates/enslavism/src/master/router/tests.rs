@@ -1,0 +1,292 @@
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::*;
+use crate::proto::Candidate;
+
+/// An in-memory peer: what was queued for it, and whether it was asked to close.
+#[derive(Clone, Default)]
+struct Inbox {
+    frames: Rc<RefCell<Vec<Bytes>>>,
+    closed: Rc<RefCell<Option<(u16, String)>>>,
+    capacity: Option<usize>,
+}
+
+impl Inbox {
+    fn with_capacity(capacity: usize) -> Self {
+        Inbox { capacity: Some(capacity), ..Default::default() }
+    }
+
+    fn take(&self) -> Vec<Message> {
+        self.frames.borrow_mut().drain(..).map(|f| Message::decode(&f).unwrap()).collect()
+    }
+}
+
+impl PeerLink for Inbox {
+    fn push(&self, frame: Bytes) -> bool {
+        let mut frames = self.frames.borrow_mut();
+        if self.capacity.is_some_and(|c| frames.len() >= c) {
+            return false;
+        }
+        frames.push(frame);
+        true
+    }
+
+    fn close(&self, code: u16, reason: &str) {
+        *self.closed.borrow_mut() = Some((code, reason.to_owned()));
+    }
+}
+
+fn register(user_data: &str) -> Message {
+    Message::Register { user_data: user_data.to_owned() }
+}
+
+fn sd(id: u32, sdp: &str) -> SessionDescription {
+    SessionDescription { id, sdp: sdp.to_owned() }
+}
+
+fn entry(id: u32, user_data: &str) -> SlaveEntry {
+    SlaveEntry { id, user_data: user_data.to_owned() }
+}
+
+#[test]
+fn a_new_client_gets_the_registered_slaves_only() {
+    let mut router = SignallingRouter::new();
+    let (a, b) = (Inbox::default(), Inbox::default());
+    let sa = router.add_slave(a).unwrap();
+    let _sb = router.add_slave(b).unwrap(); // never registers
+    router.route(PeerKind::Slave, sa, register(r#"{"name":"a"}"#)).unwrap();
+
+    let c = Inbox::default();
+    router.add_client(c.clone()).unwrap();
+    assert_eq!(c.take(), vec![Message::AddSlaves(vec![entry(sa, r#"{"name":"a"}"#)])]);
+}
+
+#[test]
+fn an_empty_list_is_a_bare_type_byte() {
+    let mut router = SignallingRouter::new();
+    let c = Inbox::default();
+    router.add_client(c.clone()).unwrap();
+    assert_eq!(c.frames.borrow().as_slice(), &[Bytes::from_static(&[1])]);
+}
+
+#[test]
+fn register_and_disconnect_are_broadcast_to_every_client() {
+    let mut router = SignallingRouter::new();
+    let clients: Vec<Inbox> = (0..3).map(|_| Inbox::default()).collect();
+    for c in &clients {
+        router.add_client(c.clone()).unwrap();
+        c.take();
+    }
+    let s = router.add_slave(Inbox::default()).unwrap();
+    router.route(PeerKind::Slave, s, register("[1,2]")).unwrap();
+    router.remove(PeerKind::Slave, s);
+    for c in &clients {
+        assert_eq!(c.take(), vec![Message::AddSlaves(vec![entry(s, "[1,2]")]), Message::RemoveSlaves(vec![s])]);
+    }
+}
+
+#[test]
+fn an_unregistered_slave_leaves_silently() {
+    let mut router = SignallingRouter::new();
+    let c = Inbox::default();
+    router.add_client(c.clone()).unwrap();
+    c.take();
+    let s = router.add_slave(Inbox::default()).unwrap();
+    router.remove(PeerKind::Slave, s);
+    assert!(c.take().is_empty());
+}
+
+#[test]
+fn registering_again_replaces_the_slave_in_every_list() {
+    let mut router = SignallingRouter::new();
+    let c = Inbox::default();
+    router.add_client(c.clone()).unwrap();
+    let s = router.add_slave(Inbox::default()).unwrap();
+    router.route(PeerKind::Slave, s, register("1")).unwrap();
+    router.route(PeerKind::Slave, s, register("2")).unwrap();
+    assert_eq!(
+        c.take(),
+        vec![
+            Message::AddSlaves(vec![]),
+            Message::AddSlaves(vec![entry(s, "1")]),
+            Message::RemoveSlaves(vec![s]),
+            Message::AddSlaves(vec![entry(s, "2")]),
+        ]
+    );
+    let late = Inbox::default();
+    router.add_client(late.clone()).unwrap();
+    assert_eq!(late.take(), vec![Message::AddSlaves(vec![entry(s, "2")])]);
+}
+
+#[test]
+fn signalling_is_routed_with_ids_rewritten() {
+    let mut router = SignallingRouter::new();
+    let (slave, client) = (Inbox::default(), Inbox::default());
+    // Offset the id spaces so that a mix-up of ids shows.
+    router.add_client(Inbox::default()).unwrap();
+    let s = router.add_slave(slave.clone()).unwrap();
+    let c = router.add_client(client.clone()).unwrap();
+    assert_ne!(s, c);
+    router.route(PeerKind::Slave, s, register("{}")).unwrap();
+    client.take();
+
+    let candidate = Some(Candidate { sdp_mid: "0".into(), sdp_m_line_index: 0, candidate: "candidate:x".into() });
+    router.route(PeerKind::Client, c, Message::OfferToSlave(sd(s, "offer"))).unwrap();
+    router.route(PeerKind::Client, c, Message::IceCandidateToSlave(IceCandidate { id: s, candidate: candidate.clone() })).unwrap();
+    router.route(PeerKind::Client, c, Message::IceCandidateToSlave(IceCandidate { id: s, candidate: None })).unwrap();
+    assert_eq!(
+        slave.take(),
+        vec![
+            Message::OfferFromClient(sd(c, "offer")),
+            Message::IceCandidateFromClient(IceCandidate { id: c, candidate: candidate.clone() }),
+            Message::IceCandidateFromClient(IceCandidate { id: c, candidate: None }),
+        ]
+    );
+
+    router.route(PeerKind::Slave, s, Message::AnswerToClient(sd(c, "answer"))).unwrap();
+    router.route(PeerKind::Slave, s, Message::IceCandidateToClient(IceCandidate { id: c, candidate: candidate.clone() })).unwrap();
+    router.route(PeerKind::Slave, s, Message::RejectToClient { id: c }).unwrap();
+    assert_eq!(
+        client.take(),
+        vec![
+            Message::AnswerFromSlave(sd(s, "answer")),
+            Message::IceCandidateFromSlave(IceCandidate { id: s, candidate }),
+            Message::RejectFromSlave { id: s },
+        ]
+    );
+}
+
+#[test]
+fn wrong_direction_messages_are_refused_and_nothing_is_sent() {
+    let mut router = SignallingRouter::new();
+    let (slave, client) = (Inbox::default(), Inbox::default());
+    let s = router.add_slave(slave.clone()).unwrap();
+    let c = router.add_client(client.clone()).unwrap();
+    router.route(PeerKind::Slave, s, register("{}")).unwrap();
+    client.take();
+
+    let from_client = [
+        register("{}"),
+        Message::AddSlaves(vec![]),
+        Message::RemoveSlaves(vec![s]),
+        Message::OfferFromClient(sd(s, "x")),
+        Message::AnswerToClient(sd(c, "x")),
+        Message::AnswerFromSlave(sd(s, "x")),
+        Message::IceCandidateFromClient(IceCandidate { id: s, candidate: None }),
+        Message::IceCandidateToClient(IceCandidate { id: c, candidate: None }),
+        Message::IceCandidateFromSlave(IceCandidate { id: s, candidate: None }),
+        Message::RejectToClient { id: c },
+        Message::RejectFromSlave { id: s },
+    ];
+    for msg in from_client {
+        let t = msg.message_type();
+        assert_eq!(
+            router.route(PeerKind::Client, c, msg),
+            Err(RoutingError::WrongDirection { kind: PeerKind::Client, msg_type: t })
+        );
+    }
+    let from_slave = [
+        Message::AddSlaves(vec![]),
+        Message::RemoveSlaves(vec![]),
+        Message::OfferToSlave(sd(s, "x")),
+        Message::OfferFromClient(sd(c, "x")),
+        Message::AnswerFromSlave(sd(c, "x")),
+        Message::IceCandidateToSlave(IceCandidate { id: s, candidate: None }),
+        Message::IceCandidateFromClient(IceCandidate { id: c, candidate: None }),
+        Message::IceCandidateFromSlave(IceCandidate { id: c, candidate: None }),
+        Message::RejectFromSlave { id: c },
+    ];
+    for msg in from_slave {
+        let t = msg.message_type();
+        assert_eq!(
+            router.route(PeerKind::Slave, s, msg),
+            Err(RoutingError::WrongDirection { kind: PeerKind::Slave, msg_type: t })
+        );
+    }
+    assert!(slave.take().is_empty());
+    assert!(client.take().is_empty());
+}
+
+#[test]
+fn unknown_destinations_are_refused() {
+    let mut router = SignallingRouter::new();
+    let c = router.add_client(Inbox::default()).unwrap();
+    let unregistered = router.add_slave(Inbox::default()).unwrap();
+    let s = router.add_slave(Inbox::default()).unwrap();
+    assert_eq!(
+        router.route(PeerKind::Client, c, Message::OfferToSlave(sd(unregistered, "x"))),
+        Err(RoutingError::UnknownDestination { kind: PeerKind::Slave, id: unregistered })
+    );
+    assert_eq!(
+        router.route(PeerKind::Client, c, Message::OfferToSlave(sd(99, "x"))),
+        Err(RoutingError::UnknownDestination { kind: PeerKind::Slave, id: 99 })
+    );
+    assert_eq!(
+        router.route(PeerKind::Slave, s, Message::RejectToClient { id: 42 }),
+        Err(RoutingError::UnknownDestination { kind: PeerKind::Client, id: 42 })
+    );
+    router.remove(PeerKind::Client, c);
+    assert_eq!(
+        router.route(PeerKind::Client, c, Message::OfferToSlave(sd(s, "x"))),
+        Err(RoutingError::UnknownSender { kind: PeerKind::Client, id: c })
+    );
+}
+
+#[test]
+fn ids_wrap_around_and_skip_ids_in_use() {
+    let mut router = SignallingRouter::with_allocators(IdAllocator::starting_at(u32::MAX - 1), IdAllocator::default());
+    let a = router.add_slave(Inbox::default()).unwrap();
+    let b = router.add_slave(Inbox::default()).unwrap();
+    let c = router.add_slave(Inbox::default()).unwrap();
+    assert_eq!((a, b, c), (u32::MAX - 1, u32::MAX, 0));
+    router.remove(PeerKind::Slave, b);
+    // Two full turns later the allocator meets a, c (in use) and b (free).
+    let mut alloc = IdAllocator::starting_at(u32::MAX - 1);
+    let in_use = [a, c];
+    assert_eq!(alloc.allocate(2, |id| in_use.contains(&id)), Some(u32::MAX));
+    assert_eq!(alloc.allocate(2, |id| in_use.contains(&id)), Some(1));
+}
+
+#[test]
+fn ids_are_not_reused_while_in_use() {
+    let mut router = SignallingRouter::new();
+    let ids: Vec<u32> = (0..100).map(|_| router.add_client(Inbox::default()).unwrap()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 100);
+    router.remove(PeerKind::Client, ids[5]);
+    let next = router.add_client(Inbox::default()).unwrap();
+    assert!(!ids[..5].contains(&next) && !ids[6..].contains(&next));
+}
+
+#[test]
+fn a_client_whose_queue_overflows_is_closed_and_others_still_get_messages() {
+    let mut router = SignallingRouter::new();
+    let slow = Inbox::with_capacity(2);
+    let fast = Inbox::default();
+    router.add_client(slow.clone()).unwrap();
+    router.add_client(fast.clone()).unwrap();
+    for i in 0..3 {
+        let s = router.add_slave(Inbox::default()).unwrap();
+        router.route(PeerKind::Slave, s, register(&i.to_string())).unwrap();
+    }
+    assert_eq!(slow.closed.borrow().as_ref().map(|c| c.0), Some(CLOSE_SLOW_CONSUMER));
+    assert_eq!(fast.take().len(), 4);
+    assert!(fast.closed.borrow().is_none());
+}
+
+#[test]
+fn raw_sends_and_closes_reach_only_their_peer() {
+    let mut router = SignallingRouter::new();
+    let (a, b) = (Inbox::default(), Inbox::default());
+    let ia = router.add_slave(a.clone()).unwrap();
+    router.add_slave(b.clone()).unwrap();
+    assert!(router.send_raw(PeerKind::Slave, ia, Bytes::from_static(b"hi")));
+    assert!(!router.send_raw(PeerKind::Client, ia, Bytes::from_static(b"hi")));
+    assert!(router.close(PeerKind::Slave, ia, 4000, "bye"));
+    assert_eq!(a.frames.borrow().as_slice(), &[Bytes::from_static(b"hi")]);
+    assert_eq!(*a.closed.borrow(), Some((4000, "bye".to_owned())));
+    assert!(b.frames.borrow().is_empty() && b.closed.borrow().is_none());
+}

@@ -1,0 +1,103 @@
+//! The master's own HTTP server (hyper): the browser bundle, 404 for the rest,
+//! and WebSocket upgrades on the two enslavism paths.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
+
+use super::handshake;
+use super::peer::run_peer;
+use super::Shared;
+use crate::CLIENT_SCRIPT_PATH;
+
+/// Accepts connections until the master closes; then the listener is dropped
+/// and the port is free.
+pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote_addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    shared.tasks.spawn(serve_http(shared.clone(), stream, remote_addr));
+                }
+                Err(e) => {
+                    // Typically out of file descriptors: wait instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+async fn serve_http(shared: Arc<Shared>, stream: TcpStream, remote_addr: SocketAddr) {
+    let service_shared = shared.clone();
+    let service = service_fn(move |req| handle_request(service_shared.clone(), req, remote_addr));
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.config.handshake_timeout)
+        .max_buf_size(shared.config.max_http_header_size)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::select! {
+        result = connection => {
+            if let Err(e) = result {
+                tracing::debug!(%remote_addr, "HTTP connection ended: {e}");
+            }
+        }
+        _ = shared.shutdown.cancelled() => {}
+    }
+}
+
+async fn handle_request(
+    shared: Arc<Shared>,
+    mut req: Request<Incoming>,
+    remote_addr: SocketAddr,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if handshake::is_websocket_upgrade(req.headers()) {
+        let outcome = handshake::negotiate(
+            req.uri().path(),
+            req.headers(),
+            remote_addr,
+            &*shared.hooks,
+            shared.config.auth_timeout,
+        )
+        .await;
+        if let Some(kind) = outcome.upgraded {
+            let on_upgrade = hyper::upgrade::on(&mut req);
+            let peer_shared = shared.clone();
+            shared.tasks.spawn(async move {
+                match on_upgrade.await {
+                    Ok(upgraded) => {
+                        let config = peer_shared.config.websocket_config();
+                        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                        run_peer(peer_shared, ws, kind, remote_addr).await;
+                    }
+                    Err(e) => tracing::debug!(%remote_addr, "upgrade failed: {e}"),
+                }
+            });
+        }
+        return Ok(outcome.response.map(Full::new));
+    }
+
+    let response = if req.uri().path() == CLIENT_SCRIPT_PATH && matches!(*req.method(), Method::GET | Method::HEAD) {
+        Response::builder()
+            .header(header::CONTENT_TYPE, "application/javascript")
+            .body(Full::new(Bytes::from_static(crate::CLIENT_SCRIPT.as_bytes())))
+    } else {
+        Response::builder().status(StatusCode::NOT_FOUND).body(Full::new(Bytes::from_static(b"404\nNot found")))
+    };
+    Ok(response.unwrap_or_default())
+}

@@ -1,0 +1,26 @@
+//! The N-API binding of the enslavism engine: converts arguments, forwards
+//! calls to the `enslavism` crate, and delivers its events to JS. It decides
+//! nothing; `index.js` turns it into enslavism 0.9.0's API.
+
+#![deny(clippy::all)]
+
+mod master;
+
+pub use master::*;
+
+/// Errors thrown to JS carry one of these as their `code`.
+pub(crate) mod codes {
+    /// An argument had the right type but an unusable value.
+    pub const INVALID_ARG: &str = "ERR_INVALID_ARG_VALUE";
+    /// The object was closed.
+    pub const CLOSED: &str = "ERR_ENSLAVISM_CLOSED";
+    /// A socket handed over from Node could not be used.
+    pub const ADOPT_FAILED: &str = "ERR_ENSLAVISM_ADOPT";
+    /// No tokio runtime (cannot happen inside Node).
+    pub const INTERNAL: &str = "ERR_ENSLAVISM_INTERNAL";
+}
+
+/// An error for JS with a message and a `code`.
+pub(crate) fn js_error(code: &str, message: impl Into<String>) -> napi::Error<String> {
+    napi::Error::new(code.to_owned(), message.into())
+}

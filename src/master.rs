@@ -1,0 +1,396 @@
+//! `NativeMaster`: the engine's master, as the JS wrapper sees it.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use enslavism::master::{
+    AuthDecision, AuthRequest, Master, MasterConfig, MasterError, MasterEvent, MasterHooks, PeerKind, Rejection,
+};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use napi::bindgen_prelude::{within_runtime_if_available, Buffer, Function};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::Status;
+use napi_derive::napi;
+use tokio::sync::oneshot;
+
+use crate::{codes, js_error};
+
+/// Options of a master, as passed from JS (all optional).
+#[napi(object)]
+#[derive(Default)]
+pub struct NativeMasterOptions {
+    /// Address to listen on; default: every interface (`::`, or `0.0.0.0`
+    /// where IPv6 is off).
+    pub host: Option<String>,
+    /// Largest WebSocket message a peer may send, in bytes.
+    pub max_message_size: Option<u32>,
+    /// Frames queued for one peer before it is disconnected as too slow.
+    pub outbound_queue_length: Option<u32>,
+    /// Milliseconds a connection has to send its HTTP request headers.
+    pub handshake_timeout: Option<u32>,
+    /// Milliseconds the auth listeners have to decide.
+    pub auth_timeout: Option<u32>,
+}
+
+/// One event delivered to the JS wrapper.
+#[napi(object)]
+pub struct NativeMasterEvent {
+    /// `auth`, `connection` or `close`.
+    pub r#type: String,
+    /// `slave` or `client`.
+    pub kind: String,
+    /// The peer's id (for `connection` and `close`).
+    pub id: Option<u32>,
+    /// The decision ticket to pass to `resolveAuth` (for `auth`).
+    pub ticket: Option<u32>,
+    /// The request's cookies (for `auth`).
+    pub cookies: Option<HashMap<String, String>>,
+    /// The peer's address (for `auth` and `connection`).
+    pub remote_address: Option<String>,
+    /// The peer's port (for `auth` and `connection`).
+    pub remote_port: Option<u32>,
+    /// `IPv4` or `IPv6` (for `auth` and `connection`).
+    pub remote_family: Option<String>,
+    /// The close code (for `close`).
+    pub code: Option<u32>,
+    /// The close reason (for `close`).
+    pub reason: Option<String>,
+}
+
+type EventCallback = ThreadsafeFunction<NativeMasterEvent, (), NativeMasterEvent, Status, false>;
+
+/// The JS side of the engine's hooks: auth round trips and events.
+struct JsHooks {
+    events: Mutex<Option<Arc<EventCallback>>>,
+    /// Whether JS listens to `slaveauth` / `clientauth`.
+    auth_observed: [AtomicBool; 2],
+    /// Whether JS listens to `slaveconnection` / `clientconnection`.
+    connections_observed: [AtomicBool; 2],
+    tickets: Mutex<HashMap<u32, oneshot::Sender<Result<(), Rejection>>>>,
+    next_ticket: AtomicU32,
+}
+
+fn kind_index(kind: PeerKind) -> usize {
+    match kind {
+        PeerKind::Slave => 0,
+        PeerKind::Client => 1,
+    }
+}
+
+fn parse_kind(kind: &str) -> napi::Result<PeerKind, String> {
+    match kind {
+        "slave" => Ok(PeerKind::Slave),
+        "client" => Ok(PeerKind::Client),
+        other => Err(js_error(codes::INVALID_ARG, format!("peer kind must be 'slave' or 'client', not {other:?}"))),
+    }
+}
+
+fn address_fields(addr: SocketAddr) -> (Option<String>, Option<u32>, Option<String>) {
+    let family = if addr.is_ipv4() { "IPv4" } else { "IPv6" };
+    (Some(addr.ip().to_string()), Some(u32::from(addr.port())), Some(family.to_owned()))
+}
+
+impl JsHooks {
+    fn emit(&self, event: NativeMasterEvent) -> bool {
+        let callback = self.events.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match callback {
+            Some(cb) => cb.call(event, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok,
+            None => false,
+        }
+    }
+
+    fn resolve(&self, ticket: u32, decision: Result<(), Rejection>) -> bool {
+        let sender = self.tickets.lock().unwrap_or_else(|p| p.into_inner()).remove(&ticket);
+        sender.map(|s| s.send(decision).is_ok()).unwrap_or(false)
+    }
+
+    /// Stops delivering events (lets the process exit) and refuses pending handshakes.
+    fn shut(&self) {
+        self.events.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let pending: Vec<_> = self.tickets.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        for (_, sender) in pending {
+            let _ = sender.send(Err(Rejection { reason: Some("master closing".into()) }));
+        }
+    }
+}
+
+impl MasterHooks for JsHooks {
+    fn authorize(&self, request: AuthRequest) -> AuthDecision {
+        if !self.auth_observed[kind_index(request.kind)].load(Ordering::Relaxed) {
+            return Box::pin(std::future::ready(Ok(())));
+        }
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.tickets.lock().unwrap_or_else(|p| p.into_inner()).insert(ticket, tx);
+        let (remote_address, remote_port, remote_family) = address_fields(request.remote_addr);
+        let delivered = self.emit(NativeMasterEvent {
+            r#type: "auth".into(),
+            kind: request.kind.name().into(),
+            id: None,
+            ticket: Some(ticket),
+            cookies: Some(request.cookies),
+            remote_address,
+            remote_port,
+            remote_family,
+            code: None,
+            reason: None,
+        });
+        if !delivered {
+            self.tickets.lock().unwrap_or_else(|p| p.into_inner()).remove(&ticket);
+            return Box::pin(std::future::ready(Err(Rejection { reason: Some("master closing".into()) })));
+        }
+        Box::pin(async move {
+            // A dropped ticket (master closed) refuses the handshake.
+            rx.await.unwrap_or_else(|_| Err(Rejection { reason: Some("master closing".into()) }))
+        })
+    }
+
+    fn on_event(&self, event: MasterEvent) {
+        let event = match event {
+            MasterEvent::Connected { kind, id, remote_addr } => {
+                if !self.connections_observed[kind_index(kind)].load(Ordering::Relaxed) {
+                    return;
+                }
+                let (remote_address, remote_port, remote_family) = address_fields(remote_addr);
+                NativeMasterEvent {
+                    r#type: "connection".into(),
+                    kind: kind.name().into(),
+                    id: Some(id),
+                    ticket: None,
+                    cookies: None,
+                    remote_address,
+                    remote_port,
+                    remote_family,
+                    code: None,
+                    reason: None,
+                }
+            }
+            MasterEvent::Closed { kind, id, code, reason } => {
+                if !self.connections_observed[kind_index(kind)].load(Ordering::Relaxed) {
+                    return;
+                }
+                NativeMasterEvent {
+                    r#type: "close".into(),
+                    kind: kind.name().into(),
+                    id: Some(id),
+                    ticket: None,
+                    cookies: None,
+                    remote_address: None,
+                    remote_port: None,
+                    remote_family: None,
+                    code: Some(u32::from(code)),
+                    reason: Some(reason),
+                }
+            }
+        };
+        self.emit(event);
+    }
+}
+
+/// The engine's master. Created by `listen` (own port) or `detached`
+/// (upgrades handed over from a Node `http.Server`).
+#[napi]
+pub struct NativeMaster {
+    master: Arc<Master>,
+    hooks: Arc<JsHooks>,
+}
+
+fn config_from(options: &NativeMasterOptions) -> MasterConfig {
+    let mut config = MasterConfig::default();
+    if let Some(n) = options.max_message_size {
+        config.max_message_size = n as usize;
+    }
+    if let Some(n) = options.outbound_queue_length {
+        config.outbound_queue_len = n as usize;
+    }
+    if let Some(ms) = options.handshake_timeout {
+        config.handshake_timeout = Duration::from_millis(u64::from(ms));
+    }
+    if let Some(ms) = options.auth_timeout {
+        config.auth_timeout = Duration::from_millis(u64::from(ms));
+    }
+    config
+}
+
+fn make_hooks(on_event: Function<'_, NativeMasterEvent, ()>) -> napi::Result<Arc<JsHooks>, String> {
+    let callback = on_event
+        .build_threadsafe_function::<NativeMasterEvent>()
+        .callee_handled::<false>()
+        .build()
+        .map_err(|e| js_error(codes::INTERNAL, e.reason))?;
+    Ok(Arc::new(JsHooks {
+        events: Mutex::new(Some(Arc::new(callback))),
+        auth_observed: Default::default(),
+        connections_observed: Default::default(),
+        tickets: Mutex::new(HashMap::new()),
+        next_ticket: AtomicU32::new(0),
+    }))
+}
+
+fn master_error(e: MasterError) -> napi::Error<String> {
+    let code = match &e {
+        MasterError::Bind { source, .. } => match source.kind() {
+            std::io::ErrorKind::AddrInUse => "EADDRINUSE",
+            std::io::ErrorKind::PermissionDenied => "EACCES",
+            std::io::ErrorKind::AddrNotAvailable => "EADDRNOTAVAIL",
+            _ => "ERR_ENSLAVISM_LISTEN",
+        },
+        MasterError::NoRuntime => codes::INTERNAL,
+        MasterError::Closed => codes::CLOSED,
+        MasterError::Adopt(_) => codes::ADOPT_FAILED,
+        MasterError::NotOurPath(_) => codes::INVALID_ARG,
+    };
+    js_error(code, e.to_string())
+}
+
+fn bind_master(port: u16, host: Option<&str>, config: MasterConfig, hooks: Arc<JsHooks>) -> Result<Master, MasterError> {
+    within_runtime_if_available(|| match host {
+        Some(host) => {
+            let ip: IpAddr = host.parse().map_err(|_| MasterError::Bind {
+                addr: SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host:?} is not an IP address")),
+            })?;
+            Master::bind(SocketAddr::new(ip, port), config, hooks)
+        }
+        // Like Node's `server.listen(port)`: dual-stack where IPv6 exists.
+        None => Master::bind(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port), config.clone(), hooks.clone())
+            .or_else(|e| match e {
+                MasterError::Bind { ref source, .. } if source.kind() != std::io::ErrorKind::AddrInUse => {
+                    Master::bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port), config, hooks)
+                }
+                other => Err(other),
+            }),
+    })
+}
+
+#[napi]
+impl NativeMaster {
+    /// Starts a master on its own port (0 picks a free one). Throws on bind
+    /// errors, with the system's code (`EADDRINUSE`, `EACCES`, …).
+    #[napi(factory)]
+    pub fn listen(
+        port: u32,
+        options: Option<NativeMasterOptions>,
+        on_event: Function<'_, NativeMasterEvent, ()>,
+    ) -> napi::Result<Self, String> {
+        let port = u16::try_from(port)
+            .map_err(|_| js_error(codes::INVALID_ARG, format!("port must be 0 to 65535, not {port}")))?;
+        let options = options.unwrap_or_default();
+        let hooks = make_hooks(on_event)?;
+        let master = bind_master(port, options.host.as_deref(), config_from(&options), hooks.clone())
+            .inspect_err(|_| hooks.shut())
+            .map_err(master_error)?;
+        Ok(NativeMaster { master: Arc::new(master), hooks })
+    }
+
+    /// Starts a master without a port of its own; connections arrive through
+    /// `adoptUpgrade`.
+    #[napi(factory)]
+    pub fn detached(
+        options: Option<NativeMasterOptions>,
+        on_event: Function<'_, NativeMasterEvent, ()>,
+    ) -> napi::Result<Self, String> {
+        let options = options.unwrap_or_default();
+        let hooks = make_hooks(on_event)?;
+        let master = within_runtime_if_available(|| Master::detached(config_from(&options), hooks.clone()))
+            .map_err(master_error)?;
+        Ok(NativeMaster { master: Arc::new(master), hooks })
+    }
+
+    /// The port listened on, or null for a detached master.
+    #[napi(getter)]
+    pub fn port(&self) -> Option<u32> {
+        self.master.local_addr().map(|a| u32::from(a.port()))
+    }
+
+    /// Tells which JS listeners exist, so that no JS work is done for events
+    /// nobody listens to.
+    #[napi]
+    pub fn set_observed(&self, kind: String, auth: bool, connections: bool) -> napi::Result<(), String> {
+        let i = kind_index(parse_kind(&kind)?);
+        self.hooks.auth_observed[i].store(auth, Ordering::Relaxed);
+        self.hooks.connections_observed[i].store(connections, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Answers an `auth` event: `reject` null accepts, a string refuses with
+    /// that reason. Returns false for an unknown or expired ticket.
+    #[napi]
+    pub fn resolve_auth(&self, ticket: u32, rejected: bool, reason: Option<String>) -> bool {
+        let decision = if rejected { Err(Rejection { reason }) } else { Ok(()) };
+        self.hooks.resolve(ticket, decision)
+    }
+
+    /// Takes over an upgrade request parsed by a Node `http.Server`: `fd` is
+    /// the socket's descriptor (duplicated here, so Node may destroy its
+    /// socket right after), `rawHeaders` the request's `rawHeaders`, `head`
+    /// the bytes read past the headers.
+    #[napi]
+    pub fn adopt_upgrade(&self, fd: i32, path: String, raw_headers: Vec<String>, head: Buffer) -> napi::Result<(), String> {
+        if fd < 0 {
+            return Err(js_error(codes::INVALID_ARG, format!("file descriptor must be >= 0, not {fd}")));
+        }
+        // SAFETY: fd is non-negative and only borrowed for the duration of
+        // the duplication below; the owned duplicate is ours from then on.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let owned = borrowed
+            .try_clone_to_owned()
+            .map_err(|e| js_error(codes::ADOPT_FAILED, format!("cannot duplicate file descriptor {fd}: {e}")))?;
+        let stream = std::net::TcpStream::from(owned);
+        let mut headers = HeaderMap::new();
+        for pair in raw_headers.chunks_exact(2) {
+            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(pair[0].as_bytes()), HeaderValue::from_str(&pair[1])) {
+                headers.append(name, value);
+            }
+        }
+        self.master.adopt_upgrade(stream, &path, headers, head.to_vec()).map_err(master_error)
+    }
+
+    /// Sends a raw binary frame to one peer. Returns false when it is gone.
+    #[napi]
+    pub fn send(&self, kind: String, id: u32, data: Buffer) -> napi::Result<bool, String> {
+        let kind = parse_kind(&kind)?;
+        Ok(self.master.send(kind, id, Bytes::copy_from_slice(&data)))
+    }
+
+    /// Closes one peer's WebSocket. Returns false when it is gone.
+    #[napi]
+    pub fn disconnect(&self, kind: String, id: u32, code: u32, reason: String) -> napi::Result<bool, String> {
+        let kind = parse_kind(&kind)?;
+        let code = u16::try_from(code)
+            .ok()
+            .filter(|c| *c == 1000 || (3000..=4999).contains(c))
+            .ok_or_else(|| js_error(codes::INVALID_ARG, format!("close code must be 1000 or 3000 to 4999, not {code}")))?;
+        if reason.len() > 123 {
+            return Err(js_error(codes::INVALID_ARG, "close reason must be at most 123 bytes"));
+        }
+        Ok(self.master.disconnect(kind, id, code, &reason))
+    }
+
+    /// Connected slaves and clients, as `[slaves, clients]`.
+    #[napi]
+    pub fn peer_counts(&self) -> Vec<u32> {
+        let (slaves, clients) = self.master.peer_counts();
+        vec![slaves as u32, clients as u32]
+    }
+
+    /// Closes every connection and the port; resolves once done. Afterwards
+    /// no more events are delivered and the process may exit.
+    #[napi]
+    pub async fn close(&self) {
+        let master = self.master.clone();
+        master.close().await;
+        self.hooks.shut();
+    }
+}
+
+/// The browser bundle served at `/enslavism/client.js`.
+#[napi]
+pub fn client_script() -> Buffer {
+    Buffer::from(enslavism::CLIENT_SCRIPT.as_bytes().to_vec())
+}
