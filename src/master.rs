@@ -1,6 +1,6 @@
 //! `NativeMaster`: the engine's master, as the JS wrapper sees it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -71,6 +71,9 @@ struct JsHooks {
     auth_observed: [AtomicBool; 2],
     /// Whether JS listens to `slaveconnection` / `clientconnection`.
     connections_observed: [AtomicBool; 2],
+    /// Peers JS has a socket object for: their close must reach JS even if
+    /// nobody listens to new connections any more.
+    announced: Mutex<HashSet<(usize, u32)>>,
     tickets: Mutex<HashMap<u32, oneshot::Sender<Result<(), Rejection>>>>,
     next_ticket: AtomicU32,
 }
@@ -156,6 +159,7 @@ impl MasterHooks for JsHooks {
                 if !self.connections_observed[kind_index(kind)].load(Ordering::Relaxed) {
                     return;
                 }
+                self.announced.lock().unwrap_or_else(|p| p.into_inner()).insert((kind_index(kind), id));
                 let (remote_address, remote_port, remote_family) = address_fields(remote_addr);
                 NativeMasterEvent {
                     r#type: "connection".into(),
@@ -171,7 +175,7 @@ impl MasterHooks for JsHooks {
                 }
             }
             MasterEvent::Closed { kind, id, code, reason } => {
-                if !self.connections_observed[kind_index(kind)].load(Ordering::Relaxed) {
+                if !self.announced.lock().unwrap_or_else(|p| p.into_inner()).remove(&(kind_index(kind), id)) {
                     return;
                 }
                 NativeMasterEvent {
@@ -227,6 +231,7 @@ fn make_hooks(on_event: Function<'_, NativeMasterEvent, ()>) -> napi::Result<Arc
         events: Mutex::new(Some(Arc::new(callback))),
         auth_observed: Default::default(),
         connections_observed: Default::default(),
+        announced: Mutex::new(HashSet::new()),
         tickets: Mutex::new(HashMap::new()),
         next_ticket: AtomicU32::new(0),
     }))
@@ -318,8 +323,9 @@ impl NativeMaster {
         Ok(())
     }
 
-    /// Answers an `auth` event: `reject` null accepts, a string refuses with
-    /// that reason. Returns false for an unknown or expired ticket.
+    /// Answers an `auth` event: `rejected` false accepts; true refuses with
+    /// HTTP 401 and `reason` (or the plain status text). Returns false for an
+    /// unknown or expired ticket.
     #[napi]
     pub fn resolve_auth(&self, ticket: u32, rejected: bool, reason: Option<String>) -> bool {
         let decision = if rejected { Err(Rejection { reason }) } else { Ok(()) };

@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tokio_tungstenite::WebSocketStream;
 
 use super::hooks::MasterEvent;
@@ -22,6 +22,10 @@ use crate::proto::Message;
 const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 /// Close code for connections ended because the master closes.
 pub(crate) const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for a peer that broke the WebSocket protocol.
+const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// Close code for a peer that sent a message over the size limit.
+const CLOSE_MESSAGE_TOO_BIG: u16 = 1009;
 /// Close code recorded when the connection ended without a close frame.
 const CLOSE_ABNORMAL: u16 = 1006;
 /// Frames sent in one batch before the socket is flushed.
@@ -128,7 +132,15 @@ where
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
                     tracing::debug!(kind = kind.name(), id, "connection error: {e}");
-                    return (CLOSE_ABNORMAL, String::new());
+                    // Tell the peer why where the protocol has a code for it.
+                    let code = match e {
+                        WsError::Capacity(_) => CLOSE_MESSAGE_TOO_BIG,
+                        WsError::Protocol(_) | WsError::Utf8(_) => CLOSE_PROTOCOL_ERROR,
+                        _ => return (CLOSE_ABNORMAL, String::new()),
+                    };
+                    let reason = e.to_string();
+                    let _ = ws.close(Some(close_frame(code, &reason))).await;
+                    return (code, reason);
                 }
                 None => return (CLOSE_ABNORMAL, String::new()),
             },
