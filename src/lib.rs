@@ -24,3 +24,17 @@ pub(crate) mod codes {
 pub(crate) fn js_error(code: &str, message: impl Into<String>) -> napi::Error<String> {
     napi::Error::new(code.to_owned(), message.into())
 }
+
+/// Prints the engine's logs on stderr when `ENSLAVISM_LOG` holds a filter
+/// (`debug`, `enslavism=debug`, …). Called when the first engine object is made.
+pub(crate) fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("ENSLAVISM_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
+    });
+}

@@ -18,7 +18,7 @@ use napi::Status;
 use napi_derive::napi;
 use tokio::sync::oneshot;
 
-use crate::{codes, js_error};
+use crate::{codes, init_logging, js_error};
 
 /// Options of a master, as passed from JS (all optional).
 #[napi(object)]
@@ -222,6 +222,7 @@ fn config_from(options: &NativeMasterOptions) -> MasterConfig {
 }
 
 fn make_hooks(on_event: Function<'_, NativeMasterEvent, ()>) -> napi::Result<Arc<JsHooks>, String> {
+    init_logging();
     let callback = on_event
         .build_threadsafe_function::<NativeMasterEvent>()
         .callee_handled::<false>()

@@ -18,7 +18,7 @@ fn cand(id: u32, mid: &str, index: u16, line: &str) -> IceCandidate {
 /// One message of every type, with the exact bytes 0.9.0's `shared/proto.js` produces.
 fn vectors() -> Vec<(Message, Vec<u8>)> {
     let line = "candidate:1 1 udp 1 127.0.0.1 5000 typ host";
-    let mut ice = |t: u8, m: Message| {
+    let ice = |t: u8, m: Message| {
         let mut v = vec![t, 0, 0, 1, 2, 1, b'0', 0, 3];
         v.extend_from_slice(line.as_bytes());
         (m, v)

@@ -1,0 +1,140 @@
+'use strict';
+// The master's JS API around the wire: argument checks, errors as events,
+// attaching to an http.Server next to other upgrade users, and process exit.
+
+const { describe, it } = require('node:test');
+const assert = require('node:assert/strict');
+const { once } = require('node:events');
+const http = require('node:http');
+const net = require('node:net');
+const path = require('node:path');
+const { execFile } = require('node:child_process');
+const WebSocket = require('ws');
+const { Master } = require('..');
+const { T, connect, startMaster } = require('./helpers.js');
+
+function runChild(source) {
+	return new Promise((resolve) => {
+		execFile(process.execPath, ['-e', source], { cwd: path.join(__dirname, '..'), timeout: 20_000 }, (error, stdout, stderr) => {
+			resolve({ code: error ? error.code : 0, signal: error?.signal ?? null, stdout, stderr });
+		});
+	});
+}
+
+describe('Master API', () => {
+	it('throws a TypeError with a code for arguments of the wrong type', () => {
+		for (const bad of [undefined, null, '8080', {}, [], () => {}]) {
+			assert.throws(() => new Master(bad), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+		}
+		for (const bad of [-1, 65536, 1.5, NaN]) {
+			assert.throws(() => new Master(bad), { name: 'RangeError', code: 'ERR_SOCKET_BAD_PORT' });
+		}
+		assert.throws(() => new Master(0, 'fast'), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+		assert.throws(() => new Master(0, { maxMessageSize: -5 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+		assert.throws(() => new Master(0, { host: 127001 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+	});
+
+	it('reports a port in use as an error event with code EADDRINUSE, not a crash', async () => {
+		const blocker = net.createServer();
+		await new Promise((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+		const { port } = blocker.address();
+		const master = new Master(port, { host: '127.0.0.1' });
+		const [err] = await once(master, 'error');
+		assert.equal(err.code, 'EADDRINUSE');
+		assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
+		await master.close();
+		blocker.close();
+	});
+
+	it('frees its port on close(), so that a new master can take it', async () => {
+		const first = await startMaster('port');
+		const { port } = first.master;
+		await first.close();
+		const second = new Master(port, { host: '127.0.0.1' });
+		await once(second, 'listening');
+		assert.equal(second.port, port);
+		await second.close();
+	});
+
+	it('lets the process exit by itself after close()', async () => {
+		const { code, stdout } = await runChild(`
+			const { Master } = require('.');
+			const m = new Master(0, { host: '127.0.0.1' });
+			m.on('listening', () => m.close().then(() => console.log('closed')));
+		`);
+		assert.equal(code, 0);
+		assert.equal(stdout.trim(), 'closed');
+	});
+
+	it('keeps the process alive while it listens (like net.Server)', async () => {
+		const { code, stdout } = await runChild(`
+			const { Master } = require('.');
+			const m = new Master(0, { host: '127.0.0.1' });
+			let ticks = 0;
+			const t = setInterval(() => { if (++ticks === 3) { clearInterval(t); console.log('alive'); m.close(); } }, 20);
+			t.unref();
+		`);
+		assert.equal(code, 0);
+		assert.equal(stdout.trim(), 'alive');
+	});
+
+	it('refuses the handshake when an auth listener throws, and the error surfaces as uncaught', async () => {
+		const { code, stdout } = await runChild(`
+			const { Master } = require('.');
+			const WebSocket = require('ws');
+			const m = new Master(0, { host: '127.0.0.1' });
+			m.on('clientauth', () => { throw new Error('listener bug'); });
+			process.on('uncaughtException', (e) => console.log('uncaught:', e.message));
+			m.on('listening', () => {
+				const ws = new WebSocket('ws://127.0.0.1:' + m.port + '/enslavism/clients');
+				ws.on('unexpected-response', (req, res) => { console.log('status:', res.statusCode); m.close(); });
+				ws.on('error', () => {});
+			});
+		`);
+		assert.equal(code, 0);
+		assert.deepEqual(stdout.trim().split('\n').sort(), ['status: 401', 'uncaught: listener bug']);
+	});
+});
+
+describe('Master attached to an http.Server', () => {
+	it('leaves upgrades on other paths to other listeners', async () => {
+		const server = http.createServer();
+		const other = new WebSocket.Server({ noServer: true });
+		server.on('upgrade', (req, socket, head) => {
+			if (req.url === '/game-chat') other.handleUpgrade(req, socket, head, (ws) => ws.send('chat ready'));
+		});
+		await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+		const master = new Master(server);
+		const base = `ws://127.0.0.1:${server.address().port}`;
+
+		const chat = new WebSocket(`${base}/game-chat`);
+		const [greeting] = await once(chat, 'message');
+		assert.equal(greeting.toString(), 'chat ready');
+		const client = await connect(`${base}/enslavism/clients`);
+		assert.equal((await client.next()).type, T.addSlaves);
+
+		chat.close();
+		await master.close();
+		server.closeAllConnections();
+		await new Promise((resolve) => server.close(resolve));
+	});
+
+	it('restores the user\'s request listeners on close()', async () => {
+		const { master, server, httpUrl, close } = await startMaster('server');
+		assert.equal((await fetch(`${httpUrl}/enslavism/client.js`)).headers.get('content-type'), 'application/javascript');
+		await master.close();
+		const res = await fetch(`${httpUrl}/enslavism/client.js`);
+		assert.equal(await res.text(), 'user handler: /enslavism/client.js');
+		assert.equal(server.listenerCount('upgrade'), 0);
+		await close();
+	});
+
+	it('takes WebSocket upgrades over from Node: Node no longer tracks those sockets', async () => {
+		const { server, url, close } = await startMaster('server');
+		const peers = await Promise.all([0, 1, 2].map(() => connect(`${url}/enslavism/clients`)));
+		const connections = await new Promise((resolve, reject) => server.getConnections((e, n) => (e ? reject(e) : resolve(n))));
+		assert.equal(connections, 0);
+		for (const p of peers) assert.equal((await p.next()).type, T.addSlaves);
+		await close();
+	});
+});

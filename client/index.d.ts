@@ -1,0 +1,50 @@
+// Type definitions for the enslavism browser client
+// (`<script src="/enslavism/client.js">` or `import { MasterConnection } from 'enslavism/client'`).
+
+/** addEventListener/removeEventListener whose listeners get plain arguments, as in 0.9.0. */
+declare class Emitter<Events extends Record<string, (...args: any[]) => void>> {
+	addEventListener<K extends keyof Events>(event: K, listener: Events[K]): void;
+	removeEventListener<K extends keyof Events>(event: K, listener: Events[K]): void;
+}
+
+/** One slave of the list; opens WebRTC data channels to it, signalling through the master. */
+export declare class SlaveConnection extends Emitter<{
+	/** The slave refused the connection; pending `createDataChannel` promises are rejected too. */
+	rejected: () => void;
+}> {
+	/** The slave's id, given by the master. */
+	readonly id: number;
+	/** What the slave registered with. */
+	readonly userData: unknown;
+	/** The MasterConnection this slave was listed by. */
+	readonly master: MasterConnection;
+	/** The open data channels, by name. */
+	dataChannels: Record<string, RTCDataChannel>;
+	/** Starts the peer connection early; channels created later share it. */
+	connect(): void;
+	/** Closes the peer connection and every channel opened from it; `connect()` may be called again. */
+	close(): void;
+	/**
+	 * Opens a data channel (connecting first if needed). Resolves with the open
+	 * channel; rejects if the slave refuses (`err.code === 'REJECTED'`) or the
+	 * connection fails or is closed first.
+	 */
+	createDataChannel(dataChannelName: string, dcOptions?: RTCDataChannelInit): Promise<RTCDataChannel>;
+}
+
+/** The connection to the master: the live list of slaves. */
+export declare class MasterConnection extends Emitter<{
+	/** A slave joined the list. */
+	slaveadded: (slaveCo: SlaveConnection) => void;
+	/** A slave left the list; its connection was closed. */
+	slaveremoved: (slaveCo: SlaveConnection) => void;
+	/** The WebSocket to the master closed (after an auth refusal, `code` is 1006 and it never opened). */
+	close: (event: { code: number; reason: string; wasClean: boolean }) => void;
+}> {
+	/** Connects to `masterWsUrl + '/enslavism/clients'`, e.g. `new MasterConnection('ws://localhost:8081')`. */
+	constructor(masterWsUrl: string);
+	/** The listed slaves, indexed by id. */
+	slaves: SlaveConnection[];
+	/** Closes the connection to the master; open data channels stay open. */
+	close(): void;
+}

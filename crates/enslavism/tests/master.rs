@@ -1,0 +1,193 @@
+//! The master on real sockets (loopback, port 0), driven by tokio-tungstenite
+//! peers, in both modes: its own port and upgrades handed over by another
+//! HTTP server.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use enslavism::master::{AuthDecision, AuthRequest, Master, MasterConfig, MasterEvent, MasterHooks, NoHooks, PeerKind, Rejection};
+use enslavism::proto::{Message, SessionDescription, SlaveEntry};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+async fn open(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
+    if let Some(cookie) = cookie {
+        request.headers_mut().insert("cookie", cookie.parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(request).await.map(|(ws, _)| ws)
+}
+
+async fn send(ws: &mut Ws, msg: Message) {
+    ws.send(WsMessage::Binary(msg.encode().unwrap().into())).await.unwrap();
+}
+
+async fn recv(ws: &mut Ws) -> Message {
+    loop {
+        match ws.next().await.expect("connection open").expect("no error") {
+            WsMessage::Binary(data) => return Message::decode(&data).expect("valid frame"),
+            WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// The scenario both modes must pass: list, register, route, remove.
+async fn signalling_scenario(addr: SocketAddr) {
+    let mut client = open(addr, "/enslavism/clients", None).await.unwrap();
+    assert_eq!(recv(&mut client).await, Message::AddSlaves(vec![]));
+
+    let mut slave = open(addr, "/enslavism/slaves", None).await.unwrap();
+    send(&mut slave, Message::Register { user_data: r#"{"name":"rust"}"#.into() }).await;
+    let Message::AddSlaves(list) = recv(&mut client).await else { panic!("AddSlaves expected") };
+    let [SlaveEntry { id: slave_id, user_data }] = list.as_slice() else { panic!("one slave expected") };
+    assert_eq!(user_data, r#"{"name":"rust"}"#);
+
+    // A malformed frame changes nothing.
+    client.send(WsMessage::Binary(vec![3u8].into())).await.unwrap();
+    send(&mut client, Message::OfferToSlave(SessionDescription { id: *slave_id, sdp: "offer".into() })).await;
+    let Message::OfferFromClient(offer) = recv(&mut slave).await else { panic!("offer expected") };
+    assert_eq!(offer.sdp, "offer");
+    send(&mut slave, Message::AnswerToClient(SessionDescription { id: offer.id, sdp: "answer".into() })).await;
+    assert_eq!(
+        recv(&mut client).await,
+        Message::AnswerFromSlave(SessionDescription { id: *slave_id, sdp: "answer".into() })
+    );
+
+    slave.close(None).await.unwrap();
+    assert_eq!(recv(&mut client).await, Message::RemoveSlaves(vec![*slave_id]));
+}
+
+#[tokio::test]
+async fn own_port_signalling_and_close_frees_the_port() {
+    let master = Master::bind(loopback(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
+    let addr = master.local_addr().unwrap();
+    signalling_scenario(addr).await;
+
+    let mut lingering = open(addr, "/enslavism/clients", None).await.unwrap();
+    recv(&mut lingering).await;
+    master.close().await;
+    match lingering.next().await {
+        Some(Ok(WsMessage::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1001),
+        other => panic!("expected a 1001 close, got {other:?}"),
+    }
+    // The port is free again.
+    std::net::TcpListener::bind(addr).unwrap();
+}
+
+#[tokio::test]
+async fn the_bundle_and_404() {
+    let master = Master::bind(loopback(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
+    let addr = master.local_addr().unwrap();
+    let get = |path: &'static str| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    };
+    let bundle = get("/enslavism/client.js").await;
+    assert!(bundle.starts_with("HTTP/1.1 200 OK\r\n"), "{bundle}");
+    assert!(bundle.contains("content-type: application/javascript\r\n"));
+    assert!(bundle.contains("globalThis.MasterConnection = MasterConnection;"));
+    assert!(get("/nothing").await.starts_with("HTTP/1.1 404 Not Found\r\n"));
+    master.close().await;
+}
+
+/// Refuses slaves without the right cookie; records every event.
+#[derive(Default)]
+struct Recorder {
+    events: Mutex<Vec<String>>,
+}
+
+impl MasterHooks for Recorder {
+    fn authorize(&self, request: AuthRequest) -> AuthDecision {
+        let ok = request.kind == PeerKind::Client || request.cookies.get("token").map(String::as_str) == Some("s3cret");
+        Box::pin(async move { if ok { Ok(()) } else { Err(Rejection { reason: Some("bad token".into()) }) } })
+    }
+
+    fn on_event(&self, event: MasterEvent) {
+        let line = match event {
+            MasterEvent::Connected { kind, .. } => format!("connected {}", kind.name()),
+            MasterEvent::Closed { kind, code, .. } => format!("closed {} {code}", kind.name()),
+        };
+        self.events.lock().unwrap().push(line);
+    }
+}
+
+#[tokio::test]
+async fn auth_refusal_is_a_401_with_the_reason_and_events_are_reported() {
+    let hooks = Arc::new(Recorder::default());
+    let master = Master::bind(loopback(), MasterConfig::default(), hooks.clone()).unwrap();
+    let addr = master.local_addr().unwrap();
+    match open(addr, "/enslavism/slaves", Some("token=nope")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401);
+            assert_eq!(response.body().as_deref(), Some(&b"bad token"[..]));
+        }
+        other => panic!("expected a 401, got {other:?}"),
+    }
+    let mut slave = open(addr, "/enslavism/slaves", Some("token=s3cret")).await.unwrap();
+    slave.close(None).await.unwrap();
+    while slave.next().await.is_some() {}
+    master.close().await;
+    assert_eq!(*hooks.events.lock().unwrap(), ["connected slave", "closed slave 1005"]);
+}
+
+/// Stands in for Node's http.Server: parses the request head with httparse
+/// and hands the socket over, as the N-API binding does.
+fn hand_over(master: &Master, mut stream: std::net::TcpStream) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let head_end = loop {
+        let n = stream.read(&mut chunk).unwrap();
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break pos + 4;
+        }
+    };
+    let mut raw_headers = [httparse::EMPTY_HEADER; 32];
+    let mut request = httparse::Request::new(&mut raw_headers);
+    request.parse(&buf).unwrap();
+    let mut headers = http::HeaderMap::new();
+    for h in request.headers.iter() {
+        headers.append(http::HeaderName::from_bytes(h.name.as_bytes()).unwrap(), http::HeaderValue::from_bytes(h.value).unwrap());
+    }
+    let path = request.path.unwrap().to_owned();
+    master.adopt_upgrade(stream, &path, headers, buf[head_end..].to_vec()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopted_connections_signal_like_our_own() {
+    let master = Arc::new(Master::detached(MasterConfig::default(), Arc::new(NoHooks)).unwrap());
+    let listener = std::net::TcpListener::bind(loopback()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = {
+        let master = master.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(2) {
+                hand_over(&master, stream.unwrap());
+            }
+        })
+    };
+    signalling_scenario(addr).await;
+    acceptor.join().unwrap();
+    let elsewhere = std::net::TcpListener::bind(loopback()).unwrap();
+    let stream = std::net::TcpStream::connect(elsewhere.local_addr().unwrap()).unwrap();
+    assert!(matches!(
+        master.adopt_upgrade(stream, "/other", http::HeaderMap::new(), vec![]),
+        Err(enslavism::master::MasterError::NotOurPath(_))
+    ));
+    master.close().await;
+}
