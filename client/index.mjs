@@ -189,11 +189,15 @@ export class SlaveConnection extends Emitter {
 			}
 			const pending = { reject };
 			this._pending.add(pending);
-			dc.addEventListener('open', () => {
-				this._pending.delete(pending);
+			const opened = () => {
+				if (!this._pending.delete(pending)) return;
 				this.dataChannels[dcName] = dc;
 				resolve(dc);
-			}, { once: true });
+			};
+			dc.addEventListener('open', opened, { once: true });
+			// On an established association some implementations (libwebrtc in
+			// Node) open the channel at once and fire no 'open' event.
+			if (dc.readyState === 'open') queueMicrotask(opened);
 			dc.addEventListener('close', () => {
 				if (this._pending.delete(pending)) reject(new Error(`data channel ${dcName} closed before opening`));
 				if (this.dataChannels[dcName] === dc) delete this.dataChannels[dcName];

@@ -5,8 +5,10 @@
 #![deny(clippy::all)]
 
 mod master;
+mod slave;
 
 pub use master::*;
+pub use slave::*;
 
 /// Errors thrown to JS carry one of these as their `code`.
 pub(crate) mod codes {

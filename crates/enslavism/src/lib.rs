@@ -22,6 +22,7 @@
 
 pub mod master;
 pub mod proto;
+pub mod slave;
 
 /// Where the master serves [`CLIENT_SCRIPT`].
 pub const CLIENT_SCRIPT_PATH: &str = "/enslavism/client.js";

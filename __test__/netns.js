@@ -1,0 +1,43 @@
+'use strict';
+// Runs a test file inside a private network namespace, so that WebRTC peers
+// (libwebrtc gathers on every interface) can only reach addresses inside it:
+// loopback, and a veth pair holding NETNS_ADDRESS. Works as root and, through
+// an unprivileged user namespace, without root.
+
+const { spawnSync } = require('node:child_process');
+
+/** The address the namespace's veth interface holds. */
+const NETNS_ADDRESS = '10.77.0.1';
+const INSIDE = 'ENSLAVISM_IN_NETNS';
+
+function insideNamespace() {
+	return process.env[INSIDE] === '1';
+}
+
+/**
+ * Re-runs `file` with `node --test` inside a new network namespace. Returns
+ * `{ status, output }`; the caller asserts on them.
+ */
+function runInNamespace(file) {
+	const setup = [
+		'set -e',
+		'ip link set lo up',
+		'ip link add v0 type veth peer name v1',
+		`ip addr add ${NETNS_ADDRESS}/24 dev v0`,
+		'ip link set v0 up',
+		'ip link set v1 up',
+		'exec "$0" --test --test-reporter=spec --test-timeout=120000 "$1"',
+	].join('\n');
+	// The outer test runner's context variable would make the inner runner
+	// report to it instead of running on its own.
+	const { NODE_TEST_CONTEXT, ...env } = process.env;
+	const result = spawnSync('unshare', ['-rn', 'sh', '-c', setup, process.execPath, file], {
+		env: { ...env, [INSIDE]: '1' },
+		encoding: 'utf8',
+		timeout: 10 * 60_000,
+	});
+	if (result.error) throw result.error;
+	return { status: result.status, output: `${result.stdout}\n${result.stderr}` };
+}
+
+module.exports = { NETNS_ADDRESS, insideNamespace, runInNamespace };

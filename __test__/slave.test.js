@@ -1,0 +1,214 @@
+'use strict';
+// The Rust slave with real WebRTC peers: a Rust master, a Rust slave
+// (webrtc-rs), and the browser client of client/ running in Node on libwebrtc
+// (@roamhq/wrtc), all inside a network namespace made by the test.
+
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { once } = require('node:events');
+const { NETNS_ADDRESS, insideNamespace, runInNamespace } = require('./netns.js');
+
+if (!insideNamespace()) {
+	it('slave tests pass inside a private network namespace', () => {
+		const { status, output } = runInNamespace(__filename);
+		assert.equal(status, 0, output);
+		process.stdout.write(output.split('\n').filter((l) => /^\s*(✔|✖|ℹ)/.test(l)).join('\n') + '\n');
+	});
+	return;
+}
+
+const WebSocket = require('ws');
+const wrtc = require('@roamhq/wrtc');
+const { Master, Slave } = require('..');
+
+// The browser client runs in Node on libwebrtc.
+globalThis.WebSocket = WebSocket;
+globalThis.RTCPeerConnection = wrtc.RTCPeerConnection;
+
+const SLAVE_OPTIONS = { iceAddresses: [NETNS_ADDRESS] };
+
+function nextEvent(emitter, event) {
+	return new Promise((resolve) => emitter.addEventListener(event, function handler(...args) {
+		emitter.removeEventListener(event, handler);
+		resolve(args);
+	}));
+}
+
+describe('slave on webrtc-rs', () => {
+	let master;
+	let url;
+	let MasterConnection;
+
+	before(async () => {
+		({ MasterConnection } = await import('../client/index.mjs'));
+		master = new Master(0, { host: '127.0.0.1' });
+		master.on('slaveauth', (authData, reject) => {
+			if (authData.password !== 'secret') reject('Invalid credentials!');
+		});
+		await once(master, 'listening');
+		url = `ws://127.0.0.1:${master.port}`;
+	});
+
+	after(() => master.close());
+
+	async function startSlave(userData) {
+		return new Slave(url, userData, { username: 'getkey', password: 'secret' }, SLAVE_OPTIONS);
+	}
+
+	async function listedSlave(masterCon, slave, userData) {
+		for (;;) {
+			const [slaveCo] = await nextEvent(masterCon, 'slaveadded');
+			if (JSON.stringify(slaveCo.userData) === JSON.stringify(userData)) return slaveCo;
+		}
+	}
+
+	it('rejects with the HTTP status when the master refuses the slave', async () => {
+		const err = await new Slave(url, {}, { password: 'wrong' }, SLAVE_OPTIONS).catch((e) => e);
+		assert.ok(err instanceof Error);
+		assert.equal(err.status, 401);
+		assert.equal(err.code, 'ERR_ENSLAVISM_REFUSED');
+		assert.match(err.message, /401.*Invalid credentials!/);
+	});
+
+	it('is listed, accepts a connection, and exchanges text and binary both ways with exact types', async () => {
+		const masterCon = new MasterConnection(url);
+		const userData = { name: 'text and binary', n: 1 };
+		const listed = listedSlave(masterCon, null, userData);
+		const slave = await startSlave(userData);
+		const slaveCo = await listed;
+
+		const connection = once(slave, 'connection');
+		const dc = await slaveCo.createDataChannel('test');
+		const [clientCo] = await connection;
+		assert.equal(typeof clientCo.id, 'number');
+		const [serverDc] = clientCo.dataChannels.test ? [clientCo.dataChannels.test] : await once(clientCo, 'datachannel');
+		assert.equal(serverDc.label, 'test');
+		assert.equal(serverDc.readyState, 'open');
+
+		// browser → slave: text stays a string, binary arrives as an ArrayBuffer.
+		const texts = once(serverDc, 'message');
+		dc.send('What have I wrought!');
+		const [textEvent] = await texts;
+		assert.equal(textEvent.data, 'What have I wrought!');
+		const binary = new Promise((resolve) => serverDc.addEventListener('message', resolve, { once: true }));
+		dc.send(new Uint8Array([1, 2, 3, 250]).buffer);
+		const binaryEvent = await binary;
+		assert.ok(binaryEvent.data instanceof ArrayBuffer);
+		assert.deepEqual([...new Uint8Array(binaryEvent.data)], [1, 2, 3, 250]);
+
+		// slave → browser.
+		dc.binaryType = 'arraybuffer';
+		const replies = [];
+		const gotTwo = new Promise((resolve) => {
+			dc.onmessage = (ev) => {
+				replies.push(ev.data);
+				if (replies.length === 2) resolve();
+			};
+		});
+		serverDc.send('hallo welt');
+		serverDc.send(Buffer.from([9, 8, 7]));
+		await gotTwo;
+		assert.equal(replies[0], 'hallo welt');
+		assert.ok(replies[1] instanceof ArrayBuffer);
+		assert.deepEqual([...new Uint8Array(replies[1])], [9, 8, 7]);
+
+		// The browser closes: the slave sees the channel and the client go.
+		const channelClosed = once(serverDc, 'close');
+		const clientClosed = once(clientCo, 'close');
+		slaveCo.close();
+		await channelClosed;
+		await clientClosed;
+		assert.equal(serverDc.readyState, 'closed');
+		assert.deepEqual(slave.connections, []);
+		assert.throws(() => serverDc.send('late'), { code: 'ERR_ENSLAVISM_CHANNEL_CLOSED' });
+
+		masterCon.close();
+		await slave.close();
+	});
+
+	it('opens several channels on one connection, with the properties the browser asked for', async () => {
+		const masterCon = new MasterConnection(url);
+		const userData = { name: 'several channels' };
+		const listed = listedSlave(masterCon, null, userData);
+		const slave = await startSlave(userData);
+		const slaveCo = await listed;
+
+		const channels = [];
+		const allThree = new Promise((resolve) => {
+			slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
+				// Echo on every channel, each with its own label.
+				dc.on('message', (ev) => dc.send(`${dc.label}:${ev.data}`));
+				if (channels.push(dc) === 3) resolve();
+			}));
+		});
+		const [a, b] = await Promise.all([
+			slaveCo.createDataChannel('state', { ordered: false, protocol: 'game-state' }),
+			slaveCo.createDataChannel('chat'),
+		]);
+		const c = await slaveCo.createDataChannel('inputs', { ordered: true });
+		assert.equal(slave.connections.length, 1, 'one connection for every channel');
+		for (const dc of [a, b, c]) assert.equal(dc.readyState, 'open');
+
+		// The browser may see a channel open before the slave announces it.
+		await allThree;
+		const labels = channels.map((dc) => dc.label).sort();
+		assert.deepEqual(labels, ['chat', 'inputs', 'state']);
+		const byLabel = Object.fromEntries(channels.map((dc) => [dc.label, dc]));
+		assert.equal(byLabel.state.ordered, false);
+		assert.equal(byLabel.state.protocol, 'game-state');
+		assert.equal(byLabel.chat.ordered, true);
+		for (const [dc, label] of [[a, 'state'], [b, 'chat'], [c, 'inputs']]) {
+			const reply = new Promise((resolve) => { dc.onmessage = (ev) => resolve(ev.data); });
+			dc.send('ping');
+			assert.equal(await reply, `${label}:ping`);
+		}
+
+		masterCon.close();
+		slaveCo.close();
+		await slave.close();
+	});
+
+	it('a rejected offer rejects createDataChannel and emits rejected; the next offer can be accepted', async () => {
+		const masterCon = new MasterConnection(url);
+		const userData = { name: 'picky' };
+		const listed = listedSlave(masterCon, null, userData);
+		const slave = await startSlave(userData);
+		const slaveCo = await listed;
+
+		let refuse = true;
+		slave.on('offer', (reject) => { if (refuse) reject(); });
+		const rejected = nextEvent(slaveCo, 'rejected');
+		const err = await slaveCo.createDataChannel('test').catch((e) => e);
+		assert.equal(err.code, 'REJECTED');
+		await rejected;
+		assert.deepEqual(slave.connections, []);
+
+		refuse = false;
+		const dc = await slaveCo.createDataChannel('test');
+		assert.equal(dc.readyState, 'open');
+		assert.equal(slave.connections.length, 1);
+
+		masterCon.close();
+		slaveCo.close();
+		await slave.close();
+	});
+
+	it('close() ends every connection, and the slave leaves the list', async () => {
+		const masterCon = new MasterConnection(url);
+		const userData = { name: 'leaving' };
+		const listed = listedSlave(masterCon, null, userData);
+		const slave = await startSlave(userData);
+		const slaveCo = await listed;
+		const dc = await slaveCo.createDataChannel('test');
+		const [clientCo] = slave.connections;
+		const clientClosed = once(clientCo, 'close');
+		const removed = nextEvent(masterCon, 'slaveremoved');
+		const browserSawClose = new Promise((resolve) => dc.addEventListener('close', resolve));
+		await slave.close();
+		await clientClosed;
+		const [gone] = await removed;
+		assert.equal(gone, slaveCo);
+		await browserSawClose;
+		masterCon.close();
+	});
+});

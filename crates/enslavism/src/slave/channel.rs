@@ -1,0 +1,150 @@
+//! One data channel opened by a client: its properties, its send queue, and
+//! the task that moves messages both ways.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
+
+use super::{ChannelId, SlaveEvent, SlaveShared};
+
+/// A data channel's label and reliability, as the browser asked for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelInfo {
+    /// The channel's name.
+    pub label: String,
+    /// The subprotocol name ("" for none).
+    pub protocol: String,
+    /// Whether messages arrive in order.
+    pub ordered: bool,
+    /// Retransmission limit of an unreliable channel.
+    pub max_retransmits: Option<u16>,
+    /// Lifetime limit (ms) of an unreliable channel.
+    pub max_packet_life_time: Option<u16>,
+    /// The channel's number within its peer connection.
+    pub id: u16,
+}
+
+enum Outgoing {
+    Message { data: Bytes, is_text: bool },
+    Close,
+}
+
+/// The slave's handle on a channel: where `send` puts messages.
+pub(crate) struct ChannelHandle {
+    out: mpsc::UnboundedSender<Outgoing>,
+    buffered: Arc<AtomicUsize>,
+    low_threshold: Arc<AtomicUsize>,
+}
+
+impl ChannelHandle {
+    pub(crate) fn send(&self, data: Bytes, is_text: bool) -> Result<(), ()> {
+        let len = data.len();
+        self.buffered.fetch_add(len, Ordering::Relaxed);
+        self.out.send(Outgoing::Message { data, is_text }).map_err(|_| {
+            self.buffered.fetch_sub(len, Ordering::Relaxed);
+        })
+    }
+
+    pub(crate) fn buffered_amount(&self) -> usize {
+        self.buffered.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_low_threshold(&self, threshold: usize) {
+        self.low_threshold.store(threshold, Ordering::Relaxed);
+    }
+
+    pub(crate) fn close(&self) {
+        let _ = self.out.send(Outgoing::Close);
+    }
+}
+
+/// Reads a channel's properties; errors mean the channel is already gone.
+async fn channel_info(dc: &dyn DataChannel) -> webrtc::error::Result<ChannelInfo> {
+    Ok(ChannelInfo {
+        label: dc.label().await?,
+        protocol: dc.protocol().await?,
+        ordered: dc.ordered().await?,
+        max_retransmits: dc.max_retransmits().await?,
+        max_packet_life_time: dc.max_packet_life_time().await?,
+        id: u16::try_from(dc.id()).unwrap_or(u16::MAX),
+    })
+}
+
+/// Runs one channel from its announcement to its close. `info` overrides the
+/// properties read from webrtc-rs where the signalling knows better.
+pub(crate) async fn run_channel(
+    shared: Arc<SlaveShared>,
+    client_id: u32,
+    dc: Arc<dyn DataChannel>,
+    closed: mpsc::UnboundedSender<ChannelId>,
+) {
+    let info = match channel_info(&*dc).await {
+        Ok(info) => info,
+        Err(e) => {
+            tracing::debug!(client_id, "data channel gone before it could be announced: {e}");
+            return;
+        }
+    };
+    let channel: ChannelId = shared.next_channel.fetch_add(1, Ordering::Relaxed);
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+    let buffered = Arc::new(AtomicUsize::new(0));
+    let low_threshold = Arc::new(AtomicUsize::new(0));
+    shared.channels().insert(
+        channel,
+        ChannelHandle { out: out_tx, buffered: buffered.clone(), low_threshold: low_threshold.clone() },
+    );
+    tracing::debug!(client_id, channel, label = %info.label, "data channel");
+    shared.hooks.on_event(SlaveEvent::DataChannel { client_id, channel, info });
+    // 0.9.0 emitted 'open' right after 'datachannel': the browser opened it.
+    shared.hooks.on_event(SlaveEvent::ChannelOpen { channel });
+
+    loop {
+        tokio::select! {
+            event = dc.poll() => match event {
+                Some(DataChannelEvent::OnMessage(msg)) => shared.hooks.on_event(SlaveEvent::Message {
+                    channel,
+                    data: msg.data.freeze(),
+                    is_text: msg.is_string,
+                }),
+                Some(DataChannelEvent::OnError) => shared.hooks.on_event(SlaveEvent::ChannelError {
+                    channel,
+                    message: "data channel error".into(),
+                }),
+                Some(DataChannelEvent::OnClose) | None => break,
+                Some(_) => {}
+            },
+            outgoing = out_rx.recv() => match outgoing {
+                Some(Outgoing::Message { data, is_text }) => {
+                    let len = data.len();
+                    let sent = if is_text {
+                        match std::str::from_utf8(&data) {
+                            Ok(text) => dc.send_text(text).await,
+                            Err(_) => dc.send(BytesMut::from(&data[..])).await,
+                        }
+                    } else {
+                        dc.send(BytesMut::from(&data[..])).await
+                    };
+                    let before = buffered.fetch_sub(len, Ordering::Relaxed);
+                    let threshold = low_threshold.load(Ordering::Relaxed);
+                    if before > threshold && before - len <= threshold {
+                        shared.hooks.on_event(SlaveEvent::BufferedAmountLow { channel });
+                    }
+                    if let Err(e) = sent {
+                        tracing::debug!(channel, "send failed: {e}");
+                    }
+                }
+                Some(Outgoing::Close) | None => {
+                    let _ = dc.close().await;
+                    break;
+                }
+            },
+            _ = shared.shutdown.cancelled() => break,
+        }
+    }
+    shared.channels().remove(&channel);
+    shared.hooks.on_event(SlaveEvent::ChannelClose { channel });
+    let _ = closed.send(channel);
+}

@@ -1,0 +1,149 @@
+//! The slave's WebSocket to its master: registration, then signalling
+//! dispatched to one task per client.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::header::{HeaderValue, COOKIE};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::peer::{ice_ufrag, run_peer, PeerCommand};
+use super::{SlaveError, SlaveEvent, SlaveShared};
+use crate::proto::{IceCandidate, Message, SessionDescription};
+
+type MasterSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The cookie header carrying authData, encoded as 0.9.0 did (`cookie.serialize`).
+fn cookie_header(auth: &[(String, String)]) -> String {
+    auth.iter()
+        .map(|(name, value)| cookie::Cookie::new(name.as_str(), value.as_str()).encoded().to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Opens the WebSocket to `master_url + "/enslavism/slaves"`.
+pub(crate) async fn open(master_url: &str, auth: &[(String, String)], timeout: Duration) -> Result<MasterSocket, SlaveError> {
+    let bad_url = |reason: String| SlaveError::BadUrl { url: master_url.to_owned(), reason };
+    if !(master_url.starts_with("ws://") || master_url.starts_with("wss://")) {
+        return Err(bad_url("it must start with ws:// or wss://".into()));
+    }
+    let url = format!("{}/enslavism/slaves", master_url.trim_end_matches('/'));
+    let mut request = url.as_str().into_client_request().map_err(|e| bad_url(e.to_string()))?;
+    if !auth.is_empty() {
+        let value = HeaderValue::from_str(&cookie_header(auth)).map_err(|e| bad_url(format!("authData cannot be sent as cookies: {e}")))?;
+        request.headers_mut().insert(COOKIE, value);
+    }
+    let unreachable = |reason: String| SlaveError::Unreachable { url: url.clone(), reason };
+    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request)).await {
+        Err(_) => Err(unreachable(format!("no WebSocket handshake within {timeout:?}"))),
+        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(WsError::Http(response))) => Err(SlaveError::Refused {
+            status: response.status().as_u16(),
+            body: response.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default(),
+        }),
+        Ok(Err(WsError::Url(e))) => Err(bad_url(e.to_string())),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+    }
+}
+
+/// Registers and starts the signalling loop.
+pub(crate) async fn start(shared: Arc<SlaveShared>, mut ws: MasterSocket, user_data: String) -> Result<(), SlaveError> {
+    let register = Message::Register { user_data }.encode()?;
+    ws.send(WsMessage::Binary(register.into()))
+        .await
+        .map_err(|e| SlaveError::Unreachable { url: "master".into(), reason: e.to_string() })?;
+    let task_shared = shared.clone();
+    shared.tasks.spawn(run_link(task_shared, ws));
+    Ok(())
+}
+
+/// A client's peer task, and the session it serves.
+struct PeerEntry {
+    commands: mpsc::UnboundedSender<PeerCommand>,
+    ufrag: Option<String>,
+}
+
+async fn run_link(shared: Arc<SlaveShared>, mut ws: MasterSocket) {
+    let (to_master, mut outgoing) = mpsc::unbounded_channel::<Bytes>();
+    let mut peers: HashMap<u32, PeerEntry> = HashMap::new();
+    let (code, reason) = loop {
+        tokio::select! {
+            frame = outgoing.recv() => {
+                let Some(frame) = frame else { continue };
+                if let Err(e) = ws.send(WsMessage::Binary(frame)).await {
+                    break (1006, e.to_string());
+                }
+            }
+            incoming = ws.next() => match incoming {
+                Some(Ok(WsMessage::Binary(data))) => match Message::decode(&data) {
+                    Ok(msg) => dispatch(&shared, &mut peers, &to_master, msg),
+                    Err(e) => tracing::debug!("malformed frame from the master dropped: {e}"),
+                },
+                Some(Ok(WsMessage::Close(frame))) => {
+                    let _ = ws.flush().await;
+                    break frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string()));
+                }
+                Some(Ok(WsMessage::Ping(_))) => {
+                    let _ = ws.flush().await;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => break (1006, e.to_string()),
+                None => break (1006, String::new()),
+            },
+            _ = shared.shutdown.cancelled() => {
+                let _ = ws.close(None).await;
+                return;
+            }
+        }
+    };
+    tracing::info!(code, %reason, "the master link closed");
+    shared.hooks.on_event(SlaveEvent::MasterClose { code, reason });
+    // Peers keep their connections (and so must keep their command senders);
+    // they end by themselves or on close(). Their signalling goes nowhere now.
+    let _live_peers = peers;
+    tokio::select! {
+        _ = async { while outgoing.recv().await.is_some() {} } => {}
+        _ = shared.shutdown.cancelled() => {}
+    }
+}
+
+fn dispatch(
+    shared: &Arc<SlaveShared>,
+    peers: &mut HashMap<u32, PeerEntry>,
+    to_master: &mpsc::UnboundedSender<Bytes>,
+    msg: Message,
+) {
+    match msg {
+        Message::OfferFromClient(SessionDescription { id, sdp }) => {
+            let ufrag = ice_ufrag(&sdp).map(str::to_owned);
+            if let Some(entry) = peers.get(&id) {
+                // Same browser session: renegotiation on the live connection.
+                if !entry.commands.is_closed() && entry.ufrag == ufrag {
+                    let _ = entry.commands.send(PeerCommand::Offer(sdp));
+                    return;
+                }
+            }
+            // A new session (or the old one is gone): a fresh peer. A stale
+            // one is released when its sender is dropped.
+            let (commands, receiver) = mpsc::unbounded_channel();
+            peers.insert(id, PeerEntry { commands, ufrag });
+            shared.tasks.spawn(run_peer(shared.clone(), id, sdp, receiver, to_master.clone()));
+        }
+        Message::IceCandidateFromClient(IceCandidate { id, candidate }) => match peers.get(&id) {
+            Some(entry) if !entry.commands.is_closed() => {
+                let _ = entry.commands.send(PeerCommand::Candidate(candidate));
+            }
+            _ => tracing::debug!(client_id = id, "candidate for no live peer dropped"),
+        },
+        other => tracing::debug!(msg_type = ?other.message_type(), "unexpected message from the master dropped"),
+    }
+    // Forget peers whose task has ended.
+    peers.retain(|_, entry| !entry.commands.is_closed());
+}

@@ -1,0 +1,304 @@
+//! A slave: a game server that registers with a master and accepts WebRTC
+//! data-channel connections from browsers, on webrtc-rs.
+//!
+//! [`Slave::connect`] opens the master link (WebSocket, cookies as authData),
+//! registers the userData, then answers every client's offer through the
+//! master: [`SlaveHooks::on_offer`] decides, a webrtc-rs peer connection
+//! answers, and every data channel the browser opens is reported as
+//! [`SlaveEvent`]s. Channels are addressed by a [`ChannelId`] for sending.
+
+mod channel;
+mod link;
+mod peer;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::proto::ProtoError;
+
+pub use channel::ChannelInfo;
+use channel::ChannelHandle;
+
+/// A data channel, as numbered by its slave (unique for the slave's lifetime).
+pub type ChannelId = u64;
+
+/// Default time to wait for the master's WebSocket handshake.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time the `offer` decision may take before the offer is refused.
+pub const DEFAULT_OFFER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time after which a peer whose ICE went quiet counts as disconnected.
+pub const DEFAULT_ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default time after which a disconnected peer counts as failed and is released.
+pub const DEFAULT_ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a peer has to open its first data channel after its offer.
+pub const DEFAULT_PEER_SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a slave's peer connections are set up.
+#[derive(Debug, Clone)]
+pub struct SlaveConfig {
+    /// Local addresses ICE binds (one UDP socket each, per peer connection).
+    /// `0.0.0.0` stands for every non-loopback IPv4 interface; loopback must
+    /// be named explicitly (`127.0.0.1`).
+    pub ice_addresses: Vec<IpAddr>,
+    /// UDP ports to bind ICE sockets on (inclusive); `None`: any free port.
+    pub port_range: Option<(u16, u16)>,
+    /// STUN/TURN servers, as `RTCIceServer`s.
+    pub ice_servers: Vec<IceServer>,
+    /// Time to wait for the master's WebSocket handshake.
+    pub connect_timeout: Duration,
+    /// Time the offer decision may take before the offer is refused.
+    pub offer_timeout: Duration,
+    /// ICE disconnected timeout.
+    pub ice_disconnected_timeout: Duration,
+    /// ICE failed timeout: a failed peer connection is closed and reported.
+    pub ice_failed_timeout: Duration,
+    /// Time a peer has to open its first data channel before it is released.
+    pub peer_setup_timeout: Duration,
+}
+
+impl Default for SlaveConfig {
+    fn default() -> Self {
+        SlaveConfig {
+            ice_addresses: vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
+            port_range: None,
+            ice_servers: Vec::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            offer_timeout: DEFAULT_OFFER_TIMEOUT,
+            ice_disconnected_timeout: DEFAULT_ICE_DISCONNECTED_TIMEOUT,
+            ice_failed_timeout: DEFAULT_ICE_FAILED_TIMEOUT,
+            peer_setup_timeout: DEFAULT_PEER_SETUP_TIMEOUT,
+        }
+    }
+}
+
+/// A STUN or TURN server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IceServer {
+    /// `stun:` / `turn:` URLs.
+    pub urls: Vec<String>,
+    /// TURN username.
+    pub username: String,
+    /// TURN credential.
+    pub credential: String,
+}
+
+/// What can go wrong when starting or using a slave.
+#[derive(Debug, Error)]
+pub enum SlaveError {
+    /// The master URL is not a `ws://` or `wss://` URL.
+    #[error("invalid master URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The master refused the WebSocket handshake (e.g. 401 from `slaveauth`).
+    #[error("the master refused the connection with HTTP {status}{}", if .body.is_empty() { String::new() } else { format!(": {}", .body) })]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The response body (the rejection reason).
+        body: String,
+    },
+    /// The master could not be reached.
+    #[error("cannot connect to the master at {url}: {reason}")]
+    Unreachable {
+        /// The URL tried.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// userData cannot be registered (over 65,535 bytes of JSON, or not JSON).
+    #[error("cannot register this userData: {0}")]
+    UserData(#[from] ProtoError),
+    /// A slave needs a tokio runtime; none is running on this thread.
+    #[error("no tokio runtime: create the slave from within a tokio runtime")]
+    NoRuntime,
+    /// The slave is closed.
+    #[error("the slave is closed")]
+    Closed,
+    /// No open data channel has this id.
+    #[error("data channel {0} is not open")]
+    ChannelNotOpen(ChannelId),
+}
+
+/// The decision future of [`SlaveHooks::on_offer`]: `true` accepts.
+pub type OfferDecision = Pin<Box<dyn Future<Output = bool> + Send>>;
+
+/// Something that happened on a slave, for the application to observe.
+#[derive(Debug, Clone)]
+pub enum SlaveEvent {
+    /// A client's offer was accepted and answered.
+    Connection {
+        /// The client's id, given by the master.
+        client_id: u32,
+    },
+    /// The client opened a data channel.
+    DataChannel {
+        /// Whose channel.
+        client_id: u32,
+        /// The channel's handle for [`Slave::send`] and [`Slave::close_channel`].
+        channel: ChannelId,
+        /// Its label and reliability, as the browser asked.
+        info: ChannelInfo,
+    },
+    /// A data channel is open (sent once, right after `DataChannel`).
+    ChannelOpen {
+        /// Which channel.
+        channel: ChannelId,
+    },
+    /// A message arrived on a data channel.
+    Message {
+        /// Which channel.
+        channel: ChannelId,
+        /// The payload.
+        data: Bytes,
+        /// True for a text message, false for binary.
+        is_text: bool,
+    },
+    /// The amount buffered for sending fell to the channel's low threshold.
+    BufferedAmountLow {
+        /// Which channel.
+        channel: ChannelId,
+    },
+    /// A data channel reported an error.
+    ChannelError {
+        /// Which channel.
+        channel: ChannelId,
+        /// What went wrong.
+        message: String,
+    },
+    /// A data channel closed; its id is not used again.
+    ChannelClose {
+        /// Which channel.
+        channel: ChannelId,
+    },
+    /// A client's peer connection is gone (closed, failed or timed out).
+    ConnectionClose {
+        /// The client's id.
+        client_id: u32,
+    },
+    /// The WebSocket to the master closed; open peer connections go on.
+    MasterClose {
+        /// The close code (1006 when the connection dropped).
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
+}
+
+/// The application's side of a slave. Every method has a default: accept
+/// every offer, observe nothing.
+pub trait SlaveHooks: Send + Sync + 'static {
+    /// Decides whether a client's offer is accepted. The default accepts.
+    fn on_offer(&self, _client_id: u32) -> OfferDecision {
+        Box::pin(std::future::ready(true))
+    }
+
+    /// Observes an event. Called from the slave's tasks, in order per channel.
+    fn on_event(&self, _event: SlaveEvent) {}
+}
+
+/// State shared by every task of one slave.
+pub(crate) struct SlaveShared {
+    config: SlaveConfig,
+    hooks: Arc<dyn SlaveHooks>,
+    channels: Mutex<HashMap<ChannelId, ChannelHandle>>,
+    next_channel: std::sync::atomic::AtomicU64,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    /// Round-robin cursor into `config.port_range`.
+    next_port: std::sync::atomic::AtomicU32,
+}
+
+impl SlaveShared {
+    fn channels(&self) -> MutexGuard<'_, HashMap<ChannelId, ChannelHandle>> {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A slave registered with its master.
+pub struct Slave {
+    shared: Arc<SlaveShared>,
+}
+
+impl Slave {
+    /// Connects to the master at `master_url` (`ws://host:port`; the path
+    /// `/enslavism/slaves` is appended), sending `auth` as cookies, and
+    /// registers `user_data` (JSON text). Resolves once registered.
+    pub async fn connect(
+        master_url: &str,
+        user_data: &str,
+        auth: &[(String, String)],
+        config: SlaveConfig,
+        hooks: Arc<dyn SlaveHooks>,
+    ) -> Result<Slave, SlaveError> {
+        crate::proto::check_user_data(user_data)?;
+        let shared = Arc::new(SlaveShared {
+            config,
+            hooks,
+            channels: Mutex::new(HashMap::new()),
+            next_channel: std::sync::atomic::AtomicU64::new(1),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            next_port: std::sync::atomic::AtomicU32::new(0),
+        });
+        let ws = link::open(master_url, auth, shared.config.connect_timeout).await?;
+        link::start(shared.clone(), ws, user_data.to_owned()).await?;
+        Ok(Slave { shared })
+    }
+
+    /// Queues a message on a data channel (`is_text` sends a text message).
+    pub fn send(&self, channel: ChannelId, data: Bytes, is_text: bool) -> Result<(), SlaveError> {
+        let channels = self.shared.channels();
+        let handle = channels.get(&channel).ok_or(SlaveError::ChannelNotOpen(channel))?;
+        handle.send(data, is_text).map_err(|_| SlaveError::ChannelNotOpen(channel))
+    }
+
+    /// Bytes queued on a channel and not yet handed to SCTP.
+    pub fn buffered_amount(&self, channel: ChannelId) -> usize {
+        self.shared.channels().get(&channel).map_or(0, ChannelHandle::buffered_amount)
+    }
+
+    /// Sets the threshold under which `BufferedAmountLow` is reported.
+    pub fn set_buffered_amount_low_threshold(&self, channel: ChannelId, threshold: usize) {
+        if let Some(handle) = self.shared.channels().get(&channel) {
+            handle.set_low_threshold(threshold);
+        }
+    }
+
+    /// Closes one data channel (its `ChannelClose` event follows).
+    pub fn close_channel(&self, channel: ChannelId) {
+        if let Some(handle) = self.shared.channels().get(&channel) {
+            handle.close();
+        }
+    }
+
+    /// True once [`Slave::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.shared.shutdown.is_cancelled()
+    }
+
+    /// Closes every peer connection and the master link, and waits for them.
+    pub async fn close(&self) {
+        self.shared.shutdown.cancel();
+        self.shared.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.shared.tasks.wait()).await;
+    }
+}
+
+impl Drop for Slave {
+    fn drop(&mut self) {
+        self.shared.shutdown.cancel();
+    }
+}

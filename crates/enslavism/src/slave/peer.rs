@@ -1,0 +1,262 @@
+//! One client's WebRTC peer connection on the slave: the offer decision, the
+//! answer, trickled candidates both ways, and its data channels.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::peer_connection::transport::RTCDtlsRole;
+use tokio::sync::mpsc;
+use webrtc::data_channel::DataChannel;
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
+    RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+};
+
+use super::channel::run_channel;
+use super::{SlaveEvent, SlaveShared};
+use crate::proto::{Candidate, IceCandidate, Message, SessionDescription};
+
+/// What the master link forwards to a peer.
+pub(crate) enum PeerCommand {
+    /// A new offer on the same session (renegotiation).
+    Offer(String),
+    /// A trickled candidate from the client (`None`: end of candidates).
+    Candidate(Option<Candidate>),
+}
+
+/// What webrtc-rs reports, forwarded off its driver task.
+enum Signal {
+    Candidate(RTCIceCandidateInit),
+    State(RTCPeerConnectionState),
+    DataChannel(Arc<dyn DataChannel>),
+}
+
+struct Forwarder(mpsc::UnboundedSender<Signal>);
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Forwarder {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        match event.candidate.to_json() {
+            Ok(init) => {
+                let _ = self.0.send(Signal::Candidate(init));
+            }
+            Err(e) => tracing::debug!("local candidate not serialisable: {e}"),
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.0.send(Signal::State(state));
+    }
+
+    async fn on_data_channel(&self, data_channel: Arc<dyn DataChannel>) {
+        let _ = self.0.send(Signal::DataChannel(data_channel));
+    }
+}
+
+/// The `a=mid:` of the offer's first m-line: what our candidates refer to.
+fn first_mid(sdp: &str) -> String {
+    sdp.lines()
+        .find_map(|l| l.trim_end().strip_prefix("a=mid:"))
+        .filter(|m| !m.is_empty() && m.len() <= crate::proto::MAX_SDP_MID_LEN)
+        .unwrap_or("0")
+        .to_owned()
+}
+
+/// The offer's ICE username fragment: a new one means a new browser session.
+pub(crate) fn ice_ufrag(sdp: &str) -> Option<&str> {
+    sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
+}
+
+fn send_to_master(to_master: &mpsc::UnboundedSender<Bytes>, msg: Message) {
+    match msg.encode() {
+        Ok(frame) => {
+            let _ = to_master.send(Bytes::from(frame));
+        }
+        Err(e) => tracing::debug!("signalling message not sent: {e}"),
+    }
+}
+
+async fn build_peer(shared: &SlaveShared, signals: mpsc::UnboundedSender<Signal>) -> webrtc::error::Result<Box<dyn PeerConnection>> {
+    let config = &shared.config;
+    let settings = SettingEngineBuilder::new()
+        // The default role costs 140–340 ms per browser connection (DTLS and SCTP retries).
+        .with_answering_dtls_role(RTCDtlsRole::Server)
+        // The default mode opens a multicast socket per peer and fails without a multicast route.
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .with_ice_timeouts(Some(config.ice_disconnected_timeout), Some(config.ice_failed_timeout), None)
+        .build();
+    let ice_servers = config
+        .ice_servers
+        .iter()
+        .map(|s| RTCIceServer { urls: s.urls.clone(), username: s.username.clone(), credential: s.credential.clone() })
+        .collect();
+    let rtc_config = RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build();
+
+    let attempts = match config.port_range {
+        Some((lo, hi)) => u32::from(hi.saturating_sub(lo)) + 1,
+        None => 1,
+    };
+    let mut last_err = None;
+    for _ in 0..attempts.min(64) {
+        let port = match config.port_range {
+            Some((lo, hi)) => {
+                let span = u32::from(hi.saturating_sub(lo)) + 1;
+                lo + (shared.next_port.fetch_add(1, Ordering::Relaxed) % span) as u16
+            }
+            None => 0,
+        };
+        let addrs: Vec<SocketAddr> = config.ice_addresses.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
+        let built = PeerConnectionBuilder::new()
+            .with_configuration(rtc_config.clone())
+            .with_setting_engine(settings.clone())
+            .with_handler(Arc::new(Forwarder(signals.clone())))
+            .with_udp_addrs(addrs)
+            .build()
+            .await;
+        match built {
+            Ok(pc) => return Ok(Box::new(pc)),
+            Err(e) => {
+                tracing::debug!(port, "cannot bind a peer connection: {e}");
+                last_err = Some(e);
+            }
+        }
+    }
+    Err(last_err.expect("at least one attempt"))
+}
+
+async fn answer(pc: &dyn PeerConnection, offer_sdp: String) -> webrtc::error::Result<String> {
+    pc.set_remote_description(RTCSessionDescription::offer(offer_sdp)?).await?;
+    let answer = pc.create_answer(None).await?;
+    let sdp = answer.sdp.clone();
+    pc.set_local_description(answer).await?;
+    Ok(sdp)
+}
+
+/// Runs one client's peer from its first offer to its release.
+pub(crate) async fn run_peer(
+    shared: Arc<SlaveShared>,
+    client_id: u32,
+    offer_sdp: String,
+    mut commands: mpsc::UnboundedReceiver<PeerCommand>,
+    to_master: mpsc::UnboundedSender<Bytes>,
+) {
+    let accepted = tokio::select! {
+        decision = tokio::time::timeout(shared.config.offer_timeout, shared.hooks.on_offer(client_id)) => decision.unwrap_or(false),
+        _ = shared.shutdown.cancelled() => false,
+    };
+    if !accepted {
+        tracing::debug!(client_id, "offer rejected");
+        send_to_master(&to_master, Message::RejectToClient { id: client_id });
+        return;
+    }
+
+    let (signal_tx, mut signals) = mpsc::unbounded_channel();
+    let pc = match build_peer(&shared, signal_tx).await {
+        Ok(pc) => pc,
+        Err(e) => {
+            tracing::warn!(client_id, "cannot create a peer connection: {e}");
+            send_to_master(&to_master, Message::RejectToClient { id: client_id });
+            return;
+        }
+    };
+    let mid = first_mid(&offer_sdp);
+    match answer(&*pc, offer_sdp).await {
+        Ok(sdp) => send_to_master(&to_master, Message::AnswerToClient(SessionDescription { id: client_id, sdp })),
+        Err(e) => {
+            tracing::debug!(client_id, "unusable offer: {e}");
+            send_to_master(&to_master, Message::RejectToClient { id: client_id });
+            let _ = pc.close().await;
+            return;
+        }
+    }
+    shared.hooks.on_event(SlaveEvent::Connection { client_id });
+
+    let (closed_tx, mut closed_rx) = mpsc::unbounded_channel();
+    let mut open_channels = 0usize;
+    let setup_deadline = tokio::time::sleep(shared.config.peer_setup_timeout);
+    tokio::pin!(setup_deadline);
+    let mut had_channel = false;
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(PeerCommand::Offer(sdp)) => match answer(&*pc, sdp).await {
+                    Ok(sdp) => send_to_master(&to_master, Message::AnswerToClient(SessionDescription { id: client_id, sdp })),
+                    Err(e) => tracing::debug!(client_id, "renegotiation failed: {e}"),
+                },
+                Some(PeerCommand::Candidate(Some(c))) if !c.candidate.is_empty() => {
+                    let init = RTCIceCandidateInit {
+                        candidate: c.candidate,
+                        sdp_mid: Some(c.sdp_mid),
+                        sdp_mline_index: Some(c.sdp_m_line_index),
+                        ..Default::default()
+                    };
+                    if let Err(e) = pc.add_ice_candidate(init).await {
+                        tracing::debug!(client_id, "remote candidate refused: {e}");
+                    }
+                }
+                Some(PeerCommand::Candidate(_)) => {}
+                None => break,
+            },
+            signal = signals.recv() => match signal {
+                Some(Signal::Candidate(init)) => {
+                    let candidate = Candidate { sdp_mid: mid.clone(), sdp_m_line_index: 0, candidate: init.candidate };
+                    send_to_master(&to_master, Message::IceCandidateToClient(IceCandidate { id: client_id, candidate: Some(candidate) }));
+                }
+                Some(Signal::State(state)) => {
+                    tracing::debug!(client_id, %state, "peer connection state");
+                    if matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed) {
+                        break;
+                    }
+                }
+                Some(Signal::DataChannel(dc)) => {
+                    open_channels += 1;
+                    had_channel = true;
+                    shared.tasks.spawn(run_channel(shared.clone(), client_id, dc, closed_tx.clone()));
+                }
+                None => break,
+            },
+            Some(_) = closed_rx.recv() => {
+                open_channels -= 1;
+                // The browser closed every channel (or its whole connection):
+                // webrtc-rs would otherwise linger ~30 s before reporting failure.
+                if open_channels == 0 {
+                    break;
+                }
+            }
+            _ = &mut setup_deadline, if !had_channel => {
+                tracing::debug!(client_id, "no data channel opened in time; releasing the peer");
+                break;
+            }
+            _ = shared.shutdown.cancelled() => break,
+        }
+    }
+
+    let _ = pc.close().await;
+    // Channels report their close before the connection does.
+    drop(closed_tx);
+    while open_channels > 0 {
+        match tokio::time::timeout(std::time::Duration::from_secs(2), closed_rx.recv()).await {
+            Ok(Some(_)) => open_channels -= 1,
+            _ => break,
+        }
+    }
+    tracing::debug!(client_id, "peer connection released");
+    shared.hooks.on_event(SlaveEvent::ConnectionClose { client_id });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mid_and_ufrag_are_read_from_the_offer() {
+        let sdp = "v=0\r\na=ice-ufrag:abcd\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:data\r\n";
+        assert_eq!(first_mid(sdp), "data");
+        assert_eq!(ice_ufrag(sdp), Some("abcd"));
+        assert_eq!(first_mid("v=0\r\n"), "0");
+        assert_eq!(ice_ufrag("v=0\r\n"), None);
+    }
+}

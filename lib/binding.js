@@ -1,0 +1,3 @@
+'use strict';
+// The native addon, loaded once for every wrapper.
+module.exports = require('../scripts/load-binding.js')();

@@ -1,0 +1,140 @@
+'use strict';
+// A data channel on the slave side. Code written for Node's EventEmitter
+// (`dc.on('message', …)`) and for the browser's EventTarget
+// (`dc.addEventListener('message', …)`, `dc.onmessage = …`) both work.
+
+const { EventEmitter } = require('node:events');
+const { codedError, describe, toBuffer } = require('./util.js');
+
+const EVENTS = ['open', 'message', 'close', 'error', 'bufferedamountlow'];
+
+/** A DOM-like event object: `{ type, target, … }`. */
+function makeEvent(type, target, fields) {
+	return { type, target, currentTarget: target, ...fields };
+}
+
+class DataChannel extends EventEmitter {
+	/** @internal Created by the slave when a client opens a channel. */
+	constructor(native, channel, info) {
+		super();
+		this._native = native;
+		this._channel = channel;
+		this._listenerWrappers = new Map();
+		this._lowThreshold = 0;
+		/** The channel's name. */
+		this.label = info.label;
+		/** The subprotocol ('' for none). */
+		this.protocol = info.protocol ?? '';
+		/** Whether messages arrive in order. */
+		this.ordered = info.ordered ?? true;
+		/** Retransmission limit of an unreliable channel, else null. */
+		this.maxRetransmits = info.maxRetransmits ?? null;
+		/** Lifetime limit (ms) of an unreliable channel, else null. */
+		this.maxPacketLifeTime = info.maxPacketLifeTime ?? null;
+		/** The channel's number in its connection. */
+		this.id = info.id ?? null;
+		/** Always false: channels are opened by the client. */
+		this.negotiated = false;
+		/** 'open', 'closing' or 'closed': the client opened it before it was announced. */
+		this.readyState = 'open';
+		this._openDispatched = false;
+		/** How binary messages are delivered: only 'arraybuffer' is supported. */
+		this.binaryType = 'arraybuffer';
+		for (const type of EVENTS) this[`on${type}`] = null;
+	}
+
+	/** Bytes queued for sending and not yet handed to the transport. */
+	get bufferedAmount() {
+		return this.readyState === 'open' ? this._native.bufferedAmount(this._channel) : 0;
+	}
+
+	/** `bufferedamountlow` fires when `bufferedAmount` falls to this many bytes. */
+	get bufferedAmountLowThreshold() {
+		return this._lowThreshold;
+	}
+
+	set bufferedAmountLowThreshold(value) {
+		if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+			throw codedError(RangeError, 'ERR_OUT_OF_RANGE', `bufferedAmountLowThreshold must be a non-negative integer; received ${describe(value)}`);
+		}
+		this._lowThreshold = value;
+		this._native.setBufferedAmountLowThreshold(this._channel, value);
+	}
+
+	/**
+	 * Sends a message: a string as text; a Buffer, ArrayBuffer, TypedArray or
+	 * DataView as binary. Throws if the channel is not open.
+	 */
+	send(data) {
+		if (this.readyState !== 'open') {
+			throw codedError(Error, 'ERR_ENSLAVISM_CHANNEL_CLOSED', `data channel "${this.label}" is ${this.readyState}, not open`);
+		}
+		this._native.send(this._channel, toBuffer(data), typeof data === 'string');
+	}
+
+	/** Closes the channel; `close` follows. */
+	close() {
+		if (this.readyState === 'closing' || this.readyState === 'closed') return;
+		this.readyState = 'closing';
+		this._native.closeChannel(this._channel);
+	}
+
+	/** EventTarget-style listener (`{ once: true }` supported). */
+	addEventListener(type, listener, options) {
+		if (typeof listener !== 'function' && typeof listener?.handleEvent !== 'function') return;
+		const key = `${type}\0`;
+		let byType = this._listenerWrappers.get(key);
+		if (byType === undefined) this._listenerWrappers.set(key, (byType = new Map()));
+		if (byType.has(listener)) return;
+		const call = typeof listener === 'function' ? listener : (ev) => listener.handleEvent(ev);
+		const wrapper = (ev) => {
+			if (options?.once) this.removeEventListener(type, listener);
+			call.call(this, ev);
+		};
+		byType.set(listener, wrapper);
+		this.on(type, wrapper);
+	}
+
+	/** Removes a listener added with `addEventListener`. */
+	removeEventListener(type, listener) {
+		const byType = this._listenerWrappers.get(`${type}\0`);
+		const wrapper = byType?.get(listener);
+		if (wrapper === undefined) return;
+		byType.delete(listener);
+		this.off(type, wrapper);
+	}
+
+	/** Delivers one event to `on<type>` and to every listener. */
+	_dispatch(type, fields) {
+		const ev = makeEvent(type, this, fields);
+		const handler = this[`on${type}`];
+		if (typeof handler === 'function') handler.call(this, ev);
+		// An 'error' without listeners must not throw, as on an EventTarget.
+		if (type !== 'error' || this.listenerCount('error') > 0) this.emit(type, ev);
+	}
+
+	/** 0.9.0 emitted 'open' right after 'datachannel', on an already open channel. */
+	_opened() {
+		if (this._openDispatched || this.readyState !== 'open') return;
+		this._openDispatched = true;
+		this._dispatch('open', {});
+	}
+
+	_message(event) {
+		let data;
+		if (event.text != null) data = event.text;
+		else {
+			const buf = event.data;
+			data = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
+		}
+		this._dispatch('message', { data });
+	}
+
+	_closed() {
+		if (this.readyState === 'closed') return;
+		this.readyState = 'closed';
+		this._dispatch('close', {});
+	}
+}
+
+module.exports = { DataChannel };

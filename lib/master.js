@@ -1,0 +1,278 @@
+'use strict';
+// enslavism 0.9.0's Master over the Rust engine. This file adapts shapes and
+// events only: routing, handshakes and sockets all live in Rust, and no JS
+// runs per signalling message.
+
+const { EventEmitter } = require('node:events');
+const { NativeMaster, clientScript } = require('./binding.js');
+const { codedError, describe, toBuffer } = require('./util.js');
+
+const CLIENT_SCRIPT_PATH = '/enslavism/client.js';
+const PEER_PATHS = new Map([['/enslavism/slaves', 'slave'], ['/enslavism/clients', 'client']]);
+const PEER_KINDS = ['slave', 'client'];
+
+let clientScriptBuffer;
+function serveClientScript(res) {
+	clientScriptBuffer ??= clientScript();
+	res.writeHead(200, { 'Content-Type': 'application/javascript' });
+	res.end(clientScriptBuffer);
+}
+
+function pathOf(url) {
+	const query = url.indexOf('?');
+	return query === -1 ? url : url.slice(0, query);
+}
+
+function checkOptions(options) {
+	if (options === undefined) return {};
+	if (options === null || typeof options !== 'object') {
+		throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options must be an object; received ${describe(options)}`);
+	}
+	const out = {};
+	for (const [key, nativeKey] of [
+		['maxMessageSize', 'maxMessageSize'],
+		['outboundQueueLength', 'outboundQueueLength'],
+		['handshakeTimeout', 'handshakeTimeout'],
+		['authTimeout', 'authTimeout'],
+	]) {
+		const value = options[key];
+		if (value === undefined) continue;
+		if (!Number.isInteger(value) || value < 1 || value > 0xffffffff) {
+			throw codedError(RangeError, 'ERR_OUT_OF_RANGE', `options.${key} must be a positive integer; received ${describe(value)}`);
+		}
+		out[nativeKey] = value;
+	}
+	if (options.host !== undefined) {
+		if (typeof options.host !== 'string') {
+			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.host must be a string; received ${describe(options.host)}`);
+		}
+		out.host = options.host;
+	}
+	return out;
+}
+
+/**
+ * A connected slave or client as the master's events show it: a small,
+ * ws-like view of a WebSocket owned by the Rust engine.
+ */
+class PeerSocket extends EventEmitter {
+	constructor(native, kind, event) {
+		super();
+		this._native = native;
+		this._kind = kind;
+		/** The id the master gave this peer (the one clients see for slaves). */
+		this.id = event.id;
+		/** `'slave'` or `'client'`. */
+		this.kind = kind;
+		/** Where the peer connects from, like `net.Socket`'s fields. */
+		this._socket = Object.freeze({
+			remoteAddress: event.remoteAddress,
+			remotePort: event.remotePort,
+			remoteFamily: event.remoteFamily,
+		});
+		this.readyState = PeerSocket.OPEN;
+	}
+
+	/** Sends `data` to the peer as one binary WebSocket message. */
+	send(data, options, callback) {
+		if (typeof options === 'function') callback = options;
+		const buffer = toBuffer(data);
+		let err;
+		if (this.readyState !== PeerSocket.OPEN || !this._native.send(this._kind, this.id, buffer)) {
+			err = codedError(Error, 'ERR_ENSLAVISM_CLOSED', `the ${this._kind} connection ${this.id} is not open`);
+		}
+		if (typeof callback === 'function') process.nextTick(callback, err);
+		else if (err) throw err;
+	}
+
+	/** Closes the WebSocket (code 1000 or 3000–4999; reason up to 123 bytes). */
+	close(code = 1000, reason = '') {
+		if (this.readyState !== PeerSocket.OPEN) return;
+		this.readyState = PeerSocket.CLOSING;
+		this._native.disconnect(this._kind, this.id, code, String(reason));
+	}
+
+	/** Closes the WebSocket at once (here the same as `close()`). */
+	terminate() {
+		this.close();
+	}
+}
+PeerSocket.CONNECTING = 0;
+PeerSocket.OPEN = 1;
+PeerSocket.CLOSING = 2;
+PeerSocket.CLOSED = 3;
+
+/**
+ * The signalling server: knows every slave and client, keeps each client's
+ * slave list in sync and relays WebRTC signalling between them.
+ *
+ * `new Master(port[, options])` listens on its own HTTP server;
+ * `new Master(httpServer[, options])` attaches to an existing `http.Server`.
+ */
+class Master extends EventEmitter {
+	constructor(portOrServer, options) {
+		super();
+		const nativeOptions = checkOptions(options);
+		this._sockets = { slave: new Map(), client: new Map() };
+		this._server = null;
+		this._closing = null;
+		const onEvent = (event) => this._onNativeEvent(event);
+
+		if (typeof portOrServer === 'number') {
+			if (!Number.isInteger(portOrServer) || portOrServer < 0 || portOrServer > 65535) {
+				throw codedError(RangeError, 'ERR_SOCKET_BAD_PORT', `port must be an integer from 0 to 65535; received ${portOrServer}`);
+			}
+			try {
+				this._native = NativeMaster.listen(portOrServer, nativeOptions, onEvent);
+			} catch (err) {
+				// Like net.Server: a bind failure is an 'error' event, not a throw.
+				this._native = null;
+				process.nextTick(() => this._emitError(err));
+				return;
+			}
+			process.nextTick(() => this.emit('listening'));
+		} else if (isHttpServer(portOrServer)) {
+			this._native = NativeMaster.detached(nativeOptions, onEvent);
+			this._attach(portOrServer);
+		} else {
+			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE',
+				`new Master() takes a port number or an http.Server; received ${describe(portOrServer)}`);
+		}
+
+		// Tell the engine which events JS listens to, so that nobody's events cost nothing.
+		this.on('newListener', (event) => this._syncObserved(event, 1));
+		this.on('removeListener', (event) => this._syncObserved(event, 0));
+	}
+
+	/** The port the master listens on (its own or the attached server's); null if none. */
+	get port() {
+		if (this._native?.port != null) return this._native.port;
+		const address = this._server?.address();
+		return address && typeof address === 'object' ? address.port : null;
+	}
+
+	/** Connected peers: `{ slaves, clients }` (slaves counted before they register too). */
+	get peerCounts() {
+		if (this._native === null) return { slaves: 0, clients: 0 };
+		const [slaves, clients] = this._native.peerCounts();
+		return { slaves, clients };
+	}
+
+	/**
+	 * Closes every connection and stops listening (an attached server is left
+	 * open, with its own listeners restored). Resolves once the port is free.
+	 */
+	close() {
+		if (this._closing === null) {
+			this._detach();
+			this._closing = this._native === null ? Promise.resolve() : this._native.close();
+		}
+		return this._closing;
+	}
+
+	_syncObserved(event, adding) {
+		if (this._native === null) return;
+		for (const kind of PEER_KINDS) {
+			if (event !== `${kind}auth` && event !== `${kind}connection`) continue;
+			// 'newListener' fires before the listener is added.
+			const auth = this.listenerCount(`${kind}auth`) + (event === `${kind}auth` ? adding : 0) > 0;
+			const connections = this.listenerCount(`${kind}connection`) + (event === `${kind}connection` ? adding : 0) > 0;
+			this._native.setObserved(kind, auth, connections);
+		}
+	}
+
+	_emitError(err) {
+		if (this.listenerCount('error') > 0) this.emit('error', err);
+		else process.emitWarning(`enslavism master: ${err.message} (listen to 'error' to handle this)`, { code: err.code });
+	}
+
+	_onNativeEvent(event) {
+		const { kind } = event;
+		switch (event.type) {
+			case 'auth': {
+				let rejected = false;
+				let reason = null;
+				let threw = true;
+				try {
+					this.emit(`${kind}auth`, event.cookies, (why) => {
+						rejected = true;
+						reason = why === undefined || why === null ? null : String(why);
+					});
+					threw = false;
+				} finally {
+					// Decided synchronously, as in 0.9.0; a throwing listener refuses.
+					this._native.resolveAuth(event.ticket, rejected || threw, threw ? 'internal error' : reason);
+				}
+				break;
+			}
+			case 'connection': {
+				const socket = new PeerSocket(this._native, kind, event);
+				this._sockets[kind].set(event.id, socket);
+				this.emit(`${kind}connection`, socket);
+				break;
+			}
+			case 'close': {
+				const socket = this._sockets[kind].get(event.id);
+				if (socket === undefined) break;
+				this._sockets[kind].delete(event.id);
+				socket.readyState = PeerSocket.CLOSED;
+				socket.emit('close', event.code, event.reason);
+				break;
+			}
+		}
+	}
+
+	_attach(server) {
+		this._server = server;
+		this._userRequestListeners = server.listeners('request');
+		server.removeAllListeners('request');
+		this._onRequest = (req, res) => {
+			if (pathOf(req.url) === CLIENT_SCRIPT_PATH && (req.method === 'GET' || req.method === 'HEAD')) {
+				serveClientScript(res);
+				return;
+			}
+			for (const listener of this._userRequestListeners) listener.call(server, req, res);
+		};
+		server.on('request', this._onRequest);
+
+		this._onUpgrade = (req, socket, head) => {
+			const path = pathOf(req.url);
+			if (!PEER_PATHS.has(path)) {
+				// Other paths belong to other listeners; alone, we refuse them.
+				if (server.listenerCount('upgrade') === 1) socket.destroy();
+				return;
+			}
+			const fd = socket._handle?.fd;
+			if (socket.encrypted || typeof fd !== 'number' || fd < 0) {
+				socket.end('HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+				this._emitError(codedError(Error, 'ERR_ENSLAVISM_UNSUPPORTED_SOCKET',
+					'enslavism can take over plain TCP sockets only (not TLS): attach the master to an http.Server, or give it its own port'));
+				return;
+			}
+			try {
+				// The engine duplicates the descriptor synchronously; Node's copy is then dropped.
+				this._native.adoptUpgrade(fd, path, req.rawHeaders, head);
+			} catch (err) {
+				this._emitError(err);
+			}
+			socket.destroy();
+		};
+		server.on('upgrade', this._onUpgrade);
+	}
+
+	_detach() {
+		const server = this._server;
+		if (server === null) return;
+		server.removeListener('upgrade', this._onUpgrade);
+		server.removeListener('request', this._onRequest);
+		for (const listener of this._userRequestListeners) server.on('request', listener);
+		this._server = null;
+	}
+}
+
+function isHttpServer(value) {
+	return value !== null && typeof value === 'object' && typeof value.on === 'function'
+		&& typeof value.listeners === 'function' && typeof value.removeAllListeners === 'function';
+}
+
+module.exports = { Master, PeerSocket };

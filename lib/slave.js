@@ -1,0 +1,194 @@
+'use strict';
+// enslavism 0.9.0's Slave and ClientConnection over the Rust engine (webrtc-rs).
+// Signalling and WebRTC run in Rust; this file turns engine events into the
+// 0.9.0 objects and events.
+
+const { EventEmitter } = require('node:events');
+const { NativeSlave } = require('./binding.js');
+const { DataChannel } = require('./data-channel.js');
+const { codedError, describe } = require('./util.js');
+
+const TIMEOUT_OPTIONS = ['connectTimeout', 'offerTimeout', 'iceDisconnectedTimeout', 'iceFailedTimeout', 'peerSetupTimeout'];
+
+function checkOptions(options) {
+	if (options === undefined) return {};
+	if (options === null || typeof options !== 'object') {
+		throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options must be an object; received ${describe(options)}`);
+	}
+	const out = {};
+	for (const key of TIMEOUT_OPTIONS) {
+		const value = options[key];
+		if (value === undefined) continue;
+		if (!Number.isInteger(value) || value < 1 || value > 0xffffffff) {
+			throw codedError(RangeError, 'ERR_OUT_OF_RANGE', `options.${key} must be a positive integer (ms); received ${describe(value)}`);
+		}
+		out[key] = value;
+	}
+	if (options.iceAddresses !== undefined) {
+		if (!Array.isArray(options.iceAddresses) || !options.iceAddresses.every((a) => typeof a === 'string')) {
+			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', 'options.iceAddresses must be an array of IP address strings');
+		}
+		out.iceAddresses = options.iceAddresses;
+	}
+	if (options.portRange !== undefined) {
+		const r = options.portRange;
+		if (!Array.isArray(r) || r.length !== 2 || !r.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535) || r[0] > r[1]) {
+			throw codedError(RangeError, 'ERR_OUT_OF_RANGE', 'options.portRange must be [min, max] with 1 <= min <= max <= 65535');
+		}
+		out.portRange = r;
+	}
+	if (options.iceServers !== undefined) {
+		if (!Array.isArray(options.iceServers)) {
+			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', 'options.iceServers must be an array of RTCIceServer objects');
+		}
+		out.iceServers = options.iceServers.map((s) => ({
+			urls: Array.isArray(s?.urls) ? s.urls.map(String) : [String(s?.urls)],
+			username: s?.username === undefined ? undefined : String(s.username),
+			credential: s?.credential === undefined ? undefined : String(s.credential),
+		}));
+	}
+	return out;
+}
+
+function authPairs(authData) {
+	if (authData === undefined || authData === null) return [];
+	if (typeof authData !== 'object' || Array.isArray(authData)) {
+		throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `authData must be an object of strings; received ${describe(authData)}`);
+	}
+	const pairs = [];
+	for (const [name, value] of Object.entries(authData)) {
+		if (typeof value !== 'string') {
+			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `authData.${name} must be a string; received ${describe(value)}`);
+		}
+		pairs.push(name, value);
+	}
+	return pairs;
+}
+
+/** One client connected to this slave; emits `datachannel` and `close`. */
+class ClientConnection extends EventEmitter {
+	/** @internal */
+	constructor(slave, id) {
+		super();
+		/** The client's id, given by the master. */
+		this.id = id;
+		/** The slave this client is connected to. */
+		this.slave = slave;
+		/** The client's open data channels, by label. */
+		this.dataChannels = {};
+	}
+}
+
+/**
+ * A game server registered with a master. `new Slave(masterWsUrl, userData[, authData[, options]])`
+ * returns a Promise of the Slave, as in 0.9.0.
+ */
+class Slave extends EventEmitter {
+	constructor(masterWsUrl, userData, authData, options) {
+		super();
+		if (typeof masterWsUrl !== 'string') {
+			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `masterWsUrl must be a string; received ${describe(masterWsUrl)}`);
+		}
+		const json = JSON.stringify(userData);
+		if (json === undefined) {
+			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `userData must be a JSON value; received ${describe(userData)}`);
+		}
+		const pairs = authPairs(authData);
+		/** The connected clients. */
+		this.connections = [];
+		this._clients = new Map();
+		this._channels = new Map();
+		this._closing = null;
+		this._native = NativeSlave.create(checkOptions(options), (event) => this._onNativeEvent(event));
+		this.on('newListener', (event) => { if (event === 'offer') this._native.setOffersObserved(true); });
+		this.on('removeListener', (event) => {
+			if (event === 'offer') this._native.setOffersObserved(this.listenerCount('offer') > 0);
+		});
+		// 0.9.0's constructor returned a Promise of the slave; so does this one.
+		return this._native.connect(masterWsUrl, json, pairs).then((failure) => {
+			if (failure === null || failure === undefined) return this;
+			const err = codedError(failure.code === 'ERR_INVALID_ARG_VALUE' ? TypeError : Error, failure.code, failure.message);
+			const status = /HTTP (\d{3})/.exec(failure.message);
+			if (status) err.status = Number(status[1]);
+			throw err;
+		});
+	}
+
+	/**
+	 * Closes every client connection and the link to the master. Resolves once
+	 * done; the process can then exit by itself.
+	 */
+	close() {
+		this._closing ??= this._native.close();
+		return this._closing;
+	}
+
+	_onNativeEvent(event) {
+		switch (event.type) {
+			case 'offer': {
+				let accept = true;
+				let threw = true;
+				try {
+					this.emit('offer', () => { accept = false; });
+					threw = false;
+				} finally {
+					this._native.resolveOffer(event.ticket, accept && !threw);
+				}
+				break;
+			}
+			case 'connection': {
+				const client = new ClientConnection(this, event.clientId);
+				this._clients.set(event.clientId, client);
+				this.connections.push(client);
+				this.emit('connection', client);
+				break;
+			}
+			case 'datachannel': {
+				const client = this._clients.get(event.clientId);
+				const dc = new DataChannel(this._native, event.channel, event);
+				this._channels.set(event.channel, { dc, client });
+				if (client) {
+					client.dataChannels[dc.label] = dc;
+					client.emit('datachannel', dc);
+				}
+				break;
+			}
+			case 'open':
+				this._channels.get(event.channel)?.dc._opened();
+				break;
+			case 'message':
+				this._channels.get(event.channel)?.dc._message(event);
+				break;
+			case 'bufferedamountlow':
+				this._channels.get(event.channel)?.dc._dispatch('bufferedamountlow', {});
+				break;
+			case 'error': {
+				const entry = this._channels.get(event.channel);
+				if (entry) entry.dc._dispatch('error', { error: codedError(Error, 'ERR_ENSLAVISM_CHANNEL', event.reason) });
+				break;
+			}
+			case 'channelclose': {
+				const entry = this._channels.get(event.channel);
+				if (entry === undefined) break;
+				this._channels.delete(event.channel);
+				if (entry.client && entry.client.dataChannels[entry.dc.label] === entry.dc) delete entry.client.dataChannels[entry.dc.label];
+				entry.dc._closed();
+				break;
+			}
+			case 'connectionclose': {
+				const client = this._clients.get(event.clientId);
+				if (client === undefined) break;
+				this._clients.delete(event.clientId);
+				const i = this.connections.indexOf(client);
+				if (i !== -1) this.connections.splice(i, 1);
+				client.emit('close');
+				break;
+			}
+			case 'masterclose':
+				this.emit('disconnected', { code: event.code, reason: event.reason });
+				break;
+		}
+	}
+}
+
+module.exports = { Slave, ClientConnection };

@@ -1,0 +1,329 @@
+//! `NativeSlave`: the engine's slave, as the JS wrapper sees it.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use enslavism::slave::{ChannelId, IceServer, OfferDecision, Slave, SlaveConfig, SlaveError, SlaveEvent, SlaveHooks};
+use napi::bindgen_prelude::{Buffer, Function};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::Status;
+use napi_derive::napi;
+use tokio::sync::oneshot;
+
+use crate::{codes, init_logging, js_error};
+
+/// A STUN/TURN server, as `RTCIceServer`.
+#[napi(object)]
+pub struct NativeIceServer {
+    /// `stun:`/`turn:` URLs.
+    pub urls: Vec<String>,
+    /// TURN username.
+    pub username: Option<String>,
+    /// TURN credential.
+    pub credential: Option<String>,
+}
+
+/// Options of a slave, as passed from JS (all optional).
+#[napi(object)]
+#[derive(Default)]
+pub struct NativeSlaveOptions {
+    /// Local IP addresses ICE binds (default `0.0.0.0`: every non-loopback IPv4 interface).
+    pub ice_addresses: Option<Vec<String>>,
+    /// `[min, max]` UDP ports for ICE sockets.
+    pub port_range: Option<Vec<u32>>,
+    /// STUN/TURN servers.
+    pub ice_servers: Option<Vec<NativeIceServer>>,
+    /// Milliseconds to wait for the master's handshake.
+    pub connect_timeout: Option<u32>,
+    /// Milliseconds the `offer` decision may take.
+    pub offer_timeout: Option<u32>,
+    /// Milliseconds of ICE silence before a peer counts as disconnected.
+    pub ice_disconnected_timeout: Option<u32>,
+    /// Milliseconds before a disconnected peer is released.
+    pub ice_failed_timeout: Option<u32>,
+    /// Milliseconds a peer has to open its first data channel.
+    pub peer_setup_timeout: Option<u32>,
+}
+
+/// One event delivered to the JS wrapper.
+#[napi(object)]
+#[derive(Default)]
+pub struct NativeSlaveEvent {
+    /// `offer`, `connection`, `datachannel`, `open`, `message`,
+    /// `bufferedamountlow`, `error`, `channelclose`, `connectionclose`, `masterclose`.
+    pub r#type: String,
+    /// The client's id.
+    pub client_id: Option<u32>,
+    /// The decision ticket for `resolveOffer` (for `offer`).
+    pub ticket: Option<u32>,
+    /// The channel's handle.
+    pub channel: Option<i64>,
+    /// Channel label (for `datachannel`).
+    pub label: Option<String>,
+    /// Channel subprotocol (for `datachannel`).
+    pub protocol: Option<String>,
+    /// Channel ordering (for `datachannel`).
+    pub ordered: Option<bool>,
+    /// Channel retransmit limit (for `datachannel`).
+    pub max_retransmits: Option<u32>,
+    /// Channel lifetime limit in ms (for `datachannel`).
+    pub max_packet_life_time: Option<u32>,
+    /// Channel number (for `datachannel`).
+    pub id: Option<u32>,
+    /// A binary message (for `message`).
+    pub data: Option<Buffer>,
+    /// A text message (for `message`).
+    pub text: Option<String>,
+    /// Close code (for `masterclose`).
+    pub code: Option<u32>,
+    /// Close reason or error message.
+    pub reason: Option<String>,
+}
+
+/// Why an asynchronous call failed.
+#[napi(object)]
+pub struct NativeFailure {
+    /// The error's `code`.
+    pub code: String,
+    /// The error's message.
+    pub message: String,
+}
+
+type EventCallback = ThreadsafeFunction<NativeSlaveEvent, (), NativeSlaveEvent, Status, false>;
+
+struct JsSlaveHooks {
+    events: Mutex<Option<Arc<EventCallback>>>,
+    offers_observed: AtomicBool,
+    tickets: Mutex<HashMap<u32, oneshot::Sender<bool>>>,
+    next_ticket: AtomicU32,
+}
+
+impl JsSlaveHooks {
+    fn emit(&self, event: NativeSlaveEvent) -> bool {
+        let callback = self.events.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        callback.is_some_and(|cb| cb.call(event, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok)
+    }
+
+    fn shut(&self) {
+        self.events.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.tickets.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+fn event(kind: &str) -> NativeSlaveEvent {
+    NativeSlaveEvent { r#type: kind.to_owned(), ..Default::default() }
+}
+
+fn channel_event(kind: &str, channel: ChannelId) -> NativeSlaveEvent {
+    NativeSlaveEvent { channel: Some(channel as i64), ..event(kind) }
+}
+
+impl SlaveHooks for JsSlaveHooks {
+    fn on_offer(&self, client_id: u32) -> OfferDecision {
+        if !self.offers_observed.load(Ordering::Relaxed) {
+            return Box::pin(std::future::ready(true));
+        }
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.tickets.lock().unwrap_or_else(|p| p.into_inner()).insert(ticket, tx);
+        if !self.emit(NativeSlaveEvent { client_id: Some(client_id), ticket: Some(ticket), ..event("offer") }) {
+            self.tickets.lock().unwrap_or_else(|p| p.into_inner()).remove(&ticket);
+            return Box::pin(std::future::ready(false));
+        }
+        Box::pin(async move { rx.await.unwrap_or(false) })
+    }
+
+    fn on_event(&self, e: SlaveEvent) {
+        let out = match e {
+            SlaveEvent::Connection { client_id } => NativeSlaveEvent { client_id: Some(client_id), ..event("connection") },
+            SlaveEvent::DataChannel { client_id, channel, info } => NativeSlaveEvent {
+                client_id: Some(client_id),
+                label: Some(info.label),
+                protocol: Some(info.protocol),
+                ordered: Some(info.ordered),
+                max_retransmits: info.max_retransmits.map(u32::from),
+                max_packet_life_time: info.max_packet_life_time.map(u32::from),
+                id: Some(u32::from(info.id)),
+                ..channel_event("datachannel", channel)
+            },
+            SlaveEvent::ChannelOpen { channel } => channel_event("open", channel),
+            SlaveEvent::Message { channel, data, is_text } => {
+                if is_text {
+                    NativeSlaveEvent { text: Some(String::from_utf8_lossy(&data).into_owned()), ..channel_event("message", channel) }
+                } else {
+                    NativeSlaveEvent { data: Some(Buffer::from(data.to_vec())), ..channel_event("message", channel) }
+                }
+            }
+            SlaveEvent::BufferedAmountLow { channel } => channel_event("bufferedamountlow", channel),
+            SlaveEvent::ChannelError { channel, message } => NativeSlaveEvent { reason: Some(message), ..channel_event("error", channel) },
+            SlaveEvent::ChannelClose { channel } => channel_event("channelclose", channel),
+            SlaveEvent::ConnectionClose { client_id } => NativeSlaveEvent { client_id: Some(client_id), ..event("connectionclose") },
+            SlaveEvent::MasterClose { code, reason } => {
+                NativeSlaveEvent { code: Some(u32::from(code)), reason: Some(reason), ..event("masterclose") }
+            }
+        };
+        self.emit(out);
+    }
+}
+
+fn slave_error(e: SlaveError) -> napi::Error<String> {
+    let code = match &e {
+        SlaveError::BadUrl { .. } => "ERR_INVALID_URL",
+        SlaveError::Refused { .. } => "ERR_ENSLAVISM_REFUSED",
+        SlaveError::Unreachable { .. } => "ERR_ENSLAVISM_UNREACHABLE",
+        SlaveError::UserData(_) => codes::INVALID_ARG,
+        SlaveError::NoRuntime => codes::INTERNAL,
+        SlaveError::Closed | SlaveError::ChannelNotOpen(_) => codes::CLOSED,
+    };
+    js_error(code, e.to_string())
+}
+
+fn millis(ms: Option<u32>, default: Duration) -> Duration {
+    ms.map_or(default, |ms| Duration::from_millis(u64::from(ms)))
+}
+
+fn config_from(options: NativeSlaveOptions) -> napi::Result<SlaveConfig, String> {
+    let defaults = SlaveConfig::default();
+    let ice_addresses = match options.ice_addresses {
+        Some(list) => list
+            .iter()
+            .map(|a| a.parse::<IpAddr>().map_err(|_| js_error(codes::INVALID_ARG, format!("iceAddresses: {a:?} is not an IP address"))))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => defaults.ice_addresses,
+    };
+    let port_range = match options.port_range.as_deref() {
+        None => None,
+        Some([lo, hi]) if *lo >= 1 && lo <= hi && *hi <= 65535 => Some((*lo as u16, *hi as u16)),
+        Some(other) => return Err(js_error(codes::INVALID_ARG, format!("portRange must be [min, max] within 1..65535, not {other:?}"))),
+    };
+    Ok(SlaveConfig {
+        ice_addresses,
+        port_range,
+        ice_servers: options
+            .ice_servers
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| IceServer { urls: s.urls, username: s.username.unwrap_or_default(), credential: s.credential.unwrap_or_default() })
+            .collect(),
+        connect_timeout: millis(options.connect_timeout, defaults.connect_timeout),
+        offer_timeout: millis(options.offer_timeout, defaults.offer_timeout),
+        ice_disconnected_timeout: millis(options.ice_disconnected_timeout, defaults.ice_disconnected_timeout),
+        ice_failed_timeout: millis(options.ice_failed_timeout, defaults.ice_failed_timeout),
+        peer_setup_timeout: millis(options.peer_setup_timeout, defaults.peer_setup_timeout),
+    })
+}
+
+/// The engine's slave. `create` makes it, `connect` registers it.
+#[napi]
+pub struct NativeSlave {
+    config: Mutex<Option<SlaveConfig>>,
+    hooks: Arc<JsSlaveHooks>,
+    slave: Mutex<Option<Arc<Slave>>>,
+}
+
+#[napi]
+impl NativeSlave {
+    /// Validates the options and prepares event delivery.
+    #[napi(factory)]
+    pub fn create(options: Option<NativeSlaveOptions>, on_event: Function<'_, NativeSlaveEvent, ()>) -> napi::Result<Self, String> {
+        init_logging();
+        let config = config_from(options.unwrap_or_default())?;
+        let callback = on_event
+            .build_threadsafe_function::<NativeSlaveEvent>()
+            .callee_handled::<false>()
+            .build()
+            .map_err(|e| js_error(codes::INTERNAL, e.reason))?;
+        Ok(NativeSlave {
+            config: Mutex::new(Some(config)),
+            hooks: Arc::new(JsSlaveHooks {
+                events: Mutex::new(Some(Arc::new(callback))),
+                offers_observed: AtomicBool::new(false),
+                tickets: Mutex::new(HashMap::new()),
+                next_ticket: AtomicU32::new(0),
+            }),
+            slave: Mutex::new(None),
+        })
+    }
+
+    /// Connects to the master and registers `userData` (JSON text), with
+    /// `auth` as `[name, value, …]` cookie pairs. Resolves with null once
+    /// registered, or with the failure (async N-API errors cannot carry a
+    /// code, so the wrapper makes the Error).
+    #[napi]
+    pub async fn connect(&self, master_url: String, user_data: String, auth: Vec<String>) -> Option<NativeFailure> {
+        let Some(config) = self.config.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return Some(NativeFailure { code: codes::CLOSED.into(), message: "connect() was already called".into() });
+        };
+        let pairs: Vec<(String, String)> = auth.chunks_exact(2).map(|p| (p[0].clone(), p[1].clone())).collect();
+        match Slave::connect(&master_url, &user_data, &pairs, config, self.hooks.clone()).await {
+            Ok(slave) => {
+                *self.slave.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(slave));
+                None
+            }
+            Err(e) => {
+                self.hooks.shut();
+                let err = slave_error(e);
+                Some(NativeFailure { code: err.status, message: err.reason })
+            }
+        }
+    }
+
+    fn slave(&self) -> napi::Result<Arc<Slave>, String> {
+        self.slave.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(|| js_error(codes::CLOSED, "the slave is not connected"))
+    }
+
+    /// Tells whether JS listens to `offer` (if not, offers are accepted without asking).
+    #[napi]
+    pub fn set_offers_observed(&self, observed: bool) {
+        self.hooks.offers_observed.store(observed, Ordering::Relaxed);
+    }
+
+    /// Answers an `offer` event: true accepts.
+    #[napi]
+    pub fn resolve_offer(&self, ticket: u32, accept: bool) -> bool {
+        let sender = self.hooks.tickets.lock().unwrap_or_else(|p| p.into_inner()).remove(&ticket);
+        sender.is_some_and(|s| s.send(accept).is_ok())
+    }
+
+    /// Queues a message on a channel; `isText` sends a text message.
+    #[napi]
+    pub fn send(&self, channel: i64, data: Buffer, is_text: bool) -> napi::Result<(), String> {
+        self.slave()?.send(channel as ChannelId, Bytes::copy_from_slice(&data), is_text).map_err(slave_error)
+    }
+
+    /// Bytes queued on a channel and not yet handed to SCTP.
+    #[napi]
+    pub fn buffered_amount(&self, channel: i64) -> u32 {
+        self.slave().map_or(0, |s| s.buffered_amount(channel as ChannelId) as u32)
+    }
+
+    /// Sets a channel's `bufferedamountlow` threshold.
+    #[napi]
+    pub fn set_buffered_amount_low_threshold(&self, channel: i64, threshold: u32) {
+        if let Ok(s) = self.slave() {
+            s.set_buffered_amount_low_threshold(channel as ChannelId, threshold as usize);
+        }
+    }
+
+    /// Closes one channel.
+    #[napi]
+    pub fn close_channel(&self, channel: i64) {
+        if let Ok(s) = self.slave() {
+            s.close_channel(channel as ChannelId);
+        }
+    }
+
+    /// Closes every peer connection and the master link; resolves once done.
+    #[napi]
+    pub async fn close(&self) {
+        let slave = self.slave.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(slave) = slave {
+            slave.close().await;
+        }
+        self.hooks.shut();
+    }
+}
