@@ -118,3 +118,144 @@ export declare class Master extends EventEmitter {
 	once(event: 'error', listener: (err: Error & { code?: string }) => void): this;
 	once(event: string | symbol, listener: (...args: any[]) => void): this;
 }
+
+/** A STUN or TURN server, as in `RTCIceServer`. */
+export interface IceServer {
+	urls: string | string[];
+	username?: string;
+	credential?: string;
+}
+
+/** How a slave sets up its peer connections. Every field is optional. */
+export interface SlaveOptions {
+	/**
+	 * Local IP addresses ICE binds, one UDP socket each per peer connection.
+	 * Default `['0.0.0.0']`: every non-loopback IPv4 interface. Loopback must be
+	 * named explicitly (`'127.0.0.1'`).
+	 */
+	iceAddresses?: string[];
+	/** `[min, max]` UDP ports for ICE sockets; default: any free port. */
+	portRange?: [number, number];
+	/** STUN/TURN servers (none by default: host candidates only). */
+	iceServers?: IceServer[];
+	/** Milliseconds to wait for the master's WebSocket handshake. Default 10000. */
+	connectTimeout?: number;
+	/** Milliseconds the `offer` decision may take before the offer is refused. Default 10000. */
+	offerTimeout?: number;
+	/** Milliseconds of ICE silence before a peer counts as disconnected. Default 5000. */
+	iceDisconnectedTimeout?: number;
+	/** Milliseconds after which a disconnected peer is released (`close`). Default 10000. */
+	iceFailedTimeout?: number;
+	/** Milliseconds a peer has to open its first data channel before it is released. Default 30000. */
+	peerSetupTimeout?: number;
+}
+
+/** A DOM-like event passed to DataChannel listeners. */
+export interface DataChannelEvent<T = unknown> {
+	readonly type: 'open' | 'message' | 'close' | 'error' | 'bufferedamountlow';
+	readonly target: DataChannel;
+	readonly currentTarget: DataChannel;
+	/** For `message`: a string for a text message, an ArrayBuffer for a binary one. */
+	readonly data?: T;
+	/** For `error`. */
+	readonly error?: Error;
+}
+
+/**
+ * A data channel a client opened, on the slave side. It has both shapes code in
+ * the wild uses: EventEmitter (`on`, `once`, `off`) and EventTarget
+ * (`addEventListener`, `removeEventListener`, `onopen`/`onmessage`/`onclose`/`onerror`).
+ */
+export declare class DataChannel extends EventEmitter {
+	/** The channel's name. */
+	readonly label: string;
+	/** The subprotocol ('' for none). */
+	readonly protocol: string;
+	/** Whether messages arrive in order. */
+	readonly ordered: boolean;
+	/** Retransmission limit of an unreliable channel, else null. */
+	readonly maxRetransmits: number | null;
+	/** Lifetime limit (ms) of an unreliable channel, else null. */
+	readonly maxPacketLifeTime: number | null;
+	/** The channel's number within its connection. */
+	readonly id: number | null;
+	/** Always false: clients open the channels. */
+	readonly negotiated: boolean;
+	/** `'open'` when announced, then `'closing'`, `'closed'`. */
+	readonly readyState: 'connecting' | 'open' | 'closing' | 'closed';
+	/** Bytes queued for sending and not yet handed to the transport. */
+	readonly bufferedAmount: number;
+	/** `bufferedamountlow` fires when `bufferedAmount` falls to this many bytes. */
+	bufferedAmountLowThreshold: number;
+	/** Binary messages arrive as ArrayBuffers. */
+	binaryType: 'arraybuffer';
+	onopen: ((ev: DataChannelEvent) => void) | null;
+	onmessage: ((ev: DataChannelEvent<string | ArrayBuffer>) => void) | null;
+	onclose: ((ev: DataChannelEvent) => void) | null;
+	onerror: ((ev: DataChannelEvent) => void) | null;
+	onbufferedamountlow: ((ev: DataChannelEvent) => void) | null;
+	/**
+	 * Sends a message: a string as a text message; a Buffer, ArrayBuffer,
+	 * TypedArray or DataView as a binary one. Throws an Error with code
+	 * `ERR_ENSLAVISM_CHANNEL_CLOSED` when the channel is not open.
+	 */
+	send(data: string | Buffer | ArrayBuffer | ArrayBufferView): void;
+	/** Closes the channel; `close` follows. */
+	close(): void;
+	addEventListener(type: 'open' | 'close' | 'error' | 'bufferedamountlow', listener: (ev: DataChannelEvent) => void, options?: { once?: boolean }): void;
+	addEventListener(type: 'message', listener: (ev: DataChannelEvent<string | ArrayBuffer>) => void, options?: { once?: boolean }): void;
+	removeEventListener(type: string, listener: (...args: any[]) => void): void;
+	/** Emitted right after `datachannel` (the client opened the channel), as in 0.9.0. */
+	on(event: 'open' | 'close' | 'error' | 'bufferedamountlow', listener: (ev: DataChannelEvent) => void): this;
+	/** A message from the client: `ev.data` is a string (text) or an ArrayBuffer (binary). */
+	on(event: 'message', listener: (ev: DataChannelEvent<string | ArrayBuffer>) => void): this;
+	on(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+/** One client connected to a slave. */
+export declare class ClientConnection extends EventEmitter {
+	/** The client's id, given by the master. */
+	readonly id: number;
+	/** The slave it is connected to. */
+	readonly slave: Slave;
+	/** The client's open data channels, by label. */
+	readonly dataChannels: Record<string, DataChannel>;
+	/** The client opened a data channel. */
+	on(event: 'datachannel', listener: (dc: DataChannel) => void): this;
+	/** The client's peer connection is gone (closed by the browser, failed, or timed out); the slave forgot it. */
+	on(event: 'close', listener: () => void): this;
+	on(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+/**
+ * A game server: registers with a master and accepts WebRTC data channels from
+ * browsers (webrtc-rs in Rust).
+ *
+ * `new Slave(masterWsUrl, userData[, authData[, options]])` returns a **Promise**
+ * of the Slave, as in 0.9.0: it resolves once connected and registered, and
+ * rejects with an Error otherwise (`code` `ERR_ENSLAVISM_REFUSED` and `status`
+ * 401 when `slaveauth` refused it; `ERR_ENSLAVISM_UNREACHABLE`; `ERR_INVALID_URL`).
+ * `userData` (any JSON value, at most 65,535 bytes of JSON) is shown to every
+ * client; `authData` (an object of strings) travels as cookies.
+ */
+export interface Slave extends EventEmitter {
+	/** The connected clients. */
+	readonly connections: ClientConnection[];
+	/** Closes every client connection and the link to the master; resolves once done. */
+	close(): Promise<void>;
+	/** A client offers a connection: call `reject()` synchronously to refuse it. */
+	on(event: 'offer', listener: (reject: () => void) => void): this;
+	/** A client is connected. */
+	on(event: 'connection', listener: (clientCo: ClientConnection) => void): this;
+	/** The WebSocket to the master closed; open client connections go on. */
+	on(event: 'disconnected', listener: (info: { code: number; reason: string }) => void): this;
+	on(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+/** `new Slave(…)` gives a Promise of the Slave (0.9.0's shape). */
+export interface SlaveConstructor {
+	new (masterWsUrl: string, userData: unknown, authData?: Record<string, string>, options?: SlaveOptions): Promise<Slave>;
+	readonly prototype: Slave;
+}
+
+export declare const Slave: SlaveConstructor;
