@@ -6,6 +6,7 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { once } = require('node:events');
+const { execFileSync } = require('node:child_process');
 const { NETNS_ADDRESS, insideNamespace, runInNamespace } = require('./netns.js');
 
 if (!insideNamespace()) {
@@ -162,6 +163,87 @@ describe('slave on webrtc-rs', () => {
 			dc.send('ping');
 			assert.equal(await reply, `${label}:ping`);
 		}
+
+		masterCon.close();
+		slaveCo.close();
+		await slave.close();
+	});
+
+	it('unreliable channels reach the slave with the reliability the browser asked for, before and after connecting', async () => {
+		const masterCon = new MasterConnection(url);
+		const userData = { name: 'unreliable' };
+		const listed = listedSlave(masterCon, null, userData);
+		const slave = await startSlave(userData);
+		const slaveCo = await listed;
+		const seen = new Map();
+		slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
+			seen.set(dc.label, dc);
+			dc.on('message', (ev) => dc.send(`${dc.label}:${ev.data}`));
+		}));
+
+		// In the first offer, next to an in-band channel.
+		const [fast, plain] = await Promise.all([
+			slaveCo.createDataChannel('fast', { ordered: false, maxRetransmits: 0 }),
+			slaveCo.createDataChannel('plain'),
+		]);
+		// After connecting: a new offer carries it.
+		const timed = await slaveCo.createDataChannel('timed', { ordered: false, maxPacketLifeTime: 150, protocol: 'fx' });
+		assert.equal(slave.connections.length, 1);
+
+		for (const [dc, label] of [[fast, 'fast'], [plain, 'plain'], [timed, 'timed']]) {
+			const reply = new Promise((resolve) => { dc.onmessage = (ev) => resolve(ev.data); });
+			dc.send('ping');
+			assert.equal(await reply, `${label}:ping`);
+		}
+		const props = (dc) => [dc.ordered, dc.maxRetransmits, dc.maxPacketLifeTime, dc.protocol];
+		assert.deepEqual(props(seen.get('fast')), [false, 0, null, '']);
+		assert.deepEqual(props(seen.get('timed')), [false, null, 150, 'fx']);
+		assert.deepEqual(props(seen.get('plain')), [true, null, null, '']);
+
+		masterCon.close();
+		slaveCo.close();
+		await slave.close();
+	});
+
+	it('under 10% packet loss, an unreliable channel loses messages and a reliable one does not (slave to browser)', async () => {
+		const masterCon = new MasterConnection(url);
+		const userData = { name: 'lossy' };
+		const listed = listedSlave(masterCon, null, userData);
+		const slave = await startSlave(userData);
+		const slaveCo = await listed;
+		const COUNT = 1000;
+		slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
+			// 'go' arrives on the reliable channel; the unreliable burst goes first.
+			dc.on('message', (ev) => {
+				if (ev.data !== 'go') return;
+				const payload = Buffer.alloc(100, 1);
+				for (const label of ['lossy', 'safe']) {
+					for (let i = 0; i < COUNT; i++) clientCo.dataChannels[label].send(payload);
+				}
+			});
+		}));
+		const lossy = await slaveCo.createDataChannel('lossy', { ordered: false, maxRetransmits: 0 });
+		const safe = await slaveCo.createDataChannel('safe');
+		let lossyCount = 0;
+		let safeCount = 0;
+		lossy.onmessage = () => { lossyCount++; };
+		const safeDone = new Promise((resolve) => { safe.onmessage = () => { if (++safeCount === COUNT) resolve(); }; });
+
+		// Drop one UDP packet in ten inside this test's namespace (both directions).
+		execFileSync('nft', ['add', 'table', 'inet', 'loss']);
+		execFileSync('nft', ['add', 'chain', 'inet', 'loss', 'out', '{ type filter hook output priority 0; }']);
+		execFileSync('nft', ['add', 'rule', 'inet', 'loss', 'out', 'meta', 'l4proto', 'udp', 'numgen', 'random', 'mod', '10', '0', 'drop']);
+		try {
+			safe.send('go');
+			// The reliable burst completes through retransmissions; the
+			// unreliable one, sent first, is over by then.
+			await safeDone;
+		} finally {
+			execFileSync('nft', ['delete', 'table', 'inet', 'loss']);
+		}
+		assert.equal(safeCount, COUNT);
+		assert.ok(lossyCount < COUNT, `the unreliable channel delivered ${lossyCount}/${COUNT}`);
+		assert.ok(lossyCount > COUNT / 2, `the unreliable channel delivered only ${lossyCount}/${COUNT}`);
 
 		masterCon.close();
 		slaveCo.close();

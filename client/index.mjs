@@ -15,6 +15,16 @@ const TYPE = Object.freeze({
 	rejectFromSlave: 12,
 });
 
+// Unreliable channels: webrtc-rs treats a channel the browser opens in-band
+// as reliable whatever it asked for, so channels with maxRetransmits or
+// maxPacketLifeTime are opened as negotiated (agreed stream id) and listed in
+// the offer, one attribute each; a slave that created them marks its answer.
+// A slave that does not (enslavism 0.9.0) gets in-band channels instead.
+const NEGOTIATED_CHANNEL_ATTRIBUTE = 'a=x-enslavism-channel:';
+const NEGOTIATED_SUPPORT_LINE = 'a=x-enslavism-negotiated:1';
+// Above the ids browsers give in-band channels first; any free id works.
+const FIRST_NEGOTIATED_STREAM_ID = 256;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -128,8 +138,20 @@ export class SlaveConnection extends Emitter {
 		this.dataChannels = {};
 		this.slaveCon = undefined;
 		this._pending = new Set();
+		this._resetSession();
+	}
+
+	_resetSession() {
 		this._remoteSet = false;
 		this._queuedCandidates = [];
+		// Unreliable channels are negotiated (see NEGOTIATED_* above): whether
+		// this slave supports it is learnt from its first answer.
+		this._negotiatedSupport = undefined;
+		this._offerSent = false;
+		this._channelSpecs = [];
+		this._unconfirmed = [];
+		this._nextStreamId = FIRST_NEGOTIATED_STREAM_ID;
+		this._renegotiation = 'idle';
 	}
 
 	/** Starts a peer connection to the slave (channels created later share it). */
@@ -137,23 +159,16 @@ export class SlaveConnection extends Emitter {
 		if (this.slaveCon !== undefined) return;
 		const pc = new RTCPeerConnection();
 		this.slaveCon = pc;
-		this._remoteSet = false;
-		this._queuedCandidates = [];
+		this._resetSession();
 		pc.addEventListener('icecandidate', (ev) => {
 			// The end-of-candidates marker is not sent: 0.9.0 slaves cannot take it.
 			if (this.slaveCon !== pc || !ev.candidate || !ev.candidate.candidate) return;
 			this.master._send(encodeCandidate(this.id, ev.candidate));
 		});
-		// Fired once, for the first channel; later channels open on the same
-		// SCTP association without a new offer.
-		pc.addEventListener('negotiationneeded', async () => {
-			try {
-				const offer = await pc.createOffer();
-				await pc.setLocalDescription(offer);
-				if (this.slaveCon === pc) this.master._send(encodeOffer(this.id, offer.sdp));
-			} catch (err) {
-				this._failPending(err);
-			}
+		// Fired once, for the first channel; later in-band channels open on the
+		// same SCTP association without a new offer.
+		pc.addEventListener('negotiationneeded', () => {
+			if (!this._offerSent) this._sendOffer(pc);
 		});
 		pc.addEventListener('connectionstatechange', () => {
 			if (this.slaveCon === pc && pc.connectionState === 'failed') {
@@ -180,28 +195,96 @@ export class SlaveConnection extends Emitter {
 	createDataChannel(dcName, dcOptions) {
 		return new Promise((resolve, reject) => {
 			this.connect();
-			let dc;
-			try {
-				dc = this.slaveCon.createDataChannel(dcName, dcOptions);
-			} catch (err) {
-				reject(err);
-				return;
-			}
 			const pending = { reject };
 			this._pending.add(pending);
-			const opened = () => {
-				if (!this._pending.delete(pending)) return;
-				this.dataChannels[dcName] = dc;
-				resolve(dc);
-			};
-			dc.addEventListener('open', opened, { once: true });
-			// On an established association some implementations (libwebrtc in
-			// Node) open the channel at once and fire no 'open' event.
-			if (dc.readyState === 'open') queueMicrotask(opened);
-			dc.addEventListener('close', () => {
-				if (this._pending.delete(pending)) reject(new Error(`data channel ${dcName} closed before opening`));
-				if (this.dataChannels[dcName] === dc) delete this.dataChannels[dcName];
-			}, { once: true });
+			const settle = (dc) => this._whenOpen(dc, dcName, pending, resolve);
+			const unreliable = dcOptions != null && !dcOptions.negotiated
+				&& (dcOptions.maxRetransmits != null || dcOptions.maxPacketLifeTime != null);
+			try {
+				if (!unreliable || this._negotiatedSupport === false) {
+					settle(this.slaveCon.createDataChannel(dcName, dcOptions));
+					return;
+				}
+				const id = this._nextStreamId++;
+				const dc = this.slaveCon.createDataChannel(dcName, { ...dcOptions, negotiated: true, id });
+				this._channelSpecs.push({
+					id,
+					label: dcName,
+					ordered: dcOptions.ordered ?? true,
+					maxRetransmits: dcOptions.maxRetransmits ?? null,
+					maxPacketLifeTime: dcOptions.maxPacketLifeTime ?? null,
+					protocol: dcOptions.protocol ?? '',
+				});
+				this._unconfirmed.push({
+					offered: false,
+					confirm: (supported) => {
+						if (supported) {
+							settle(dc);
+						} else {
+							// A slave that does not know negotiated channels (0.9.0):
+							// open the channel in-band instead.
+							dc.close();
+							const { negotiated, id: _, ...inBand } = dcOptions;
+							settle(this.slaveCon.createDataChannel(dcName, inBand));
+						}
+					},
+				});
+				// The first offer lists it; after that, a new offer must.
+				if (this._offerSent) this._renegotiate();
+			} catch (err) {
+				this._pending.delete(pending);
+				reject(err);
+			}
+		});
+	}
+
+	/** Resolves `resolve(dc)` once `dc` is open (unless `pending` failed first). */
+	_whenOpen(dc, dcName, pending, resolve) {
+		const opened = () => {
+			if (!this._pending.delete(pending)) return;
+			this.dataChannels[dcName] = dc;
+			resolve(dc);
+		};
+		dc.addEventListener('open', opened, { once: true });
+		// On an established association some implementations (libwebrtc in
+		// Node) open the channel at once and fire no 'open' event.
+		if (dc.readyState === 'open') queueMicrotask(opened);
+		dc.addEventListener('close', () => {
+			if (this._pending.delete(pending)) pending.reject(new Error(`data channel ${dcName} closed before opening`));
+			if (this.dataChannels[dcName] === dc) delete this.dataChannels[dcName];
+		}, { once: true });
+	}
+
+	/** Sends an offer listing every negotiated channel of this session. */
+	async _sendOffer(pc) {
+		try {
+			this._offerSent = true;
+			if (this._renegotiation === 'idle') this._renegotiation = 'offering';
+			const offer = await pc.createOffer();
+			await pc.setLocalDescription(offer);
+			if (this.slaveCon !== pc) return;
+			for (const entry of this._unconfirmed) entry.offered = true;
+			let sdp = offer.sdp;
+			if (this._channelSpecs.length > 0) {
+				if (!sdp.endsWith('\r\n')) sdp += '\r\n';
+				for (const spec of this._channelSpecs) sdp += `${NEGOTIATED_CHANNEL_ATTRIBUTE}${JSON.stringify(spec)}\r\n`;
+			}
+			this.master._send(encodeOffer(this.id, sdp));
+		} catch (err) {
+			this._failPending(err);
+		}
+	}
+
+	/** A new offer for channels created after the first offer: one offer in flight at a time. */
+	_renegotiate() {
+		if (this._renegotiation !== 'idle') {
+			this._renegotiation = 'again'; // once the answer in flight is in
+			return;
+		}
+		this._renegotiation = 'offering';
+		// Channels created in the same task share the offer.
+		queueMicrotask(() => {
+			if (this.slaveCon !== undefined) this._sendOffer(this.slaveCon);
 		});
 	}
 
@@ -217,6 +300,15 @@ export class SlaveConnection extends Emitter {
 		try {
 			await pc.setRemoteDescription({ type: 'answer', sdp });
 			this._remoteSet = true;
+			const supported = sdp.includes(NEGOTIATED_SUPPORT_LINE);
+			this._negotiatedSupport = supported;
+			// Without support every waiting channel falls back to in-band now.
+			const answered = this._unconfirmed.filter((e) => e.offered || !supported);
+			this._unconfirmed = this._unconfirmed.filter((e) => !answered.includes(e));
+			for (const entry of answered) entry.confirm(supported);
+			const again = this._renegotiation === 'again' || this._unconfirmed.length > 0;
+			this._renegotiation = 'idle';
+			if (again) this._renegotiate();
 			for (const c of this._queuedCandidates.splice(0)) await this._addIceCandidate(c);
 		} catch (err) {
 			this._failPending(err);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
-use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelState};
 
 use super::{ChannelId, SlaveEvent, SlaveShared};
 
@@ -61,7 +61,8 @@ impl ChannelHandle {
     }
 }
 
-/// Reads a channel's properties; errors mean the channel is already gone.
+/// Reads the properties of a channel the browser opened in-band; errors mean
+/// the channel is already gone.
 async fn channel_info(dc: &dyn DataChannel) -> webrtc::error::Result<ChannelInfo> {
     Ok(ChannelInfo {
         label: dc.label().await?,
@@ -73,20 +74,26 @@ async fn channel_info(dc: &dyn DataChannel) -> webrtc::error::Result<ChannelInfo
     })
 }
 
-/// Runs one channel from its announcement to its close. `info` overrides the
-/// properties read from webrtc-rs where the signalling knows better.
+/// Runs one channel from its announcement to its close. `known` carries the
+/// properties of a channel we created from signalling (negotiated): it is
+/// announced once open. A channel the browser opened in-band is announced at once.
 pub(crate) async fn run_channel(
     shared: Arc<SlaveShared>,
     client_id: u32,
     dc: Arc<dyn DataChannel>,
+    known: Option<ChannelInfo>,
     closed: mpsc::UnboundedSender<ChannelId>,
 ) {
-    let info = match channel_info(&*dc).await {
-        Ok(info) => info,
-        Err(e) => {
-            tracing::debug!(client_id, "data channel gone before it could be announced: {e}");
-            return;
-        }
+    let (info, mut announced) = match known {
+        Some(info) => (info, false),
+        None => match channel_info(&*dc).await {
+            Ok(info) => (info, true),
+            Err(e) => {
+                tracing::debug!(client_id, "data channel gone before it could be announced: {e}");
+                let _ = closed.send(0);
+                return;
+            }
+        },
     };
     let channel: ChannelId = shared.next_channel.fetch_add(1, Ordering::Relaxed);
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
@@ -97,18 +104,33 @@ pub(crate) async fn run_channel(
         ChannelHandle { out: out_tx, buffered: buffered.clone(), low_threshold: low_threshold.clone() },
     );
     tracing::debug!(client_id, channel, label = %info.label, "data channel");
-    shared.hooks.on_event(SlaveEvent::DataChannel { client_id, channel, info });
-    // 0.9.0 emitted 'open' right after 'datachannel': the browser opened it.
-    shared.hooks.on_event(SlaveEvent::ChannelOpen { channel });
+    let announce = |info: ChannelInfo| {
+        shared.hooks.on_event(SlaveEvent::DataChannel { client_id, channel, info });
+        // 0.9.0 emitted 'open' right after 'datachannel', on an open channel.
+        shared.hooks.on_event(SlaveEvent::ChannelOpen { channel });
+    };
+    if !announced && matches!(dc.ready_state().await, Ok(RTCDataChannelState::Open)) {
+        announced = true;
+    }
+    let mut pending_info = Some(info);
+    if announced {
+        announce(pending_info.take().unwrap_or_default());
+    }
 
     loop {
         tokio::select! {
             event = dc.poll() => match event {
-                Some(DataChannelEvent::OnMessage(msg)) => shared.hooks.on_event(SlaveEvent::Message {
-                    channel,
-                    data: msg.data.freeze(),
-                    is_text: msg.is_string,
-                }),
+                Some(DataChannelEvent::OnOpen) => {
+                    if let Some(info) = pending_info.take() {
+                        announce(info);
+                    }
+                }
+                Some(DataChannelEvent::OnMessage(msg)) => {
+                    if let Some(info) = pending_info.take() {
+                        announce(info);
+                    }
+                    shared.hooks.on_event(SlaveEvent::Message { channel, data: msg.data.freeze(), is_text: msg.is_string });
+                }
                 Some(DataChannelEvent::OnError) => shared.hooks.on_event(SlaveEvent::ChannelError {
                     channel,
                     message: "data channel error".into(),
@@ -145,6 +167,9 @@ pub(crate) async fn run_channel(
         }
     }
     shared.channels().remove(&channel);
-    shared.hooks.on_event(SlaveEvent::ChannelClose { channel });
+    // A channel never announced closes silently.
+    if pending_info.is_none() {
+        shared.hooks.on_event(SlaveEvent::ChannelClose { channel });
+    }
     let _ = closed.send(channel);
 }

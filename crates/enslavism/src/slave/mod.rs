@@ -9,6 +9,7 @@
 
 mod channel;
 mod link;
+mod negotiated;
 mod peer;
 
 use std::collections::HashMap;

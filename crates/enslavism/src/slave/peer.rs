@@ -1,6 +1,7 @@
 //! One client's WebRTC peer connection on the slave: the offer decision, the
 //! answer, trickled candidates both ways, and its data channels.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,13 +10,14 @@ use bytes::Bytes;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::peer_connection::transport::RTCDtlsRole;
 use tokio::sync::mpsc;
-use webrtc::data_channel::DataChannel;
+use webrtc::data_channel::{DataChannel, RTCDataChannelInit};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
     RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
 };
 
-use super::channel::run_channel;
+use super::channel::{run_channel, ChannelInfo};
+use super::negotiated;
 use super::{SlaveEvent, SlaveShared};
 use crate::proto::{Candidate, IceCandidate, Message, SessionDescription};
 
@@ -127,12 +129,35 @@ async fn build_peer(shared: &SlaveShared, signals: mpsc::UnboundedSender<Signal>
     Err(last_err.expect("at least one attempt"))
 }
 
-async fn answer(pc: &dyn PeerConnection, offer_sdp: String) -> webrtc::error::Result<String> {
-    pc.set_remote_description(RTCSessionDescription::offer(offer_sdp)?).await?;
+/// Applies an offer: creates the negotiated channels it newly lists, answers,
+/// and returns the answer to send (marked as supporting negotiated channels)
+/// with the channels created.
+async fn apply_offer(
+    pc: &dyn PeerConnection,
+    offer_sdp: &str,
+    created: &mut HashSet<u16>,
+) -> webrtc::error::Result<(String, Vec<(ChannelInfo, Arc<dyn DataChannel>)>)> {
+    let (clean, listed) = negotiated::split_offer(offer_sdp);
+    pc.set_remote_description(RTCSessionDescription::offer(clean)?).await?;
+    let mut channels = Vec::new();
+    for channel in listed {
+        if !created.insert(channel.stream_id) {
+            continue;
+        }
+        let init = RTCDataChannelInit {
+            ordered: channel.info.ordered,
+            max_packet_life_time: channel.info.max_packet_life_time,
+            max_retransmits: channel.info.max_retransmits,
+            protocol: channel.info.protocol.clone(),
+            negotiated: Some(channel.stream_id),
+        };
+        let dc = pc.create_data_channel(&channel.info.label, Some(init)).await?;
+        channels.push((channel.info, dc));
+    }
     let answer = pc.create_answer(None).await?;
-    let sdp = answer.sdp.clone();
+    let sdp = negotiated::mark_answer(&answer.sdp);
     pc.set_local_description(answer).await?;
-    Ok(sdp)
+    Ok((sdp, channels))
 }
 
 /// Runs one client's peer from its first offer to its release.
@@ -163,27 +188,40 @@ pub(crate) async fn run_peer(
         }
     };
     let mid = first_mid(&offer_sdp);
-    match answer(&*pc, offer_sdp).await {
-        Ok(sdp) => send_to_master(&to_master, Message::AnswerToClient(SessionDescription { id: client_id, sdp })),
+    let mut negotiated_ids = HashSet::new();
+    let (sdp, first_channels) = match apply_offer(&*pc, &offer_sdp, &mut negotiated_ids).await {
+        Ok(answered) => answered,
         Err(e) => {
             tracing::debug!(client_id, "unusable offer: {e}");
             send_to_master(&to_master, Message::RejectToClient { id: client_id });
             let _ = pc.close().await;
             return;
         }
-    }
+    };
     shared.hooks.on_event(SlaveEvent::Connection { client_id });
+    send_to_master(&to_master, Message::AnswerToClient(SessionDescription { id: client_id, sdp }));
 
     let (closed_tx, mut closed_rx) = mpsc::unbounded_channel();
     let mut open_channels = 0usize;
+    let spawn_negotiated = |channels: Vec<(ChannelInfo, Arc<dyn DataChannel>)>, open_channels: &mut usize| {
+        for (info, dc) in channels {
+            *open_channels += 1;
+            shared.tasks.spawn(run_channel(shared.clone(), client_id, dc, Some(info), closed_tx.clone()));
+        }
+    };
+    let mut had_channel = !first_channels.is_empty();
+    spawn_negotiated(first_channels, &mut open_channels);
     let setup_deadline = tokio::time::sleep(shared.config.peer_setup_timeout);
     tokio::pin!(setup_deadline);
-    let mut had_channel = false;
     loop {
         tokio::select! {
             command = commands.recv() => match command {
-                Some(PeerCommand::Offer(sdp)) => match answer(&*pc, sdp).await {
-                    Ok(sdp) => send_to_master(&to_master, Message::AnswerToClient(SessionDescription { id: client_id, sdp })),
+                Some(PeerCommand::Offer(sdp)) => match apply_offer(&*pc, &sdp, &mut negotiated_ids).await {
+                    Ok((sdp, channels)) => {
+                        had_channel |= !channels.is_empty();
+                        spawn_negotiated(channels, &mut open_channels);
+                        send_to_master(&to_master, Message::AnswerToClient(SessionDescription { id: client_id, sdp }));
+                    }
                     Err(e) => tracing::debug!(client_id, "renegotiation failed: {e}"),
                 },
                 Some(PeerCommand::Candidate(Some(c))) if !c.candidate.is_empty() => {
@@ -214,7 +252,7 @@ pub(crate) async fn run_peer(
                 Some(Signal::DataChannel(dc)) => {
                     open_channels += 1;
                     had_channel = true;
-                    shared.tasks.spawn(run_channel(shared.clone(), client_id, dc, closed_tx.clone()));
+                    shared.tasks.spawn(run_channel(shared.clone(), client_id, dc, None, closed_tx.clone()));
                 }
                 None => break,
             },
