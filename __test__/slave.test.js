@@ -21,6 +21,7 @@ if (!insideNamespace()) {
 const WebSocket = require('ws');
 const wrtc = require('@roamhq/wrtc');
 const { Master, Slave } = require('..');
+const { T, frame, connect } = require('./helpers.js');
 
 // The browser client runs in Node on libwebrtc.
 globalThis.WebSocket = WebSocket;
@@ -56,10 +57,26 @@ describe('slave on webrtc-rs', () => {
 		return new Slave(url, userData, { username: 'getkey', password: 'secret' }, SLAVE_OPTIONS);
 	}
 
-	async function listedSlave(masterCon, slave, userData) {
+	async function listedSlave(masterCon, userData) {
 		for (;;) {
 			const [slaveCo] = await nextEvent(masterCon, 'slaveadded');
 			if (JSON.stringify(slaveCo.userData) === JSON.stringify(userData)) return slaveCo;
+		}
+	}
+
+	/** A fresh slave and a browser client that lists it; torn down after `fn`. */
+	async function withSlave(name, fn) {
+		const masterCon = new MasterConnection(url);
+		const userData = { name };
+		const listed = listedSlave(masterCon, userData);
+		const slave = await startSlave(userData);
+		const slaveCo = await listed;
+		try {
+			await fn({ masterCon, slave, slaveCo });
+		} finally {
+			masterCon.close();
+			slaveCo.close();
+			await slave.close();
 		}
 	}
 
@@ -71,13 +88,7 @@ describe('slave on webrtc-rs', () => {
 		assert.match(err.message, /401.*Invalid credentials!/);
 	});
 
-	it('is listed, accepts a connection, and exchanges text and binary both ways with exact types', async () => {
-		const masterCon = new MasterConnection(url);
-		const userData = { name: 'text and binary', n: 1 };
-		const listed = listedSlave(masterCon, null, userData);
-		const slave = await startSlave(userData);
-		const slaveCo = await listed;
-
+	it('is listed, accepts a connection, and exchanges text and binary both ways with exact types', () => withSlave('text and binary', async ({ slave, slaveCo }) => {
 		const connection = once(slave, 'connection');
 		const dc = await slaveCo.createDataChannel('test');
 		const [clientCo] = await connection;
@@ -122,18 +133,9 @@ describe('slave on webrtc-rs', () => {
 		assert.equal(serverDc.readyState, 'closed');
 		assert.deepEqual(slave.connections, []);
 		assert.throws(() => serverDc.send('late'), { code: 'ERR_ENSLAVISM_CHANNEL_CLOSED' });
+	}));
 
-		masterCon.close();
-		await slave.close();
-	});
-
-	it('opens several channels on one connection, with the properties the browser asked for', async () => {
-		const masterCon = new MasterConnection(url);
-		const userData = { name: 'several channels' };
-		const listed = listedSlave(masterCon, null, userData);
-		const slave = await startSlave(userData);
-		const slaveCo = await listed;
-
+	it('opens several channels on one connection, with the properties the browser asked for', () => withSlave('several channels', async ({ slave, slaveCo }) => {
 		const channels = [];
 		const allThree = new Promise((resolve) => {
 			slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
@@ -163,18 +165,9 @@ describe('slave on webrtc-rs', () => {
 			dc.send('ping');
 			assert.equal(await reply, `${label}:ping`);
 		}
+	}));
 
-		masterCon.close();
-		slaveCo.close();
-		await slave.close();
-	});
-
-	it('unreliable channels reach the slave with the reliability the browser asked for, before and after connecting', async () => {
-		const masterCon = new MasterConnection(url);
-		const userData = { name: 'unreliable' };
-		const listed = listedSlave(masterCon, null, userData);
-		const slave = await startSlave(userData);
-		const slaveCo = await listed;
+	it('unreliable channels reach the slave with the reliability the browser asked for, before and after connecting', () => withSlave('unreliable', async ({ slave, slaveCo }) => {
 		const seen = new Map();
 		slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
 			seen.set(dc.label, dc);
@@ -199,18 +192,9 @@ describe('slave on webrtc-rs', () => {
 		assert.deepEqual(props(seen.get('fast')), [false, 0, null, '']);
 		assert.deepEqual(props(seen.get('timed')), [false, null, 150, 'fx']);
 		assert.deepEqual(props(seen.get('plain')), [true, null, null, '']);
+	}));
 
-		masterCon.close();
-		slaveCo.close();
-		await slave.close();
-	});
-
-	it('under 10% packet loss, an unreliable channel loses messages and a reliable one does not (slave to browser)', async () => {
-		const masterCon = new MasterConnection(url);
-		const userData = { name: 'lossy' };
-		const listed = listedSlave(masterCon, null, userData);
-		const slave = await startSlave(userData);
-		const slaveCo = await listed;
+	it('under 10% packet loss, an unreliable channel loses messages and a reliable one does not (slave to browser)', () => withSlave('lossy', async ({ slave, slaveCo }) => {
 		const COUNT = 1000;
 		slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
 			// 'go' arrives on the reliable channel; the unreliable burst goes first.
@@ -244,19 +228,27 @@ describe('slave on webrtc-rs', () => {
 		assert.equal(safeCount, COUNT);
 		assert.ok(lossyCount < COUNT, `the unreliable channel delivered ${lossyCount}/${COUNT}`);
 		assert.ok(lossyCount > COUNT / 2, `the unreliable channel delivered only ${lossyCount}/${COUNT}`);
+	}));
 
-		masterCon.close();
-		slaveCo.close();
-		await slave.close();
-	});
+	it('refuses a malformed offer, drops stray candidates, and keeps serving', () => withSlave('robust', async ({ slave, slaveCo }) => {
+		const raw = await connect(`${url}/enslavism/clients`);
+		const candidate = { sdpMid: '0', sdpMLineIndex: 0, candidate: 'candidate:not a candidate' };
+		raw.send(frame.candidate(T.iceCandidateToSlave, slaveCo.id, candidate)); // before any offer
+		raw.send(frame.sdp(T.offerToSlave, slaveCo.id, 'this is not SDP'));
+		for (;;) {
+			const msg = await raw.next();
+			if (msg.type !== T.rejectFromSlave) continue; // the slave list, other slaves
+			assert.equal(msg.id, slaveCo.id);
+			break;
+		}
+		raw.send(frame.candidate(T.iceCandidateToSlave, slaveCo.id, candidate)); // after the refusal
+		const dc = await slaveCo.createDataChannel('after');
+		assert.equal(dc.readyState, 'open');
+		assert.equal(slave.connections.length, 1);
+		await raw.close();
+	}));
 
-	it('a rejected offer rejects createDataChannel and emits rejected; the next offer can be accepted', async () => {
-		const masterCon = new MasterConnection(url);
-		const userData = { name: 'picky' };
-		const listed = listedSlave(masterCon, null, userData);
-		const slave = await startSlave(userData);
-		const slaveCo = await listed;
-
+	it('a rejected offer rejects createDataChannel and emits rejected; the next offer can be accepted', () => withSlave('picky', async ({ slave, slaveCo }) => {
 		let refuse = true;
 		slave.on('offer', (reject) => { if (refuse) reject(); });
 		const rejected = nextEvent(slaveCo, 'rejected');
@@ -269,18 +261,9 @@ describe('slave on webrtc-rs', () => {
 		const dc = await slaveCo.createDataChannel('test');
 		assert.equal(dc.readyState, 'open');
 		assert.equal(slave.connections.length, 1);
+	}));
 
-		masterCon.close();
-		slaveCo.close();
-		await slave.close();
-	});
-
-	it('close() ends every connection, and the slave leaves the list', async () => {
-		const masterCon = new MasterConnection(url);
-		const userData = { name: 'leaving' };
-		const listed = listedSlave(masterCon, null, userData);
-		const slave = await startSlave(userData);
-		const slaveCo = await listed;
+	it('close() ends every connection, and the slave leaves the list', () => withSlave('leaving', async ({ masterCon, slave, slaveCo }) => {
 		const dc = await slaveCo.createDataChannel('test');
 		const [clientCo] = slave.connections;
 		const clientClosed = once(clientCo, 'close');
@@ -291,6 +274,5 @@ describe('slave on webrtc-rs', () => {
 		const [gone] = await removed;
 		assert.equal(gone, slaveCo);
 		await browserSawClose;
-		masterCon.close();
-	});
+	}));
 });
