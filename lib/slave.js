@@ -24,6 +24,12 @@ function checkOptions(options) {
 		}
 		out[key] = value;
 	}
+	if (options.iceNudge !== undefined) {
+		if (typeof options.iceNudge !== 'boolean') {
+			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.iceNudge must be a boolean; received ${describe(options.iceNudge)}`);
+		}
+		out.iceNudge = options.iceNudge;
+	}
 	if (options.iceAddresses !== undefined) {
 		if (!Array.isArray(options.iceAddresses) || !options.iceAddresses.every((a) => typeof a === 'string')) {
 			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', 'options.iceAddresses must be an array of IP address strings');

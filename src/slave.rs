@@ -47,6 +47,8 @@ pub struct NativeSlaveOptions {
     pub ice_failed_timeout: Option<u32>,
     /// Milliseconds a peer has to open its first data channel.
     pub peer_setup_timeout: Option<u32>,
+    /// Answer the browser's first nominating ICE check early (default true).
+    pub ice_nudge: Option<bool>,
 }
 
 /// One event delivered to the JS wrapper.
@@ -214,6 +216,7 @@ fn config_from(options: NativeSlaveOptions) -> napi::Result<SlaveConfig, String>
         ice_disconnected_timeout: millis(options.ice_disconnected_timeout, defaults.ice_disconnected_timeout),
         ice_failed_timeout: millis(options.ice_failed_timeout, defaults.ice_failed_timeout),
         peer_setup_timeout: millis(options.peer_setup_timeout, defaults.peer_setup_timeout),
+        ice_nudge: options.ice_nudge.unwrap_or(defaults.ice_nudge),
     })
 }
 

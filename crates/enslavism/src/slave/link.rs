@@ -122,6 +122,7 @@ fn dispatch(
 ) {
     match msg {
         Message::OfferFromClient(SessionDescription { id, sdp }) => {
+            tracing::trace!(client_id = id, "offer");
             let ufrag = ice_ufrag(&sdp).map(str::to_owned);
             if let Some(entry) = peers.get(&id) {
                 // Same browser session: renegotiation on the live connection.
@@ -138,6 +139,7 @@ fn dispatch(
         }
         Message::IceCandidateFromClient(IceCandidate { id, candidate }) => match peers.get(&id) {
             Some(entry) if !entry.commands.is_closed() => {
+                tracing::trace!(client_id = id, "remote candidate");
                 let _ = entry.commands.send(PeerCommand::Candidate(candidate));
             }
             _ => tracing::debug!(client_id = id, "candidate for no live peer dropped"),

@@ -8,6 +8,7 @@
 //! [`SlaveEvent`]s. Channels are addressed by a [`ChannelId`] for sending.
 
 mod channel;
+mod ice_nudge;
 mod link;
 mod negotiated;
 mod peer;
@@ -64,6 +65,9 @@ pub struct SlaveConfig {
     pub ice_failed_timeout: Duration,
     /// Time a peer has to open its first data channel before it is released.
     pub peer_setup_timeout: Duration,
+    /// Answer a browser's first nominating ICE check as soon as our side can
+    /// (see `ice_nudge`): ~50 ms less per connection with webrtc-rs 0.21.1.
+    pub ice_nudge: bool,
 }
 
 impl Default for SlaveConfig {
@@ -77,6 +81,7 @@ impl Default for SlaveConfig {
             ice_disconnected_timeout: DEFAULT_ICE_DISCONNECTED_TIMEOUT,
             ice_failed_timeout: DEFAULT_ICE_FAILED_TIMEOUT,
             peer_setup_timeout: DEFAULT_PEER_SETUP_TIMEOUT,
+            ice_nudge: true,
         }
     }
 }
@@ -220,6 +225,8 @@ pub(crate) struct SlaveShared {
     tasks: TaskTracker,
     /// Round-robin cursor into `config.port_range`.
     next_port: std::sync::atomic::AtomicU32,
+    /// The webrtc-rs runtime every peer connection uses.
+    runtime: Arc<dyn webrtc::runtime::Runtime>,
 }
 
 impl SlaveShared {
@@ -246,13 +253,18 @@ impl Slave {
     ) -> Result<Slave, SlaveError> {
         crate::proto::check_user_data(user_data)?;
         let shared = Arc::new(SlaveShared {
-            config,
+            config: config.clone(),
             hooks,
             channels: Mutex::new(HashMap::new()),
             next_channel: std::sync::atomic::AtomicU64::new(1),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             next_port: std::sync::atomic::AtomicU32::new(0),
+            runtime: if config.ice_nudge {
+                Arc::new(ice_nudge::NudgingRuntime::new())
+            } else {
+                Arc::new(webrtc::runtime::TokioRuntime)
+            },
         });
         let ws = link::open(master_url, auth, shared.config.connect_timeout).await?;
         link::start(shared.clone(), ws, user_data.to_owned()).await?;

@@ -12,7 +12,7 @@ use rtc::peer_connection::transport::RTCDtlsRole;
 use tokio::sync::mpsc;
 use webrtc::data_channel::{DataChannel, RTCDataChannelInit};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState,
     RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
 };
 
@@ -32,6 +32,7 @@ pub(crate) enum PeerCommand {
 /// What webrtc-rs reports, forwarded off its driver task.
 enum Signal {
     Candidate(RTCIceCandidateInit),
+    GatheringComplete,
     State(RTCPeerConnectionState),
     DataChannel(Arc<dyn DataChannel>),
 }
@@ -46,6 +47,12 @@ impl PeerConnectionEventHandler for Forwarder {
                 let _ = self.0.send(Signal::Candidate(init));
             }
             Err(e) => tracing::debug!("local candidate not serialisable: {e}"),
+        }
+    }
+
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.0.send(Signal::GatheringComplete);
         }
     }
 
@@ -115,6 +122,7 @@ async fn build_peer(shared: &SlaveShared, signals: mpsc::UnboundedSender<Signal>
             .with_configuration(rtc_config.clone())
             .with_setting_engine(settings.clone())
             .with_handler(Arc::new(Forwarder(signals.clone())))
+            .with_runtime(shared.runtime.clone())
             .with_udp_addrs(addrs)
             .build()
             .await;
@@ -130,8 +138,7 @@ async fn build_peer(shared: &SlaveShared, signals: mpsc::UnboundedSender<Signal>
 }
 
 /// Applies an offer: creates the negotiated channels it newly lists, answers,
-/// and returns the answer to send (marked as supporting negotiated channels)
-/// with the channels created.
+/// and returns the answer with the channels created.
 async fn apply_offer(
     pc: &dyn PeerConnection,
     offer_sdp: &str,
@@ -155,9 +162,36 @@ async fn apply_offer(
         channels.push((channel.info, dc));
     }
     let answer = pc.create_answer(None).await?;
-    let sdp = negotiated::mark_answer(&answer.sdp);
+    let sdp = answer.sdp.clone();
     pc.set_local_description(answer).await?;
     Ok((sdp, channels))
+}
+
+/// How long the first answer waits for our host candidates to be gathered.
+const GATHER_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The answer to send: with our candidates in it where gathering finishes in
+/// time (the browser can then check pairs at once instead of waiting for
+/// trickled candidates and its next check interval), marked as supporting
+/// negotiated channels. Candidates gathered meanwhile are in the SDP, so
+/// their signals are dropped; later ones are trickled as usual.
+async fn answer_to_send(pc: &dyn PeerConnection, answer_sdp: String, signals: &mut mpsc::UnboundedReceiver<Signal>) -> String {
+    let deadline = tokio::time::sleep(GATHER_WAIT);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            signal = signals.recv() => match signal {
+                Some(Signal::GatheringComplete) | None => break,
+                // In the description read below.
+                Some(Signal::Candidate(_)) => {}
+                // Nothing else can happen before the browser has an answer.
+                Some(_) => {}
+            },
+            _ = &mut deadline => break,
+        }
+    }
+    let sdp = pc.local_description().await.map_or(answer_sdp, |d| d.sdp);
+    negotiated::mark_answer(&sdp)
 }
 
 /// Runs one client's peer from its first offer to its release.
@@ -189,7 +223,7 @@ pub(crate) async fn run_peer(
     };
     let mid = first_mid(&offer_sdp);
     let mut negotiated_ids = HashSet::new();
-    let (sdp, first_channels) = match apply_offer(&*pc, &offer_sdp, &mut negotiated_ids).await {
+    let (answer_sdp, first_channels) = match apply_offer(&*pc, &offer_sdp, &mut negotiated_ids).await {
         Ok(answered) => answered,
         Err(e) => {
             tracing::debug!(client_id, "unusable offer: {e}");
@@ -198,6 +232,7 @@ pub(crate) async fn run_peer(
             return;
         }
     };
+    let sdp = answer_to_send(&*pc, answer_sdp, &mut signals).await;
     shared.hooks.on_event(SlaveEvent::Connection { client_id });
     send_to_master(&to_master, Message::AnswerToClient(SessionDescription { id: client_id, sdp }));
 
@@ -220,6 +255,7 @@ pub(crate) async fn run_peer(
                     Ok((sdp, channels)) => {
                         had_channel |= !channels.is_empty();
                         spawn_negotiated(channels, &mut open_channels);
+                        let sdp = negotiated::mark_answer(&pc.local_description().await.map_or(sdp, |d| d.sdp));
                         send_to_master(&to_master, Message::AnswerToClient(SessionDescription { id: client_id, sdp }));
                     }
                     Err(e) => tracing::debug!(client_id, "renegotiation failed: {e}"),
@@ -243,6 +279,7 @@ pub(crate) async fn run_peer(
                     let candidate = Candidate { sdp_mid: mid.clone(), sdp_m_line_index: 0, candidate: init.candidate };
                     send_to_master(&to_master, Message::IceCandidateToClient(IceCandidate { id: client_id, candidate: Some(candidate) }));
                 }
+                Some(Signal::GatheringComplete) => {}
                 Some(Signal::State(state)) => {
                     tracing::debug!(client_id, %state, "peer connection state");
                     if matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed) {
