@@ -148,6 +148,11 @@ export interface SlaveOptions {
 	iceFailedTimeout?: number;
 	/** Milliseconds a peer has to open its first data channel before it is released. Default 30000. */
 	peerSetupTimeout?: number;
+	/**
+	 * Answer the browser's first nominating ICE check as soon as the pair has
+	 * succeeded on the slave's side (~50 ms less per connection). Default true.
+	 */
+	iceNudge?: boolean;
 }
 
 /** A DOM-like event passed to DataChannel listeners. */
