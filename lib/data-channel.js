@@ -40,7 +40,24 @@ class DataChannel extends EventEmitter {
 		this._openDispatched = false;
 		/** How binary messages are delivered: only 'arraybuffer' is supported. */
 		this.binaryType = 'arraybuffer';
-		for (const type of EVENTS) this[`on${type}`] = null;
+		for (const type of EVENTS) if (type !== 'bufferedamountlow') this[`on${type}`] = null;
+		this._onbufferedamountlow = null;
+		// The engine reports bufferedamountlow only once somebody listens.
+		this.on('newListener', (event) => { if (event === 'bufferedamountlow') this._armLowThreshold(); });
+	}
+
+	/** `onbufferedamountlow` handler (setting one starts the reports). */
+	get onbufferedamountlow() {
+		return this._onbufferedamountlow;
+	}
+
+	set onbufferedamountlow(handler) {
+		this._onbufferedamountlow = handler;
+		if (typeof handler === 'function') this._armLowThreshold();
+	}
+
+	_armLowThreshold() {
+		if (this.readyState === 'open') this._native.setBufferedAmountLowThreshold(this._channel, this._lowThreshold);
 	}
 
 	/** Bytes queued for sending and not yet handed to the transport. */

@@ -27,6 +27,9 @@ pub struct ChannelInfo {
     pub id: u16,
 }
 
+/// The low threshold of a channel nobody watches.
+const LOW_THRESHOLD_DISARMED: usize = usize::MAX;
+
 enum Outgoing {
     Message { data: Bytes, is_text: bool },
     Close,
@@ -98,7 +101,9 @@ pub(crate) async fn run_channel(
     let channel: ChannelId = shared.next_channel.fetch_add(1, Ordering::Relaxed);
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
     let buffered = Arc::new(AtomicUsize::new(0));
-    let low_threshold = Arc::new(AtomicUsize::new(0));
+    // Disarmed until the application sets a threshold: most games never
+    // listen, and a drain to 0 after every send would be an event each time.
+    let low_threshold = Arc::new(AtomicUsize::new(LOW_THRESHOLD_DISARMED));
     shared.channels().insert(
         channel,
         ChannelHandle { out: out_tx, buffered: buffered.clone(), low_threshold: low_threshold.clone() },
@@ -151,7 +156,7 @@ pub(crate) async fn run_channel(
                     };
                     let before = buffered.fetch_sub(len, Ordering::Relaxed);
                     let threshold = low_threshold.load(Ordering::Relaxed);
-                    if before > threshold && before - len <= threshold {
+                    if threshold != LOW_THRESHOLD_DISARMED && before > threshold && before - len <= threshold {
                         shared.hooks.on_event(SlaveEvent::BufferedAmountLow { channel });
                     }
                     if let Err(e) = sent {

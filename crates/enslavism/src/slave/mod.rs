@@ -283,7 +283,8 @@ impl Slave {
         self.shared.channels().get(&channel).map_or(0, ChannelHandle::buffered_amount)
     }
 
-    /// Sets the threshold under which `BufferedAmountLow` is reported.
+    /// Sets the threshold under which `BufferedAmountLow` is reported (none
+    /// is reported until a threshold is set).
     pub fn set_buffered_amount_low_threshold(&self, channel: ChannelId, threshold: usize) {
         if let Some(handle) = self.shared.channels().get(&channel) {
             handle.set_low_threshold(threshold);

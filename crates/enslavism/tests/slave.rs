@@ -1,0 +1,164 @@
+//! The slave from Rust alone: a Rust master, a Rust slave, and a webrtc-rs
+//! peer playing the browser, speaking the wire protocol over a WebSocket to
+//! the master. Everything binds 127.0.0.1 only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use enslavism::master::{Master, MasterConfig, NoHooks};
+use enslavism::proto::{Candidate, IceCandidate, Message, SessionDescription};
+use enslavism::slave::{Slave, SlaveConfig, SlaveEvent, SlaveHooks};
+use futures_util::{SinkExt, StreamExt};
+use rtc::ice::mdns::MulticastDnsMode;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use webrtc::data_channel::DataChannelEvent;
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceCandidateInit, RTCIceGatheringState,
+    RTCSessionDescription, SettingEngineBuilder,
+};
+
+/// Forwards every slave event to the test.
+struct Events(mpsc::UnboundedSender<SlaveEvent>);
+
+impl SlaveHooks for Events {
+    fn on_event(&self, event: SlaveEvent) {
+        let _ = self.0.send(event);
+    }
+}
+
+/// The browser's side: tells the test when gathering is complete.
+struct Gathered(mpsc::UnboundedSender<()>);
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Gathered {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.0.send(());
+        }
+    }
+}
+
+type ClientSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn next_frame(ws: &mut ClientSocket) -> Message {
+    loop {
+        if let WsMessage::Binary(data) = ws.next().await.expect("socket open").expect("no error") {
+            return Message::decode(&data).expect("a valid frame");
+        }
+    }
+}
+
+async fn next_event(events: &mut mpsc::UnboundedReceiver<SlaveEvent>) -> SlaveEvent {
+    tokio::time::timeout(Duration::from_secs(10), events.recv()).await.expect("an event in time").expect("events open")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webrtc_rs_peer_connects_through_the_master_and_talks_to_the_slave() {
+    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
+    let url = format!("ws://{}", master.local_addr().unwrap());
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let config = SlaveConfig { ice_addresses: vec!["127.0.0.1".parse().unwrap()], ..SlaveConfig::default() };
+    let slave = Slave::connect(&url, r#"{"name":"rust"}"#, &[], config, Arc::new(Events(events_tx))).await.unwrap();
+
+    // The "browser": a client socket on the master…
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}/enslavism/clients")).await.unwrap();
+    // The registration may reach the master after this client: then it comes
+    // as a second AddSlaves.
+    let slave_id = loop {
+        match next_frame(&mut ws).await {
+            Message::AddSlaves(list) if list.is_empty() => continue,
+            Message::AddSlaves(list) => {
+                assert_eq!(list.len(), 1);
+                assert_eq!(list[0].user_data, r#"{"name":"rust"}"#);
+                break list[0].id;
+            }
+            other => panic!("expected the slave list, got {other:?}"),
+        }
+    };
+
+    // …and a webrtc-rs peer connection that offers a channel.
+    let (gathered_tx, mut gathered) = mpsc::unbounded_channel();
+    let settings = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled).build();
+    let pc = PeerConnectionBuilder::new()
+        .with_setting_engine(settings)
+        .with_handler(Arc::new(Gathered(gathered_tx)))
+        .with_udp_addrs(vec!["127.0.0.1:0"])
+        .build()
+        .await
+        .unwrap();
+    let dc = pc.create_data_channel("echo", None).await.unwrap();
+    let offer = pc.create_offer(None).await.unwrap();
+    pc.set_local_description(offer).await.unwrap();
+    gathered.recv().await.unwrap();
+    let sdp = pc.local_description().await.unwrap().sdp;
+    let frame = Message::OfferToSlave(SessionDescription { id: slave_id, sdp }).encode().unwrap();
+    ws.send(WsMessage::Binary(frame.into())).await.unwrap();
+
+    // Signalling back: the answer, then trickled candidates, until the channel opens.
+    let mut opened = false;
+    while !opened {
+        tokio::select! {
+            msg = next_frame(&mut ws) => {
+                match msg {
+                    Message::AnswerFromSlave(SessionDescription { id, sdp }) => {
+                        assert_eq!(id, slave_id);
+                        pc.set_remote_description(RTCSessionDescription::answer(sdp).unwrap()).await.unwrap();
+                    }
+                    Message::IceCandidateFromSlave(IceCandidate { candidate: Some(Candidate { sdp_mid, sdp_m_line_index, candidate }), .. }) => {
+                        let init = RTCIceCandidateInit { candidate, sdp_mid: Some(sdp_mid), sdp_mline_index: Some(sdp_m_line_index), ..Default::default() };
+                        pc.add_ice_candidate(init).await.unwrap();
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            event = dc.poll() => if let Some(DataChannelEvent::OnOpen) = event { opened = true },
+        }
+    }
+
+    let client_id = match next_event(&mut events).await {
+        SlaveEvent::Connection { client_id } => client_id,
+        other => panic!("expected a connection, got {other:?}"),
+    };
+    let channel = match next_event(&mut events).await {
+        SlaveEvent::DataChannel { client_id: c, channel, info } => {
+            assert_eq!(c, client_id);
+            assert_eq!(info.label, "echo");
+            assert!(info.ordered);
+            channel
+        }
+        other => panic!("expected a data channel, got {other:?}"),
+    };
+    assert!(matches!(next_event(&mut events).await, SlaveEvent::ChannelOpen { channel: c } if c == channel));
+
+    // Text one way, binary the other.
+    dc.send_text("hello").await.unwrap();
+    match next_event(&mut events).await {
+        SlaveEvent::Message { channel: c, data, is_text } => {
+            assert_eq!((c, &data[..], is_text), (channel, &b"hello"[..], true));
+        }
+        other => panic!("expected a message, got {other:?}"),
+    }
+    slave.send(channel, bytes::Bytes::from_static(&[1, 2, 3]), false).unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), dc.poll()).await.unwrap() {
+            Some(DataChannelEvent::OnMessage(msg)) => {
+                assert!(!msg.is_string);
+                assert_eq!(&msg.data[..], &[1, 2, 3]);
+                break;
+            }
+            Some(_) => continue,
+            None => panic!("channel closed"),
+        }
+    }
+
+    // The peer goes away: the slave closes the channel, then forgets the client.
+    pc.close().await.unwrap();
+    let closing = [next_event(&mut events).await, next_event(&mut events).await];
+    assert!(matches!(closing[0], SlaveEvent::ChannelClose { channel: c } if c == channel), "{closing:?}");
+    assert!(matches!(closing[1], SlaveEvent::ConnectionClose { client_id: c } if c == client_id), "{closing:?}");
+    assert!(slave.send(channel, bytes::Bytes::new(), false).is_err());
+
+    slave.close().await;
+    master.close().await;
+}
