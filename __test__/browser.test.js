@@ -1,0 +1,128 @@
+'use strict';
+// The browser bundle in headless Chromium (Debian's, driven by playwright-core)
+// against the Rust master and the Rust slave, inside a network namespace made
+// by the test. The page is served from the master's own origin.
+
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { once } = require('node:events');
+const http = require('node:http');
+const { NETNS_ADDRESS, insideNamespace, runInNamespace } = require('./netns.js');
+
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+if (!insideNamespace()) {
+	it('browser tests pass inside a private network namespace', () => {
+		const { status, output } = runInNamespace(__filename);
+		assert.equal(status, 0, output);
+	});
+	return;
+}
+
+const { chromium } = require('playwright-core');
+const { Master, Slave } = require('..');
+
+const PAGE = `<!DOCTYPE html><html><head><meta charset="utf-8"><title>enslavism test</title></head>
+<body><script src="/enslavism/client.js"></script></body></html>`;
+
+describe('browser client in Chromium', () => {
+	let server;
+	let master;
+	let slave;
+	let browser;
+	let page;
+	const slaveChannels = [];
+
+	before(async () => {
+		server = http.createServer((req, res) => {
+			res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+			res.end(PAGE);
+		});
+		await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+		master = new Master(server);
+		const url = `ws://127.0.0.1:${server.address().port}`;
+		slave = await new Slave(url, { name: 'chromium test' }, undefined, { iceAddresses: [NETNS_ADDRESS] });
+		slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
+			slaveChannels.push(dc);
+			dc.on('open', () => dc.send('hallo welt'));
+			dc.on('message', (ev) => {
+				if (typeof ev.data === 'string') dc.send(`echo:${ev.data}`);
+				else dc.send(new Uint8Array(ev.data).reverse());
+			});
+		}));
+		browser = await chromium.launch({
+			executablePath: CHROMIUM,
+			args: [
+				'--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+				'--disable-component-update', '--disable-sync', '--disable-quic',
+				// Plain IP candidates: nothing resolves .local names in the namespace.
+				'--disable-features=WebRtcHideLocalIpsWithMdns',
+			],
+		});
+		page = await browser.newPage();
+		await page.goto(`http://127.0.0.1:${server.address().port}/`);
+	});
+
+	after(async () => {
+		await browser?.close();
+		await slave?.close();
+		await master?.close();
+		server?.closeAllConnections();
+		await new Promise((resolve) => server.close(resolve));
+	});
+
+	it('lists the slave, opens a channel and exchanges text and binary both ways', async () => {
+		const result = await page.evaluate(async (wsUrl) => {
+			const masterCon = new MasterConnection(wsUrl);
+			const slaveCo = await new Promise((resolve) => masterCon.addEventListener('slaveadded', resolve));
+			const started = performance.now();
+			const dc = await slaveCo.createDataChannel('test');
+			const setupMs = performance.now() - started;
+			dc.binaryType = 'arraybuffer';
+			const received = [];
+			const three = new Promise((resolve) => {
+				dc.addEventListener('message', (ev) => { if (received.push(ev.data) === 3) resolve(); });
+			});
+			dc.send('What have I wrought!');
+			dc.send(new Uint8Array([1, 2, 3]));
+			await three;
+			window.keep = { masterCon, slaveCo };
+			return {
+				userData: slaveCo.userData,
+				setupMs,
+				texts: received.filter((d) => typeof d === 'string').sort(),
+				binary: received.filter((d) => d instanceof ArrayBuffer).map((d) => [...new Uint8Array(d)]),
+			};
+		}, `ws://127.0.0.1:${server.address().port}`);
+		assert.deepEqual(result.userData, { name: 'chromium test' });
+		assert.deepEqual(result.texts, ['echo:What have I wrought!', 'hallo welt']);
+		assert.deepEqual(result.binary, [[3, 2, 1]]);
+		console.log(`# Chromium connection setup: ${result.setupMs.toFixed(1)} ms`);
+	});
+
+	it('opens an unreliable channel that the slave sees as the browser asked for', async () => {
+		const before = slaveChannels.length;
+		const label = await page.evaluate(async () => {
+			const dc = await window.keep.slaveCo.createDataChannel('fast', { ordered: false, maxRetransmits: 0 });
+			const reply = new Promise((resolve) => dc.addEventListener('message', (ev) => {
+				if (ev.data.startsWith('echo:')) resolve(ev.data);
+			}));
+			dc.send('ping');
+			return reply;
+		});
+		assert.equal(label, 'echo:ping');
+		const dc = slaveChannels.slice(before).find((c) => c.label === 'fast');
+		assert.ok(dc, 'the slave saw the channel');
+		assert.equal(dc.ordered, false);
+		assert.equal(dc.maxRetransmits, 0);
+		assert.equal(slave.connections.length, 1, 'on the same connection');
+	});
+
+	it('close() in the browser ends the connection on the slave', async () => {
+		const [clientCo] = slave.connections;
+		const closed = once(clientCo, 'close');
+		await page.evaluate(() => window.keep.slaveCo.close());
+		await closed;
+		assert.deepEqual(slave.connections, []);
+	});
+});
