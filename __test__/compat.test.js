@@ -1,0 +1,208 @@
+'use strict';
+// Drop-in and rolling-upgrade compatibility with enslavism 0.9.0 (from the
+// registry, its `wrtc` replaced by @roamhq/wrtc through npm overrides):
+// 0.9.0's own examples run unchanged on this package, and old and new
+// masters, slaves and browser bundles work with each other. Browsers are
+// headless Chromium; everything runs inside a network namespace the test makes.
+
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const http = require('node:http');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+const { insideNamespace, runInNamespace, NETNS_ADDRESS } = require('./netns.js');
+
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+if (!insideNamespace()) {
+	it('0.9.0 compatibility tests pass inside a private network namespace', () => {
+		const { status, output } = runInNamespace(__filename);
+		assert.equal(status, 0, output);
+	});
+	return;
+}
+
+const { chromium } = require('playwright-core');
+const ours = require('..');
+const old = require('enslavism-0.9.0');
+
+const OLD_PACKAGE = path.dirname(require.resolve('enslavism-0.9.0/package.json'));
+const OLD_BUNDLE = fs.readFileSync(path.join(OLD_PACKAGE, 'dist', 'client.bundle.js'));
+
+/** An http.Server serving a page that loads `bundlePath`, plus the old bundle at /old-client.js. */
+async function pageServer(bundlePath) {
+	const page = `<!DOCTYPE html><html><head><meta charset="utf-8"></head><body><script src="${bundlePath}"></script></body></html>`;
+	const server = http.createServer((req, res) => {
+		if (req.url === '/old-client.js') {
+			res.writeHead(200, { 'Content-Type': 'application/javascript' });
+			res.end(OLD_BUNDLE);
+			return;
+		}
+		res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+		res.end(page);
+	});
+	await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+	return server;
+}
+
+/** In the page: connect to the master, open a channel to the first slave, send, await `count` replies. */
+async function exchange(page, wsUrl, options) {
+	return page.evaluate(async ([url, dcOptions]) => {
+		const masterCon = new MasterConnection(url);
+		const slaveCo = await new Promise((resolve) => masterCon.addEventListener('slaveadded', resolve));
+		const dc = await slaveCo.createDataChannel('test', dcOptions ?? undefined);
+		const reply = new Promise((resolve) => dc.addEventListener('message', (ev) => resolve(String(ev.data))));
+		dc.send('What have I wrought!');
+		return reply;
+	}, [wsUrl, options ?? null]);
+}
+
+/** A slave of either version that answers every message with "hallo welt". */
+async function helloSlave(Slave, url, options) {
+	const slave = await new Slave(url, { name: 'compat' }, undefined, options);
+	const received = [];
+	slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
+		dc.addEventListener('message', (ev) => {
+			received.push(String(ev.data));
+			dc.send('hallo welt');
+		});
+	}));
+	return { slave, received };
+}
+
+describe('compatibility with enslavism 0.9.0', () => {
+	let browser;
+
+	before(async () => {
+		browser = await chromium.launch({
+			executablePath: CHROMIUM,
+			args: [
+				'--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+				'--disable-component-update', '--disable-sync', '--disable-quic',
+				'--disable-features=WebRtcHideLocalIpsWithMdns',
+			],
+		});
+	});
+
+	after(() => browser?.close());
+
+	it('0.9.0 slave on our master: our browser bundle exchanges messages, reliable and unreliable', async () => {
+		const server = await pageServer('/enslavism/client.js');
+		const master = new ours.Master(server);
+		const url = `ws://127.0.0.1:${server.address().port}`;
+		const { slave, received } = await helloSlave(old.Slave, url);
+		const page = await browser.newPage();
+		try {
+			await page.goto(`http://127.0.0.1:${server.address().port}/`);
+			assert.equal(await exchange(page, url), 'hallo welt');
+			// No negotiated channels on a 0.9.0 slave: the bundle falls back to in-band.
+			await page.reload();
+			assert.equal(await exchange(page, url, { ordered: false, maxRetransmits: 0 }), 'hallo welt');
+			assert.deepEqual(received, ['What have I wrought!', 'What have I wrought!']);
+		} finally {
+			await page.close();
+			slave.ws.terminate();
+			for (const c of slave.connections) c.clientCon.close();
+			await master.close();
+			server.closeAllConnections();
+			server.close();
+		}
+	});
+
+	it('our slave on the 0.9.0 master: the 0.9.0 browser bundle exchanges messages', async () => {
+		const server = await pageServer('/enslavism/client.js');
+		new old.Master(server); // eslint-disable-line no-new -- 0.9.0 has no close()
+		const url = `ws://127.0.0.1:${server.address().port}`;
+		const { slave, received } = await helloSlave(ours.Slave, url, { iceAddresses: [NETNS_ADDRESS] });
+		const page = await browser.newPage();
+		try {
+			await page.goto(`http://127.0.0.1:${server.address().port}/`);
+			assert.equal(await exchange(page, url), 'hallo welt');
+			assert.deepEqual(received, ['What have I wrought!']);
+		} finally {
+			await page.close();
+			await slave.close();
+			server.closeAllConnections();
+			server.close();
+		}
+	});
+
+	it('the 0.9.0 browser bundle on our master and our slave', async () => {
+		const server = await pageServer('/old-client.js');
+		const master = new ours.Master(server);
+		const url = `ws://127.0.0.1:${server.address().port}`;
+		const { slave, received } = await helloSlave(ours.Slave, url, { iceAddresses: [NETNS_ADDRESS] });
+		const page = await browser.newPage();
+		try {
+			await page.goto(`http://127.0.0.1:${server.address().port}/`);
+			assert.equal(await exchange(page, url), 'hallo welt');
+			assert.deepEqual(received, ['What have I wrought!']);
+		} finally {
+			await page.close();
+			await slave.close();
+			await master.close();
+			server.closeAllConnections();
+			server.close();
+		}
+	});
+
+	it('0.9.0\'s own examples run unchanged on this package', async () => {
+		// The examples `require('..')`: copy them, untouched, under a folder whose
+		// package is this one.
+		const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'enslavism-examples-'));
+		fs.cpSync(path.join(OLD_PACKAGE, 'examples'), path.join(dir, 'examples'), { recursive: true });
+		fs.writeFileSync(path.join(dir, 'index.js'), `module.exports = require(${JSON.stringify(path.join(__dirname, '..'))});\n`);
+		const children = [];
+		const start = (file) => {
+			const child = spawn(process.execPath, [path.join(dir, 'examples', file)], { stdio: ['ignore', 'pipe', 'pipe'] });
+			children.push(child);
+			let output = '';
+			child.stdout.on('data', (d) => { output += d; });
+			child.stderr.on('data', (d) => { output += d; });
+			return { child, output: () => output, waitFor: (text) => new Promise((resolve, reject) => {
+				const check = () => { if (output.includes(text)) resolve(); };
+				child.stdout.on('data', check);
+				child.stderr.on('data', check);
+				child.on('exit', (code) => reject(new Error(`${file} exited (${code}) before printing ${JSON.stringify(text)}:\n${output}`)));
+				check();
+			}) };
+		};
+		const page = await browser.newPage();
+		try {
+			const masterProcess = start('master.js');
+			await waitForPort(8081);
+			const slaveProcess = start('slave.js');
+			await masterProcess.waitFor('Slave connected @');
+			const hallo = new Promise((resolve) => page.on('console', async (msg) => {
+				for (const arg of msg.args()) {
+					const data = await arg.evaluate((v) => (v && typeof v === 'object' && 'data' in v ? String(v.data) : null)).catch(() => null);
+					if (data === 'hallo welt') resolve();
+				}
+			}));
+			await page.goto('http://localhost:8081/');
+			await hallo;
+			await slaveProcess.waitFor('Received message: What have I wrought!');
+			await masterProcess.waitFor('getkey wants to connect!');
+		} finally {
+			await page.close();
+			for (const child of children) child.kill();
+			fs.rmSync(dir, { recursive: true, force: true });
+		}
+	});
+});
+
+/** Resolves once something accepts connections on 127.0.0.1:port. */
+async function waitForPort(port) {
+	const net = require('node:net');
+	for (let attempt = 0; attempt < 200; attempt++) {
+		const open = await new Promise((resolve) => {
+			const socket = net.connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true); });
+			socket.on('error', () => resolve(false));
+		});
+		if (open) return;
+		await new Promise((resolve) => setTimeout(resolve, 25));
+	}
+	throw new Error(`nothing listens on port ${port}`);
+}
