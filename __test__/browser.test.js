@@ -7,9 +7,9 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { once } = require('node:events');
 const http = require('node:http');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
 const { NETNS_ADDRESS, insideNamespace, runInNamespace } = require('./netns.js');
-
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
 if (!insideNamespace()) {
 	it('browser tests pass inside a private network namespace', () => {
@@ -19,7 +19,7 @@ if (!insideNamespace()) {
 	return;
 }
 
-const { chromium } = require('playwright-core');
+const { launchChromium: launch } = require('./chromium.js');
 const { Master, Slave } = require('..');
 
 const PAGE = `<!DOCTYPE html><html><head><meta charset="utf-8"><title>enslavism test</title></head>
@@ -50,15 +50,7 @@ describe('browser client in Chromium', () => {
 				else dc.send(new Uint8Array(ev.data).reverse());
 			});
 		}));
-		browser = await chromium.launch({
-			executablePath: CHROMIUM,
-			args: [
-				'--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-				'--disable-component-update', '--disable-sync', '--disable-quic',
-				// Plain IP candidates: nothing resolves .local names in the namespace.
-				'--disable-features=WebRtcHideLocalIpsWithMdns',
-			],
-		});
+		browser = await launch();
 		page = await browser.newPage();
 		await page.goto(`http://127.0.0.1:${server.address().port}/`);
 	});
@@ -118,11 +110,78 @@ describe('browser client in Chromium', () => {
 		assert.equal(slave.connections.length, 1, 'on the same connection');
 	});
 
-	it('close() in the browser ends the connection on the slave', async () => {
+	it('close() in the browser ends the connection on the slave, and connecting again works', async () => {
 		const [clientCo] = slave.connections;
 		const closed = once(clientCo, 'close');
 		await page.evaluate(() => window.keep.slaveCo.close());
 		await closed;
 		assert.deepEqual(slave.connections, []);
+
+		const reconnected = once(slave, 'connection');
+		const reply = await page.evaluate(async () => {
+			const dc = await window.keep.slaveCo.createDataChannel('again');
+			const echo = new Promise((resolve) => dc.addEventListener('message', (ev) => {
+				if (ev.data.startsWith('echo:')) resolve(ev.data);
+			}));
+			dc.send('back');
+			return echo;
+		});
+		assert.equal(reply, 'echo:back');
+		await reconnected;
+		assert.equal(slave.connections.length, 1);
+		await page.evaluate(() => window.keep.slaveCo.close());
+	});
+
+	it('reports the master connection closing, and a refused one', async () => {
+		const port = server.address().port;
+		master.once('clientauth', (authData, reject) => reject('no entry'));
+		const refused = await page.evaluate((url) => new Promise((resolve) => {
+			const mc = new MasterConnection(url);
+			mc.addEventListener('close', resolve);
+		}), `ws://127.0.0.1:${port}`);
+		assert.equal(refused.code, 1006);
+		assert.equal(refused.wasClean, false);
+
+		// Listen first (in the page), then close the master.
+		await page.evaluate(() => {
+			window.masterClosed = new Promise((resolve) => window.keep.masterCon.addEventListener('close', resolve));
+		});
+		await master.close();
+		const event = await page.evaluate(() => window.masterClosed);
+		assert.equal(event.code, 1001);
+		assert.equal(event.reason, 'master closing');
+		assert.equal(event.wasClean, true);
+	});
+});
+
+describe('the demo (npm start) in Chromium', () => {
+	it('lists the demo slave and exchanges a greeting', async () => {
+		const demo = spawn(process.execPath, [path.join(__dirname, '..', 'examples', 'demo.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
+		let output = '';
+		demo.stdout.on('data', (d) => { output += d; });
+		demo.stderr.on('data', (d) => { output += d; });
+		const said = (text) => new Promise((resolve, reject) => {
+			const check = () => {
+				if (!output.includes(text)) return false;
+				resolve();
+				return true;
+			};
+			if (check()) return;
+			demo.stdout.on('data', check);
+			demo.on('exit', (code) => reject(new Error(`the demo exited (${code}):\n${output}`)));
+		});
+		const registered = said('slave registered');
+		const browser = await launch();
+		try {
+			await registered;
+			const page = await browser.newPage();
+			await page.goto('http://127.0.0.1:8081/');
+			await page.waitForFunction(() => document.getElementById('log').textContent.includes('says: hallo welt'));
+			await said('says: What have I wrought!');
+			assert.match(await page.textContent('#slaves'), /Test slave server/);
+		} finally {
+			await browser.close();
+			demo.kill();
+		}
 	});
 });

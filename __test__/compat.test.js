@@ -14,8 +14,6 @@ const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { insideNamespace, runInNamespace, NETNS_ADDRESS } = require('./netns.js');
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-
 if (!insideNamespace()) {
 	it('0.9.0 compatibility tests pass inside a private network namespace', () => {
 		const { status, output } = runInNamespace(__filename);
@@ -24,7 +22,7 @@ if (!insideNamespace()) {
 	return;
 }
 
-const { chromium } = require('playwright-core');
+const { launchChromium } = require('./chromium.js');
 const ours = require('..');
 const old = require('enslavism-0.9.0');
 
@@ -76,14 +74,7 @@ describe('compatibility with enslavism 0.9.0', () => {
 	let browser;
 
 	before(async () => {
-		browser = await chromium.launch({
-			executablePath: CHROMIUM,
-			args: [
-				'--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-				'--disable-component-update', '--disable-sync', '--disable-quic',
-				'--disable-features=WebRtcHideLocalIpsWithMdns',
-			],
-		});
+		browser = await launchChromium();
 	});
 
 	after(() => browser?.close());

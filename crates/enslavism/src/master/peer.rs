@@ -28,6 +28,8 @@ const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 const CLOSE_MESSAGE_TOO_BIG: u16 = 1009;
 /// Close code recorded when the connection ended without a close frame.
 const CLOSE_ABNORMAL: u16 = 1006;
+/// How long a closing connection waits for the peer's close frame.
+const CLOSE_REPLY_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 /// Frames sent in one batch before the socket is flushed.
 const FLUSH_BATCH: usize = 64;
 
@@ -96,7 +98,7 @@ where
         tokio::select! {
             biased;
             _ = shared.shutdown.cancelled() => {
-                let _ = ws.close(Some(close_frame(CLOSE_GOING_AWAY, "master closing"))).await;
+                close_cleanly(ws, CLOSE_GOING_AWAY, "master closing").await;
                 return (CLOSE_GOING_AWAY, "master closing".into());
             }
             Ok(()) = close_requests.changed() => {
@@ -107,7 +109,7 @@ where
                         return (CLOSE_ABNORMAL, String::new());
                     }
                 }
-                let _ = ws.close(Some(close_frame(code, &reason))).await;
+                close_cleanly(ws, code, &reason).await;
                 return (code, reason);
             }
             Some(frame) = frames.recv() => {
@@ -179,6 +181,18 @@ fn handle_frame(shared: &Shared, kind: PeerKind, id: u32, data: &[u8]) {
     if let Err(e) = shared.router().route(kind, id, msg) {
         tracing::debug!(kind = kind.name(), id, "message dropped: {e}");
     }
+}
+
+/// Sends a close frame and waits briefly for the peer's reply, so that the
+/// peer sees a clean close (`wasClean`) rather than a dropped connection.
+async fn close_cleanly<S>(ws: &mut WebSocketStream<S>, code: u16, reason: &str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if ws.close(Some(close_frame(code, reason))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, async { while let Some(Ok(_)) = ws.next().await {} }).await;
 }
 
 fn close_frame(code: u16, reason: &str) -> CloseFrame {
