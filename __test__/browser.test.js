@@ -132,6 +132,48 @@ describe('browser client in Chromium', () => {
 		await page.evaluate(() => window.keep.slaveCo.close());
 	});
 
+	it('a refused offer rejects createDataChannel and fires rejected', async () => {
+		slave.once('offer', (reject) => reject());
+		const outcome = await page.evaluate(async (url) => {
+			const masterCon = new MasterConnection(url);
+			const slaveCo = await new Promise((resolve) => masterCon.addEventListener('slaveadded', resolve));
+			const rejected = new Promise((resolve) => slaveCo.addEventListener('rejected', () => resolve(true)));
+			const err = await slaveCo.createDataChannel('nope').then(() => null, (e) => ({ message: e.message, code: e.code }));
+			const fired = await rejected;
+			masterCon.close();
+			return { err, fired };
+		}, `ws://127.0.0.1:${server.address().port}`);
+		assert.equal(outcome.err.code, 'REJECTED');
+		assert.equal(outcome.fired, true);
+	});
+
+	it('a slave killed with SIGKILL leaves every list', async () => {
+		const url = `ws://127.0.0.1:${server.address().port}`;
+		// A slave in its own process, so that it can die without a goodbye.
+		const doomed = spawn(process.execPath, ['-e', `
+			const { Slave } = require(${JSON.stringify(path.join(__dirname, '..'))});
+			new Slave(${JSON.stringify(url)}, { name: 'doomed' }).then(() => console.log('registered'));
+		`], { stdio: ['ignore', 'pipe', 'inherit'] });
+		await page.evaluate((wsUrl) => {
+			window.doomedListed = new Promise((listed) => {
+				const masterCon = new MasterConnection(wsUrl);
+				masterCon.addEventListener('slaveadded', (slaveCo) => {
+					if (slaveCo.userData.name !== 'doomed') return;
+					window.doomedRemoved = new Promise((resolve) => masterCon.addEventListener('slaveremoved', (gone) => {
+						if (gone === slaveCo) resolve(performance.now());
+					}));
+					listed(true);
+				});
+			});
+		}, url);
+		// Listed in the browser, then killed.
+		await page.evaluate(() => window.doomedListed);
+		const killedAt = await page.evaluate(() => performance.now());
+		doomed.kill('SIGKILL');
+		const removedAt = await page.evaluate(() => window.doomedRemoved);
+		console.log(`# slaveremoved ${(removedAt - killedAt).toFixed(1)} ms after SIGKILL`);
+	});
+
 	it('reports the master connection closing, and a refused one', async () => {
 		const port = server.address().port;
 		master.once('clientauth', (authData, reject) => reject('no entry'));
