@@ -184,7 +184,7 @@ export declare class DataChannel extends EventEmitter {
 	readonly maxPacketLifeTime: number | null;
 	/** The channel's number within its connection. */
 	readonly id: number | null;
-	/** Always false: clients open the channels. */
+	/** True for a channel negotiated out of band: how the browser client opens unreliable channels. */
 	readonly negotiated: boolean;
 	/** `'open'` when announced, then `'closing'`, `'closed'`. */
 	readonly readyState: 'connecting' | 'open' | 'closing' | 'closed';

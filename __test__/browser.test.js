@@ -110,15 +110,12 @@ describe('browser client in Chromium', () => {
 		assert.equal(slave.connections.length, 1, 'on the same connection');
 	});
 
-	it('close() in the browser ends the connection on the slave, and connecting again works', async () => {
-		const [clientCo] = slave.connections;
-		const closed = once(clientCo, 'close');
-		await page.evaluate(() => window.keep.slaveCo.close());
-		await closed;
-		assert.deepEqual(slave.connections, []);
-
+	it('close() and connecting again at once: the old connection closes, the new one gets its channels', async () => {
+		const [oldCo] = slave.connections;
+		const oldClosed = once(oldCo, 'close');
 		const reconnected = once(slave, 'connection');
 		const reply = await page.evaluate(async () => {
+			window.keep.slaveCo.close();
 			const dc = await window.keep.slaveCo.createDataChannel('again');
 			const echo = new Promise((resolve) => dc.addEventListener('message', (ev) => {
 				if (ev.data.startsWith('echo:')) resolve(ev.data);
@@ -127,9 +124,16 @@ describe('browser client in Chromium', () => {
 			return echo;
 		});
 		assert.equal(reply, 'echo:back');
-		await reconnected;
-		assert.equal(slave.connections.length, 1);
+		const [newCo] = await reconnected;
+		await oldClosed;
+		assert.equal(newCo.id, oldCo.id, 'same client, new connection');
+		assert.deepEqual(slave.connections, [newCo]);
+		assert.ok(newCo.dataChannels.again, 'the new connection has the new channel');
+
+		const newClosed = once(newCo, 'close');
 		await page.evaluate(() => window.keep.slaveCo.close());
+		await newClosed;
+		assert.deepEqual(slave.connections, []);
 	});
 
 	it('a refused offer rejects createDataChannel and fires rejected', async () => {

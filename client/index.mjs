@@ -171,8 +171,10 @@ export class SlaveConnection extends Emitter {
 			if (!this._offerSent) this._sendOffer(pc);
 		});
 		pc.addEventListener('connectionstatechange', () => {
+			// A failed connection is dropped, so that the next channel reconnects.
 			if (this.slaveCon === pc && pc.connectionState === 'failed') {
 				this._failPending(new Error(`connection to slave ${this.id} failed`));
+				this.close();
 			}
 		});
 	}
@@ -271,7 +273,11 @@ export class SlaveConnection extends Emitter {
 			}
 			this.master._send(encodeOffer(this.id, sdp));
 		} catch (err) {
-			this._failPending(err);
+			// Only this connection's channels fail; a newer connection is not ours to touch.
+			if (this.slaveCon === pc) {
+				this._renegotiation = 'idle';
+				this._failPending(err);
+			}
 		}
 	}
 
@@ -306,12 +312,17 @@ export class SlaveConnection extends Emitter {
 			const answered = this._unconfirmed.filter((e) => e.offered || !supported);
 			this._unconfirmed = this._unconfirmed.filter((e) => !answered.includes(e));
 			for (const entry of answered) entry.confirm(supported);
-			const again = this._renegotiation === 'again' || this._unconfirmed.length > 0;
+			// A slave without negotiated channels (0.9.0) makes a new connection
+			// for every offer: never send it a second one.
+			const again = supported && (this._renegotiation === 'again' || this._unconfirmed.length > 0);
 			this._renegotiation = 'idle';
 			if (again) this._renegotiate();
 			for (const c of this._queuedCandidates.splice(0)) await this._addIceCandidate(c);
 		} catch (err) {
-			this._failPending(err);
+			if (this.slaveCon === pc) {
+				this._renegotiation = 'idle';
+				this._failPending(err);
+			}
 		}
 	}
 

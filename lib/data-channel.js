@@ -33,8 +33,8 @@ class DataChannel extends EventEmitter {
 		this.maxPacketLifeTime = info.maxPacketLifeTime ?? null;
 		/** The channel's number in its connection. */
 		this.id = info.id ?? null;
-		/** Always false: channels are opened by the client. */
-		this.negotiated = false;
+		/** True for a channel negotiated out of band (how the client opens unreliable channels). */
+		this.negotiated = info.negotiated ?? false;
 		/** 'open', 'closing' or 'closed': the client opened it before it was announced. */
 		this.readyState = 'open';
 		this._openDispatched = false;
@@ -125,9 +125,12 @@ class DataChannel extends EventEmitter {
 	_dispatch(type, fields) {
 		const ev = makeEvent(type, this, fields);
 		const handler = this[`on${type}`];
-		if (typeof handler === 'function') handler.call(this, ev);
-		// An 'error' without listeners must not throw, as on an EventTarget.
-		if (type !== 'error' || this.listenerCount('error') > 0) this.emit(type, ev);
+		try {
+			if (typeof handler === 'function') handler.call(this, ev);
+		} finally {
+			// An 'error' without listeners must not throw, as on an EventTarget.
+			if (type !== 'error' || this.listenerCount('error') > 0) this.emit(type, ev);
+		}
 	}
 
 	/** 0.9.0 emitted 'open' right after 'datachannel', on an already open channel. */

@@ -102,6 +102,7 @@ class Slave extends EventEmitter {
 		const pairs = authPairs(authData);
 		/** The connected clients. */
 		this.connections = [];
+		// By session: a reconnecting client keeps its id but gets a new session.
 		this._clients = new Map();
 		this._channels = new Map();
 		this._closing = null;
@@ -144,13 +145,13 @@ class Slave extends EventEmitter {
 			}
 			case 'connection': {
 				const client = new ClientConnection(this, event.clientId);
-				this._clients.set(event.clientId, client);
+				this._clients.set(event.session, client);
 				this.connections.push(client);
 				this.emit('connection', client);
 				break;
 			}
 			case 'datachannel': {
-				const client = this._clients.get(event.clientId);
+				const client = this._clients.get(event.session);
 				const dc = new DataChannel(this._native, event.channel, event);
 				this._channels.set(event.channel, { dc, client });
 				if (client) {
@@ -182,9 +183,9 @@ class Slave extends EventEmitter {
 				break;
 			}
 			case 'connectionclose': {
-				const client = this._clients.get(event.clientId);
+				const client = this._clients.get(event.session);
 				if (client === undefined) break;
-				this._clients.delete(event.clientId);
+				this._clients.delete(event.session);
 				const i = this.connections.indexOf(client);
 				if (i !== -1) this.connections.splice(i, 1);
 				client.emit('close');

@@ -60,6 +60,10 @@ pub struct NativeSlaveEvent {
     pub r#type: String,
     /// The client's id.
     pub client_id: Option<u32>,
+    /// The client's connection (a reconnecting client gets a new one).
+    pub session: Option<i64>,
+    /// Whether the channel was negotiated out of band (for `datachannel`).
+    pub negotiated: Option<bool>,
     /// The decision ticket for `resolveOffer` (for `offer`).
     pub ticket: Option<u32>,
     /// The channel's handle.
@@ -141,9 +145,13 @@ impl SlaveHooks for JsSlaveHooks {
 
     fn on_event(&self, e: SlaveEvent) {
         let out = match e {
-            SlaveEvent::Connection { client_id } => NativeSlaveEvent { client_id: Some(client_id), ..event("connection") },
-            SlaveEvent::DataChannel { client_id, channel, info } => NativeSlaveEvent {
+            SlaveEvent::Connection { client_id, session } => {
+                NativeSlaveEvent { client_id: Some(client_id), session: Some(session as i64), ..event("connection") }
+            }
+            SlaveEvent::DataChannel { client_id, session, channel, info } => NativeSlaveEvent {
                 client_id: Some(client_id),
+                session: Some(session as i64),
+                negotiated: Some(info.negotiated),
                 label: Some(info.label),
                 protocol: Some(info.protocol),
                 ordered: Some(info.ordered),
@@ -163,7 +171,9 @@ impl SlaveHooks for JsSlaveHooks {
             SlaveEvent::BufferedAmountLow { channel } => channel_event("bufferedamountlow", channel),
             SlaveEvent::ChannelError { channel, message } => NativeSlaveEvent { reason: Some(message), ..channel_event("error", channel) },
             SlaveEvent::ChannelClose { channel } => channel_event("channelclose", channel),
-            SlaveEvent::ConnectionClose { client_id } => NativeSlaveEvent { client_id: Some(client_id), ..event("connectionclose") },
+            SlaveEvent::ConnectionClose { client_id, session } => {
+                NativeSlaveEvent { client_id: Some(client_id), session: Some(session as i64), ..event("connectionclose") }
+            }
             SlaveEvent::MasterClose { code, reason } => {
                 NativeSlaveEvent { code: Some(u32::from(code)), reason: Some(reason), ..event("masterclose") }
             }
@@ -179,7 +189,8 @@ fn slave_error(e: SlaveError) -> napi::Error<String> {
         SlaveError::Unreachable { .. } => "ERR_ENSLAVISM_UNREACHABLE",
         SlaveError::UserData(_) => codes::INVALID_ARG,
         SlaveError::NoRuntime => codes::INTERNAL,
-        SlaveError::Closed | SlaveError::ChannelNotOpen(_) => codes::CLOSED,
+        SlaveError::Closed => codes::CLOSED,
+        SlaveError::ChannelNotOpen(_) => "ERR_ENSLAVISM_CHANNEL_CLOSED",
     };
     js_error(code, e.to_string())
 }

@@ -117,11 +117,11 @@ async fn a_webrtc_rs_peer_connects_through_the_master_and_talks_to_the_slave() {
     }
 
     let client_id = match next_event(&mut events).await {
-        SlaveEvent::Connection { client_id } => client_id,
+        SlaveEvent::Connection { client_id, .. } => client_id,
         other => panic!("expected a connection, got {other:?}"),
     };
     let channel = match next_event(&mut events).await {
-        SlaveEvent::DataChannel { client_id: c, channel, info } => {
+        SlaveEvent::DataChannel { client_id: c, channel, info, .. } => {
             assert_eq!(c, client_id);
             assert_eq!(info.label, "echo");
             assert!(info.ordered);
@@ -156,7 +156,7 @@ async fn a_webrtc_rs_peer_connects_through_the_master_and_talks_to_the_slave() {
     pc.close().await.unwrap();
     let closing = [next_event(&mut events).await, next_event(&mut events).await];
     assert!(matches!(closing[0], SlaveEvent::ChannelClose { channel: c } if c == channel), "{closing:?}");
-    assert!(matches!(closing[1], SlaveEvent::ConnectionClose { client_id: c } if c == client_id), "{closing:?}");
+    assert!(matches!(closing[1], SlaveEvent::ConnectionClose { client_id: c, .. } if c == client_id), "{closing:?}");
     assert!(slave.send(channel, bytes::Bytes::new(), false).is_err());
 
     slave.close().await;

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelState};
 
-use super::{ChannelId, SlaveEvent, SlaveShared};
+use super::{ChannelId, SessionId, SlaveEvent, SlaveShared};
 
 /// A data channel's label and reliability, as the browser asked for them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,6 +25,16 @@ pub struct ChannelInfo {
     pub max_packet_life_time: Option<u16>,
     /// The channel's number within its peer connection.
     pub id: u16,
+    /// True for a channel negotiated out of band (agreed stream id).
+    pub negotiated: bool,
+}
+
+/// What a channel task tells its peer.
+pub(crate) enum ChannelNote {
+    /// The channel was announced to the application (it is open).
+    Announced,
+    /// The channel task ended.
+    Closed,
 }
 
 /// The low threshold of a channel nobody watches.
@@ -74,6 +84,7 @@ async fn channel_info(dc: &dyn DataChannel) -> webrtc::error::Result<ChannelInfo
         max_retransmits: dc.max_retransmits().await?,
         max_packet_life_time: dc.max_packet_life_time().await?,
         id: u16::try_from(dc.id()).unwrap_or(u16::MAX),
+        negotiated: false,
     })
 }
 
@@ -82,10 +93,10 @@ async fn channel_info(dc: &dyn DataChannel) -> webrtc::error::Result<ChannelInfo
 /// announced once open. A channel the browser opened in-band is announced at once.
 pub(crate) async fn run_channel(
     shared: Arc<SlaveShared>,
-    client_id: u32,
+    (client_id, session): (u32, SessionId),
     dc: Arc<dyn DataChannel>,
     known: Option<ChannelInfo>,
-    closed: mpsc::UnboundedSender<ChannelId>,
+    notes: mpsc::UnboundedSender<ChannelNote>,
 ) {
     let (info, mut announced) = match known {
         Some(info) => (info, false),
@@ -93,7 +104,7 @@ pub(crate) async fn run_channel(
             Ok(info) => (info, true),
             Err(e) => {
                 tracing::debug!(client_id, "data channel gone before it could be announced: {e}");
-                let _ = closed.send(0);
+                let _ = notes.send(ChannelNote::Closed);
                 return;
             }
         },
@@ -110,7 +121,8 @@ pub(crate) async fn run_channel(
     );
     tracing::debug!(client_id, channel, label = %info.label, "data channel");
     let announce = |info: ChannelInfo| {
-        shared.hooks.on_event(SlaveEvent::DataChannel { client_id, channel, info });
+        let _ = notes.send(ChannelNote::Announced);
+        shared.hooks.on_event(SlaveEvent::DataChannel { client_id, session, channel, info });
         // 0.9.0 emitted 'open' right after 'datachannel', on an open channel.
         shared.hooks.on_event(SlaveEvent::ChannelOpen { channel });
     };
@@ -176,5 +188,5 @@ pub(crate) async fn run_channel(
     if pending_info.is_none() {
         shared.hooks.on_event(SlaveEvent::ChannelClose { channel });
     }
-    let _ = closed.send(channel);
+    let _ = notes.send(ChannelNote::Closed);
 }

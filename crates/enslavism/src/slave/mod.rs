@@ -33,6 +33,11 @@ use channel::ChannelHandle;
 /// A data channel, as numbered by its slave (unique for the slave's lifetime).
 pub type ChannelId = u64;
 
+/// One peer connection of a client, as numbered by its slave (unique for the
+/// slave's lifetime). A client that reconnects keeps its client id but gets a
+/// new session, so events of the old and new connections never mix.
+pub type SessionId = u64;
+
 /// Default time to wait for the master's WebSocket handshake.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time the `offer` decision may take before the offer is refused.
@@ -148,11 +153,15 @@ pub enum SlaveEvent {
     Connection {
         /// The client's id, given by the master.
         client_id: u32,
+        /// This connection of the client.
+        session: SessionId,
     },
     /// The client opened a data channel.
     DataChannel {
         /// Whose channel.
         client_id: u32,
+        /// On which connection of that client.
+        session: SessionId,
         /// The channel's handle for [`Slave::send`] and [`Slave::close_channel`].
         channel: ChannelId,
         /// Its label and reliability, as the browser asked.
@@ -193,6 +202,8 @@ pub enum SlaveEvent {
     ConnectionClose {
         /// The client's id.
         client_id: u32,
+        /// Which connection of the client ended.
+        session: SessionId,
     },
     /// The WebSocket to the master closed; open peer connections go on.
     MasterClose {
@@ -221,6 +232,7 @@ pub(crate) struct SlaveShared {
     hooks: Arc<dyn SlaveHooks>,
     channels: Mutex<HashMap<ChannelId, ChannelHandle>>,
     next_channel: std::sync::atomic::AtomicU64,
+    next_session: std::sync::atomic::AtomicU64,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     /// Round-robin cursor into `config.port_range`.
@@ -257,6 +269,7 @@ impl Slave {
             hooks,
             channels: Mutex::new(HashMap::new()),
             next_channel: std::sync::atomic::AtomicU64::new(1),
+            next_session: std::sync::atomic::AtomicU64::new(1),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             next_port: std::sync::atomic::AtomicU32::new(0),

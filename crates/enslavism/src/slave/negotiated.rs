@@ -68,6 +68,7 @@ fn parse_channel(json: &str) -> Option<NegotiatedChannel> {
         max_retransmits: u16_field("maxRetransmits")?,
         max_packet_life_time: u16_field("maxPacketLifeTime")?,
         id: stream_id,
+        negotiated: true,
     };
     Some(NegotiatedChannel { stream_id, info })
 }
@@ -99,7 +100,15 @@ mod tests {
         assert_eq!(channels[0].stream_id, 256);
         assert_eq!(
             channels[0].info,
-            ChannelInfo { label: "state".into(), protocol: "p".into(), ordered: false, max_retransmits: Some(0), max_packet_life_time: None, id: 256 }
+            ChannelInfo {
+                label: "state".into(),
+                protocol: "p".into(),
+                ordered: false,
+                max_retransmits: Some(0),
+                max_packet_life_time: None,
+                id: 256,
+                negotiated: true
+            }
         );
         assert_eq!(channels[1].info.max_packet_life_time, Some(150));
         assert!(channels[1].info.ordered);

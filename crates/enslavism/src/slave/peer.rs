@@ -16,9 +16,9 @@ use webrtc::peer_connection::{
     RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
 };
 
-use super::channel::{run_channel, ChannelInfo};
+use super::channel::{run_channel, ChannelInfo, ChannelNote};
 use super::negotiated;
-use super::{SlaveEvent, SlaveShared};
+use super::{SessionId, SlaveEvent, SlaveShared};
 use crate::proto::{Candidate, IceCandidate, Message, SessionDescription};
 
 /// What the master link forwards to a peer.
@@ -233,32 +233,46 @@ pub(crate) async fn run_peer(
         }
     };
     let sdp = answer_to_send(&*pc, answer_sdp, &mut signals).await;
-    shared.hooks.on_event(SlaveEvent::Connection { client_id });
+    let session: SessionId = shared.next_session.fetch_add(1, Ordering::Relaxed);
+    shared.hooks.on_event(SlaveEvent::Connection { client_id, session });
     send_to_master(&to_master, Message::AnswerToClient(SessionDescription { id: client_id, sdp }));
 
-    let (closed_tx, mut closed_rx) = mpsc::unbounded_channel();
-    let mut open_channels = 0usize;
-    let spawn_negotiated = |channels: Vec<(ChannelInfo, Arc<dyn DataChannel>)>, open_channels: &mut usize| {
-        for (info, dc) in channels {
-            *open_channels += 1;
-            shared.tasks.spawn(run_channel(shared.clone(), client_id, dc, Some(info), closed_tx.clone()));
-        }
+    let (notes_tx, mut notes) = mpsc::unbounded_channel();
+    // Channel tasks started and not yet ended.
+    let mut live_channels = 0usize;
+    let spawn_channel = |dc: Arc<dyn DataChannel>, known: Option<ChannelInfo>, live_channels: &mut usize| {
+        *live_channels += 1;
+        shared.tasks.spawn(run_channel(shared.clone(), (client_id, session), dc, known, notes_tx.clone()));
     };
-    let mut had_channel = !first_channels.is_empty();
-    spawn_negotiated(first_channels, &mut open_channels);
+    for (info, dc) in first_channels {
+        spawn_channel(dc, Some(info), &mut live_channels);
+    }
+    let mut had_channel = false;
     let setup_deadline = tokio::time::sleep(shared.config.peer_setup_timeout);
     tokio::pin!(setup_deadline);
+    // Armed while no channel is live: the browser may open another one on
+    // this connection, or may be gone (webrtc-rs would linger ~30 s).
+    let idle_deadline = tokio::time::sleep(PEER_IDLE_GRACE);
+    tokio::pin!(idle_deadline);
+    let mut idle = false;
     loop {
         tokio::select! {
             command = commands.recv() => match command {
                 Some(PeerCommand::Offer(sdp)) => match apply_offer(&*pc, &sdp, &mut negotiated_ids).await {
                     Ok((sdp, channels)) => {
-                        had_channel |= !channels.is_empty();
-                        spawn_negotiated(channels, &mut open_channels);
+                        for (info, dc) in channels {
+                            spawn_channel(dc, Some(info), &mut live_channels);
+                        }
+                        idle = false;
                         let sdp = negotiated::mark_answer(&pc.local_description().await.map_or(sdp, |d| d.sdp));
                         send_to_master(&to_master, Message::AnswerToClient(SessionDescription { id: client_id, sdp }));
                     }
-                    Err(e) => tracing::debug!(client_id, "renegotiation failed: {e}"),
+                    Err(e) => {
+                        // The client waits for an answer: tell it, rather than leave it hanging.
+                        tracing::debug!(client_id, "renegotiation failed: {e}");
+                        send_to_master(&to_master, Message::RejectToClient { id: client_id });
+                        break;
+                    }
                 },
                 Some(PeerCommand::Candidate(Some(c))) if !c.candidate.is_empty() => {
                     let init = RTCIceCandidateInit {
@@ -287,19 +301,24 @@ pub(crate) async fn run_peer(
                     }
                 }
                 Some(Signal::DataChannel(dc)) => {
-                    open_channels += 1;
-                    had_channel = true;
-                    shared.tasks.spawn(run_channel(shared.clone(), client_id, dc, None, closed_tx.clone()));
+                    spawn_channel(dc, None, &mut live_channels);
+                    idle = false;
                 }
                 None => break,
             },
-            Some(_) = closed_rx.recv() => {
-                open_channels -= 1;
-                // The browser closed every channel (or its whole connection):
-                // webrtc-rs would otherwise linger ~30 s before reporting failure.
-                if open_channels == 0 {
-                    break;
+            Some(note) = notes.recv() => match note {
+                ChannelNote::Announced => had_channel = true,
+                ChannelNote::Closed => {
+                    live_channels -= 1;
+                    if live_channels == 0 && had_channel {
+                        idle = true;
+                        idle_deadline.as_mut().reset(tokio::time::Instant::now() + PEER_IDLE_GRACE);
+                    }
                 }
+            },
+            _ = &mut idle_deadline, if idle => {
+                tracing::debug!(client_id, "every channel closed; releasing the peer");
+                break;
             }
             _ = &mut setup_deadline, if !had_channel => {
                 tracing::debug!(client_id, "no data channel opened in time; releasing the peer");
@@ -309,18 +328,24 @@ pub(crate) async fn run_peer(
         }
     }
 
+    // Offers that arrive from now on start a new peer instead of waiting here.
+    commands.close();
     let _ = pc.close().await;
     // Channels report their close before the connection does.
-    drop(closed_tx);
-    while open_channels > 0 {
-        match tokio::time::timeout(std::time::Duration::from_secs(2), closed_rx.recv()).await {
-            Ok(Some(_)) => open_channels -= 1,
+    drop(notes_tx);
+    while live_channels > 0 {
+        match tokio::time::timeout(std::time::Duration::from_secs(2), notes.recv()).await {
+            Ok(Some(ChannelNote::Closed)) => live_channels -= 1,
+            Ok(Some(ChannelNote::Announced)) => {}
             _ => break,
         }
     }
     tracing::debug!(client_id, "peer connection released");
-    shared.hooks.on_event(SlaveEvent::ConnectionClose { client_id });
+    shared.hooks.on_event(SlaveEvent::ConnectionClose { client_id, session });
 }
+
+/// How long a peer with no channel left waits for the browser to open another.
+const PEER_IDLE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {
