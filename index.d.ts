@@ -18,6 +18,10 @@ export interface MasterOptions {
 	handshakeTimeout?: number;
 	/** Milliseconds the `slaveauth`/`clientauth` decision may take before the handshake is refused. Default 10000. */
 	authTimeout?: number;
+	/** Milliseconds between pings to a quiet slave or client. Default 5000. */
+	heartbeatInterval?: number;
+	/** Milliseconds of silence (no frame, no pong) after which a peer is dropped (`close` 1006). Default 10000. */
+	heartbeatTimeout?: number;
 }
 
 /**

@@ -96,6 +96,31 @@ describe('Master API', () => {
 	});
 });
 
+describe('Master heartbeats', () => {
+	it('drops a peer that goes silent without closing, and keeps the ones that answer pings', async () => {
+		const { master, url, close } = await startMaster('port', { heartbeatInterval: 50, heartbeatTimeout: 300 });
+		const healthy = await connect(`${url}/enslavism/clients`); // ws answers pings by itself
+		await healthy.next();
+		const silentSocket = once(master, 'clientconnection');
+		// A WebSocket handshake by hand, then silence: the socket is never read
+		// again, so no pong ever comes back (like a crashed host).
+		const raw = net.connect(master.port, '127.0.0.1');
+		await once(raw, 'connect');
+		raw.write('GET /enslavism/clients HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+			+ 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+		await once(raw, 'data'); // 101 and the slave list
+		raw.pause();
+		const [ws] = await silentSocket;
+		const [code, reason] = await once(ws, 'close');
+		assert.equal(code, 1006);
+		assert.equal(reason, 'heartbeat timeout');
+		assert.equal(healthy.ws.readyState, WebSocket.OPEN, 'the healthy client is still connected');
+		assert.equal(master.peerCounts.clients, 1);
+		raw.destroy();
+		await close();
+	});
+});
+
 describe('Master attached to an http.Server', () => {
 	it('leaves upgrades on other paths to other listeners', async () => {
 		const server = http.createServer();

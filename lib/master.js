@@ -34,6 +34,8 @@ function checkOptions(options) {
 		['outboundQueueLength', 'outboundQueueLength'],
 		['handshakeTimeout', 'handshakeTimeout'],
 		['authTimeout', 'authTimeout'],
+		['heartbeatInterval', 'heartbeatInterval'],
+		['heartbeatTimeout', 'heartbeatTimeout'],
 	]) {
 		const value = options[key];
 		if (value === undefined) continue;

@@ -35,6 +35,10 @@ pub struct NativeMasterOptions {
     pub handshake_timeout: Option<u32>,
     /// Milliseconds the auth listeners have to decide.
     pub auth_timeout: Option<u32>,
+    /// Milliseconds between pings to a quiet peer.
+    pub heartbeat_interval: Option<u32>,
+    /// Milliseconds of silence after which a peer is dropped.
+    pub heartbeat_timeout: Option<u32>,
 }
 
 /// One event delivered to the JS wrapper.
@@ -217,6 +221,12 @@ fn config_from(options: &NativeMasterOptions) -> MasterConfig {
     }
     if let Some(ms) = options.auth_timeout {
         config.auth_timeout = Duration::from_millis(u64::from(ms));
+    }
+    if let Some(ms) = options.heartbeat_interval {
+        config.heartbeat_interval = Duration::from_millis(u64::from(ms));
+    }
+    if let Some(ms) = options.heartbeat_timeout {
+        config.heartbeat_timeout = Duration::from_millis(u64::from(ms));
     }
     config
 }

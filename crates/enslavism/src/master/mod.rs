@@ -42,6 +42,11 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default largest HTTP request head our own server reads.
 pub const DEFAULT_MAX_HTTP_HEADER_SIZE: usize = 64 * 1024;
+/// Default time between pings to a quiet peer.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// Default silence after which a peer is dropped (a vanished slave leaves
+/// every client's list within 15 s).
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long [`Master::close`] waits for connections to say goodbye.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -60,6 +65,11 @@ pub struct MasterConfig {
     pub auth_timeout: Duration,
     /// Largest HTTP request head read by the master's own server.
     pub max_http_header_size: usize,
+    /// How often the master pings a quiet peer.
+    pub heartbeat_interval: Duration,
+    /// A peer silent this long (no frame, no pong) is dropped: it vanished
+    /// without closing (crashed host, cut network).
+    pub heartbeat_timeout: Duration,
 }
 
 impl Default for MasterConfig {
@@ -70,6 +80,8 @@ impl Default for MasterConfig {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             auth_timeout: DEFAULT_AUTH_TIMEOUT,
             max_http_header_size: DEFAULT_MAX_HTTP_HEADER_SIZE,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
         }
     }
 }
@@ -85,6 +97,7 @@ impl MasterConfig {
         // hyper refuses buffers under 8 KiB; a zero-length queue cannot exist.
         self.max_http_header_size = self.max_http_header_size.max(8192);
         self.outbound_queue_len = self.outbound_queue_len.max(1);
+        self.heartbeat_interval = self.heartbeat_interval.max(Duration::from_millis(10));
         self
     }
 }

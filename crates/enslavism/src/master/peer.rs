@@ -94,6 +94,10 @@ async fn pump<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut heartbeat = tokio::time::interval(shared.config.heartbeat_interval);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeat.reset();
+    let mut last_heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
             biased;
@@ -117,9 +121,25 @@ where
                     return (CLOSE_ABNORMAL, String::new());
                 }
             }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() >= shared.config.heartbeat_timeout {
+                    tracing::debug!(kind = kind.name(), id, "no sign of life: dropping the peer");
+                    return (CLOSE_ABNORMAL, "heartbeat timeout".into());
+                }
+                if last_heard.elapsed() >= shared.config.heartbeat_interval
+                    && ws.send(WsMessage::Ping(Default::default())).await.is_err()
+                {
+                    return (CLOSE_ABNORMAL, String::new());
+                }
+            }
             incoming = ws.next() => match incoming {
-                Some(Ok(WsMessage::Binary(data))) => handle_frame(shared, kind, id, &data),
+                Some(Ok(WsMessage::Binary(data))) => {
+                    last_heard = tokio::time::Instant::now();
+                    handle_frame(shared, kind, id, &data);
+                }
+                Some(Ok(WsMessage::Pong(_))) => last_heard = tokio::time::Instant::now(),
                 Some(Ok(WsMessage::Text(_))) => {
+                    last_heard = tokio::time::Instant::now();
                     tracing::debug!(kind = kind.name(), id, "text frame ignored: the protocol is binary");
                 }
                 Some(Ok(WsMessage::Close(frame))) => {
@@ -128,6 +148,7 @@ where
                     return frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string()));
                 }
                 Some(Ok(WsMessage::Ping(_))) => {
+                    last_heard = tokio::time::Instant::now();
                     // The pong is queued by tungstenite; send it now.
                     let _ = ws.flush().await;
                 }
