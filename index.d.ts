@@ -157,6 +157,10 @@ export interface SlaveOptions {
 	 * succeeded on the slave's side (~50 ms less per connection). Default true.
 	 */
 	iceNudge?: boolean;
+	/** Reconnect to the master and register again when the link drops. Default true. */
+	reconnect?: boolean;
+	/** Longest wait (ms) between reconnection attempts; the wait doubles from 250 ms. Default 2000. */
+	reconnectMaxDelay?: number;
 }
 
 /** A DOM-like event passed to DataChannel listeners. */
@@ -256,8 +260,10 @@ export interface Slave extends EventEmitter {
 	on(event: 'offer', listener: (reject: () => void) => void): this;
 	/** A client is connected. */
 	on(event: 'connection', listener: (clientCo: ClientConnection) => void): this;
-	/** The WebSocket to the master closed; open client connections go on. */
+	/** The WebSocket to the master closed; open client connections go on, and the slave reconnects (option `reconnect`). */
 	on(event: 'disconnected', listener: (info: { code: number; reason: string }) => void): this;
+	/** Registered with the master again after a disconnection. */
+	on(event: 'reconnected', listener: () => void): this;
 	on(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 

@@ -263,6 +263,50 @@ describe('slave on webrtc-rs', () => {
 		assert.equal(slave.connections.length, 1);
 	}));
 
+	it('registers again by itself when its master restarts; established channels keep working meanwhile', async () => {
+		const first = new Master(0, { host: '127.0.0.1' });
+		await once(first, 'listening');
+		const { port } = first;
+		const restartUrl = `ws://127.0.0.1:${port}`;
+		const userData = { name: 'phoenix' };
+		const masterCon = new MasterConnection(restartUrl);
+		const listed = listedSlave(masterCon, userData);
+		const slave = await new Slave(restartUrl, userData, undefined, { ...SLAVE_OPTIONS, reconnectMaxDelay: 200 });
+		let second;
+		try {
+			slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => dc.on('message', (ev) => dc.send(`echo:${ev.data}`))));
+			const slaveCo = await listed;
+			const dc = await slaveCo.createDataChannel('live');
+			const echo = (text) => {
+				const reply = new Promise((resolve) => { dc.onmessage = (ev) => resolve(ev.data); });
+				dc.send(text);
+				return reply;
+			};
+
+			const disconnected = once(slave, 'disconnected');
+			await first.close();
+			await disconnected;
+			assert.equal(await echo('master down'), 'echo:master down');
+
+			second = new Master(port, { host: '127.0.0.1' });
+			await once(second, 'listening');
+			const reconnected = once(slave, 'reconnected');
+			const newcomer = new MasterConnection(restartUrl);
+			const relisted = listedSlave(newcomer, userData);
+			await reconnected;
+			await relisted;
+			assert.equal(await echo('master back'), 'echo:master back');
+			assert.equal(slave.connections.length, 1, 'the old connection is still there');
+			newcomer.close();
+			masterCon.close();
+			slaveCo.close();
+		} finally {
+			await slave.close();
+			await first.close();
+			await second?.close();
+		}
+	});
+
 	it('close() ends every connection, and the slave leaves the list', () => withSlave('leaving', async ({ masterCon, slave, slaveCo }) => {
 		const dc = await slaveCo.createDataChannel('test');
 		const [clientCo] = slave.connections;

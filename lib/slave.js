@@ -8,7 +8,8 @@ const { NativeSlave } = require('./binding.js');
 const { DataChannel } = require('./data-channel.js');
 const { codedError, describe } = require('./util.js');
 
-const TIMEOUT_OPTIONS = ['connectTimeout', 'offerTimeout', 'iceDisconnectedTimeout', 'iceFailedTimeout', 'peerSetupTimeout'];
+const TIMEOUT_OPTIONS = ['connectTimeout', 'offerTimeout', 'iceDisconnectedTimeout', 'iceFailedTimeout', 'peerSetupTimeout', 'reconnectMaxDelay'];
+const BOOLEAN_OPTIONS = ['iceNudge', 'reconnect'];
 
 function checkOptions(options) {
 	if (options === undefined) return {};
@@ -24,11 +25,13 @@ function checkOptions(options) {
 		}
 		out[key] = value;
 	}
-	if (options.iceNudge !== undefined) {
-		if (typeof options.iceNudge !== 'boolean') {
-			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.iceNudge must be a boolean; received ${describe(options.iceNudge)}`);
+	for (const key of BOOLEAN_OPTIONS) {
+		const value = options[key];
+		if (value === undefined) continue;
+		if (typeof value !== 'boolean') {
+			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.${key} must be a boolean; received ${describe(value)}`);
 		}
-		out.iceNudge = options.iceNudge;
+		out[key] = value;
 	}
 	if (options.iceAddresses !== undefined) {
 		if (!Array.isArray(options.iceAddresses) || !options.iceAddresses.every((a) => typeof a === 'string')) {
@@ -193,6 +196,9 @@ class Slave extends EventEmitter {
 			}
 			case 'masterclose':
 				this.emit('disconnected', { code: event.code, reason: event.reason });
+				break;
+			case 'masterreconnect':
+				this.emit('reconnected');
 				break;
 		}
 	}

@@ -49,6 +49,10 @@ pub struct NativeSlaveOptions {
     pub peer_setup_timeout: Option<u32>,
     /// Answer the browser's first nominating ICE check early (default true).
     pub ice_nudge: Option<bool>,
+    /// Reconnect to the master when the link drops (default true).
+    pub reconnect: Option<bool>,
+    /// Longest wait (ms) between two reconnection attempts.
+    pub reconnect_max_delay: Option<u32>,
 }
 
 /// One event delivered to the JS wrapper.
@@ -174,6 +178,7 @@ impl SlaveHooks for JsSlaveHooks {
             SlaveEvent::ConnectionClose { client_id, session } => {
                 NativeSlaveEvent { client_id: Some(client_id), session: Some(session as i64), ..event("connectionclose") }
             }
+            SlaveEvent::MasterReconnect => event("masterreconnect"),
             SlaveEvent::MasterClose { code, reason } => {
                 NativeSlaveEvent { code: Some(u32::from(code)), reason: Some(reason), ..event("masterclose") }
             }
@@ -228,6 +233,8 @@ fn config_from(options: NativeSlaveOptions) -> napi::Result<SlaveConfig, String>
         ice_failed_timeout: millis(options.ice_failed_timeout, defaults.ice_failed_timeout),
         peer_setup_timeout: millis(options.peer_setup_timeout, defaults.peer_setup_timeout),
         ice_nudge: options.ice_nudge.unwrap_or(defaults.ice_nudge),
+        reconnect: options.reconnect.unwrap_or(defaults.reconnect),
+        reconnect_max_delay: millis(options.reconnect_max_delay, defaults.reconnect_max_delay),
     })
 }
 

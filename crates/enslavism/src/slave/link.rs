@@ -53,14 +53,26 @@ pub(crate) async fn open(master_url: &str, auth: &[(String, String)], timeout: D
     }
 }
 
-/// Registers and starts the signalling loop.
-pub(crate) async fn start(shared: Arc<SlaveShared>, mut ws: MasterSocket, user_data: String) -> Result<(), SlaveError> {
-    let register = Message::Register { user_data }.encode()?;
-    ws.send(WsMessage::Binary(register.into()))
+/// Where and as whom the slave registers (kept to register again after a reconnect).
+pub(crate) struct Registration {
+    pub url: String,
+    pub auth: Vec<(String, String)>,
+    pub user_data: String,
+}
+
+async fn register(mut ws: MasterSocket, user_data: &str) -> Result<MasterSocket, SlaveError> {
+    let frame = Message::Register { user_data: user_data.to_owned() }.encode()?;
+    ws.send(WsMessage::Binary(frame.into()))
         .await
         .map_err(|e| SlaveError::Unreachable { url: "master".into(), reason: e.to_string() })?;
+    Ok(ws)
+}
+
+/// Registers and starts the signalling loop.
+pub(crate) async fn start(shared: Arc<SlaveShared>, ws: MasterSocket, registration: Registration) -> Result<(), SlaveError> {
+    let ws = register(ws, &registration.user_data).await?;
     let task_shared = shared.clone();
-    shared.tasks.spawn(run_link(task_shared, ws));
+    shared.tasks.spawn(run_link(task_shared, ws, registration));
     Ok(())
 }
 
@@ -70,47 +82,109 @@ struct PeerEntry {
     ufrag: Option<String>,
 }
 
-async fn run_link(shared: Arc<SlaveShared>, mut ws: MasterSocket) {
+/// The master link for the slave's lifetime: serves one master connection,
+/// and when it drops, reconnects (with backoff) and registers again.
+async fn run_link(shared: Arc<SlaveShared>, mut ws: MasterSocket, registration: Registration) {
     let (to_master, mut outgoing) = mpsc::unbounded_channel::<Bytes>();
     let mut peers: HashMap<u32, PeerEntry> = HashMap::new();
-    let (code, reason) = loop {
+    // Peers of earlier master connections: their client ids meant something
+    // only to that master, so they keep running but can no longer be addressed.
+    let mut detached: Vec<PeerEntry> = Vec::new();
+    loop {
+        let Some((code, reason)) = serve(&shared, &mut ws, &mut peers, &to_master, &mut outgoing).await else { return };
+        tracing::info!(code, %reason, "the master link closed");
+        shared.hooks.on_event(SlaveEvent::MasterClose { code, reason });
+        detached.extend(peers.drain().map(|(_, entry)| entry));
+        detached.retain(|entry| !entry.commands.is_closed());
+        if !shared.config.reconnect {
+            // Peers keep their connections until they end or the slave closes.
+            tokio::select! {
+                _ = async { while outgoing.recv().await.is_some() {} } => {}
+                _ = shared.shutdown.cancelled() => {}
+            }
+            return;
+        }
+        let Some(new_ws) = reconnect(&shared, &registration, &mut outgoing).await else { return };
+        ws = new_ws;
+        tracing::info!("registered with the master again");
+        shared.hooks.on_event(SlaveEvent::MasterReconnect);
+    }
+}
+
+/// Serves one master connection; `None` when the slave is closing.
+async fn serve(
+    shared: &Arc<SlaveShared>,
+    ws: &mut MasterSocket,
+    peers: &mut HashMap<u32, PeerEntry>,
+    to_master: &mpsc::UnboundedSender<Bytes>,
+    outgoing: &mut mpsc::UnboundedReceiver<Bytes>,
+) -> Option<(u16, String)> {
+    loop {
         tokio::select! {
             frame = outgoing.recv() => {
                 let Some(frame) = frame else { continue };
                 if let Err(e) = ws.send(WsMessage::Binary(frame)).await {
-                    break (1006, e.to_string());
+                    return Some((1006, e.to_string()));
                 }
             }
             incoming = ws.next() => match incoming {
                 Some(Ok(WsMessage::Binary(data))) => match Message::decode(&data) {
-                    Ok(msg) => dispatch(&shared, &mut peers, &to_master, msg),
+                    Ok(msg) => dispatch(shared, peers, to_master, msg),
                     Err(e) => tracing::debug!("malformed frame from the master dropped: {e}"),
                 },
                 Some(Ok(WsMessage::Close(frame))) => {
                     let _ = ws.flush().await;
-                    break frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string()));
+                    return Some(frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string())));
                 }
                 Some(Ok(WsMessage::Ping(_))) => {
                     let _ = ws.flush().await;
                 }
                 Some(Ok(_)) => {}
-                Some(Err(e)) => break (1006, e.to_string()),
-                None => break (1006, String::new()),
+                Some(Err(e)) => return Some((1006, e.to_string())),
+                None => return Some((1006, String::new())),
             },
             _ = shared.shutdown.cancelled() => {
                 let _ = ws.close(None).await;
-                return;
+                return None;
             }
         }
-    };
-    tracing::info!(code, %reason, "the master link closed");
-    shared.hooks.on_event(SlaveEvent::MasterClose { code, reason });
-    // Peers keep their connections (and so must keep their command senders);
-    // they end by themselves or on close(). Their signalling goes nowhere now.
-    let _live_peers = peers;
-    tokio::select! {
-        _ = async { while outgoing.recv().await.is_some() {} } => {}
-        _ = shared.shutdown.cancelled() => {}
+    }
+}
+
+/// First wait before reconnecting; it doubles up to `reconnect_max_delay`.
+const RECONNECT_INITIAL_DELAY: Duration = Duration::from_millis(250);
+
+/// Connects and registers again, retrying with backoff; `None` when the
+/// slave is closing. Signalling queued meanwhile was for the old master and
+/// is dropped.
+async fn reconnect(
+    shared: &Arc<SlaveShared>,
+    registration: &Registration,
+    outgoing: &mut mpsc::UnboundedReceiver<Bytes>,
+) -> Option<MasterSocket> {
+    let mut delay = RECONNECT_INITIAL_DELAY.min(shared.config.reconnect_max_delay);
+    loop {
+        let wait = tokio::time::sleep(delay);
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                _ = &mut wait => break,
+                _ = outgoing.recv() => {}
+                _ = shared.shutdown.cancelled() => return None,
+            }
+        }
+        let attempt = async {
+            let ws = open(&registration.url, &registration.auth, shared.config.connect_timeout).await?;
+            register(ws, &registration.user_data).await
+        };
+        tokio::select! {
+            result = attempt => match result {
+                Ok(ws) => return Some(ws),
+                Err(e) => tracing::debug!("reconnecting to the master failed: {e}"),
+            },
+            _ = shared.shutdown.cancelled() => return None,
+        }
+        delay = (delay * 2).min(shared.config.reconnect_max_delay);
     }
 }
 

@@ -46,6 +46,8 @@ pub const DEFAULT_OFFER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time after which a disconnected peer counts as failed and is released.
 pub const DEFAULT_ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default longest wait between two reconnection attempts to the master.
+pub const DEFAULT_RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
 /// Default time a peer has to open its first data channel after its offer.
 pub const DEFAULT_PEER_SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -73,6 +75,10 @@ pub struct SlaveConfig {
     /// Answer a browser's first nominating ICE check as soon as our side can
     /// (see `ice_nudge`): ~50 ms less per connection with webrtc-rs 0.21.1.
     pub ice_nudge: bool,
+    /// Reconnect to the master (and register again) when the link drops.
+    pub reconnect: bool,
+    /// Longest wait between two reconnection attempts (the wait doubles from 250 ms).
+    pub reconnect_max_delay: Duration,
 }
 
 impl Default for SlaveConfig {
@@ -87,6 +93,8 @@ impl Default for SlaveConfig {
             ice_failed_timeout: DEFAULT_ICE_FAILED_TIMEOUT,
             peer_setup_timeout: DEFAULT_PEER_SETUP_TIMEOUT,
             ice_nudge: true,
+            reconnect: true,
+            reconnect_max_delay: DEFAULT_RECONNECT_MAX_DELAY,
         }
     }
 }
@@ -205,7 +213,10 @@ pub enum SlaveEvent {
         /// Which connection of the client ended.
         session: SessionId,
     },
-    /// The WebSocket to the master closed; open peer connections go on.
+    /// The slave is connected and registered with the master again.
+    MasterReconnect,
+    /// The WebSocket to the master closed; open peer connections go on, and
+    /// the slave reconnects unless `reconnect` is off.
     MasterClose {
         /// The close code (1006 when the connection dropped).
         code: u16,
@@ -280,7 +291,8 @@ impl Slave {
             },
         });
         let ws = link::open(master_url, auth, shared.config.connect_timeout).await?;
-        link::start(shared.clone(), ws, user_data.to_owned()).await?;
+        let registration = link::Registration { url: master_url.to_owned(), auth: auth.to_vec(), user_data: user_data.to_owned() };
+        link::start(shared.clone(), ws, registration).await?;
         Ok(Slave { shared })
     }
 
