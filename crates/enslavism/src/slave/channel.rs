@@ -158,13 +158,10 @@ pub(crate) async fn run_channel(
             outgoing = out_rx.recv() => match outgoing {
                 Some(Outgoing::Message { data, is_text }) => {
                     let len = data.len();
-                    let sent = if is_text {
-                        match std::str::from_utf8(&data) {
-                            Ok(text) => dc.send_text(text).await,
-                            Err(_) => dc.send(BytesMut::from(&data[..])).await,
-                        }
-                    } else {
-                        dc.send(BytesMut::from(&data[..])).await
+                    let sent = match is_text.then(|| std::str::from_utf8(&data).ok()).flatten() {
+                        Some(text) => dc.send_text(text).await,
+                        // A uniquely owned buffer (what the binding passes) converts without a copy.
+                        None => dc.send(BytesMut::from(data)).await,
                     };
                     let before = buffered.fetch_sub(len, Ordering::Relaxed);
                     let threshold = low_threshold.load(Ordering::Relaxed);
