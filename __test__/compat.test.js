@@ -102,9 +102,10 @@ describe('compatibility with enslavism 0.9.0', () => {
 		}
 	});
 
-	it('our slave on the 0.9.0 master: the 0.9.0 browser bundle exchanges messages', async () => {
-		const server = await pageServer('/enslavism/client.js');
-		new old.Master(server); // eslint-disable-line no-new -- 0.9.0 has no close()
+	/** Our slave on `makeMaster(server)`, a page loading `bundlePath`: one exchange. */
+	async function ourSlaveExchange(bundlePath, makeMaster) {
+		const server = await pageServer(bundlePath);
+		const master = makeMaster(server);
 		const url = `ws://127.0.0.1:${server.address().port}`;
 		const { slave, received } = await helloSlave(ours.Slave, url, { iceAddresses: [NETNS_ADDRESS] });
 		const page = await browser.newPage();
@@ -115,29 +116,17 @@ describe('compatibility with enslavism 0.9.0', () => {
 		} finally {
 			await page.close();
 			await slave.close();
+			await master.close?.(); // 0.9.0's master has no close()
 			server.closeAllConnections();
 			server.close();
 		}
-	});
+	}
 
-	it('the 0.9.0 browser bundle on our master and our slave', async () => {
-		const server = await pageServer('/old-client.js');
-		const master = new ours.Master(server);
-		const url = `ws://127.0.0.1:${server.address().port}`;
-		const { slave, received } = await helloSlave(ours.Slave, url, { iceAddresses: [NETNS_ADDRESS] });
-		const page = await browser.newPage();
-		try {
-			await page.goto(`http://127.0.0.1:${server.address().port}/`);
-			assert.equal(await exchange(page, url), 'hallo welt');
-			assert.deepEqual(received, ['What have I wrought!']);
-		} finally {
-			await page.close();
-			await slave.close();
-			await master.close();
-			server.closeAllConnections();
-			server.close();
-		}
-	});
+	it('our slave on the 0.9.0 master: the 0.9.0 browser bundle exchanges messages', () =>
+		ourSlaveExchange('/enslavism/client.js', (server) => new old.Master(server)));
+
+	it('the 0.9.0 browser bundle on our master and our slave', () =>
+		ourSlaveExchange('/old-client.js', (server) => new ours.Master(server)));
 
 	it('0.9.0\'s own examples run unchanged on this package', async () => {
 		// The examples `require('..')`: copy them, untouched, under a folder whose

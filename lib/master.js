@@ -29,20 +29,13 @@ function checkOptions(options) {
 		throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options must be an object; received ${describe(options)}`);
 	}
 	const out = {};
-	for (const [key, nativeKey] of [
-		['maxMessageSize', 'maxMessageSize'],
-		['outboundQueueLength', 'outboundQueueLength'],
-		['handshakeTimeout', 'handshakeTimeout'],
-		['authTimeout', 'authTimeout'],
-		['heartbeatInterval', 'heartbeatInterval'],
-		['heartbeatTimeout', 'heartbeatTimeout'],
-	]) {
+	for (const key of ['maxMessageSize', 'outboundQueueLength', 'handshakeTimeout', 'authTimeout', 'heartbeatInterval', 'heartbeatTimeout']) {
 		const value = options[key];
 		if (value === undefined) continue;
 		if (!Number.isInteger(value) || value < 1 || value > 0xffffffff) {
 			throw codedError(RangeError, 'ERR_OUT_OF_RANGE', `options.${key} must be a positive integer; received ${describe(value)}`);
 		}
-		out[nativeKey] = value;
+		out[key] = value;
 	}
 	if (options.host !== undefined) {
 		if (typeof options.host !== 'string') {
@@ -61,7 +54,6 @@ class PeerSocket extends EventEmitter {
 	constructor(native, kind, event) {
 		super();
 		this._native = native;
-		this._kind = kind;
 		/** The id the master gave this peer (the one clients see for slaves). */
 		this.id = event.id;
 		/** `'slave'` or `'client'`. */
@@ -80,8 +72,8 @@ class PeerSocket extends EventEmitter {
 		if (typeof options === 'function') callback = options;
 		const buffer = toBuffer(data);
 		let err;
-		if (this.readyState !== PeerSocket.OPEN || !this._native.send(this._kind, this.id, buffer)) {
-			err = codedError(Error, 'ERR_ENSLAVISM_CLOSED', `the ${this._kind} connection ${this.id} is not open`);
+		if (this.readyState !== PeerSocket.OPEN || !this._native.send(this.kind, this.id, buffer)) {
+			err = codedError(Error, 'ERR_ENSLAVISM_CLOSED', `the ${this.kind} connection ${this.id} is not open`);
 		}
 		if (typeof callback === 'function') process.nextTick(callback, err);
 		else if (err) throw err;
@@ -91,7 +83,7 @@ class PeerSocket extends EventEmitter {
 	close(code = 1000, reason = '') {
 		if (this.readyState !== PeerSocket.OPEN) return;
 		this.readyState = PeerSocket.CLOSING;
-		this._native.disconnect(this._kind, this.id, code, String(reason));
+		this._native.disconnect(this.kind, this.id, code, String(reason));
 	}
 
 	/** Closes the WebSocket at once (here the same as `close()`). */

@@ -161,11 +161,11 @@ class Slave extends EventEmitter {
 					client.dataChannels[dc.label] = dc;
 					client.emit('datachannel', dc);
 				}
+				// As in 0.9.0: 'open' right after 'datachannel', on an already open
+				// channel, so that listeners added in 'datachannel' get it.
+				dc._opened();
 				break;
 			}
-			case 'open':
-				this._channels.get(event.channel)?.dc._opened();
-				break;
 			case 'message':
 				this._channels.get(event.channel)?.dc._message(event);
 				break;

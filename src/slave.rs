@@ -59,7 +59,7 @@ pub struct NativeSlaveOptions {
 #[napi(object)]
 #[derive(Default)]
 pub struct NativeSlaveEvent {
-    /// `offer`, `connection`, `datachannel`, `open`, `message`,
+    /// `offer`, `connection`, `datachannel`, `message`,
     /// `bufferedamountlow`, `error`, `channelclose`, `connectionclose`, `masterclose`.
     pub r#type: String,
     /// The client's id.
@@ -164,7 +164,6 @@ impl SlaveHooks for JsSlaveHooks {
                 id: Some(u32::from(info.id)),
                 ..channel_event("datachannel", channel)
             },
-            SlaveEvent::ChannelOpen { channel } => channel_event("open", channel),
             SlaveEvent::Message { channel, data, is_text } => {
                 if is_text {
                     NativeSlaveEvent { text: Some(String::from_utf8_lossy(&data).into_owned()), ..channel_event("message", channel) }

@@ -129,7 +129,6 @@ async fn a_webrtc_rs_peer_connects_through_the_master_and_talks_to_the_slave() {
         }
         other => panic!("expected a data channel, got {other:?}"),
     };
-    assert!(matches!(next_event(&mut events).await, SlaveEvent::ChannelOpen { channel: c } if c == channel));
 
     // Text one way, binary the other.
     dc.send_text("hello").await.unwrap();

@@ -123,8 +123,6 @@ pub(crate) async fn run_channel(
     let announce = |info: ChannelInfo| {
         let _ = notes.send(ChannelNote::Announced);
         shared.hooks.on_event(SlaveEvent::DataChannel { client_id, session, channel, info });
-        // 0.9.0 emitted 'open' right after 'datachannel', on an open channel.
-        shared.hooks.on_event(SlaveEvent::ChannelOpen { channel });
     };
     if !announced && matches!(dc.ready_state().await, Ok(RTCDataChannelState::Open)) {
         announced = true;

@@ -164,7 +164,7 @@ pub enum SlaveEvent {
         /// This connection of the client.
         session: SessionId,
     },
-    /// The client opened a data channel.
+    /// A data channel the client opened is open (reported once).
     DataChannel {
         /// Whose channel.
         client_id: u32,
@@ -174,11 +174,6 @@ pub enum SlaveEvent {
         channel: ChannelId,
         /// Its label and reliability, as the browser asked.
         info: ChannelInfo,
-    },
-    /// A data channel is open (sent once, right after `DataChannel`).
-    ChannelOpen {
-        /// Which channel.
-        channel: ChannelId,
     },
     /// A message arrived on a data channel.
     Message {
