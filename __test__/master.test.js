@@ -136,6 +136,8 @@ for (const mode of ['port', 'server']) {
 			client.send(Buffer.from([T.offerToSlave, 0, 0, 0, slaveId, 0xff, 0xfe]));
 			slave.send(Buffer.from([T.register, 0x7b]));
 
+			// The offer to a slave that does not exist is refused, not left hanging.
+			assert.deepEqual(await client.next(), { type: T.rejectFromSlave, id: slaveId + 1000, length: 5 });
 			// The next frames each side sees are the valid ones sent after all that.
 			client.send(frame.sdp(T.offerToSlave, slaveId, 'still works'));
 			const offer = await slave.next();

@@ -23,17 +23,32 @@ function pathOf(url) {
 	return query === -1 ? url : url.slice(0, query);
 }
 
+const U32_MAX = 0xffffffff;
+/** Numeric options: name, smallest and largest value (rates: 0 means no limit). */
+const NUMERIC_OPTIONS = [
+	['maxMessageSize', 1, U32_MAX],
+	['outboundQueueLength', 1, U32_MAX],
+	['handshakeTimeout', 1, U32_MAX],
+	['authTimeout', 1, U32_MAX],
+	['heartbeatInterval', 1, U32_MAX],
+	['heartbeatTimeout', 1, U32_MAX],
+	['maxConnections', 1, U32_MAX],
+	['maxUserDataSize', 1, 65535],
+	['maxOffersPerSecond', 0, U32_MAX],
+	['maxCandidatesPerSecond', 0, U32_MAX],
+];
+
 function checkOptions(options) {
 	if (options === undefined) return {};
 	if (options === null || typeof options !== 'object') {
 		throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options must be an object; received ${describe(options)}`);
 	}
 	const out = {};
-	for (const key of ['maxMessageSize', 'outboundQueueLength', 'handshakeTimeout', 'authTimeout', 'heartbeatInterval', 'heartbeatTimeout']) {
+	for (const [key, min, max] of NUMERIC_OPTIONS) {
 		const value = options[key];
 		if (value === undefined) continue;
-		if (!Number.isInteger(value) || value < 1 || value > 0xffffffff) {
-			throw codedError(RangeError, 'ERR_OUT_OF_RANGE', `options.${key} must be a positive integer; received ${describe(value)}`);
+		if (!Number.isInteger(value) || value < min || value > max) {
+			throw codedError(RangeError, 'ERR_OUT_OF_RANGE', `options.${key} must be an integer from ${min} to ${max}; received ${describe(value)}`);
 		}
 		out[key] = value;
 	}
@@ -213,6 +228,10 @@ class Master extends EventEmitter {
 				socket.emit('close', event.code, event.reason);
 				break;
 			}
+			case 'error':
+				// A bug in the engine, caught: one peer was dropped, the rest goes on.
+				this._emitError(codedError(Error, 'ERR_ENSLAVISM_INTERNAL', event.reason));
+				break;
 		}
 	}
 

@@ -200,6 +200,13 @@ class Slave extends EventEmitter {
 			case 'masterreconnect':
 				this.emit('reconnected');
 				break;
+			case 'internalerror': {
+				// A bug in the engine, caught: one peer (or the master link) is lost, the rest goes on.
+				const err = codedError(Error, 'ERR_ENSLAVISM_INTERNAL', event.reason);
+				if (this.listenerCount('error') > 0) this.emit('error', err);
+				else process.emitWarning(`enslavism slave: ${err.message} (listen to 'error' to handle this)`, { code: err.code });
+				break;
+			}
 		}
 	}
 }

@@ -18,8 +18,33 @@ pub(crate) mod codes {
     pub const CLOSED: &str = "ERR_ENSLAVISM_CLOSED";
     /// A socket handed over from Node could not be used.
     pub const ADOPT_FAILED: &str = "ERR_ENSLAVISM_ADOPT";
-    /// No tokio runtime (cannot happen inside Node).
+    /// No tokio runtime (cannot happen inside Node), or a bug caught in the engine.
     pub const INTERNAL: &str = "ERR_ENSLAVISM_INTERNAL";
+}
+
+/// Runs the body of a binding call so that a panic (a bug of ours) becomes a
+/// JS error with code `ERR_ENSLAVISM_INTERNAL`: unwinding out of an N-API
+/// callback would abort the whole Node process.
+pub(crate) fn guarded<T>(call: impl FnOnce() -> napi::Result<T, String>) -> napi::Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|panic| Err(panic_error(&*panic)))
+}
+
+/// The JS error for a caught panic.
+pub(crate) fn panic_error(panic: &(dyn std::any::Any + Send)) -> napi::Error<String> {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    js_error(codes::INTERNAL, format!("internal error in enslavism (please report it): {what}"))
+}
+
+/// Panics inside a binding call, to test that the panic is caught (debug
+/// builds only: the tests run on one).
+#[cfg(debug_assertions)]
+#[napi_derive::napi(js_name = "__panicForTests")]
+pub fn panic_for_tests() -> napi::Result<(), String> {
+    guarded(|| panic!("a panic raised on purpose by a test"))
 }
 
 /// An error for JS with a message and a `code`.

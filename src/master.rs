@@ -39,12 +39,20 @@ pub struct NativeMasterOptions {
     pub heartbeat_interval: Option<u32>,
     /// Milliseconds of silence after which a peer is dropped.
     pub heartbeat_timeout: Option<u32>,
+    /// Most connections at once; more are answered 503.
+    pub max_connections: Option<u32>,
+    /// Largest userData (bytes of JSON) a slave may register.
+    pub max_user_data_size: Option<u32>,
+    /// Offers one client may send per second (0: no limit).
+    pub max_offers_per_second: Option<u32>,
+    /// ICE candidates one client may send per second (0: no limit).
+    pub max_candidates_per_second: Option<u32>,
 }
 
 /// One event delivered to the JS wrapper.
 #[napi(object)]
 pub struct NativeMasterEvent {
-    /// `auth`, `connection` or `close`.
+    /// `auth`, `connection`, `close` or `error`.
     pub r#type: String,
     /// `slave` or `client`.
     pub kind: String,
@@ -62,7 +70,7 @@ pub struct NativeMasterEvent {
     pub remote_family: Option<String>,
     /// The close code (for `close`).
     pub code: Option<u32>,
-    /// The close reason (for `close`).
+    /// The close reason (for `close`), or what went wrong (for `error`).
     pub reason: Option<String>,
 }
 
@@ -195,6 +203,20 @@ impl MasterHooks for JsHooks {
                     reason: Some(reason),
                 }
             }
+            MasterEvent::InternalError { message } => NativeMasterEvent {
+                r#type: "error".into(),
+                kind: String::new(),
+                id: None,
+                ticket: None,
+                cookies: None,
+                remote_address: None,
+                remote_port: None,
+                remote_family: None,
+                code: None,
+                reason: Some(message),
+            },
+            // Events added to the engine later are not shown to JS until the binding knows them.
+            _ => return,
         };
         self.emit(event);
     }
@@ -227,6 +249,18 @@ fn config_from(options: &NativeMasterOptions) -> MasterConfig {
     }
     if let Some(ms) = options.heartbeat_timeout {
         config.heartbeat_timeout = Duration::from_millis(u64::from(ms));
+    }
+    if let Some(n) = options.max_connections {
+        config.max_connections = n as usize;
+    }
+    if let Some(n) = options.max_user_data_size {
+        config.max_user_data_size = n as usize;
+    }
+    if let Some(n) = options.max_offers_per_second {
+        config.max_offers_per_second = n;
+    }
+    if let Some(n) = options.max_candidates_per_second {
+        config.max_candidates_per_second = n;
     }
     config
 }
@@ -274,13 +308,16 @@ fn bind_master(port: u16, host: Option<&str>, config: MasterConfig, hooks: Arc<J
             Master::bind(SocketAddr::new(ip, port), config, hooks)
         }
         // Like Node's `server.listen(port)`: dual-stack where IPv6 exists.
-        None => Master::bind(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port), config.clone(), hooks.clone())
-            .or_else(|e| match e {
-                MasterError::Bind { ref source, .. } if source.kind() != std::io::ErrorKind::AddrInUse => {
-                    Master::bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port), config, hooks)
-                }
-                other => Err(other),
-            }),
+        None => {
+            Master::bind(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port), config.clone(), hooks.clone()).or_else(
+                |e| match e {
+                    MasterError::Bind { ref source, .. } if source.kind() != std::io::ErrorKind::AddrInUse => {
+                        Master::bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port), config, hooks)
+                    }
+                    other => Err(other),
+                },
+            )
+        }
     })
 }
 
@@ -294,14 +331,16 @@ impl NativeMaster {
         options: Option<NativeMasterOptions>,
         on_event: Function<'_, NativeMasterEvent, ()>,
     ) -> napi::Result<Self, String> {
-        let port = u16::try_from(port)
-            .map_err(|_| js_error(codes::INVALID_ARG, format!("port must be 0 to 65535, not {port}")))?;
-        let options = options.unwrap_or_default();
-        let hooks = make_hooks(on_event)?;
-        let master = bind_master(port, options.host.as_deref(), config_from(&options), hooks.clone())
-            .inspect_err(|_| hooks.shut())
-            .map_err(master_error)?;
-        Ok(NativeMaster { master: Arc::new(master), hooks })
+        crate::guarded(|| {
+            let port =
+                u16::try_from(port).map_err(|_| js_error(codes::INVALID_ARG, format!("port must be 0 to 65535, not {port}")))?;
+            let options = options.unwrap_or_default();
+            let hooks = make_hooks(on_event)?;
+            let master = bind_master(port, options.host.as_deref(), config_from(&options), hooks.clone())
+                .inspect_err(|_| hooks.shut())
+                .map_err(master_error)?;
+            Ok(NativeMaster { master: Arc::new(master), hooks })
+        })
     }
 
     /// Starts a master without a port of its own; connections arrive through
@@ -311,36 +350,42 @@ impl NativeMaster {
         options: Option<NativeMasterOptions>,
         on_event: Function<'_, NativeMasterEvent, ()>,
     ) -> napi::Result<Self, String> {
-        let options = options.unwrap_or_default();
-        let hooks = make_hooks(on_event)?;
-        let master = within_runtime_if_available(|| Master::detached(config_from(&options), hooks.clone()))
-            .map_err(master_error)?;
-        Ok(NativeMaster { master: Arc::new(master), hooks })
+        crate::guarded(|| {
+            let options = options.unwrap_or_default();
+            let hooks = make_hooks(on_event)?;
+            let master =
+                within_runtime_if_available(|| Master::detached(config_from(&options), hooks.clone())).map_err(master_error)?;
+            Ok(NativeMaster { master: Arc::new(master), hooks })
+        })
     }
 
     /// The port listened on, or null for a detached master.
     #[napi(getter)]
-    pub fn port(&self) -> Option<u32> {
-        self.master.local_addr().map(|a| u32::from(a.port()))
+    pub fn port(&self) -> napi::Result<Option<u32>, String> {
+        crate::guarded(|| Ok(self.master.local_addr().map(|a| u32::from(a.port()))))
     }
 
     /// Tells which JS listeners exist, so that no JS work is done for events
     /// nobody listens to.
     #[napi]
     pub fn set_observed(&self, kind: String, auth: bool, connections: bool) -> napi::Result<(), String> {
-        let i = kind_index(parse_kind(&kind)?);
-        self.hooks.auth_observed[i].store(auth, Ordering::Relaxed);
-        self.hooks.connections_observed[i].store(connections, Ordering::Relaxed);
-        Ok(())
+        crate::guarded(|| {
+            let i = kind_index(parse_kind(&kind)?);
+            self.hooks.auth_observed[i].store(auth, Ordering::Relaxed);
+            self.hooks.connections_observed[i].store(connections, Ordering::Relaxed);
+            Ok(())
+        })
     }
 
     /// Answers an `auth` event: `rejected` false accepts; true refuses with
     /// HTTP 401 and `reason` (or the plain status text). Returns false for an
     /// unknown or expired ticket.
     #[napi]
-    pub fn resolve_auth(&self, ticket: u32, rejected: bool, reason: Option<String>) -> bool {
-        let decision = if rejected { Err(Rejection { reason }) } else { Ok(()) };
-        self.hooks.resolve(ticket, decision)
+    pub fn resolve_auth(&self, ticket: u32, rejected: bool, reason: Option<String>) -> napi::Result<bool, String> {
+        crate::guarded(|| {
+            let decision = if rejected { Err(Rejection { reason }) } else { Ok(()) };
+            Ok(self.hooks.resolve(ticket, decision))
+        })
     }
 
     /// Takes over an upgrade request parsed by a Node `http.Server`: `fd` is
@@ -349,51 +394,59 @@ impl NativeMaster {
     /// the bytes read past the headers.
     #[napi]
     pub fn adopt_upgrade(&self, fd: i32, path: String, raw_headers: Vec<String>, head: Buffer) -> napi::Result<(), String> {
-        if fd < 0 {
-            return Err(js_error(codes::INVALID_ARG, format!("file descriptor must be >= 0, not {fd}")));
-        }
-        // SAFETY: fd is non-negative and only borrowed for the duration of
-        // the duplication below; the owned duplicate is ours from then on.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        let owned = borrowed
-            .try_clone_to_owned()
-            .map_err(|e| js_error(codes::ADOPT_FAILED, format!("cannot duplicate file descriptor {fd}: {e}")))?;
-        let stream = std::net::TcpStream::from(owned);
-        let mut headers = HeaderMap::new();
-        for pair in raw_headers.chunks_exact(2) {
-            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(pair[0].as_bytes()), HeaderValue::from_str(&pair[1])) {
-                headers.append(name, value);
+        crate::guarded(|| {
+            if fd < 0 {
+                return Err(js_error(codes::INVALID_ARG, format!("file descriptor must be >= 0, not {fd}")));
             }
-        }
-        self.master.adopt_upgrade(stream, &path, headers, head.to_vec()).map_err(master_error)
+            // SAFETY: fd is non-negative and only borrowed for the duration of
+            // the duplication below; the owned duplicate is ours from then on.
+            let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+            let owned = borrowed
+                .try_clone_to_owned()
+                .map_err(|e| js_error(codes::ADOPT_FAILED, format!("cannot duplicate file descriptor {fd}: {e}")))?;
+            let stream = std::net::TcpStream::from(owned);
+            let mut headers = HeaderMap::new();
+            for pair in raw_headers.chunks_exact(2) {
+                if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(pair[0].as_bytes()), HeaderValue::from_str(&pair[1])) {
+                    headers.append(name, value);
+                }
+            }
+            self.master.adopt_upgrade(stream, &path, headers, head.to_vec()).map_err(master_error)
+        })
     }
 
     /// Sends a raw binary frame to one peer. Returns false when it is gone.
     #[napi]
     pub fn send(&self, kind: String, id: u32, data: Buffer) -> napi::Result<bool, String> {
-        let kind = parse_kind(&kind)?;
-        Ok(self.master.send(kind, id, Bytes::copy_from_slice(&data)))
+        crate::guarded(|| {
+            let kind = parse_kind(&kind)?;
+            Ok(self.master.send(kind, id, Bytes::copy_from_slice(&data)))
+        })
     }
 
     /// Closes one peer's WebSocket. Returns false when it is gone.
     #[napi]
     pub fn disconnect(&self, kind: String, id: u32, code: u32, reason: String) -> napi::Result<bool, String> {
-        let kind = parse_kind(&kind)?;
-        let code = u16::try_from(code)
-            .ok()
-            .filter(|c| *c == 1000 || (3000..=4999).contains(c))
-            .ok_or_else(|| js_error(codes::INVALID_ARG, format!("close code must be 1000 or 3000 to 4999, not {code}")))?;
-        if reason.len() > 123 {
-            return Err(js_error(codes::INVALID_ARG, "close reason must be at most 123 bytes"));
-        }
-        Ok(self.master.disconnect(kind, id, code, &reason))
+        crate::guarded(|| {
+            let kind = parse_kind(&kind)?;
+            let code = u16::try_from(code)
+                .ok()
+                .filter(|c| *c == 1000 || (3000..=4999).contains(c))
+                .ok_or_else(|| js_error(codes::INVALID_ARG, format!("close code must be 1000 or 3000 to 4999, not {code}")))?;
+            if reason.len() > 123 {
+                return Err(js_error(codes::INVALID_ARG, "close reason must be at most 123 bytes"));
+            }
+            Ok(self.master.disconnect(kind, id, code, &reason))
+        })
     }
 
     /// Connected slaves and clients, as `[slaves, clients]`.
     #[napi]
-    pub fn peer_counts(&self) -> Vec<u32> {
-        let (slaves, clients) = self.master.peer_counts();
-        vec![slaves as u32, clients as u32]
+    pub fn peer_counts(&self) -> napi::Result<Vec<u32>, String> {
+        crate::guarded(|| {
+            let (slaves, clients) = self.master.peer_counts();
+            Ok(vec![slaves as u32, clients as u32])
+        })
     }
 
     /// Closes every connection and the port; resolves once done. Afterwards
@@ -401,13 +454,14 @@ impl NativeMaster {
     #[napi]
     pub async fn close(&self) {
         let master = self.master.clone();
-        master.close().await;
+        // A panic while closing must not abort Node; the master is gone either way.
+        let _ = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(master.close())).await;
         self.hooks.shut();
     }
 }
 
 /// The browser bundle served at `/enslavism/client.js`.
 #[napi]
-pub fn client_script() -> Buffer {
-    Buffer::from(enslavism::CLIENT_SCRIPT.as_bytes().to_vec())
+pub fn client_script() -> napi::Result<Buffer, String> {
+    crate::guarded(|| Ok(Buffer::from(enslavism::CLIENT_SCRIPT.as_bytes().to_vec())))
 }

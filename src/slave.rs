@@ -166,18 +166,26 @@ impl SlaveHooks for JsSlaveHooks {
             },
             SlaveEvent::Message { channel, data, is_text } => {
                 if is_text {
-                    NativeSlaveEvent { text: Some(String::from_utf8_lossy(&data).into_owned()), ..channel_event("message", channel) }
+                    NativeSlaveEvent {
+                        text: Some(String::from_utf8_lossy(&data).into_owned()),
+                        ..channel_event("message", channel)
+                    }
                 } else {
                     NativeSlaveEvent { data: Some(Buffer::from(data.to_vec())), ..channel_event("message", channel) }
                 }
             }
             SlaveEvent::BufferedAmountLow { channel } => channel_event("bufferedamountlow", channel),
-            SlaveEvent::ChannelError { channel, message } => NativeSlaveEvent { reason: Some(message), ..channel_event("error", channel) },
+            SlaveEvent::ChannelError { channel, message } => {
+                NativeSlaveEvent { reason: Some(message), ..channel_event("error", channel) }
+            }
             SlaveEvent::ChannelClose { channel } => channel_event("channelclose", channel),
             SlaveEvent::ConnectionClose { client_id, session } => {
                 NativeSlaveEvent { client_id: Some(client_id), session: Some(session as i64), ..event("connectionclose") }
             }
             SlaveEvent::MasterReconnect => event("masterreconnect"),
+            SlaveEvent::InternalError { message } => NativeSlaveEvent { reason: Some(message), ..event("internalerror") },
+            // Events added to the engine later are not shown to JS until the binding knows them.
+            _ => return,
             SlaveEvent::MasterClose { code, reason } => {
                 NativeSlaveEvent { code: Some(u32::from(code)), reason: Some(reason), ..event("masterclose") }
             }
@@ -208,14 +216,18 @@ fn config_from(options: NativeSlaveOptions) -> napi::Result<SlaveConfig, String>
     let ice_addresses = match options.ice_addresses {
         Some(list) => list
             .iter()
-            .map(|a| a.parse::<IpAddr>().map_err(|_| js_error(codes::INVALID_ARG, format!("iceAddresses: {a:?} is not an IP address"))))
+            .map(|a| {
+                a.parse::<IpAddr>().map_err(|_| js_error(codes::INVALID_ARG, format!("iceAddresses: {a:?} is not an IP address")))
+            })
             .collect::<Result<Vec<_>, _>>()?,
         None => defaults.ice_addresses,
     };
     let port_range = match options.port_range.as_deref() {
         None => None,
         Some([lo, hi]) if *lo >= 1 && lo <= hi && *hi <= 65535 => Some((*lo as u16, *hi as u16)),
-        Some(other) => return Err(js_error(codes::INVALID_ARG, format!("portRange must be [min, max] within 1..65535, not {other:?}"))),
+        Some(other) => {
+            return Err(js_error(codes::INVALID_ARG, format!("portRange must be [min, max] within 1..65535, not {other:?}")))
+        }
     };
     Ok(SlaveConfig {
         ice_addresses,
@@ -224,7 +236,11 @@ fn config_from(options: NativeSlaveOptions) -> napi::Result<SlaveConfig, String>
             .ice_servers
             .unwrap_or_default()
             .into_iter()
-            .map(|s| IceServer { urls: s.urls, username: s.username.unwrap_or_default(), credential: s.credential.unwrap_or_default() })
+            .map(|s| IceServer {
+                urls: s.urls,
+                username: s.username.unwrap_or_default(),
+                credential: s.credential.unwrap_or_default(),
+            })
             .collect(),
         connect_timeout: millis(options.connect_timeout, defaults.connect_timeout),
         offer_timeout: millis(options.offer_timeout, defaults.offer_timeout),
@@ -249,23 +265,28 @@ pub struct NativeSlave {
 impl NativeSlave {
     /// Validates the options and prepares event delivery.
     #[napi(factory)]
-    pub fn create(options: Option<NativeSlaveOptions>, on_event: Function<'_, NativeSlaveEvent, ()>) -> napi::Result<Self, String> {
-        init_logging();
-        let config = config_from(options.unwrap_or_default())?;
-        let callback = on_event
-            .build_threadsafe_function::<NativeSlaveEvent>()
-            .callee_handled::<false>()
-            .build()
-            .map_err(|e| js_error(codes::INTERNAL, e.reason))?;
-        Ok(NativeSlave {
-            config: Mutex::new(Some(config)),
-            hooks: Arc::new(JsSlaveHooks {
-                events: Mutex::new(Some(Arc::new(callback))),
-                offers_observed: AtomicBool::new(false),
-                tickets: Mutex::new(HashMap::new()),
-                next_ticket: AtomicU32::new(0),
-            }),
-            slave: Mutex::new(None),
+    pub fn create(
+        options: Option<NativeSlaveOptions>,
+        on_event: Function<'_, NativeSlaveEvent, ()>,
+    ) -> napi::Result<Self, String> {
+        crate::guarded(|| {
+            init_logging();
+            let config = config_from(options.unwrap_or_default())?;
+            let callback = on_event
+                .build_threadsafe_function::<NativeSlaveEvent>()
+                .callee_handled::<false>()
+                .build()
+                .map_err(|e| js_error(codes::INTERNAL, e.reason))?;
+            Ok(NativeSlave {
+                config: Mutex::new(Some(config)),
+                hooks: Arc::new(JsSlaveHooks {
+                    events: Mutex::new(Some(Arc::new(callback))),
+                    offers_observed: AtomicBool::new(false),
+                    tickets: Mutex::new(HashMap::new()),
+                    next_ticket: AtomicU32::new(0),
+                }),
+                slave: Mutex::new(None),
+            })
         })
     }
 
@@ -275,6 +296,14 @@ impl NativeSlave {
     /// code, so the wrapper makes the Error).
     #[napi]
     pub async fn connect(&self, master_url: String, user_data: String, auth: Vec<String>) -> Option<NativeFailure> {
+        let attempt = std::panic::AssertUnwindSafe(self.connect_inner(master_url, user_data, auth));
+        futures_util::FutureExt::catch_unwind(attempt).await.unwrap_or_else(|panic| {
+            let err = crate::panic_error(&*panic);
+            Some(NativeFailure { code: err.status, message: err.reason })
+        })
+    }
+
+    async fn connect_inner(&self, master_url: String, user_data: String, auth: Vec<String>) -> Option<NativeFailure> {
         let Some(config) = self.config.lock().unwrap_or_else(|p| p.into_inner()).take() else {
             return Some(NativeFailure { code: codes::CLOSED.into(), message: "connect() was already called".into() });
         };
@@ -293,48 +322,63 @@ impl NativeSlave {
     }
 
     fn slave(&self) -> napi::Result<Arc<Slave>, String> {
-        self.slave.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(|| js_error(codes::CLOSED, "the slave is not connected"))
+        self.slave
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| js_error(codes::CLOSED, "the slave is not connected"))
     }
 
     /// Tells whether JS listens to `offer` (if not, offers are accepted without asking).
     #[napi]
-    pub fn set_offers_observed(&self, observed: bool) {
-        self.hooks.offers_observed.store(observed, Ordering::Relaxed);
+    pub fn set_offers_observed(&self, observed: bool) -> napi::Result<(), String> {
+        crate::guarded(|| {
+            self.hooks.offers_observed.store(observed, Ordering::Relaxed);
+            Ok(())
+        })
     }
 
     /// Answers an `offer` event: true accepts.
     #[napi]
-    pub fn resolve_offer(&self, ticket: u32, accept: bool) -> bool {
-        let sender = self.hooks.tickets.lock().unwrap_or_else(|p| p.into_inner()).remove(&ticket);
-        sender.is_some_and(|s| s.send(accept).is_ok())
+    pub fn resolve_offer(&self, ticket: u32, accept: bool) -> napi::Result<bool, String> {
+        crate::guarded(|| {
+            let sender = self.hooks.tickets.lock().unwrap_or_else(|p| p.into_inner()).remove(&ticket);
+            Ok(sender.is_some_and(|s| s.send(accept).is_ok()))
+        })
     }
 
     /// Queues a message on a channel; `isText` sends a text message.
     #[napi]
     pub fn send(&self, channel: i64, data: Buffer, is_text: bool) -> napi::Result<(), String> {
-        self.slave()?.send(channel as ChannelId, Bytes::copy_from_slice(&data), is_text).map_err(slave_error)
+        crate::guarded(|| self.slave()?.send(channel as ChannelId, Bytes::copy_from_slice(&data), is_text).map_err(slave_error))
     }
 
     /// Bytes queued on a channel and not yet handed to SCTP.
     #[napi]
-    pub fn buffered_amount(&self, channel: i64) -> u32 {
-        self.slave().map_or(0, |s| s.buffered_amount(channel as ChannelId) as u32)
+    pub fn buffered_amount(&self, channel: i64) -> napi::Result<u32, String> {
+        crate::guarded(|| Ok(self.slave().map_or(0, |s| s.buffered_amount(channel as ChannelId) as u32)))
     }
 
     /// Sets a channel's `bufferedamountlow` threshold.
     #[napi]
-    pub fn set_buffered_amount_low_threshold(&self, channel: i64, threshold: u32) {
-        if let Ok(s) = self.slave() {
-            s.set_buffered_amount_low_threshold(channel as ChannelId, threshold as usize);
-        }
+    pub fn set_buffered_amount_low_threshold(&self, channel: i64, threshold: u32) -> napi::Result<(), String> {
+        crate::guarded(|| {
+            if let Ok(s) = self.slave() {
+                s.set_buffered_amount_low_threshold(channel as ChannelId, threshold as usize);
+            }
+            Ok(())
+        })
     }
 
     /// Closes one channel.
     #[napi]
-    pub fn close_channel(&self, channel: i64) {
-        if let Ok(s) = self.slave() {
-            s.close_channel(channel as ChannelId);
-        }
+    pub fn close_channel(&self, channel: i64) -> napi::Result<(), String> {
+        crate::guarded(|| {
+            if let Ok(s) = self.slave() {
+                s.close_channel(channel as ChannelId);
+            }
+            Ok(())
+        })
     }
 
     /// Closes every peer connection and the master link; resolves once done.
@@ -342,7 +386,8 @@ impl NativeSlave {
     pub async fn close(&self) {
         let slave = self.slave.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(slave) = slave {
-            slave.close().await;
+            // A panic while closing must not abort Node; the slave is gone either way.
+            let _ = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(slave.close())).await;
         }
         self.hooks.shut();
     }

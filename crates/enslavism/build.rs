@@ -18,7 +18,10 @@ fn main() {
     let mut globals = Vec::new();
     for line in source.lines() {
         if let Some(rest) = line.strip_prefix("export ") {
-            assert!(!rest.starts_with('{') && !rest.starts_with("default"), "client/index.mjs: use `export class|function|const NAME` only, not `{line}`");
+            assert!(
+                !rest.starts_with('{') && !rest.starts_with("default"),
+                "client/index.mjs: use `export class|function|const NAME` only, not `{line}`"
+            );
             let name = rest
                 .split_whitespace()
                 .nth(1)

@@ -24,9 +24,23 @@ pub mod master;
 pub mod proto;
 pub mod slave;
 
+// Compiled always, so that `cargo test` replays the fuzz corpus.
+#[doc(hidden)]
+pub mod fuzzing;
+
 /// Where the master serves [`CLIENT_SCRIPT`].
 pub const CLIENT_SCRIPT_PATH: &str = "/enslavism/client.js";
 
 /// The browser client as a classic script defining the global
 /// `MasterConnection`, built from `client/index.mjs` at compile time.
 pub const CLIENT_SCRIPT: &str = include_str!(concat!(env!("OUT_DIR"), "/client.js"));
+
+/// The text of a caught panic (tasks catch their own, so that a bug costs
+/// one peer, never the process).
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}

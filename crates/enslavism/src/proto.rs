@@ -301,10 +301,7 @@ impl Message {
                 }
                 out.push(b']');
             }
-            Message::OfferToSlave(d)
-            | Message::OfferFromClient(d)
-            | Message::AnswerToClient(d)
-            | Message::AnswerFromSlave(d) => {
+            Message::OfferToSlave(d) | Message::OfferFromClient(d) | Message::AnswerToClient(d) | Message::AnswerFromSlave(d) => {
                 out.extend_from_slice(&d.id.to_be_bytes());
                 out.extend_from_slice(d.sdp.as_bytes());
             }
@@ -339,16 +336,13 @@ impl Message {
             Message::Register { user_data } => 1 + user_data.len(),
             Message::AddSlaves(s) => 1 + s.iter().map(|e| 6 + e.user_data.len()).sum::<usize>(),
             Message::RemoveSlaves(ids) => 3 + ids.len() * 11,
-            Message::OfferToSlave(d)
-            | Message::OfferFromClient(d)
-            | Message::AnswerToClient(d)
-            | Message::AnswerFromSlave(d) => 5 + d.sdp.len(),
+            Message::OfferToSlave(d) | Message::OfferFromClient(d) | Message::AnswerToClient(d) | Message::AnswerFromSlave(d) => {
+                5 + d.sdp.len()
+            }
             Message::IceCandidateToSlave(c)
             | Message::IceCandidateFromClient(c)
             | Message::IceCandidateToClient(c)
-            | Message::IceCandidateFromSlave(c) => {
-                8 + c.candidate.as_ref().map_or(0, |c| c.sdp_mid.len() + c.candidate.len())
-            }
+            | Message::IceCandidateFromSlave(c) => 8 + c.candidate.as_ref().map_or(0, |c| c.sdp_mid.len() + c.candidate.len()),
             Message::RejectToClient { .. } | Message::RejectFromSlave { .. } => 5,
         }
     }
@@ -383,13 +377,11 @@ impl Reader<'_> {
     }
 
     fn take(&mut self, n: usize) -> Result<&[u8], ProtoError> {
-        let end = self.pos.checked_add(n).filter(|&end| end <= self.frame.len()).ok_or(
-            ProtoError::Truncated {
-                msg_type: self.msg_type,
-                needed: self.pos.saturating_add(n),
-                got: self.frame.len(),
-            },
-        )?;
+        let end = self.pos.checked_add(n).filter(|&end| end <= self.frame.len()).ok_or(ProtoError::Truncated {
+            msg_type: self.msg_type,
+            needed: self.pos.saturating_add(n),
+            got: self.frame.len(),
+        })?;
         let bytes = &self.frame[self.pos..end];
         self.pos = end;
         Ok(bytes)

@@ -6,7 +6,9 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use enslavism::master::{AuthDecision, AuthRequest, Master, MasterConfig, MasterEvent, MasterHooks, NoHooks, PeerKind, Rejection};
+use enslavism::master::{
+    AuthDecision, AuthRequest, Master, MasterConfig, MasterEvent, MasterHooks, NoHooks, PeerKind, Rejection,
+};
 use enslavism::proto::{Message, SessionDescription, SlaveEntry};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -59,10 +61,7 @@ async fn signalling_scenario(addr: SocketAddr) {
     let Message::OfferFromClient(offer) = recv(&mut slave).await else { panic!("offer expected") };
     assert_eq!(offer.sdp, "offer");
     send(&mut slave, Message::AnswerToClient(SessionDescription { id: offer.id, sdp: "answer".into() })).await;
-    assert_eq!(
-        recv(&mut client).await,
-        Message::AnswerFromSlave(SessionDescription { id: *slave_id, sdp: "answer".into() })
-    );
+    assert_eq!(recv(&mut client).await, Message::AnswerFromSlave(SessionDescription { id: *slave_id, sdp: "answer".into() }));
 
     slave.close(None).await.unwrap();
     assert_eq!(recv(&mut client).await, Message::RemoveSlaves(vec![*slave_id]));
@@ -114,13 +113,20 @@ struct Recorder {
 impl MasterHooks for Recorder {
     fn authorize(&self, request: AuthRequest) -> AuthDecision {
         let ok = request.kind == PeerKind::Client || request.cookies.get("token").map(String::as_str) == Some("s3cret");
-        Box::pin(async move { if ok { Ok(()) } else { Err(Rejection { reason: Some("bad token".into()) }) } })
+        Box::pin(async move {
+            if ok {
+                Ok(())
+            } else {
+                Err(Rejection { reason: Some("bad token".into()) })
+            }
+        })
     }
 
     fn on_event(&self, event: MasterEvent) {
         let line = match event {
             MasterEvent::Connected { kind, .. } => format!("connected {}", kind.name()),
             MasterEvent::Closed { kind, code, .. } => format!("closed {} {code}", kind.name()),
+            other => format!("{other:?}"),
         };
         self.events.lock().unwrap().push(line);
     }
@@ -189,5 +195,129 @@ async fn adopted_connections_signal_like_our_own() {
         master.adopt_upgrade(stream, "/other", http::HeaderMap::new(), vec![]),
         Err(enslavism::master::MasterError::NotOurPath(_))
     ));
+    master.close().await;
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_are_refused_with_503_and_the_rest_keep_working() {
+    let config = MasterConfig { max_connections: 2, ..MasterConfig::default() };
+    let master = Master::bind(loopback(), config, Arc::new(NoHooks)).unwrap();
+    let addr = master.local_addr().unwrap();
+    let mut first = open(addr, "/enslavism/clients", None).await.unwrap();
+    assert_eq!(recv(&mut first).await, Message::AddSlaves(vec![]));
+    let mut slave = open(addr, "/enslavism/slaves", None).await.unwrap();
+    match open(addr, "/enslavism/clients", None).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+            assert_eq!(response.body().as_deref(), Some(&b"too many connections (the limit is 2)"[..]));
+        }
+        other => panic!("expected a 503, got {other:?}"),
+    }
+    // The two admitted connections still work.
+    send(&mut slave, Message::Register { user_data: "{}".into() }).await;
+    assert!(matches!(recv(&mut first).await, Message::AddSlaves(list) if list.len() == 1));
+    // A slot is free again once a connection ends.
+    first.close(None).await.unwrap();
+    while first.next().await.is_some() {}
+    let mut again = loop {
+        match open(addr, "/enslavism/clients", None).await {
+            Ok(ws) => break ws,
+            // The master may not have seen the close yet.
+            Err(_) => tokio::task::yield_now().await,
+        }
+    };
+    assert!(matches!(recv(&mut again).await, Message::AddSlaves(list) if list.len() == 1));
+    master.close().await;
+}
+
+#[tokio::test]
+async fn offers_over_the_rate_are_rejected_and_candidates_dropped() {
+    let config = MasterConfig { max_offers_per_second: 3, max_candidates_per_second: 5, ..MasterConfig::default() };
+    let master = Master::bind(loopback(), config, Arc::new(NoHooks)).unwrap();
+    let addr = master.local_addr().unwrap();
+    let mut slave = open(addr, "/enslavism/slaves", None).await.unwrap();
+    send(&mut slave, Message::Register { user_data: "{}".into() }).await;
+    let mut client = open(addr, "/enslavism/clients", None).await.unwrap();
+    let Message::AddSlaves(list) = recv(&mut client).await else { panic!("AddSlaves expected") };
+    let slave_id = list[0].id;
+    for i in 0..10 {
+        send(&mut client, Message::OfferToSlave(SessionDescription { id: slave_id, sdp: format!("offer {i}") })).await;
+    }
+    let candidate = |i: u32| {
+        let line = format!("candidate:{i} 1 udp 1 127.0.0.1 {} typ host", 5000 + i);
+        enslavism::proto::IceCandidate {
+            id: slave_id,
+            candidate: Some(enslavism::proto::Candidate { sdp_mid: "0".into(), sdp_m_line_index: 0, candidate: line }),
+        }
+    };
+    for i in 0..20 {
+        send(&mut client, Message::IceCandidateToSlave(candidate(i))).await;
+    }
+    // A client's frames are handled in order: once this offer to a slave that
+    // does not exist is refused, everything before it was handled.
+    send(&mut client, Message::OfferToSlave(SessionDescription { id: 999, sdp: "probe".into() })).await;
+    let mut refused = 0;
+    loop {
+        match recv(&mut client).await {
+            Message::RejectFromSlave { id: 999 } => break,
+            Message::RejectFromSlave { id } if id == slave_id => refused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(refused, 7, "the offers over the rate are refused by the master");
+    // Frames queued for the slave go out before a requested close.
+    assert!(master.disconnect(PeerKind::Slave, slave_id, 1000, "done"));
+    let (mut offers, mut candidates) = (0, 0);
+    while let Some(Ok(msg)) = slave.next().await {
+        let WsMessage::Binary(data) = msg else { continue };
+        match Message::decode(&data).unwrap() {
+            Message::OfferFromClient(_) => offers += 1,
+            Message::IceCandidateFromClient(_) => candidates += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((offers, candidates), (3, 5));
+    master.close().await;
+}
+
+/// Panics when a client connects (a stand-in for a bug in the engine).
+#[derive(Default)]
+struct PanicOnClient {
+    errors: Mutex<Vec<String>>,
+}
+
+impl MasterHooks for PanicOnClient {
+    fn on_event(&self, event: MasterEvent) {
+        match event {
+            MasterEvent::Connected { kind: PeerKind::Client, .. } => panic!("a bug"),
+            MasterEvent::InternalError { message } => self.errors.lock().unwrap().push(message),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_panic_while_serving_a_peer_drops_that_peer_only() {
+    let hooks = Arc::new(PanicOnClient::default());
+    let master = Master::bind(loopback(), MasterConfig::default(), hooks.clone()).unwrap();
+    let addr = master.local_addr().unwrap();
+    let mut slave = open(addr, "/enslavism/slaves", None).await.unwrap();
+    send(&mut slave, Message::Register { user_data: "{}".into() }).await;
+    let mut client = open(addr, "/enslavism/clients", None).await.unwrap();
+    let close_code = loop {
+        match client.next().await {
+            Some(Ok(WsMessage::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close, got {other:?}"),
+        }
+    };
+    assert_eq!(close_code, Some(1011));
+    assert_eq!(hooks.errors.lock().unwrap().as_slice(), ["internal error while serving client 0: a bug"]);
+    // The slave is still connected and served, and the client was forgotten.
+    while master.peer_counts() != (1, 0) {
+        tokio::task::yield_now().await;
+    }
+    slave.send(WsMessage::Ping(Default::default())).await.unwrap();
+    assert!(matches!(slave.next().await, Some(Ok(WsMessage::Pong(_)))));
     master.close().await;
 }

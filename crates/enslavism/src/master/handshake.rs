@@ -120,7 +120,7 @@ pub(crate) fn serialize_response(response: &Response<Bytes>) -> Vec<u8> {
     out
 }
 
-fn first_protocol(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn first_protocol(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::SEC_WEBSOCKET_PROTOCOL)?.to_str().ok()?;
     value.split(',').map(str::trim).find(|p| !p.is_empty())
 }
@@ -135,10 +135,8 @@ fn header_has_token(headers: &HeaderMap, name: &header::HeaderName, token: &str)
 }
 
 /// A key is 16 random bytes in base64: 24 characters ending in "==".
-fn is_valid_key(key: &[u8]) -> bool {
-    key.len() == 24
-        && key.ends_with(b"==")
-        && key[..22].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+pub(crate) fn is_valid_key(key: &[u8]) -> bool {
+    key.len() == 24 && key.ends_with(b"==") && key[..22].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
 }
 
 #[cfg(test)]
@@ -201,7 +199,8 @@ mod tests {
         assert_eq!((out.upgraded, out.response.status()), (None, StatusCode::NOT_FOUND));
         let out = negotiate("/enslavism/clients", &headers(&[KEY, ("sec-websocket-version", "8")]), addr(), &NoHooks, t).await;
         assert_eq!((out.upgraded, out.response.status()), (None, StatusCode::BAD_REQUEST));
-        let out = negotiate("/enslavism/clients", &headers(&[("sec-websocket-key", "short"), VERSION]), addr(), &NoHooks, t).await;
+        let out =
+            negotiate("/enslavism/clients", &headers(&[("sec-websocket-key", "short"), VERSION]), addr(), &NoHooks, t).await;
         assert_eq!((out.upgraded, out.response.status()), (None, StatusCode::BAD_REQUEST));
     }
 

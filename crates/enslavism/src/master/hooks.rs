@@ -30,7 +30,9 @@ pub struct Rejection {
 pub type AuthDecision = Pin<Box<dyn Future<Output = Result<(), Rejection>> + Send>>;
 
 /// Something that happened on the master, for the application to observe.
+/// More kinds of event may be added in minor versions.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum MasterEvent {
     /// A peer finished its WebSocket handshake and got this id.
     Connected {
@@ -51,6 +53,12 @@ pub enum MasterEvent {
         code: u16,
         /// The close reason the peer sent.
         reason: String,
+    },
+    /// A bug in the engine was caught while serving one peer; that peer was
+    /// dropped, everything else goes on.
+    InternalError {
+        /// What went wrong.
+        message: String,
     },
 }
 

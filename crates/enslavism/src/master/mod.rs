@@ -6,13 +6,15 @@
 //! over WebSocket upgrades that another HTTP server has parsed
 //! ([`Master::adopt_upgrade`]). Either way the routing runs entirely here.
 
-mod handshake;
+pub(crate) mod handshake;
 mod hooks;
 mod peer;
+mod rate;
 mod router;
 mod server;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -47,6 +49,14 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// Default silence after which a peer is dropped (a vanished slave leaves
 /// every client's list within 15 s).
 pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default largest number of connections (HTTP, handshaking and WebSocket
+/// together); more are answered 503.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
+/// Default offers a client may send per second (a burst of as many is
+/// allowed); offers over the rate are answered with a rejection.
+pub const DEFAULT_MAX_OFFERS_PER_SECOND: u32 = 10;
+/// Default ICE candidates a client may send per second; more are dropped.
+pub const DEFAULT_MAX_CANDIDATES_PER_SECOND: u32 = 200;
 /// How long [`Master::close`] waits for connections to say goodbye.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -70,6 +80,18 @@ pub struct MasterConfig {
     /// A peer silent this long (no frame, no pong) is dropped: it vanished
     /// without closing (crashed host, cut network).
     pub heartbeat_timeout: Duration,
+    /// Most connections at once (HTTP requests, handshakes and WebSockets of
+    /// both kinds); more are answered HTTP 503 and closed.
+    pub max_connections: usize,
+    /// Largest userData (JSON bytes) a slave may register, at most 65,535
+    /// (what the protocol carries); a slave over it is closed with 1009.
+    pub max_user_data_size: usize,
+    /// Offers one client may send per second (a burst of as many is allowed);
+    /// over it, the client gets a rejection from that slave. 0: no limit.
+    pub max_offers_per_second: u32,
+    /// ICE candidates one client may send per second; over it they are
+    /// dropped. 0: no limit.
+    pub max_candidates_per_second: u32,
 }
 
 impl Default for MasterConfig {
@@ -82,15 +104,17 @@ impl Default for MasterConfig {
             max_http_header_size: DEFAULT_MAX_HTTP_HEADER_SIZE,
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_user_data_size: crate::proto::MAX_USER_DATA_LEN,
+            max_offers_per_second: DEFAULT_MAX_OFFERS_PER_SECOND,
+            max_candidates_per_second: DEFAULT_MAX_CANDIDATES_PER_SECOND,
         }
     }
 }
 
 impl MasterConfig {
     fn websocket_config(&self) -> WebSocketConfig {
-        WebSocketConfig::default()
-            .max_message_size(Some(self.max_message_size))
-            .max_frame_size(Some(self.max_message_size))
+        WebSocketConfig::default().max_message_size(Some(self.max_message_size)).max_frame_size(Some(self.max_message_size))
     }
 
     fn validated(mut self) -> Self {
@@ -98,6 +122,7 @@ impl MasterConfig {
         self.max_http_header_size = self.max_http_header_size.max(8192);
         self.outbound_queue_len = self.outbound_queue_len.max(1);
         self.heartbeat_interval = self.heartbeat_interval.max(Duration::from_millis(10));
+        self.max_user_data_size = self.max_user_data_size.min(crate::proto::MAX_USER_DATA_LEN);
         self
     }
 }
@@ -135,9 +160,29 @@ pub(crate) struct Shared {
     config: MasterConfig,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// Connections counted against `config.max_connections`.
+    connections: Arc<AtomicUsize>,
+}
+
+/// One connection counted against `max_connections`, for as long as it lives.
+pub(crate) struct ConnectionSlot(Arc<AtomicUsize>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Shared {
+    /// A slot for one more connection, or `None` at the limit.
+    pub(crate) fn connection_slot(&self) -> Option<ConnectionSlot> {
+        let max = self.config.max_connections;
+        self.connections
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| ConnectionSlot(self.connections.clone()))
+    }
+
     /// The router; a panic elsewhere never makes it unusable.
     fn router(&self) -> MutexGuard<'_, SignallingRouter<SocketLink>> {
         self.router.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -174,12 +219,16 @@ impl Master {
     }
 
     fn new(runtime: Handle, local_addr: Option<SocketAddr>, config: MasterConfig, hooks: Arc<dyn MasterHooks>) -> Master {
+        let config = config.validated();
+        let mut router = SignallingRouter::new();
+        router.set_max_user_data_len(config.max_user_data_size);
         let shared = Arc::new(Shared {
-            router: Mutex::new(SignallingRouter::new()),
+            router: Mutex::new(router),
             hooks,
-            config: config.validated(),
+            config,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            connections: Arc::new(AtomicUsize::new(0)),
         });
         Master { shared, local_addr, runtime }
     }
@@ -207,6 +256,7 @@ impl Master {
             return Err(MasterError::NotOurPath(path.to_owned()));
         }
         stream.set_nonblocking(true).map_err(MasterError::Adopt)?;
+        let slot = self.shared.connection_slot();
         let _runtime = self.runtime.enter();
         let stream = tokio::net::TcpStream::from_std(stream).map_err(MasterError::Adopt)?;
         let remote_addr = stream.peer_addr().map_err(MasterError::Adopt)?;
@@ -214,7 +264,10 @@ impl Master {
         let shared = self.shared.clone();
         let path = path.to_owned();
         self.shared.tasks.spawn(async move {
-            adopted_handshake(shared, stream, remote_addr, path, headers, head).await;
+            match slot {
+                Some(slot) => adopted_handshake(shared, stream, remote_addr, path, headers, head, slot).await,
+                None => server::refuse_over_limit(shared, stream, remote_addr).await,
+            }
         });
         Ok(())
     }
@@ -268,6 +321,7 @@ async fn adopted_handshake(
     path: String,
     headers: HeaderMap,
     head: Vec<u8>,
+    _slot: ConnectionSlot,
 ) {
     use tokio::io::AsyncWriteExt;
     let outcome = tokio::select! {

@@ -14,9 +14,10 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tokio_tungstenite::WebSocketStream;
 
 use super::hooks::MasterEvent;
+use super::rate::TokenBucket;
 use super::router::{PeerKind, PeerLink};
 use super::Shared;
-use crate::proto::Message;
+use crate::proto::{IceCandidate, Message, SessionDescription};
 
 /// Close code for a peer that connects while every id is taken.
 const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
@@ -28,6 +29,8 @@ const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 const CLOSE_MESSAGE_TOO_BIG: u16 = 1009;
 /// Close code recorded when the connection ended without a close frame.
 const CLOSE_ABNORMAL: u16 = 1006;
+/// Close code for a connection dropped because of a bug on our side.
+const CLOSE_INTERNAL_ERROR: u16 = 1011;
 /// How long a closing connection waits for the peer's close frame.
 const CLOSE_REPLY_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 /// Frames sent in one batch before the socket is flushed.
@@ -73,9 +76,25 @@ where
         }
     };
     tracing::debug!(kind = kind.name(), id, %remote_addr, "peer connected");
-    shared.hooks.on_event(MasterEvent::Connected { kind, id, remote_addr });
 
-    let (code, reason) = pump(&shared, &mut ws, kind, id, &mut frames, &mut close_requests).await;
+    // A bug while serving one peer must cost that peer only: the panic is
+    // caught here, the peer dropped and forgotten like any other.
+    let served = std::panic::AssertUnwindSafe(async {
+        shared.hooks.on_event(MasterEvent::Connected { kind, id, remote_addr });
+        pump(&shared, &mut ws, kind, id, &mut frames, &mut close_requests).await
+    });
+    let (code, reason) = match futures_util::FutureExt::catch_unwind(served).await {
+        Ok(closed) => closed,
+        Err(panic) => {
+            let what = crate::panic_message(&*panic);
+            tracing::error!(kind = kind.name(), id, "internal error while serving the peer: {what}");
+            shared.hooks.on_event(MasterEvent::InternalError {
+                message: format!("internal error while serving {} {id}: {what}", kind.name()),
+            });
+            close_cleanly(&mut ws, CLOSE_INTERNAL_ERROR, "internal error").await;
+            (CLOSE_INTERNAL_ERROR, "internal error".to_owned())
+        }
+    };
 
     shared.router().remove(kind, id);
     tracing::debug!(kind = kind.name(), id, code, "peer closed");
@@ -98,6 +117,7 @@ where
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     heartbeat.reset();
     let mut last_heard = tokio::time::Instant::now();
+    let mut limits = (kind == PeerKind::Client).then(|| ClientLimits::new(&shared.config));
     loop {
         tokio::select! {
             biased;
@@ -135,7 +155,7 @@ where
             incoming = ws.next() => match incoming {
                 Some(Ok(WsMessage::Binary(data))) => {
                     last_heard = tokio::time::Instant::now();
-                    handle_frame(shared, kind, id, &data);
+                    handle_frame(shared, kind, id, &data, limits.as_mut());
                 }
                 Some(Ok(WsMessage::Pong(_))) => last_heard = tokio::time::Instant::now(),
                 Some(Ok(WsMessage::Text(_))) => {
@@ -190,8 +210,24 @@ where
     ws.flush().await
 }
 
+/// The rates a client is held to.
+struct ClientLimits {
+    offers: TokenBucket,
+    candidates: TokenBucket,
+}
+
+impl ClientLimits {
+    fn new(config: &super::MasterConfig) -> Self {
+        let now = tokio::time::Instant::now();
+        ClientLimits {
+            offers: TokenBucket::new(config.max_offers_per_second, now),
+            candidates: TokenBucket::new(config.max_candidates_per_second, now),
+        }
+    }
+}
+
 /// Decodes one frame and routes it; bad frames are dropped with a debug log.
-fn handle_frame(shared: &Shared, kind: PeerKind, id: u32, data: &[u8]) {
+fn handle_frame(shared: &Shared, kind: PeerKind, id: u32, data: &[u8], limits: Option<&mut ClientLimits>) {
     let msg = match Message::decode(data) {
         Ok(msg) => msg,
         Err(e) => {
@@ -199,6 +235,21 @@ fn handle_frame(shared: &Shared, kind: PeerKind, id: u32, data: &[u8]) {
             return;
         }
     };
+    if let Some(limits) = limits {
+        let now = tokio::time::Instant::now();
+        match &msg {
+            Message::OfferToSlave(SessionDescription { id: slave_id, .. }) if !limits.offers.try_take(now) => {
+                tracing::debug!(id, slave_id, "offer over the client's rate refused");
+                shared.router().reject_offer(id, *slave_id);
+                return;
+            }
+            Message::IceCandidateToSlave(IceCandidate { .. }) if !limits.candidates.try_take(now) => {
+                tracing::debug!(id, "candidate over the client's rate dropped");
+                return;
+            }
+            _ => {}
+        }
+    }
     if let Err(e) = shared.router().route(kind, id, msg) {
         tracing::debug!(kind = kind.name(), id, "message dropped: {e}");
     }

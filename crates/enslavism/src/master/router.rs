@@ -59,6 +59,8 @@ pub trait PeerLink {
 
 /// Close code sent to a peer whose outbound queue overflowed.
 pub const CLOSE_SLOW_CONSUMER: u16 = 1008;
+/// Close code sent to a slave whose userData is over the master's limit.
+pub const CLOSE_TOO_BIG: u16 = 1009;
 
 /// Why a message from a peer was not routed. The message is dropped; the
 /// sender stays connected.
@@ -87,6 +89,14 @@ pub enum RoutingError {
         kind: PeerKind,
         /// The sender's id.
         id: u32,
+    },
+    /// A slave registered more userData than this master accepts; it is closed.
+    #[error("userData of {len} bytes is over this master's limit of {max} bytes")]
+    UserDataTooLarge {
+        /// The userData's length.
+        len: usize,
+        /// The limit.
+        max: usize,
     },
     /// The message could not be re-encoded (cannot happen for decoded input).
     #[error(transparent)]
@@ -139,6 +149,8 @@ pub struct SignallingRouter<L> {
     client_ids: IdAllocator,
     /// AddSlaves of every registered slave, built once per change of the list.
     slave_list_frame: Option<Bytes>,
+    /// Largest userData a slave may register.
+    max_user_data_len: usize,
 }
 
 impl<L: PeerLink> Default for SignallingRouter<L> {
@@ -161,6 +173,23 @@ impl<L: PeerLink> SignallingRouter<L> {
             slave_ids,
             client_ids,
             slave_list_frame: None,
+            max_user_data_len: crate::proto::MAX_USER_DATA_LEN,
+        }
+    }
+
+    /// Sets the largest userData a slave may register (the protocol's
+    /// 65,535 bytes at most); a slave over it is closed with [`CLOSE_TOO_BIG`].
+    pub fn set_max_user_data_len(&mut self, max: usize) {
+        self.max_user_data_len = max.min(crate::proto::MAX_USER_DATA_LEN);
+    }
+
+    /// Tells a client that `slave_id` refused its offer (the master refuses on
+    /// the slave's behalf, e.g. when the client sends offers too fast).
+    pub fn reject_offer(&self, client_id: u32, slave_id: u32) {
+        if let Some(client) = self.clients.get(&client_id) {
+            if let Ok(frame) = (Message::RejectFromSlave { id: slave_id }).encode() {
+                push_or_close(client, Bytes::from(frame));
+            }
         }
     }
 
@@ -182,10 +211,7 @@ impl<L: PeerLink> SignallingRouter<L> {
     /// Adds a slave; it is listed to clients once it registers.
     pub fn add_slave(&mut self, link: L) -> Result<u32, IdsExhausted> {
         let slaves = &self.slaves;
-        let id = self
-            .slave_ids
-            .allocate(slaves.len(), |id| slaves.contains_key(&id))
-            .ok_or(IdsExhausted(PeerKind::Slave))?;
+        let id = self.slave_ids.allocate(slaves.len(), |id| slaves.contains_key(&id)).ok_or(IdsExhausted(PeerKind::Slave))?;
         self.slaves.insert(id, SlaveState { link, entry: None });
         Ok(id)
     }
@@ -194,10 +220,7 @@ impl<L: PeerLink> SignallingRouter<L> {
     /// AddSlaves type byte when there are none).
     pub fn add_client(&mut self, link: L) -> Result<u32, IdsExhausted> {
         let clients = &self.clients;
-        let id = self
-            .client_ids
-            .allocate(clients.len(), |id| clients.contains_key(&id))
-            .ok_or(IdsExhausted(PeerKind::Client))?;
+        let id = self.client_ids.allocate(clients.len(), |id| clients.contains_key(&id)).ok_or(IdsExhausted(PeerKind::Client))?;
         push_or_close(&link, self.slave_list_frame());
         self.clients.insert(id, link);
         Ok(id)
@@ -275,16 +298,16 @@ impl<L: PeerLink> SignallingRouter<L> {
             Message::IceCandidateToSlave(IceCandidate { id, candidate }) => {
                 (id, Message::IceCandidateFromClient(IceCandidate { id: client_id, candidate }))
             }
-            other => {
-                return Err(RoutingError::WrongDirection { kind: PeerKind::Client, msg_type: other.message_type() })
-            }
+            other => return Err(RoutingError::WrongDirection { kind: PeerKind::Client, msg_type: other.message_type() }),
         };
         // Clients only see registered slaves, so only those can be reached.
-        let slave = self
-            .slaves
-            .get(&slave_id)
-            .filter(|s| s.entry.is_some())
-            .ok_or(RoutingError::UnknownDestination { kind: PeerKind::Slave, id: slave_id })?;
+        let Some(slave) = self.slaves.get(&slave_id).filter(|s| s.entry.is_some()) else {
+            // An offer to a slave that just left would wait forever: refuse it.
+            if matches!(out, Message::OfferFromClient(_)) {
+                self.reject_offer(client_id, slave_id);
+            }
+            return Err(RoutingError::UnknownDestination { kind: PeerKind::Slave, id: slave_id });
+        };
         push_or_close(&slave.link, Bytes::from(out.encode()?));
         Ok(())
     }
@@ -295,6 +318,11 @@ impl<L: PeerLink> SignallingRouter<L> {
         };
         let (client_id, out) = match msg {
             Message::Register { user_data } => {
+                if user_data.len() > self.max_user_data_len {
+                    let err = RoutingError::UserDataTooLarge { len: user_data.len(), max: self.max_user_data_len };
+                    slave.link.close(CLOSE_TOO_BIG, &err.to_string());
+                    return Err(err);
+                }
                 let entry = SlaveEntry { id: slave_id, user_data };
                 let frame = Bytes::from(Message::AddSlaves(vec![entry.clone()]).encode()?);
                 // Registering again replaces the slave in every client's list.
@@ -313,14 +341,10 @@ impl<L: PeerLink> SignallingRouter<L> {
                 (id, Message::IceCandidateFromSlave(IceCandidate { id: slave_id, candidate }))
             }
             Message::RejectToClient { id } => (id, Message::RejectFromSlave { id: slave_id }),
-            other => {
-                return Err(RoutingError::WrongDirection { kind: PeerKind::Slave, msg_type: other.message_type() })
-            }
+            other => return Err(RoutingError::WrongDirection { kind: PeerKind::Slave, msg_type: other.message_type() }),
         };
-        let client = self
-            .clients
-            .get(&client_id)
-            .ok_or(RoutingError::UnknownDestination { kind: PeerKind::Client, id: client_id })?;
+        let client =
+            self.clients.get(&client_id).ok_or(RoutingError::UnknownDestination { kind: PeerKind::Client, id: client_id })?;
         push_or_close(client, Bytes::from(out.encode()?));
         Ok(())
     }

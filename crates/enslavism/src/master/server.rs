@@ -18,7 +18,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::handshake;
 use super::peer::run_peer;
-use super::Shared;
+use super::{ConnectionSlot, Shared};
 use crate::CLIENT_SCRIPT_PATH;
 
 /// Accepts connections until the master closes; then the listener is dropped
@@ -30,7 +30,10 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote_addr)) => {
                     let _ = stream.set_nodelay(true);
-                    shared.tasks.spawn(serve_http(shared.clone(), stream, remote_addr));
+                    match shared.connection_slot() {
+                        Some(slot) => shared.tasks.spawn(serve_http(shared.clone(), stream, remote_addr, Arc::new(slot))),
+                        None => shared.tasks.spawn(refuse_over_limit(shared.clone(), stream, remote_addr)),
+                    };
                 }
                 Err(e) => {
                     // Typically out of file descriptors: wait instead of spinning.
@@ -42,9 +45,27 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
-async fn serve_http(shared: Arc<Shared>, stream: TcpStream, remote_addr: SocketAddr) {
+/// Answers a connection over `max_connections` with 503 and closes it.
+pub(crate) async fn refuse_over_limit(shared: Arc<Shared>, mut stream: TcpStream, remote_addr: SocketAddr) {
+    use tokio::io::AsyncWriteExt;
+    let limit = shared.config.max_connections;
+    tracing::warn!(%remote_addr, limit, "connection refused: too many connections");
+    let outcome = handshake::refuse(StatusCode::SERVICE_UNAVAILABLE, &format!("too many connections (the limit is {limit})"));
+    let response = handshake::serialize_response(&outcome.response);
+    let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
+        let _ = stream.write_all(&response).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// How long a refusal may take to write before the socket is just dropped.
+const REFUSAL_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+async fn serve_http(shared: Arc<Shared>, stream: TcpStream, remote_addr: SocketAddr, slot: Arc<ConnectionSlot>) {
     let service_shared = shared.clone();
-    let service = service_fn(move |req| handle_request(service_shared.clone(), req, remote_addr));
+    // The slot stays taken while the connection or the WebSocket it became lives.
+    let service = service_fn(move |req| handle_request(service_shared.clone(), req, remote_addr, slot.clone()));
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(shared.config.handshake_timeout)
@@ -65,16 +86,11 @@ async fn handle_request(
     shared: Arc<Shared>,
     mut req: Request<Incoming>,
     remote_addr: SocketAddr,
+    slot: Arc<ConnectionSlot>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if handshake::is_websocket_upgrade(req.headers()) {
-        let outcome = handshake::negotiate(
-            req.uri().path(),
-            req.headers(),
-            remote_addr,
-            &*shared.hooks,
-            shared.config.auth_timeout,
-        )
-        .await;
+        let outcome =
+            handshake::negotiate(req.uri().path(), req.headers(), remote_addr, &*shared.hooks, shared.config.auth_timeout).await;
         if let Some(kind) = outcome.upgraded {
             let on_upgrade = hyper::upgrade::on(&mut req);
             let peer_shared = shared.clone();
@@ -84,6 +100,7 @@ async fn handle_request(
                         let config = peer_shared.config.websocket_config();
                         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
                         run_peer(peer_shared, ws, kind, remote_addr).await;
+                        drop(slot);
                     }
                     Err(e) => tracing::debug!(%remote_addr, "upgrade failed: {e}"),
                 }

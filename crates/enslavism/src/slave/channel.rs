@@ -115,10 +115,9 @@ pub(crate) async fn run_channel(
     // Disarmed until the application sets a threshold: most games never
     // listen, and a drain to 0 after every send would be an event each time.
     let low_threshold = Arc::new(AtomicUsize::new(LOW_THRESHOLD_DISARMED));
-    shared.channels().insert(
-        channel,
-        ChannelHandle { out: out_tx, buffered: buffered.clone(), low_threshold: low_threshold.clone() },
-    );
+    shared
+        .channels()
+        .insert(channel, ChannelHandle { out: out_tx, buffered: buffered.clone(), low_threshold: low_threshold.clone() });
     tracing::debug!(client_id, channel, label = %info.label, "data channel");
     let announce = |info: ChannelInfo| {
         let _ = notes.send(ChannelNote::Announced);

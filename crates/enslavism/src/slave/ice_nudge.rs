@@ -24,8 +24,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use webrtc::runtime::{
-    AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, RecvMeta, Runtime, TokioRuntime,
-    Transmit,
+    AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, RecvMeta, Runtime, TokioRuntime, Transmit,
 };
 
 const STUN_HEADER_LEN: usize = 20;
@@ -49,7 +48,9 @@ fn classify(packet: &[u8]) -> Stun {
     }
     let msg_type = u16::from_be_bytes([packet[0], packet[1]]);
     let body_len = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
-    let Some(body) = packet.get(STUN_HEADER_LEN..STUN_HEADER_LEN + body_len) else { return Stun::Other };
+    let Some(body) = packet.get(STUN_HEADER_LEN..STUN_HEADER_LEN + body_len) else {
+        return Stun::Other;
+    };
     match msg_type {
         BINDING_SUCCESS => Stun::SuccessResponse,
         BINDING_REQUEST if has_attribute(body, ATTR_USE_CANDIDATE) => Stun::NominatingRequest,
@@ -65,7 +66,9 @@ fn has_attribute(mut attrs: &[u8], wanted: u16) -> bool {
         }
         let len = usize::from(u16::from_be_bytes([attrs[2], attrs[3]]));
         let padded = 4 + len.div_ceil(4) * 4;
-        let Some(rest) = attrs.get(padded..) else { return false };
+        let Some(rest) = attrs.get(padded..) else {
+            return false;
+        };
         attrs = rest;
     }
     false
@@ -101,6 +104,25 @@ impl NudgeState {
             _ => false,
         }
     }
+}
+
+/// Feeds datagrams from one of two senders through a fresh nudge state and
+/// checks what must hold for any traffic: at most one replay, and only of a
+/// nominating check, to the sender it came from. For the fuzz targets.
+pub(crate) fn observe_sequence(datagrams: &[(bool, &[u8])]) {
+    let senders: [SocketAddr; 2] = [([127, 0, 0, 1], 1000).into(), ([127, 0, 0, 2], 2000).into()];
+    let mut state = NudgeState::default();
+    let mut replays = 0;
+    for (from_second, packet) in datagrams {
+        let from = senders[usize::from(*from_second)];
+        if state.observe(from, packet) {
+            replays += 1;
+            let (to, replay) = state.ready.take().expect("a replay is ready when observe says so");
+            assert_eq!(to, from, "replayed to another sender");
+            assert_eq!(classify(&replay), Stun::NominatingRequest);
+        }
+    }
+    assert!(replays <= 1, "replayed {replays} times");
 }
 
 /// A UDP socket of tokio's runtime with the nudge on its receive path.

@@ -37,7 +37,8 @@ pub(crate) async fn open(master_url: &str, auth: &[(String, String)], timeout: D
     let url = format!("{}/enslavism/slaves", master_url.trim_end_matches('/'));
     let mut request = url.as_str().into_client_request().map_err(|e| bad_url(e.to_string()))?;
     if !auth.is_empty() {
-        let value = HeaderValue::from_str(&cookie_header(auth)).map_err(|e| bad_url(format!("authData cannot be sent as cookies: {e}")))?;
+        let value = HeaderValue::from_str(&cookie_header(auth))
+            .map_err(|e| bad_url(format!("authData cannot be sent as cookies: {e}")))?;
         request.headers_mut().insert(COOKIE, value);
     }
     let unreachable = |reason: String| SlaveError::Unreachable { url: url.clone(), reason };
@@ -72,7 +73,7 @@ async fn register(mut ws: MasterSocket, user_data: &str) -> Result<MasterSocket,
 pub(crate) async fn start(shared: Arc<SlaveShared>, ws: MasterSocket, registration: Registration) -> Result<(), SlaveError> {
     let ws = register(ws, &registration.user_data).await?;
     let task_shared = shared.clone();
-    shared.tasks.spawn(run_link(task_shared, ws, registration));
+    shared.spawn_guarded("the master link", run_link(task_shared, ws, registration));
     Ok(())
 }
 
@@ -91,7 +92,9 @@ async fn run_link(shared: Arc<SlaveShared>, mut ws: MasterSocket, registration: 
     // only to that master, so they keep running but can no longer be addressed.
     let mut detached: Vec<PeerEntry> = Vec::new();
     loop {
-        let Some((code, reason)) = serve(&shared, &mut ws, &mut peers, &to_master, &mut outgoing).await else { return };
+        let Some((code, reason)) = serve(&shared, &mut ws, &mut peers, &to_master, &mut outgoing).await else {
+            return;
+        };
         tracing::info!(code, %reason, "the master link closed");
         shared.hooks.on_event(SlaveEvent::MasterClose { code, reason });
         detached.extend(peers.drain().map(|(_, entry)| entry));
@@ -104,7 +107,9 @@ async fn run_link(shared: Arc<SlaveShared>, mut ws: MasterSocket, registration: 
             }
             return;
         }
-        let Some(new_ws) = reconnect(&shared, &registration, &mut outgoing).await else { return };
+        let Some(new_ws) = reconnect(&shared, &registration, &mut outgoing).await else {
+            return;
+        };
         ws = new_ws;
         tracing::info!("registered with the master again");
         shared.hooks.on_event(SlaveEvent::MasterReconnect);
@@ -209,7 +214,7 @@ fn dispatch(
             // one is released when its sender is dropped.
             let (commands, receiver) = mpsc::unbounded_channel();
             peers.insert(id, PeerEntry { commands, ufrag });
-            shared.tasks.spawn(run_peer(shared.clone(), id, sdp, receiver, to_master.clone()));
+            shared.spawn_guarded("a peer connection", run_peer(shared.clone(), id, sdp, receiver, to_master.clone()));
         }
         Message::IceCandidateFromClient(IceCandidate { id, candidate }) => match peers.get(&id) {
             Some(entry) if !entry.commands.is_closed() => {
@@ -218,7 +223,9 @@ fn dispatch(
             }
             _ => tracing::debug!(client_id = id, "candidate for no live peer dropped"),
         },
-        other => tracing::debug!(msg_type = ?other.message_type(), "unexpected message from the master dropped"),
+        other => {
+            tracing::debug!(msg_type = ?other.message_type(), "unexpected message from the master dropped")
+        }
     }
     // Forget peers whose task has ended.
     peers.retain(|_, entry| !entry.commands.is_closed());

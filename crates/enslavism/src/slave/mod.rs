@@ -8,10 +8,10 @@
 //! [`SlaveEvent`]s. Channels are addressed by a [`ChannelId`] for sending.
 
 mod channel;
-mod ice_nudge;
+pub(crate) mod ice_nudge;
 mod link;
-mod negotiated;
-mod peer;
+pub(crate) mod negotiated;
+pub(crate) mod peer;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -27,8 +27,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::proto::ProtoError;
 
-pub use channel::ChannelInfo;
 use channel::ChannelHandle;
+pub use channel::ChannelInfo;
 
 /// A data channel, as numbered by its slave (unique for the slave's lifetime).
 pub type ChannelId = u64;
@@ -155,7 +155,9 @@ pub enum SlaveError {
 pub type OfferDecision = Pin<Box<dyn Future<Output = bool> + Send>>;
 
 /// Something that happened on a slave, for the application to observe.
+/// More kinds of event may be added in minor versions.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum SlaveEvent {
     /// A client's offer was accepted and answered.
     Connection {
@@ -210,6 +212,12 @@ pub enum SlaveEvent {
     },
     /// The slave is connected and registered with the master again.
     MasterReconnect,
+    /// A bug in the engine was caught in one of the slave's tasks (one peer
+    /// connection, or the master link); the rest goes on.
+    InternalError {
+        /// What went wrong.
+        message: String,
+    },
     /// The WebSocket to the master closed; open peer connections go on, and
     /// the slave reconnects unless `reconnect` is off.
     MasterClose {
@@ -248,6 +256,19 @@ pub(crate) struct SlaveShared {
 }
 
 impl SlaveShared {
+    /// Runs `task` on the slave's tracker; a panic in it (a bug of ours) is
+    /// reported as [`SlaveEvent::InternalError`] instead of vanishing.
+    pub(crate) fn spawn_guarded(self: &Arc<Self>, what: &'static str, task: impl Future<Output = ()> + Send + 'static) {
+        let shared = self.clone();
+        self.tasks.spawn(async move {
+            if let Err(panic) = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(task)).await {
+                let message = format!("internal error in {what}: {}", crate::panic_message(&*panic));
+                tracing::error!("{message}");
+                shared.hooks.on_event(SlaveEvent::InternalError { message });
+            }
+        });
+    }
+
     fn channels(&self) -> MutexGuard<'_, HashMap<ChannelId, ChannelHandle>> {
         self.channels.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -286,7 +307,8 @@ impl Slave {
             },
         });
         let ws = link::open(master_url, auth, shared.config.connect_timeout).await?;
-        let registration = link::Registration { url: master_url.to_owned(), auth: auth.to_vec(), user_data: user_data.to_owned() };
+        let registration =
+            link::Registration { url: master_url.to_owned(), auth: auth.to_vec(), user_data: user_data.to_owned() };
         link::start(shared.clone(), ws, registration).await?;
         Ok(Slave { shared })
     }

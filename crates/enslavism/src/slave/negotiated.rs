@@ -44,7 +44,9 @@ pub(crate) fn split_offer(sdp: &str) -> (String, Vec<NegotiatedChannel>) {
                 Some(channel) if !channels.iter().any(|c: &NegotiatedChannel| c.stream_id == channel.stream_id) => {
                     channels.push(channel)
                 }
-                _ => tracing::debug!("ignoring a malformed or repeated negotiated-channel attribute"),
+                _ => {
+                    tracing::debug!("ignoring a malformed or repeated negotiated-channel attribute")
+                }
             },
             None => clean.push_str(line),
         }

@@ -12,8 +12,9 @@ use rtc::peer_connection::transport::RTCDtlsRole;
 use tokio::sync::mpsc;
 use webrtc::data_channel::{DataChannel, RTCDataChannelInit};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState,
-    RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
+    RTCIceGatheringState, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
+    SettingEngineBuilder,
 };
 
 use super::channel::{run_channel, ChannelInfo, ChannelNote};
@@ -66,7 +67,7 @@ impl PeerConnectionEventHandler for Forwarder {
 }
 
 /// The `a=mid:` of the offer's first m-line: what our candidates refer to.
-fn first_mid(sdp: &str) -> String {
+pub(crate) fn first_mid(sdp: &str) -> String {
     sdp.lines()
         .find_map(|l| l.trim_end().strip_prefix("a=mid:"))
         .filter(|m| !m.is_empty() && m.len() <= crate::proto::MAX_SDP_MID_LEN)
@@ -88,7 +89,10 @@ fn send_to_master(to_master: &mpsc::UnboundedSender<Bytes>, msg: Message) {
     }
 }
 
-async fn build_peer(shared: &SlaveShared, signals: mpsc::UnboundedSender<Signal>) -> webrtc::error::Result<Box<dyn PeerConnection>> {
+async fn build_peer(
+    shared: &SlaveShared,
+    signals: mpsc::UnboundedSender<Signal>,
+) -> webrtc::error::Result<Box<dyn PeerConnection>> {
     let config = &shared.config;
     let settings = SettingEngineBuilder::new()
         // The default role costs 140–340 ms per browser connection (DTLS and SCTP retries).
@@ -242,7 +246,7 @@ pub(crate) async fn run_peer(
     let mut live_channels = 0usize;
     let spawn_channel = |dc: Arc<dyn DataChannel>, known: Option<ChannelInfo>, live_channels: &mut usize| {
         *live_channels += 1;
-        shared.tasks.spawn(run_channel(shared.clone(), (client_id, session), dc, known, notes_tx.clone()));
+        shared.spawn_guarded("a data channel", run_channel(shared.clone(), (client_id, session), dc, known, notes_tx.clone()));
     };
     for (info, dc) in first_channels {
         spawn_channel(dc, Some(info), &mut live_channels);

@@ -133,7 +133,9 @@ fn signalling_is_routed_with_ids_rewritten() {
 
     let candidate = Some(Candidate { sdp_mid: "0".into(), sdp_m_line_index: 0, candidate: "candidate:x".into() });
     router.route(PeerKind::Client, c, Message::OfferToSlave(sd(s, "offer"))).unwrap();
-    router.route(PeerKind::Client, c, Message::IceCandidateToSlave(IceCandidate { id: s, candidate: candidate.clone() })).unwrap();
+    router
+        .route(PeerKind::Client, c, Message::IceCandidateToSlave(IceCandidate { id: s, candidate: candidate.clone() }))
+        .unwrap();
     router.route(PeerKind::Client, c, Message::IceCandidateToSlave(IceCandidate { id: s, candidate: None })).unwrap();
     assert_eq!(
         slave.take(),
@@ -145,7 +147,9 @@ fn signalling_is_routed_with_ids_rewritten() {
     );
 
     router.route(PeerKind::Slave, s, Message::AnswerToClient(sd(c, "answer"))).unwrap();
-    router.route(PeerKind::Slave, s, Message::IceCandidateToClient(IceCandidate { id: c, candidate: candidate.clone() })).unwrap();
+    router
+        .route(PeerKind::Slave, s, Message::IceCandidateToClient(IceCandidate { id: c, candidate: candidate.clone() }))
+        .unwrap();
     router.route(PeerKind::Slave, s, Message::RejectToClient { id: c }).unwrap();
     assert_eq!(
         client.take(),
@@ -211,7 +215,9 @@ fn wrong_direction_messages_are_refused_and_nothing_is_sent() {
 #[test]
 fn unknown_destinations_are_refused() {
     let mut router = SignallingRouter::new();
-    let c = router.add_client(Inbox::default()).unwrap();
+    let client = Inbox::default();
+    let c = router.add_client(client.clone()).unwrap();
+    client.take(); // the (empty) slave list
     let unregistered = router.add_slave(Inbox::default()).unwrap();
     let s = router.add_slave(Inbox::default()).unwrap();
     assert_eq!(
@@ -222,6 +228,10 @@ fn unknown_destinations_are_refused() {
         router.route(PeerKind::Client, c, Message::OfferToSlave(sd(99, "x"))),
         Err(RoutingError::UnknownDestination { kind: PeerKind::Slave, id: 99 })
     );
+    // The client is told at once, rather than wait for an answer forever.
+    assert_eq!(client.take(), vec![Message::RejectFromSlave { id: unregistered }, Message::RejectFromSlave { id: 99 }]);
+    router.route(PeerKind::Client, c, Message::IceCandidateToSlave(IceCandidate { id: 99, candidate: None })).unwrap_err();
+    assert!(client.take().is_empty(), "a stray candidate needs no answer");
     assert_eq!(
         router.route(PeerKind::Slave, s, Message::RejectToClient { id: 42 }),
         Err(RoutingError::UnknownDestination { kind: PeerKind::Client, id: 42 })
@@ -289,4 +299,24 @@ fn raw_sends_and_closes_reach_only_their_peer() {
     assert_eq!(a.frames.borrow().as_slice(), &[Bytes::from_static(b"hi")]);
     assert_eq!(*a.closed.borrow(), Some((4000, "bye".to_owned())));
     assert!(b.frames.borrow().is_empty() && b.closed.borrow().is_none());
+}
+
+#[test]
+fn user_data_over_the_limit_closes_the_slave_unlisted() {
+    let mut router = SignallingRouter::new();
+    router.set_max_user_data_len(16);
+    let client = Inbox::default();
+    router.add_client(client.clone()).unwrap();
+    client.take();
+    let slave = Inbox::default();
+    let s = router.add_slave(slave.clone()).unwrap();
+    let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(20));
+    assert_eq!(router.route(PeerKind::Slave, s, register(&big)), Err(RoutingError::UserDataTooLarge { len: big.len(), max: 16 }));
+    assert_eq!(
+        slave.closed.borrow().clone(),
+        Some((CLOSE_TOO_BIG, format!("userData of {} bytes is over this master's limit of 16 bytes", big.len())))
+    );
+    assert!(client.take().is_empty(), "never listed");
+    router.route(PeerKind::Slave, s, register(r#"{"a":1}"#)).unwrap();
+    assert_eq!(client.take(), vec![Message::AddSlaves(vec![entry(s, r#"{"a":1}"#)])]);
 }
