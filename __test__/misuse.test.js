@@ -1,0 +1,80 @@
+'use strict';
+// Misuse from JS: wrong argument types and values, calls on closed objects,
+// and a Rust panic inside a binding call. Each is an Error with a clear
+// message and a `code`; none takes the process down.
+
+const { describe, it } = require('node:test');
+const assert = require('node:assert/strict');
+const { once } = require('node:events');
+const { Master, Slave } = require('..');
+const binding = require('../lib/binding.js');
+const { connect, startMaster } = require('./helpers.js');
+
+describe('misuse from JS', () => {
+	it('a panic inside the engine is an Error with code ERR_ENSLAVISM_INTERNAL, and the process goes on', async () => {
+		assert.throws(() => binding.__panicForTests(), {
+			name: 'Error',
+			code: 'ERR_ENSLAVISM_INTERNAL',
+			message: /internal error in enslavism \(please report it\): a panic raised on purpose by a test/,
+		});
+		// The engine still works after it.
+		const { url, close } = await startMaster('port');
+		const client = await connect(`${url}/enslavism/clients`);
+		await client.next();
+		await close();
+	});
+
+	it('master options out of range are RangeErrors naming the option and its range', () => {
+		assert.throws(() => new Master(0, { maxUserDataSize: 65536 }), {
+			name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: 'options.maxUserDataSize must be an integer from 1 to 65535; received number 65536',
+		});
+		assert.throws(() => new Master(0, { maxConnections: 0 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+		assert.throws(() => new Master(0, { maxOffersPerSecond: 1.5 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+		assert.throws(() => new Master(0, { heartbeatTimeout: '10s' }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+	});
+
+	it('a peer socket of a closed master refuses send() with ERR_ENSLAVISM_CLOSED', async () => {
+		const { master, url, close } = await startMaster('port');
+		const seen = once(master, 'clientconnection');
+		const client = await connect(`${url}/enslavism/clients`);
+		const [socket] = await seen;
+		await close();
+		await client.closed;
+		assert.throws(() => socket.send('late'), { code: 'ERR_ENSLAVISM_CLOSED', message: /client connection 0 is not open/ });
+		const [err] = await new Promise((resolve) => socket.send('late', (...args) => resolve(args)));
+		assert.equal(err.code, 'ERR_ENSLAVISM_CLOSED');
+		assert.throws(() => socket.send(42), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+		assert.deepEqual(master.peerCounts, { slaves: 0, clients: 0 });
+		await master.close(); // twice is fine
+	});
+
+	it('new Slave() checks its arguments: TypeErrors and RangeErrors with codes, bad URLs rejected', async () => {
+		assert.throws(() => new Slave(8081, {}), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /masterWsUrl must be a string; received number 8081/ });
+		assert.throws(() => new Slave('ws://127.0.0.1:1', undefined), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, 'password'), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, { password: 5 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { reconnect: 'yes' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { offerTimeout: -1 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { portRange: [10, 5] }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+		await assert.rejects(new Slave('http://127.0.0.1:1', {}), { code: 'ERR_INVALID_URL', message: /must start with ws:\/\/ or wss:\/\// });
+		await assert.rejects(new Slave('ws://', {}), { code: 'ERR_INVALID_URL' });
+		await assert.rejects(new Slave('ws://127.0.0.1:1', { big: 'x'.repeat(70000) }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
+	});
+
+	it('a closed slave can be closed again, lists no connection, and its master forgets it', async () => {
+		const { master, url, close } = await startMaster('port');
+		try {
+			const seen = once(master, 'slaveconnection');
+			const slave = await new Slave(url, { name: 'short-lived' }, {}, { iceAddresses: ['127.0.0.1'] });
+			const [socket] = await seen;
+			const gone = once(socket, 'close');
+			await slave.close();
+			await slave.close();
+			assert.deepEqual(slave.connections, []);
+			await gone;
+			assert.equal(master.peerCounts.slaves, 0);
+		} finally {
+			await close();
+		}
+	});
+});
