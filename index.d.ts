@@ -22,6 +22,14 @@ export interface MasterOptions {
 	heartbeatInterval?: number;
 	/** Milliseconds of silence (no frame, no pong) after which a peer is dropped (`close` 1006). Default 10000. */
 	heartbeatTimeout?: number;
+	/** Most connections at once (HTTP, handshaking and WebSocket); more are answered HTTP 503. Default 50000. */
+	maxConnections?: number;
+	/** Largest userData (bytes of JSON, at most 65535) a slave may register; over it the slave is closed with 1009 and a reason. Default 65535. */
+	maxUserDataSize?: number;
+	/** Offers one client may send per second (a burst of as many is allowed); more are answered with a rejection. 0: no limit. Default 10. */
+	maxOffersPerSecond?: number;
+	/** ICE candidates one client may send per second; more are dropped. 0: no limit. Default 200. */
+	maxCandidatesPerSecond?: number;
 }
 
 /**
@@ -111,8 +119,10 @@ export declare class Master extends EventEmitter {
 	/** The master's own port is bound (own-port mode only). */
 	on(event: 'listening', listener: () => void): this;
 	/**
-	 * A server error, e.g. the port is in use (`err.code === 'EADDRINUSE'`).
-	 * Without a listener it becomes a process warning, never a crash.
+	 * A server error, e.g. the port is in use (`err.code === 'EADDRINUSE'`), or
+	 * a bug caught in the engine (`ERR_ENSLAVISM_INTERNAL`: one peer was
+	 * dropped, the rest goes on). Without a listener it becomes a process
+	 * warning, never a crash.
 	 */
 	on(event: 'error', listener: (err: Error & { code?: string }) => void): this;
 	on(event: string | symbol, listener: (...args: any[]) => void): this;
@@ -161,6 +171,10 @@ export interface SlaveOptions {
 	reconnect?: boolean;
 	/** Longest wait (ms) between reconnection attempts; the wait doubles from 250 ms. Default 2000. */
 	reconnectMaxDelay?: number;
+	/** Milliseconds between pings to a quiet master. Default 5000. */
+	heartbeatInterval?: number;
+	/** Milliseconds of master silence (half-open link) after which the slave reconnects. Default 10000. */
+	heartbeatTimeout?: number;
 }
 
 /** A DOM-like event passed to DataChannel listeners. */
@@ -264,6 +278,12 @@ export interface Slave extends EventEmitter {
 	on(event: 'disconnected', listener: (info: { code: number; reason: string }) => void): this;
 	/** Registered with the master again after a disconnection. */
 	on(event: 'reconnected', listener: () => void): this;
+	/**
+	 * A bug caught in the engine (`code` `ERR_ENSLAVISM_INTERNAL`): one client
+	 * connection (or the master link) was lost, the rest goes on. Without a
+	 * listener it becomes a process warning, never a crash.
+	 */
+	on(event: 'error', listener: (err: Error & { code: string }) => void): this;
 	on(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 

@@ -57,11 +57,17 @@ describe('slave on webrtc-rs', () => {
 		return new Slave(url, userData, { username: 'getkey', password: 'secret' }, SLAVE_OPTIONS);
 	}
 
-	async function listedSlave(masterCon, userData) {
-		for (;;) {
-			const [slaveCo] = await nextEvent(masterCon, 'slaveadded');
-			if (JSON.stringify(slaveCo.userData) === JSON.stringify(userData)) return slaveCo;
-		}
+	/** The SlaveConnection listing `userData`: already listed, or the next one added. */
+	function listedSlave(masterCon, userData) {
+		const key = JSON.stringify(userData);
+		const listed = masterCon.slaves.find((s) => s && JSON.stringify(s.userData) === key);
+		if (listed) return Promise.resolve(listed);
+		// One listener for all: several slaves may be added in the same task.
+		return new Promise((resolve) => masterCon.addEventListener('slaveadded', function handler(slaveCo) {
+			if (JSON.stringify(slaveCo.userData) !== key) return;
+			masterCon.removeEventListener('slaveadded', handler);
+			resolve(slaveCo);
+		}));
 	}
 
 	/** A fresh slave and a browser client that lists it; torn down after `fn`. */
@@ -263,49 +269,73 @@ describe('slave on webrtc-rs', () => {
 		assert.equal(slave.connections.length, 1);
 	}));
 
-	it('registers again by itself when its master restarts; established channels keep working meanwhile', async () => {
+	it('master restart: slaves register again, browsers reconnect and resync without ghosts, channels keep working', async () => {
 		const first = new Master(0, { host: '127.0.0.1' });
 		await once(first, 'listening');
 		const { port } = first;
 		const restartUrl = `ws://127.0.0.1:${port}`;
 		const userData = { name: 'phoenix' };
-		const masterCon = new MasterConnection(restartUrl);
+		const ghostData = { name: 'ghost' };
+		const masterCon = new MasterConnection(restartUrl, { reconnectMaxDelay: 200, resyncGrace: 2000 });
 		const listed = listedSlave(masterCon, userData);
 		const slave = await new Slave(restartUrl, userData, undefined, { ...SLAVE_OPTIONS, reconnectMaxDelay: 200 });
+		const ghostListed = listedSlave(masterCon, ghostData);
+		const ghost = await new Slave(restartUrl, ghostData, undefined, { ...SLAVE_OPTIONS, reconnect: false });
 		let second;
 		try {
 			slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => dc.on('message', (ev) => dc.send(`echo:${ev.data}`))));
 			const slaveCo = await listed;
+			const ghostCo = await ghostListed;
 			const dc = await slaveCo.createDataChannel('live');
-			const echo = (text) => {
-				const reply = new Promise((resolve) => { dc.onmessage = (ev) => resolve(ev.data); });
-				dc.send(text);
+			const echo = (channel, text) => {
+				const reply = new Promise((resolve) => { channel.onmessage = (ev) => resolve(ev.data); });
+				channel.send(text);
 				return reply;
 			};
+			const added = [];
+			const removed = [];
+			masterCon.addEventListener('slaveadded', (s) => added.push(s));
+			masterCon.addEventListener('slaveremoved', (s) => removed.push(s));
 
 			const disconnected = once(slave, 'disconnected');
+			const clientLost = nextEvent(masterCon, 'close');
 			await first.close();
-			await disconnected;
-			assert.equal(await echo('master down'), 'echo:master down');
+			await Promise.all([disconnected, clientLost]);
+			assert.equal(await echo(dc, 'master down'), 'echo:master down');
+			await ghost.close(); // gone for good while the master is down
 
+			const clientBack = nextEvent(masterCon, 'reconnected');
+			const ghostGone = nextEvent(masterCon, 'slaveremoved');
 			second = new Master(port, { host: '127.0.0.1' });
 			await once(second, 'listening');
 			const reconnected = once(slave, 'reconnected');
-			const newcomer = new MasterConnection(restartUrl);
-			const relisted = listedSlave(newcomer, userData);
-			await reconnected;
-			await relisted;
-			assert.equal(await echo('master back'), 'echo:master back');
+			await Promise.all([reconnected, clientBack]);
+			// The ghost is removed once the grace for registering again is over;
+			// by then the living slave has registered again and was recognised.
+			const [gone] = await ghostGone;
+			assert.equal(gone, ghostCo);
+			assert.deepEqual(removed, [ghostCo]);
+			assert.deepEqual(added, [], 'no duplicate of the slave that came back');
+			assert.deepEqual(masterCon.slaves.filter(Boolean), [slaveCo], 'the same SlaveConnection, under its new id');
+			assert.equal(masterCon.slaves[slaveCo.id], slaveCo);
+
+			assert.equal(await echo(dc, 'master back'), 'echo:master back');
 			assert.equal(slave.connections.length, 1, 'the old connection is still there');
-			newcomer.close();
+			// A new unreliable channel needs a new offer: it goes through the new
+			// master to the same peer connection, found again by its ICE session.
+			const late = await slaveCo.createDataChannel('late', { ordered: false, maxRetransmits: 0 });
+			assert.equal(await echo(late, 'renegotiated'), 'echo:renegotiated');
+			assert.equal(slave.connections.length, 1, 'still one connection');
 			masterCon.close();
 			slaveCo.close();
 		} finally {
 			await slave.close();
+			await ghost.close();
 			await first.close();
 			await second?.close();
 		}
 	});
+
 
 	it('close() ends every connection, and the slave leaves the list', () => withSlave('leaving', async ({ masterCon, slave, slaveCo }) => {
 		const dc = await slaveCo.createDataChannel('test');

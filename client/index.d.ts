@@ -26,8 +26,10 @@ export declare class SlaveConnection extends Emitter<{
 	close(): void;
 	/**
 	 * Opens a data channel (connecting first if needed). Resolves with the open
-	 * channel; rejects if the slave refuses (`err.code === 'REJECTED'`) or the
-	 * connection fails or is closed first.
+	 * channel; rejects if the slave refuses (`err.code === 'REJECTED'`), if the
+	 * master is not connected when an offer must be sent
+	 * (`err.code === 'MASTER_UNAVAILABLE'`), or if the connection fails or is
+	 * closed first.
 	 */
 	createDataChannel(dataChannelName: string, dcOptions?: RTCDataChannelInit): Promise<RTCDataChannel>;
 }
@@ -38,13 +40,38 @@ export declare class MasterConnection extends Emitter<{
 	slaveadded: (slaveCo: SlaveConnection) => void;
 	/** A slave left the list; its connection was closed. */
 	slaveremoved: (slaveCo: SlaveConnection) => void;
-	/** The WebSocket to the master closed (after an auth refusal, `code` is 1006 and it never opened). */
+	/**
+	 * The WebSocket to the master closed (after an auth refusal, `code` is 1006
+	 * and it never opened). Unless `close()` was called or the connection never
+	 * opened, it reconnects by itself (option `reconnect`).
+	 */
 	close: (event: { code: number; reason: string; wasClean: boolean }) => void;
+	/**
+	 * Connected to the master again. The list is brought up to date at once: a
+	 * slave that registered again with the same userData keeps its
+	 * SlaveConnection (and open channels) under its new id; new slaves fire
+	 * `slaveadded`; slaves that do not register again within `resyncGrace`
+	 * fire `slaveremoved`.
+	 */
+	reconnected: () => void;
 }> {
 	/** Connects to `masterWsUrl + '/enslavism/clients'`, e.g. `new MasterConnection('ws://localhost:8081')`. */
-	constructor(masterWsUrl: string);
+	constructor(masterWsUrl: string, options?: MasterConnectionOptions);
 	/** The listed slaves, indexed by id. */
 	slaves: SlaveConnection[];
-	/** Closes the connection to the master; open data channels stay open. */
+	/** Closes the connection to the master for good (no reconnection); open data channels stay open. */
 	close(): void;
+}
+
+/** Options of a MasterConnection. */
+export interface MasterConnectionOptions {
+	/** Reconnect (with backoff) when an established connection to the master drops. Default true. */
+	reconnect?: boolean;
+	/** Longest wait (ms) between reconnection attempts; the wait doubles from 250 ms. Default 2000. */
+	reconnectMaxDelay?: number;
+	/**
+	 * After a reconnection, how long (ms) a slave missing from the new list may
+	 * take to register again (same userData) before it is removed. Default 5000.
+	 */
+	resyncGrace?: number;
 }

@@ -271,12 +271,18 @@ export class SlaveConnection extends Emitter {
 				if (!sdp.endsWith('\r\n')) sdp += '\r\n';
 				for (const spec of this._channelSpecs) sdp += `${NEGOTIATED_CHANNEL_ATTRIBUTE}${JSON.stringify(spec)}\r\n`;
 			}
-			this.master._send(encodeOffer(this.id, sdp));
+			if (!this.master._send(encodeOffer(this.id, sdp))) {
+				const err = new Error('the master is not connected: cannot reach the slave');
+				err.code = 'MASTER_UNAVAILABLE';
+				throw err;
+			}
 		} catch (err) {
 			// Only this connection's channels fail; a newer connection is not ours to touch.
 			if (this.slaveCon === pc) {
 				this._renegotiation = 'idle';
 				this._failPending(err);
+				// A connection that never got an answer is of no use: the next channel starts afresh.
+				if (!this._remoteSet) this.close();
 			}
 		}
 	}
@@ -349,41 +355,127 @@ export class SlaveConnection extends Emitter {
 	}
 }
 
+/** First wait before reconnecting to the master; it doubles up to `reconnectMaxDelay`. */
+const RECONNECT_INITIAL_DELAY = 250;
+
 /** The connection to the master: the live list of slaves. */
 export class MasterConnection extends Emitter {
-	/** Connects to the master at `masterWsUrl` (e.g. `ws://localhost:8081`). */
-	constructor(masterWsUrl) {
+	/**
+	 * Connects to the master at `masterWsUrl` (e.g. `ws://localhost:8081`).
+	 * Options: `reconnect` (default true: when an established connection
+	 * drops, connect again with backoff and bring the list up to date),
+	 * `reconnectMaxDelay` (ms, default 2000) and `resyncGrace` (ms, default
+	 * 5000: how long a slave missing after a reconnection may take to
+	 * register again before it is removed).
+	 */
+	constructor(masterWsUrl, options = {}) {
 		super();
 		/** The listed slaves, indexed by id. */
 		this.slaves = [];
-		this._masterSocket = new WebSocket(String(masterWsUrl).replace(/\/+$/, '') + '/enslavism/clients');
-		this._masterSocket.binaryType = 'arraybuffer';
-		this._masterSocket.addEventListener('message', (ev) => this._onFrame(ev.data));
-		this._masterSocket.addEventListener('close', (ev) => {
-			this._emit('close', { code: ev.code, reason: ev.reason, wasClean: ev.wasClean });
-		});
+		this._url = String(masterWsUrl).replace(/\/+$/, '') + '/enslavism/clients';
+		this._reconnect = options.reconnect ?? true;
+		this._reconnectMaxDelay = options.reconnectMaxDelay ?? 2000;
+		this._resyncGrace = options.resyncGrace ?? 5000;
+		// Slaves listed before a reconnection and not (yet) listed again.
+		this._orphans = [];
+		this._orphanTimer = undefined;
+		this._delay = RECONNECT_INITIAL_DELAY;
+		this._everOpen = false;
+		this._closed = false;
+		this._retry = undefined;
+		this._open();
 	}
 
-	/** Closes the connection to the master; open data channels stay open. */
+	/** Closes the connection to the master (no reconnection); open data channels stay open. */
 	close() {
+		this._closed = true;
+		clearTimeout(this._retry);
+		clearTimeout(this._orphanTimer);
 		this._masterSocket.close();
 	}
 
-	_send(frame) {
-		if (this._masterSocket.readyState === WebSocket.OPEN) this._masterSocket.send(frame);
+	_open() {
+		const socket = new WebSocket(this._url);
+		this._masterSocket = socket;
+		socket.binaryType = 'arraybuffer';
+		// The first list after a reconnection replaces the whole list.
+		let fresh = this._everOpen;
+		socket.addEventListener('open', () => {
+			this._delay = RECONNECT_INITIAL_DELAY;
+			if (this._everOpen) this._emit('reconnected');
+			this._everOpen = true;
+		});
+		socket.addEventListener('message', (ev) => {
+			const resync = fresh;
+			fresh = false;
+			this._onFrame(ev.data, resync);
+		});
+		socket.addEventListener('close', (ev) => {
+			this._emit('close', { code: ev.code, reason: ev.reason, wasClean: ev.wasClean });
+			// Never after close(), nor for a connection that was refused from the start.
+			if (this._closed || !this._reconnect || !this._everOpen) return;
+			this._retry = setTimeout(() => this._open(), this._delay);
+			this._delay = Math.min(this._delay * 2, this._reconnectMaxDelay);
+		});
 	}
 
-	_onFrame(data) {
+	/** Sends a frame; false when the master is not connected. */
+	_send(frame) {
+		if (this._masterSocket.readyState !== WebSocket.OPEN) return false;
+		this._masterSocket.send(frame);
+		return true;
+	}
+
+	/**
+	 * Brings the list up to date after a reconnection. Slave ids are the new
+	 * master's; a slave with the same userData as one listed before is the
+	 * same slave (it registered again): its SlaveConnection is kept, with its
+	 * open channels, under its new id, and no event fires. Slaves may
+	 * register again after this client is back, so the ones missing from the
+	 * first list wait `resyncGrace` ms before they are removed.
+	 */
+	_resync(listed) {
+		this._orphans.push(...this.slaves.filter(Boolean));
+		this.slaves = [];
+		this._addSlaves(listed);
+		clearTimeout(this._orphanTimer);
+		if (this._orphans.length > 0) this._orphanTimer = setTimeout(() => this._dropOrphans(), this._resyncGrace);
+	}
+
+	_addSlaves(listed) {
+		for (const { id, userData } of listed) {
+			const key = JSON.stringify(userData);
+			const i = this._orphans.findIndex((s) => JSON.stringify(s.userData) === key);
+			if (i !== -1) {
+				const [kept] = this._orphans.splice(i, 1);
+				kept.id = id;
+				this.slaves[id] = kept;
+				continue;
+			}
+			const slaveCo = new SlaveConnection(id, userData, this);
+			this.slaves[id] = slaveCo;
+			this._emit('slaveadded', slaveCo);
+		}
+	}
+
+	_dropOrphans() {
+		for (const gone of this._orphans.splice(0)) {
+			gone.close();
+			this._emit('slaveremoved', gone);
+		}
+	}
+
+	_onFrame(data, resync) {
 		if (!(data instanceof ArrayBuffer)) return;
 		const msg = decodeFrame(data);
 		if (msg === null) return;
+		if (resync && msg.type === TYPE.addSlaves) {
+			this._resync(msg.slaves);
+			return;
+		}
 		switch (msg.type) {
 			case TYPE.addSlaves:
-				for (const { id, userData } of msg.slaves) {
-					const slaveCo = new SlaveConnection(id, userData, this);
-					this.slaves[id] = slaveCo;
-					this._emit('slaveadded', slaveCo);
-				}
+				this._addSlaves(msg.slaves);
 				break;
 			case TYPE.removeSlaves:
 				for (const id of msg.ids) {

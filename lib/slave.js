@@ -8,7 +8,7 @@ const { NativeSlave } = require('./binding.js');
 const { DataChannel } = require('./data-channel.js');
 const { codedError, describe } = require('./util.js');
 
-const TIMEOUT_OPTIONS = ['connectTimeout', 'offerTimeout', 'iceDisconnectedTimeout', 'iceFailedTimeout', 'peerSetupTimeout', 'reconnectMaxDelay'];
+const TIMEOUT_OPTIONS = ['connectTimeout', 'offerTimeout', 'iceDisconnectedTimeout', 'iceFailedTimeout', 'peerSetupTimeout', 'reconnectMaxDelay', 'heartbeatInterval', 'heartbeatTimeout'];
 const BOOLEAN_OPTIONS = ['iceNudge', 'reconnect'];
 
 function checkOptions(options) {

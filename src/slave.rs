@@ -53,6 +53,10 @@ pub struct NativeSlaveOptions {
     pub reconnect: Option<bool>,
     /// Longest wait (ms) between two reconnection attempts.
     pub reconnect_max_delay: Option<u32>,
+    /// Milliseconds between pings to a quiet master.
+    pub heartbeat_interval: Option<u32>,
+    /// Milliseconds of master silence after which the link is dropped and reconnected.
+    pub heartbeat_timeout: Option<u32>,
 }
 
 /// One event delivered to the JS wrapper.
@@ -184,11 +188,11 @@ impl SlaveHooks for JsSlaveHooks {
             }
             SlaveEvent::MasterReconnect => event("masterreconnect"),
             SlaveEvent::InternalError { message } => NativeSlaveEvent { reason: Some(message), ..event("internalerror") },
-            // Events added to the engine later are not shown to JS until the binding knows them.
-            _ => return,
             SlaveEvent::MasterClose { code, reason } => {
                 NativeSlaveEvent { code: Some(u32::from(code)), reason: Some(reason), ..event("masterclose") }
             }
+            // Events added to the engine later are not shown to JS until the binding knows them.
+            _ => return,
         };
         self.emit(out);
     }
@@ -250,6 +254,8 @@ fn config_from(options: NativeSlaveOptions) -> napi::Result<SlaveConfig, String>
         ice_nudge: options.ice_nudge.unwrap_or(defaults.ice_nudge),
         reconnect: options.reconnect.unwrap_or(defaults.reconnect),
         reconnect_max_delay: millis(options.reconnect_max_delay, defaults.reconnect_max_delay),
+        heartbeat_interval: millis(options.heartbeat_interval, defaults.heartbeat_interval),
+        heartbeat_timeout: millis(options.heartbeat_timeout, defaults.heartbeat_timeout),
     })
 }
 

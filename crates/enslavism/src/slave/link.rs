@@ -92,7 +92,7 @@ async fn run_link(shared: Arc<SlaveShared>, mut ws: MasterSocket, registration: 
     // only to that master, so they keep running but can no longer be addressed.
     let mut detached: Vec<PeerEntry> = Vec::new();
     loop {
-        let Some((code, reason)) = serve(&shared, &mut ws, &mut peers, &to_master, &mut outgoing).await else {
+        let Some((code, reason)) = serve(&shared, &mut ws, &mut peers, &mut detached, &to_master, &mut outgoing).await else {
             return;
         };
         tracing::info!(code, %reason, "the master link closed");
@@ -121,33 +121,54 @@ async fn serve(
     shared: &Arc<SlaveShared>,
     ws: &mut MasterSocket,
     peers: &mut HashMap<u32, PeerEntry>,
+    detached: &mut Vec<PeerEntry>,
     to_master: &mpsc::UnboundedSender<Bytes>,
     outgoing: &mut mpsc::UnboundedReceiver<Bytes>,
 ) -> Option<(u16, String)> {
+    let interval = shared.config.heartbeat_interval.max(Duration::from_millis(10));
+    let mut heartbeat = tokio::time::interval(interval);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeat.reset();
+    let mut last_heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() >= shared.config.heartbeat_timeout {
+                    tracing::info!("no sign of life from the master: dropping the link");
+                    return Some((1006, "heartbeat timeout".into()));
+                }
+                if last_heard.elapsed() >= interval && ws.send(WsMessage::Ping(Default::default())).await.is_err() {
+                    return Some((1006, "cannot ping the master".into()));
+                }
+            }
             frame = outgoing.recv() => {
                 let Some(frame) = frame else { continue };
                 if let Err(e) = ws.send(WsMessage::Binary(frame)).await {
                     return Some((1006, e.to_string()));
                 }
             }
-            incoming = ws.next() => match incoming {
-                Some(Ok(WsMessage::Binary(data))) => match Message::decode(&data) {
-                    Ok(msg) => dispatch(shared, peers, to_master, msg),
-                    Err(e) => tracing::debug!("malformed frame from the master dropped: {e}"),
-                },
-                Some(Ok(WsMessage::Close(frame))) => {
-                    let _ = ws.flush().await;
-                    return Some(frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string())));
+            incoming = ws.next() => {
+                // Any frame, pongs included, shows the master is alive.
+                if matches!(incoming, Some(Ok(_))) {
+                    last_heard = tokio::time::Instant::now();
                 }
-                Some(Ok(WsMessage::Ping(_))) => {
-                    let _ = ws.flush().await;
+                match incoming {
+                    Some(Ok(WsMessage::Binary(data))) => match Message::decode(&data) {
+                        Ok(msg) => dispatch(shared, peers, detached, to_master, msg),
+                        Err(e) => tracing::debug!("malformed frame from the master dropped: {e}"),
+                    },
+                    Some(Ok(WsMessage::Close(frame))) => {
+                        let _ = ws.flush().await;
+                        return Some(frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string())));
+                    }
+                    Some(Ok(WsMessage::Ping(_))) => {
+                        let _ = ws.flush().await;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Some((1006, e.to_string())),
+                    None => return Some((1006, String::new())),
                 }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Some((1006, e.to_string())),
-                None => return Some((1006, String::new())),
-            },
+            }
             _ = shared.shutdown.cancelled() => {
                 let _ = ws.close(None).await;
                 return None;
@@ -196,6 +217,7 @@ async fn reconnect(
 fn dispatch(
     shared: &Arc<SlaveShared>,
     peers: &mut HashMap<u32, PeerEntry>,
+    detached: &mut Vec<PeerEntry>,
     to_master: &mpsc::UnboundedSender<Bytes>,
     msg: Message,
 ) {
@@ -209,6 +231,14 @@ fn dispatch(
                     let _ = entry.commands.send(PeerCommand::Offer(sdp));
                     return;
                 }
+            }
+            // A live session known under another id (the client or this slave
+            // reconnected to the master since): it renegotiates, so keep it.
+            if let Some(entry) = take_session(peers, detached, id, ufrag.as_deref()) {
+                let _ = entry.commands.send(PeerCommand::Readdress(id));
+                let _ = entry.commands.send(PeerCommand::Offer(sdp));
+                peers.insert(id, entry);
+                return;
             }
             // A new session (or the old one is gone): a fresh peer. A stale
             // one is released when its sender is dropped.
@@ -229,4 +259,22 @@ fn dispatch(
     }
     // Forget peers whose task has ended.
     peers.retain(|_, entry| !entry.commands.is_closed());
+}
+
+/// Takes the live session whose ICE ufrag is `ufrag` from under another id
+/// or from the peers of an earlier master connection. The ufrag is random
+/// per browser connection and known only to that browser and this slave.
+fn take_session(
+    peers: &mut HashMap<u32, PeerEntry>,
+    detached: &mut Vec<PeerEntry>,
+    id: u32,
+    ufrag: Option<&str>,
+) -> Option<PeerEntry> {
+    let ufrag = ufrag?;
+    let matches = |entry: &PeerEntry| !entry.commands.is_closed() && entry.ufrag.as_deref() == Some(ufrag);
+    if let Some(old_id) = peers.iter().find(|(other, entry)| **other != id && matches(entry)).map(|(other, _)| *other) {
+        return peers.remove(&old_id);
+    }
+    let index = detached.iter().position(matches)?;
+    Some(detached.swap_remove(index))
 }

@@ -48,6 +48,11 @@ pub const DEFAULT_ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default longest wait between two reconnection attempts to the master.
 pub const DEFAULT_RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
+/// Default time between pings to a quiet master.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// Default silence after which the master counts as gone (half-open link) and
+/// the slave reconnects.
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time a peer has to open its first data channel after its offer.
 pub const DEFAULT_PEER_SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -79,6 +84,11 @@ pub struct SlaveConfig {
     pub reconnect: bool,
     /// Longest wait between two reconnection attempts (the wait doubles from 250 ms).
     pub reconnect_max_delay: Duration,
+    /// How often the slave pings a quiet master.
+    pub heartbeat_interval: Duration,
+    /// A master silent this long (no frame, no pong) counts as gone: the
+    /// link is dropped (and reconnected, unless `reconnect` is off).
+    pub heartbeat_timeout: Duration,
 }
 
 impl Default for SlaveConfig {
@@ -95,6 +105,8 @@ impl Default for SlaveConfig {
             ice_nudge: true,
             reconnect: true,
             reconnect_max_delay: DEFAULT_RECONNECT_MAX_DELAY,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
         }
     }
 }

@@ -28,6 +28,9 @@ pub(crate) enum PeerCommand {
     Offer(String),
     /// A trickled candidate from the client (`None`: end of candidates).
     Candidate(Option<Candidate>),
+    /// The client is now reached under this id (it reconnected to the master,
+    /// or the slave did): signalling from now on goes there.
+    Readdress(u32),
 }
 
 /// What webrtc-rs reports, forwarded off its driver task.
@@ -251,6 +254,8 @@ pub(crate) async fn run_peer(
     for (info, dc) in first_channels {
         spawn_channel(dc, Some(info), &mut live_channels);
     }
+    // Where signalling goes; events keep the id the session started with.
+    let mut signal_id = client_id;
     let mut had_channel = false;
     let setup_deadline = tokio::time::sleep(shared.config.peer_setup_timeout);
     tokio::pin!(setup_deadline);
@@ -269,12 +274,12 @@ pub(crate) async fn run_peer(
                         }
                         idle = false;
                         let sdp = negotiated::mark_answer(&pc.local_description().await.map_or(sdp, |d| d.sdp));
-                        send_to_master(&to_master, Message::AnswerToClient(SessionDescription { id: client_id, sdp }));
+                        send_to_master(&to_master, Message::AnswerToClient(SessionDescription { id: signal_id, sdp }));
                     }
                     Err(e) => {
                         // The client waits for an answer: tell it, rather than leave it hanging.
                         tracing::debug!(client_id, "renegotiation failed: {e}");
-                        send_to_master(&to_master, Message::RejectToClient { id: client_id });
+                        send_to_master(&to_master, Message::RejectToClient { id: signal_id });
                         break;
                     }
                 },
@@ -290,12 +295,16 @@ pub(crate) async fn run_peer(
                     }
                 }
                 Some(PeerCommand::Candidate(_)) => {}
+                Some(PeerCommand::Readdress(id)) => {
+                    tracing::debug!(client_id, now = id, "the client is reached under a new id");
+                    signal_id = id;
+                }
                 None => break,
             },
             signal = signals.recv() => match signal {
                 Some(Signal::Candidate(init)) => {
                     let candidate = Candidate { sdp_mid: mid.clone(), sdp_m_line_index: 0, candidate: init.candidate };
-                    send_to_master(&to_master, Message::IceCandidateToClient(IceCandidate { id: client_id, candidate: Some(candidate) }));
+                    send_to_master(&to_master, Message::IceCandidateToClient(IceCandidate { id: signal_id, candidate: Some(candidate) }));
                 }
                 Some(Signal::GatheringComplete) => {}
                 Some(Signal::State(state)) => {
