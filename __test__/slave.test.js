@@ -337,6 +337,106 @@ describe('slave on webrtc-rs', () => {
 	});
 
 
+	it('half-open link (cut without a close): the master drops the slave, clients see it leave, the slave reconnects once the link is back', async () => {
+		const cutMaster = new Master(0, { host: '0.0.0.0', heartbeatInterval: 100, heartbeatTimeout: 600 });
+		await once(cutMaster, 'listening');
+		const { port } = cutMaster;
+		// Clients come over loopback; the slave over the veth address, whose
+		// traffic to and from the master's port is then dropped in both
+		// directions, so that neither side ever sees a close or a reset.
+		const masterCon = new MasterConnection(`ws://127.0.0.1:${port}`);
+		const userData = { name: 'cut' };
+		const listed = listedSlave(masterCon, userData);
+		const slave = await new Slave(`ws://${NETNS_ADDRESS}:${port}`, userData, undefined,
+			{ ...SLAVE_OPTIONS, heartbeatInterval: 100, heartbeatTimeout: 600, reconnectMaxDelay: 200 });
+		try {
+			const slaveCo = await listed;
+			const removed = nextEvent(masterCon, 'slaveremoved');
+			const disconnected = once(slave, 'disconnected');
+			execFileSync('nft', ['add', 'table', 'inet', 'cut']);
+			execFileSync('nft', ['add', 'chain', 'inet', 'cut', 'out', '{ type filter hook output priority 0; }']);
+			execFileSync('nft', ['add', 'rule', 'inet', 'cut', 'out', 'ip', 'daddr', NETNS_ADDRESS, 'tcp', 'dport', String(port), 'drop']);
+			execFileSync('nft', ['add', 'rule', 'inet', 'cut', 'out', 'ip', 'saddr', NETNS_ADDRESS, 'tcp', 'sport', String(port), 'drop']);
+			const [[gone], [info]] = await Promise.all([removed, disconnected]);
+			assert.equal(gone, slaveCo);
+			assert.deepEqual(info, { code: 1006, reason: 'heartbeat timeout' });
+			const relisted = listedSlave(masterCon, userData);
+			const reconnected = once(slave, 'reconnected');
+			execFileSync('nft', ['delete', 'table', 'inet', 'cut']);
+			await Promise.all([relisted, reconnected]);
+			masterCon.close();
+		} finally {
+			try {
+				execFileSync('nft', ['delete', 'table', 'inet', 'cut'], { stdio: 'ignore' });
+			} catch {
+				// Already deleted above.
+			}
+			await slave.close();
+			await cutMaster.close();
+		}
+	});
+
+	/** Drops every UDP datagram in the namespace while `fn` runs: ICE can neither start nor go on. */
+	async function withoutUdp(fn) {
+		execFileSync('nft', ['add', 'table', 'inet', 'noudp']);
+		execFileSync('nft', ['add', 'chain', 'inet', 'noudp', 'out', '{ type filter hook output priority 0; }']);
+		execFileSync('nft', ['add', 'rule', 'inet', 'noudp', 'out', 'meta', 'l4proto', 'udp', 'drop']);
+		try {
+			return await fn();
+		} finally {
+			execFileSync('nft', ['delete', 'table', 'inet', 'noudp']);
+		}
+	}
+
+	it('a client that vanishes mid-handshake is released after peerSetupTimeout, with close', async () => {
+		const masterCon = new MasterConnection(url);
+		const userData = { name: 'mid-handshake' };
+		const listed = listedSlave(masterCon, userData);
+		const slave = await new Slave(url, userData, { username: 'getkey', password: 'secret' }, { ...SLAVE_OPTIONS, peerSetupTimeout: 500 });
+		try {
+			const slaveCo = await listed;
+			const connected = once(slave, 'connection');
+			await withoutUdp(async () => {
+				const pending = slaveCo.createDataChannel('never').catch((err) => err);
+				const [clientCo] = await connected;
+				// The browser is gone (tab closed before ICE got anywhere).
+				slaveCo.close();
+				assert.match((await pending).message, /closed/);
+				await once(clientCo, 'close');
+				assert.deepEqual(slave.connections, []);
+			});
+			masterCon.close();
+		} finally {
+			await slave.close();
+		}
+	});
+
+	it('a connected client whose packets stop (crashed tab, cut network) is released after the ICE timeouts, with close', async () => {
+		const masterCon = new MasterConnection(url);
+		const userData = { name: 'crashed' };
+		const listed = listedSlave(masterCon, userData);
+		const slave = await new Slave(url, userData, { username: 'getkey', password: 'secret' },
+			{ ...SLAVE_OPTIONS, iceDisconnectedTimeout: 300, iceFailedTimeout: 600 });
+		try {
+			const slaveCo = await listed;
+			const connected = once(slave, 'connection');
+			const dc = await slaveCo.createDataChannel('doomed');
+			const [clientCo] = await connected;
+			await withoutUdp(async () => {
+				const serverDc = Object.values(clientCo.dataChannels)[0];
+				const channelClosed = once(serverDc, 'close');
+				await once(clientCo, 'close');
+				await channelClosed;
+				assert.deepEqual(slave.connections, []);
+			});
+			dc.close();
+			slaveCo.close();
+			masterCon.close();
+		} finally {
+			await slave.close();
+		}
+	});
+
 	it('close() ends every connection, and the slave leaves the list', () => withSlave('leaving', async ({ masterCon, slave, slaveCo }) => {
 		const dc = await slaveCo.createDataChannel('test');
 		const [clientCo] = slave.connections;
