@@ -294,3 +294,12 @@ export interface SlaveConstructor {
 }
 
 export declare const Slave: SlaveConstructor;
+
+/** Figures for leak checks and monitoring. */
+export interface Diagnostics {
+	/** Tasks alive in the engine: each connection, channel and peer has a few; back to its baseline once they are gone. */
+	readonly engineTasks: number;
+}
+
+/** Reads the engine's figures (cheap: no I/O). */
+export declare function diagnostics(): Diagnostics;

@@ -4,5 +4,15 @@
 const { Master, PeerSocket } = require('./lib/master.js');
 const { Slave, ClientConnection } = require('./lib/slave.js');
 const { DataChannel } = require('./lib/data-channel.js');
+const { runtimeTasks } = require('./lib/binding.js');
 
-module.exports = { Master, Slave, ClientConnection, DataChannel, PeerSocket };
+/**
+ * Figures for leak checks and monitoring: `engineTasks` is the number of
+ * tasks alive in the engine (each connection, channel and peer has a few; it
+ * returns to its baseline when they are gone).
+ */
+function diagnostics() {
+	return { engineTasks: runtimeTasks() };
+}
+
+module.exports = { Master, Slave, ClientConnection, DataChannel, PeerSocket, diagnostics };

@@ -39,6 +39,16 @@ pub(crate) fn panic_error(panic: &(dyn std::any::Any + Send)) -> napi::Error<Str
     js_error(codes::INTERNAL, format!("internal error in enslavism (please report it): {what}"))
 }
 
+/// Tasks alive on the engine's tokio runtime (for leak checks: this goes back
+/// to its baseline once connections are gone).
+#[napi_derive::napi]
+pub fn runtime_tasks() -> napi::Result<u32, String> {
+    guarded(|| {
+        let tasks = napi::bindgen_prelude::within_runtime_if_available(|| tokio::runtime::Handle::current().metrics().num_alive_tasks());
+        Ok(u32::try_from(tasks).unwrap_or(u32::MAX))
+    })
+}
+
 /// Panics inside a binding call, to test that the panic is caught (debug
 /// builds only: the tests run on one).
 #[cfg(debug_assertions)]
