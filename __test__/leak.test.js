@@ -1,10 +1,10 @@
 'use strict';
 // Leak check: 1,000 connect/echo/close cycles of a libwebrtc peer against one
-// slave (in its own process, so that its memory is measured alone). After a
-// warm-up, its file descriptors, engine tasks and connections go back to their
-// baseline exactly, and its RSS grows by at most 15%. The goal is 5%: today
-// the slave's native memory grows by ~4.8 kB per cycle (6-8% over 900 cycles,
-// JS heap flat); until that is found, the bound catches anything worse.
+// slave (in its own process, so that its memory is measured alone), after 500
+// cycles of warm-up. Its RSS may grow by 5% at most, and its file
+// descriptors, engine tasks and connections come back to their baseline
+// exactly. (Measured over 3,000 cycles: RSS within 63.2-63.9 MB from cycle
+// 750 on; a single reading can be 4 MB lower, hence the medians below.)
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -29,8 +29,14 @@ const { Master } = require('..');
 globalThis.WebSocket = WebSocket;
 globalThis.RTCPeerConnection = wrtc.RTCPeerConnection;
 
-const WARM_UP = 100;
-const CYCLES = 1000;
+const WARM_UP = 500;
+const CYCLES = Number(process.env.LEAK_CYCLES ?? 1000);
+// libwebrtc frees a closed RTCPeerConnection only when its JS object is
+// collected; without collections, this process slows to a crawl after ~1,500.
+const collectGarbage = (() => {
+	require('node:v8').setFlagsFromString('--expose-gc');
+	return require('node:vm').runInNewContext('gc');
+})();
 
 describe('slave memory and resources over many connections', () => {
 	let master;
@@ -66,7 +72,7 @@ describe('slave memory and resources over many connections', () => {
 		return ask('stats', 'stats');
 	}
 
-	it(`${CYCLES} connect/echo/close cycles: RSS within 15% after warm-up, fds and engine tasks back to baseline`, async () => {
+	it(`${CYCLES} connect/echo/close cycles: RSS within 5% after warm-up, fds and engine tasks back to baseline`, async () => {
 		const masterCon = new MasterConnection(`ws://127.0.0.1:${master.port}`);
 		const slaveCo = await new Promise((resolve) => masterCon.addEventListener('slaveadded', resolve));
 		const cycle = async (i) => {
@@ -76,17 +82,35 @@ describe('slave memory and resources over many connections', () => {
 			assert.equal(await reply, `ping ${i}`);
 			slaveCo.close();
 		};
-		for (let i = 0; i < WARM_UP; i++) await cycle(i);
-		const base = await settledStats();
-		for (let i = WARM_UP; i < CYCLES; i++) await cycle(i);
-		const end = await settledStats();
+		for (let i = 0; i < WARM_UP; i++) {
+			await cycle(i);
+			if (i % 100 === 99) collectGarbage();
+		}
+		// RSS read once varies by a few MB (memory is handed back to the
+		// system in its own time): compare the medians of the first and the
+		// last three of ten samples, one every 100 cycles, each taken with no
+		// peer connected.
+		const samples = [];
+		for (let i = 0; i < CYCLES; i++) {
+			await cycle(WARM_UP + i);
+			if (i % 100 === 99) {
+				collectGarbage();
+				samples.push(await settledStats());
+			}
+		}
 		masterCon.close();
-		const growth = (end.rss - base.rss) / base.rss;
-		console.log(`# leak check: RSS ${(base.rss / 1048576).toFixed(1)} → ${(end.rss / 1048576).toFixed(1)} MB (${(growth * 100).toFixed(1)}%), `
-			+ `JS heap ${(base.heap / 1048576).toFixed(1)} → ${(end.heap / 1048576).toFixed(1)} MB, fds ${base.fds} → ${end.fds}, engine tasks ${base.tasks} → ${end.tasks}, after ${CYCLES} cycles`);
-		assert.equal(end.connections, 0);
-		assert.ok(growth <= 0.15, `RSS grew by ${(growth * 100).toFixed(1)}%`);
-		assert.equal(end.fds, base.fds, 'file descriptors back to the baseline');
-		assert.equal(end.tasks, base.tasks, 'engine tasks back to the baseline');
+		const median = (list) => list.map((x) => x.rss).sort((a, b) => a - b)[Math.floor(list.length / 2)];
+		const before = median(samples.slice(0, 3));
+		const after = median(samples.slice(-3));
+		const [first, last] = [samples[0], samples[samples.length - 1]];
+		const growth = (after - before) / before;
+		const mb = (bytes) => (bytes / 1048576).toFixed(1);
+		console.log(`# leak check: RSS ${mb(before)} → ${mb(after)} MB (${(growth * 100).toFixed(1)}%; samples ${samples.map((x) => mb(x.rss)).join(' ')}), `
+			+ `JS heap ${mb(first.heap)} → ${mb(last.heap)} MB, fds ${first.fds} → ${last.fds}, engine tasks ${first.tasks} → ${last.tasks}, `
+			+ `${CYCLES} cycles after ${WARM_UP} of warm-up`);
+		assert.equal(last.connections, 0);
+		assert.ok(growth <= 0.05, `RSS grew by ${(growth * 100).toFixed(1)}%`);
+		assert.equal(last.fds, first.fds, 'file descriptors back to the baseline');
+		assert.equal(last.tasks, first.tasks, 'engine tasks back to the baseline');
 	});
 });

@@ -36,6 +36,21 @@ function nextEvent(emitter, event) {
 	}));
 }
 
+/**
+ * Runs `fn` with nftables `rules` (each an array of words) in an output chain
+ * of a table `name` of this test's namespace; the table is gone afterwards.
+ */
+async function withNft(name, rules, fn) {
+	execFileSync('nft', ['add', 'table', 'inet', name]);
+	try {
+		execFileSync('nft', ['add', 'chain', 'inet', name, 'out', '{ type filter hook output priority 0; }']);
+		for (const rule of rules) execFileSync('nft', ['add', 'rule', 'inet', name, 'out', ...rule]);
+		return await fn();
+	} finally {
+		execFileSync('nft', ['delete', 'table', 'inet', name]);
+	}
+}
+
 describe('slave on webrtc-rs', () => {
 	let master;
 	let url;
@@ -220,17 +235,12 @@ describe('slave on webrtc-rs', () => {
 		const safeDone = new Promise((resolve) => { safe.onmessage = () => { if (++safeCount === COUNT) resolve(); }; });
 
 		// Drop one UDP packet in ten inside this test's namespace (both directions).
-		execFileSync('nft', ['add', 'table', 'inet', 'loss']);
-		execFileSync('nft', ['add', 'chain', 'inet', 'loss', 'out', '{ type filter hook output priority 0; }']);
-		execFileSync('nft', ['add', 'rule', 'inet', 'loss', 'out', 'meta', 'l4proto', 'udp', 'numgen', 'random', 'mod', '10', '0', 'drop']);
-		try {
+		await withNft('loss', [['meta', 'l4proto', 'udp', 'numgen', 'random', 'mod', '10', '0', 'drop']], async () => {
 			safe.send('go');
 			// The reliable burst completes through retransmissions; the
 			// unreliable one, sent first, is over by then.
 			await safeDone;
-		} finally {
-			execFileSync('nft', ['delete', 'table', 'inet', 'loss']);
-		}
+		});
 		assert.equal(safeCount, COUNT);
 		assert.ok(lossyCount < COUNT, `the unreliable channel delivered ${lossyCount}/${COUNT}`);
 		assert.ok(lossyCount > COUNT / 2, `the unreliable channel delivered only ${lossyCount}/${COUNT}`);
@@ -353,46 +363,37 @@ describe('slave on webrtc-rs', () => {
 			const slaveCo = await listed;
 			const removed = nextEvent(masterCon, 'slaveremoved');
 			const disconnected = once(slave, 'disconnected');
-			execFileSync('nft', ['add', 'table', 'inet', 'cut']);
-			execFileSync('nft', ['add', 'chain', 'inet', 'cut', 'out', '{ type filter hook output priority 0; }']);
-			execFileSync('nft', ['add', 'rule', 'inet', 'cut', 'out', 'ip', 'daddr', NETNS_ADDRESS, 'tcp', 'dport', String(port), 'drop']);
-			execFileSync('nft', ['add', 'rule', 'inet', 'cut', 'out', 'ip', 'saddr', NETNS_ADDRESS, 'tcp', 'sport', String(port), 'drop']);
-			const [[gone], [info]] = await Promise.all([removed, disconnected]);
-			assert.equal(gone, slaveCo);
-			assert.deepEqual(info, { code: 1006, reason: 'heartbeat timeout' });
-			const relisted = listedSlave(masterCon, userData);
-			const reconnected = once(slave, 'reconnected');
-			execFileSync('nft', ['delete', 'table', 'inet', 'cut']);
-			await Promise.all([relisted, reconnected]);
+			const { back } = await withNft('cut', [
+				['ip', 'daddr', NETNS_ADDRESS, 'tcp', 'dport', String(port), 'drop'],
+				['ip', 'saddr', NETNS_ADDRESS, 'tcp', 'sport', String(port), 'drop'],
+			], async () => {
+				const [[gone], [info]] = await Promise.all([removed, disconnected]);
+				assert.equal(gone, slaveCo);
+				assert.deepEqual(info, { code: 1006, reason: 'heartbeat timeout' });
+				// Listening before the link is back (wrapped: a returned promise would be awaited here).
+				return { back: Promise.all([listedSlave(masterCon, userData), once(slave, 'reconnected')]) };
+			});
+			await back;
 			masterCon.close();
 		} finally {
-			try {
-				execFileSync('nft', ['delete', 'table', 'inet', 'cut'], { stdio: 'ignore' });
-			} catch {
-				// Already deleted above.
-			}
 			await slave.close();
 			await cutMaster.close();
 		}
 	});
 
 	/** Drops every UDP datagram in the namespace while `fn` runs: ICE can neither start nor go on. */
-	async function withoutUdp(fn) {
-		execFileSync('nft', ['add', 'table', 'inet', 'noudp']);
-		execFileSync('nft', ['add', 'chain', 'inet', 'noudp', 'out', '{ type filter hook output priority 0; }']);
-		execFileSync('nft', ['add', 'rule', 'inet', 'noudp', 'out', 'meta', 'l4proto', 'udp', 'drop']);
-		try {
-			return await fn();
-		} finally {
-			execFileSync('nft', ['delete', 'table', 'inet', 'noudp']);
-		}
+	function withoutUdp(fn) {
+		return withNft('noudp', [['meta', 'l4proto', 'udp', 'drop']], fn);
 	}
 
 	it('a client that vanishes mid-handshake is released after peerSetupTimeout, with close', async () => {
 		const masterCon = new MasterConnection(url);
 		const userData = { name: 'mid-handshake' };
 		const listed = listedSlave(masterCon, userData);
-		const slave = await new Slave(url, userData, { username: 'getkey', password: 'secret' }, { ...SLAVE_OPTIONS, peerSetupTimeout: 500 });
+		// ICE alone would release the peer only after the test's timeout: the
+		// release can come from peerSetupTimeout only.
+		const slave = await new Slave(url, userData, { username: 'getkey', password: 'secret' },
+			{ ...SLAVE_OPTIONS, peerSetupTimeout: 500, iceDisconnectedTimeout: 200_000, iceFailedTimeout: 200_000 });
 		try {
 			const slaveCo = await listed;
 			const connected = once(slave, 'connection');
@@ -419,11 +420,12 @@ describe('slave on webrtc-rs', () => {
 			{ ...SLAVE_OPTIONS, iceDisconnectedTimeout: 300, iceFailedTimeout: 600 });
 		try {
 			const slaveCo = await listed;
-			const connected = once(slave, 'connection');
+			const opened = new Promise((resolve) => slave.once('connection', (clientCo) => {
+				clientCo.once('datachannel', (serverDc) => resolve({ clientCo, serverDc }));
+			}));
 			const dc = await slaveCo.createDataChannel('doomed');
-			const [clientCo] = await connected;
+			const { clientCo, serverDc } = await opened;
 			await withoutUdp(async () => {
-				const serverDc = Object.values(clientCo.dataChannels)[0];
 				const channelClosed = once(serverDc, 'close');
 				await once(clientCo, 'close');
 				await channelClosed;
@@ -434,6 +436,39 @@ describe('slave on webrtc-rs', () => {
 			masterCon.close();
 		} finally {
 			await slave.close();
+		}
+	});
+
+	it('a renegotiation the master refuses (offers too fast) rejects that channel only; the connection goes on', async () => {
+		const strict = new Master(0, { host: '127.0.0.1', maxOffersPerSecond: 1 });
+		await once(strict, 'listening');
+		const strictUrl = `ws://127.0.0.1:${strict.port}`;
+		const masterCon = new MasterConnection(strictUrl);
+		const userData = { name: 'strict' };
+		const listed = listedSlave(masterCon, userData);
+		const slave = await new Slave(strictUrl, userData, undefined, SLAVE_OPTIONS);
+		try {
+			slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => dc.on('message', (ev) => dc.send(`echo:${ev.data}`))));
+			const slaveCo = await listed;
+			const first = await slaveCo.createDataChannel('first');
+			// Unreliable channels need a new offer each, one after the other. At one
+			// offer per second, one of them soon comes too early and is refused by
+			// the master (a renegotiation takes a few ms here).
+			let err;
+			for (let i = 0; i < 5 && err === undefined; i++) {
+				await slaveCo.createDataChannel(`extra ${i}`, { ordered: false, maxRetransmits: 0 }).catch((e) => { err = e; });
+			}
+			assert.equal(err?.code, 'REJECTED', 'an offer over the rate was refused');
+			const reply = new Promise((resolve) => { first.onmessage = (ev) => resolve(ev.data); });
+			first.send('still here');
+			assert.equal(await reply, 'echo:still here');
+			assert.equal(slaveCo.dataChannels.first, first);
+			assert.equal(slave.connections.length, 1);
+			masterCon.close();
+			slaveCo.close();
+		} finally {
+			await slave.close();
+			await strict.close();
 		}
 	});
 

@@ -43,15 +43,16 @@ export declare class MasterConnection extends Emitter<{
 	/**
 	 * The WebSocket to the master closed (after an auth refusal, `code` is 1006
 	 * and it never opened). Unless `close()` was called or the connection never
-	 * opened, it reconnects by itself (option `reconnect`).
+	 * opened, it reconnects by itself (option `reconnect`); failed attempts are
+	 * not reported.
 	 */
 	close: (event: { code: number; reason: string; wasClean: boolean }) => void;
 	/**
-	 * Connected to the master again. The list is brought up to date at once: a
-	 * slave that registered again with the same userData keeps its
-	 * SlaveConnection (and open channels) under its new id; new slaves fire
-	 * `slaveadded`; slaves that do not register again within `resyncGrace`
-	 * fire `slaveremoved`.
+	 * Connected to the master again, and the list brought up to date: a slave
+	 * that registered again with the same userData (one no other earlier slave
+	 * had) keeps its SlaveConnection (and open channels) under its new id; new
+	 * slaves fire `slaveadded`; slaves that do not register again within
+	 * `resyncGrace` fire `slaveremoved`.
 	 */
 	reconnected: () => void;
 }> {

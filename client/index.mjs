@@ -138,6 +138,9 @@ export class SlaveConnection extends Emitter {
 		this.dataChannels = {};
 		this.slaveCon = undefined;
 		this._pending = new Set();
+		// Set while the master connection is being resynchronised and this
+		// slave is not listed again yet: its id means nothing to the new master.
+		this._orphaned = false;
 		this._resetSession();
 	}
 
@@ -162,7 +165,7 @@ export class SlaveConnection extends Emitter {
 		this._resetSession();
 		pc.addEventListener('icecandidate', (ev) => {
 			// The end-of-candidates marker is not sent: 0.9.0 slaves cannot take it.
-			if (this.slaveCon !== pc || !ev.candidate || !ev.candidate.candidate) return;
+			if (this.slaveCon !== pc || !ev.candidate || !ev.candidate.candidate || this._orphaned) return;
 			this.master._send(encodeCandidate(this.id, ev.candidate));
 		});
 		// Fired once, for the first channel; later in-band channels open on the
@@ -218,6 +221,8 @@ export class SlaveConnection extends Emitter {
 					protocol: dcOptions.protocol ?? '',
 				});
 				this._unconfirmed.push({
+					id,
+					dc,
 					offered: false,
 					confirm: (supported) => {
 						if (supported) {
@@ -271,7 +276,8 @@ export class SlaveConnection extends Emitter {
 				if (!sdp.endsWith('\r\n')) sdp += '\r\n';
 				for (const spec of this._channelSpecs) sdp += `${NEGOTIATED_CHANNEL_ATTRIBUTE}${JSON.stringify(spec)}\r\n`;
 			}
-			if (!this.master._send(encodeOffer(this.id, sdp))) {
+			// An orphan's id belongs to the previous master: never send it.
+			if (this._orphaned || !this.master._send(encodeOffer(this.id, sdp))) {
 				const err = new Error('the master is not connected: cannot reach the slave');
 				err.code = 'MASTER_UNAVAILABLE';
 				throw err;
@@ -350,7 +356,18 @@ export class SlaveConnection extends Emitter {
 		const err = new Error(`slave ${this.id} rejected the connection`);
 		err.code = 'REJECTED';
 		this._failPending(err);
-		this.close();
+		if (this._remoteSet) {
+			// A refused renegotiation (the master refuses offers sent too fast)
+			// leaves the established connection and its channels alone: only the
+			// channels that offer carried are dropped.
+			const refused = this._unconfirmed.filter((e) => e.offered);
+			this._unconfirmed = this._unconfirmed.filter((e) => !e.offered);
+			this._channelSpecs = this._channelSpecs.filter((spec) => !refused.some((e) => e.id === spec.id));
+			for (const entry of refused) entry.dc.close();
+			this._renegotiation = 'idle';
+		} else {
+			this.close();
+		}
 		this._emit('rejected');
 	}
 }
@@ -390,7 +407,8 @@ export class MasterConnection extends Emitter {
 	close() {
 		this._closed = true;
 		clearTimeout(this._retry);
-		clearTimeout(this._orphanTimer);
+		// Slaves still waiting to be listed again never will be.
+		this._dropOrphans();
 		this._masterSocket.close();
 	}
 
@@ -399,19 +417,25 @@ export class MasterConnection extends Emitter {
 		this._masterSocket = socket;
 		socket.binaryType = 'arraybuffer';
 		// The first list after a reconnection replaces the whole list.
-		let fresh = this._everOpen;
+		const reconnecting = this._everOpen;
+		let fresh = reconnecting;
+		let opened = false;
 		socket.addEventListener('open', () => {
+			opened = true;
 			this._delay = RECONNECT_INITIAL_DELAY;
-			if (this._everOpen) this._emit('reconnected');
 			this._everOpen = true;
 		});
 		socket.addEventListener('message', (ev) => {
 			const resync = fresh;
 			fresh = false;
 			this._onFrame(ev.data, resync);
+			// Once the list is up to date, not before.
+			if (resync) this._emit('reconnected');
 		});
 		socket.addEventListener('close', (ev) => {
-			this._emit('close', { code: ev.code, reason: ev.reason, wasClean: ev.wasClean });
+			// Reported for a connection that was open, and for a first attempt that
+			// failed (a refusal); failed reconnection attempts are not news.
+			if (opened || !reconnecting) this._emit('close', { code: ev.code, reason: ev.reason, wasClean: ev.wasClean });
 			// Never after close(), nor for a connection that was refused from the start.
 			if (this._closed || !this._reconnect || !this._everOpen) return;
 			this._retry = setTimeout(() => this._open(), this._delay);
@@ -435,7 +459,11 @@ export class MasterConnection extends Emitter {
 	 * first list wait `resyncGrace` ms before they are removed.
 	 */
 	_resync(listed) {
-		this._orphans.push(...this.slaves.filter(Boolean));
+		for (const slaveCo of this.slaves) {
+			if (slaveCo === undefined) continue;
+			slaveCo._orphaned = true;
+			this._orphans.push(slaveCo);
+		}
 		this.slaves = [];
 		this._addSlaves(listed);
 		clearTimeout(this._orphanTimer);
@@ -443,13 +471,21 @@ export class MasterConnection extends Emitter {
 	}
 
 	_addSlaves(listed) {
+		// Orphans by userData; only a userData that one orphan alone has is
+		// proof enough that a newly listed slave is that one.
+		const orphansByData = new Map();
+		for (const orphan of this._orphans) {
+			const key = JSON.stringify(orphan.userData);
+			orphansByData.set(key, orphansByData.has(key) ? null : orphan);
+		}
 		for (const { id, userData } of listed) {
-			const key = JSON.stringify(userData);
-			const i = this._orphans.findIndex((s) => JSON.stringify(s.userData) === key);
-			if (i !== -1) {
-				const [kept] = this._orphans.splice(i, 1);
-				kept.id = id;
-				this.slaves[id] = kept;
+			const orphan = orphansByData.size === 0 ? null : orphansByData.get(JSON.stringify(userData));
+			if (orphan) {
+				orphansByData.delete(JSON.stringify(userData));
+				this._orphans.splice(this._orphans.indexOf(orphan), 1);
+				orphan.id = id;
+				orphan._orphaned = false;
+				this.slaves[id] = orphan;
 				continue;
 			}
 			const slaveCo = new SlaveConnection(id, userData, this);
@@ -459,6 +495,7 @@ export class MasterConnection extends Emitter {
 	}
 
 	_dropOrphans() {
+		clearTimeout(this._orphanTimer);
 		for (const gone of this._orphans.splice(0)) {
 			gone.close();
 			this._emit('slaveremoved', gone);

@@ -5,7 +5,7 @@
 
 const { EventEmitter } = require('node:events');
 const { NativeMaster, clientScript } = require('./binding.js');
-const { codedError, describe, toBuffer } = require('./util.js');
+const { checkInteger, codedError, describe, emitError, toBuffer } = require('./util.js');
 
 const CLIENT_SCRIPT_PATH = '/enslavism/client.js';
 const PEER_PATHS = new Map([['/enslavism/slaves', 'slave'], ['/enslavism/clients', 'client']]);
@@ -44,14 +44,7 @@ function checkOptions(options) {
 		throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options must be an object; received ${describe(options)}`);
 	}
 	const out = {};
-	for (const [key, min, max] of NUMERIC_OPTIONS) {
-		const value = options[key];
-		if (value === undefined) continue;
-		if (!Number.isInteger(value) || value < min || value > max) {
-			throw codedError(RangeError, 'ERR_OUT_OF_RANGE', `options.${key} must be an integer from ${min} to ${max}; received ${describe(value)}`);
-		}
-		out[key] = value;
-	}
+	for (const [key, min, max] of NUMERIC_OPTIONS) checkInteger(options, key, min, max, out);
 	if (options.host !== undefined) {
 		if (typeof options.host !== 'string') {
 			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.host must be a string; received ${describe(options.host)}`);
@@ -191,8 +184,7 @@ class Master extends EventEmitter {
 	}
 
 	_emitError(err) {
-		if (this.listenerCount('error') > 0) this.emit('error', err);
-		else process.emitWarning(`enslavism master: ${err.message} (listen to 'error' to handle this)`, { code: err.code });
+		emitError(this, 'master', err);
 	}
 
 	_onNativeEvent(event) {

@@ -6,7 +6,7 @@
 const { EventEmitter } = require('node:events');
 const { NativeSlave } = require('./binding.js');
 const { DataChannel } = require('./data-channel.js');
-const { codedError, describe } = require('./util.js');
+const { checkInteger, codedError, describe, emitError } = require('./util.js');
 
 const TIMEOUT_OPTIONS = ['connectTimeout', 'offerTimeout', 'iceDisconnectedTimeout', 'iceFailedTimeout', 'peerSetupTimeout', 'reconnectMaxDelay', 'heartbeatInterval', 'heartbeatTimeout'];
 const BOOLEAN_OPTIONS = ['iceNudge', 'reconnect'];
@@ -17,14 +17,7 @@ function checkOptions(options) {
 		throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options must be an object; received ${describe(options)}`);
 	}
 	const out = {};
-	for (const key of TIMEOUT_OPTIONS) {
-		const value = options[key];
-		if (value === undefined) continue;
-		if (!Number.isInteger(value) || value < 1 || value > 0xffffffff) {
-			throw codedError(RangeError, 'ERR_OUT_OF_RANGE', `options.${key} must be a positive integer (ms); received ${describe(value)}`);
-		}
-		out[key] = value;
-	}
+	for (const key of TIMEOUT_OPTIONS) checkInteger(options, key, 1, 0xffffffff, out, ' (ms)');
 	for (const key of BOOLEAN_OPTIONS) {
 		const value = options[key];
 		if (value === undefined) continue;
@@ -202,9 +195,7 @@ class Slave extends EventEmitter {
 				break;
 			case 'internalerror': {
 				// A bug in the engine, caught: one peer (or the master link) is lost, the rest goes on.
-				const err = codedError(Error, 'ERR_ENSLAVISM_INTERNAL', event.reason);
-				if (this.listenerCount('error') > 0) this.emit('error', err);
-				else process.emitWarning(`enslavism slave: ${err.message} (listen to 'error' to handle this)`, { code: err.code });
+				emitError(this, 'slave', codedError(Error, 'ERR_ENSLAVISM_INTERNAL', event.reason));
 				break;
 			}
 		}

@@ -25,4 +25,26 @@ function toBuffer(data) {
 		`data must be a string, Buffer, ArrayBuffer, TypedArray or DataView; received ${describe(data)}`);
 }
 
-module.exports = { codedError, describe, toBuffer };
+/**
+ * Copies `options[key]` to `out` when set, after checking that it is an
+ * integer from `min` to `max` (`unit` is named in the message).
+ */
+function checkInteger(options, key, min, max, out, unit = '') {
+	const value = options[key];
+	if (value === undefined) return;
+	if (!Number.isInteger(value) || value < min || value > max) {
+		throw codedError(RangeError, 'ERR_OUT_OF_RANGE', `options.${key} must be an integer from ${min} to ${max}${unit}; received ${describe(value)}`);
+	}
+	out[key] = value;
+}
+
+/**
+ * Emits `err` as an 'error' event when somebody listens; otherwise a process
+ * warning (`who` names the emitter): an error of ours never crashes the process.
+ */
+function emitError(emitter, who, err) {
+	if (emitter.listenerCount('error') > 0) emitter.emit('error', err);
+	else process.emitWarning(`enslavism ${who}: ${err.message} (listen to 'error' to handle this)`, { code: err.code });
+}
+
+module.exports = { checkInteger, codedError, describe, emitError, toBuffer };

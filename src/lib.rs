@@ -24,18 +24,15 @@ pub(crate) mod codes {
 
 /// Runs the body of a binding call so that a panic (a bug of ours) becomes a
 /// JS error with code `ERR_ENSLAVISM_INTERNAL`: unwinding out of an N-API
-/// callback would abort the whole Node process.
+/// callback would abort the whole Node process. (Calls that only read a field
+/// or store a flag cannot panic and are not wrapped.)
 pub(crate) fn guarded<T>(call: impl FnOnce() -> napi::Result<T, String>) -> napi::Result<T, String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|panic| Err(panic_error(&*panic)))
 }
 
 /// The JS error for a caught panic.
 pub(crate) fn panic_error(panic: &(dyn std::any::Any + Send)) -> napi::Error<String> {
-    let what = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_owned());
+    let what = enslavism::panic_message(panic);
     js_error(codes::INTERNAL, format!("internal error in enslavism (please report it): {what}"))
 }
 
@@ -44,7 +41,8 @@ pub(crate) fn panic_error(panic: &(dyn std::any::Any + Send)) -> napi::Error<Str
 #[napi_derive::napi]
 pub fn runtime_tasks() -> napi::Result<u32, String> {
     guarded(|| {
-        let tasks = napi::bindgen_prelude::within_runtime_if_available(|| tokio::runtime::Handle::current().metrics().num_alive_tasks());
+        let tasks =
+            napi::bindgen_prelude::within_runtime_if_available(|| tokio::runtime::Handle::current().metrics().num_alive_tasks());
         Ok(u32::try_from(tasks).unwrap_or(u32::MAX))
     })
 }

@@ -361,8 +361,8 @@ impl NativeMaster {
 
     /// The port listened on, or null for a detached master.
     #[napi(getter)]
-    pub fn port(&self) -> napi::Result<Option<u32>, String> {
-        crate::guarded(|| Ok(self.master.local_addr().map(|a| u32::from(a.port()))))
+    pub fn port(&self) -> Option<u32> {
+        self.master.local_addr().map(|a| u32::from(a.port()))
     }
 
     /// Tells which JS listeners exist, so that no JS work is done for events
@@ -462,6 +462,6 @@ impl NativeMaster {
 
 /// The browser bundle served at `/enslavism/client.js`.
 #[napi]
-pub fn client_script() -> napi::Result<Buffer, String> {
-    crate::guarded(|| Ok(Buffer::from(enslavism::CLIENT_SCRIPT.as_bytes().to_vec())))
+pub fn client_script() -> Buffer {
+    Buffer::from(enslavism::CLIENT_SCRIPT.as_bytes().to_vec())
 }

@@ -337,11 +337,8 @@ impl NativeSlave {
 
     /// Tells whether JS listens to `offer` (if not, offers are accepted without asking).
     #[napi]
-    pub fn set_offers_observed(&self, observed: bool) -> napi::Result<(), String> {
-        crate::guarded(|| {
-            self.hooks.offers_observed.store(observed, Ordering::Relaxed);
-            Ok(())
-        })
+    pub fn set_offers_observed(&self, observed: bool) {
+        self.hooks.offers_observed.store(observed, Ordering::Relaxed);
     }
 
     /// Answers an `offer` event: true accepts.

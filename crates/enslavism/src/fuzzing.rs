@@ -1,5 +1,6 @@
-//! Entry points for the fuzz targets (`fuzz/`) and the corpus replay test:
-//! every decoder that reads bytes a stranger can send us. Not a stable API.
+//! Entry points for the fuzz targets (`fuzz/`, built with `--cfg fuzzing`)
+//! and the corpus replay below: every decoder that reads bytes a stranger can
+//! send us. Not part of the addon or of the crate's API.
 //!
 //! Each function takes arbitrary bytes, must never panic, and checks the
 //! invariants that hold for any input (a decoded frame encodes back to the
@@ -48,7 +49,7 @@ pub fn handshake_headers(data: &[u8]) {
 }
 
 /// An offer's text as the slave reads it: our negotiated-channel attributes
-/// are taken out, the ICE ufrag and first mid are read, and an answer marked.
+/// are taken out, the ICE credentials and first mid are read, and an answer marked.
 pub fn offer_text(data: &[u8]) {
     let Ok(sdp) = std::str::from_utf8(data) else {
         return;
@@ -59,7 +60,7 @@ pub fn offer_text(data: &[u8]) {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), channels.len(), "a stream id listed twice");
-    let _ = peer::ice_ufrag(sdp);
+    let _ = peer::ice_session(sdp);
     assert!(peer::first_mid(sdp).len() <= crate::proto::MAX_SDP_MID_LEN);
     let marked = negotiated::mark_answer(sdp);
     assert!(marked.contains(negotiated::SUPPORT_LINE));
@@ -83,4 +84,41 @@ fn trim(bytes: &[u8]) -> &[u8] {
     let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
     let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |i| i + 1);
     &bytes[start..end]
+}
+
+/// Replays the seed corpus and every input that once made a target fail
+/// (`fuzz/regressions/<target>/`), so that `cargo test` guards them without a fuzzer.
+#[cfg(test)]
+mod corpus {
+    use std::path::Path;
+
+    fn replay(target: &str, run: fn(&[u8])) {
+        let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+        let mut replayed = 0;
+        for folder in ["corpus", "regressions"] {
+            let Ok(entries) = std::fs::read_dir(fuzz.join(folder).join(target)) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.expect("corpus entry").path();
+                let input = std::fs::read(&path).expect("readable corpus file");
+                run(&input);
+                replayed += 1;
+            }
+        }
+        assert!(replayed > 0, "no seed inputs for {target}");
+    }
+
+    #[test]
+    fn every_target_replays_its_corpus() {
+        let targets: [(&str, fn(&[u8])); 4] = [
+            ("wire_frame", super::wire_frame),
+            ("handshake_headers", super::handshake_headers),
+            ("offer_text", super::offer_text),
+            ("ice_datagrams", super::ice_datagrams),
+        ];
+        for (target, run) in targets {
+            replay(target, run);
+        }
+    }
 }

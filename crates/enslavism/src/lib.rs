@@ -24,7 +24,7 @@ pub mod master;
 pub mod proto;
 pub mod slave;
 
-// Compiled always, so that `cargo test` replays the fuzz corpus.
+#[cfg(any(test, fuzzing))]
 #[doc(hidden)]
 pub mod fuzzing;
 
@@ -36,8 +36,9 @@ pub const CLIENT_SCRIPT_PATH: &str = "/enslavism/client.js";
 pub const CLIENT_SCRIPT: &str = include_str!(concat!(env!("OUT_DIR"), "/client.js"));
 
 /// The text of a caught panic (tasks catch their own, so that a bug costs
-/// one peer, never the process).
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+/// one peer, never the process; the Node binding catches its calls' too).
+#[doc(hidden)]
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

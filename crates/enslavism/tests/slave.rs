@@ -12,7 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use rtc::ice::mdns::MulticastDnsMode;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use webrtc::data_channel::DataChannelEvent;
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceCandidateInit, RTCIceGatheringState,
     RTCSessionDescription, SettingEngineBuilder,
@@ -53,15 +53,10 @@ async fn next_event(events: &mut mpsc::UnboundedReceiver<SlaveEvent>) -> SlaveEv
     tokio::time::timeout(Duration::from_secs(10), events.recv()).await.expect("an event in time").expect("events open")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_webrtc_rs_peer_connects_through_the_master_and_talks_to_the_slave() {
-    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
-    let url = format!("ws://{}", master.local_addr().unwrap());
-    let (events_tx, mut events) = mpsc::unbounded_channel();
-    let config = SlaveConfig { ice_addresses: vec!["127.0.0.1".parse().unwrap()], ..SlaveConfig::default() };
-    let slave = Slave::connect(&url, r#"{"name":"rust"}"#, &[], config, Arc::new(Events(events_tx))).await.unwrap();
-
-    // The "browser": a client socket on the master…
+/// Plays a browser: a client socket on the master (kept open, returned) and a
+/// webrtc-rs peer connection that offers a channel `label` to the only
+/// listed slave; returns once the channel is open.
+async fn open_channel(url: &str, label: &str) -> (impl PeerConnection, Arc<dyn DataChannel>, ClientSocket) {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}/enslavism/clients")).await.unwrap();
     // The registration may reach the master after this client: then it comes
     // as a second AddSlaves.
@@ -70,14 +65,12 @@ async fn a_webrtc_rs_peer_connects_through_the_master_and_talks_to_the_slave() {
             Message::AddSlaves(list) if list.is_empty() => continue,
             Message::AddSlaves(list) => {
                 assert_eq!(list.len(), 1);
-                assert_eq!(list[0].user_data, r#"{"name":"rust"}"#);
                 break list[0].id;
             }
             other => panic!("expected the slave list, got {other:?}"),
         }
     };
 
-    // …and a webrtc-rs peer connection that offers a channel.
     let (gathered_tx, mut gathered) = mpsc::unbounded_channel();
     let settings = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled).build();
     let pc = PeerConnectionBuilder::new()
@@ -87,7 +80,7 @@ async fn a_webrtc_rs_peer_connects_through_the_master_and_talks_to_the_slave() {
         .build()
         .await
         .unwrap();
-    let dc = pc.create_data_channel("echo", None).await.unwrap();
+    let dc = pc.create_data_channel(label, None).await.unwrap();
     let offer = pc.create_offer(None).await.unwrap();
     pc.set_local_description(offer).await.unwrap();
     gathered.recv().await.unwrap();
@@ -115,6 +108,18 @@ async fn a_webrtc_rs_peer_connects_through_the_master_and_talks_to_the_slave() {
             event = dc.poll() => if let Some(DataChannelEvent::OnOpen) = event { opened = true },
         }
     }
+    (pc, dc, ws)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webrtc_rs_peer_connects_through_the_master_and_talks_to_the_slave() {
+    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
+    let url = format!("ws://{}", master.local_addr().unwrap());
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let config = SlaveConfig { ice_addresses: vec!["127.0.0.1".parse().unwrap()], ..SlaveConfig::default() };
+    let slave = Slave::connect(&url, r#"{"name":"rust"}"#, &[], config, Arc::new(Events(events_tx))).await.unwrap();
+
+    let (pc, dc, _ws) = open_channel(&url, "echo").await;
 
     let client_id = match next_event(&mut events).await {
         SlaveEvent::Connection { client_id, .. } => client_id,
@@ -157,6 +162,49 @@ async fn a_webrtc_rs_peer_connects_through_the_master_and_talks_to_the_slave() {
     assert!(matches!(closing[0], SlaveEvent::ChannelClose { channel: c } if c == channel), "{closing:?}");
     assert!(matches!(closing[1], SlaveEvent::ConnectionClose { client_id: c, .. } if c == client_id), "{closing:?}");
     assert!(slave.send(channel, bytes::Bytes::new(), false).is_err());
+
+    slave.close().await;
+    master.close().await;
+}
+
+/// Forwards every slave event to the test, and panics (a stand-in for a bug
+/// in the engine) when a data channel is announced.
+struct PanicOnChannel(mpsc::UnboundedSender<SlaveEvent>);
+
+impl SlaveHooks for PanicOnChannel {
+    fn on_event(&self, event: SlaveEvent) {
+        if matches!(event, SlaveEvent::DataChannel { .. }) {
+            panic!("a bug");
+        }
+        let _ = self.0.send(event);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_a_channel_task_is_reported_and_leaves_nothing_behind() {
+    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
+    let url = format!("ws://{}", master.local_addr().unwrap());
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let config = SlaveConfig { ice_addresses: vec!["127.0.0.1".parse().unwrap()], ..SlaveConfig::default() };
+    let slave = Slave::connect(&url, "{}", &[], config, Arc::new(PanicOnChannel(events_tx))).await.unwrap();
+    let (_pc, _dc, _ws) = open_channel(&url, "doomed").await;
+
+    let client_id = match next_event(&mut events).await {
+        SlaveEvent::Connection { client_id, .. } => client_id,
+        other => panic!("expected a connection, got {other:?}"),
+    };
+    // The channel is closed (as its task unwinds) and forgotten, the panic is
+    // reported, and the peer, left without a channel, is released like any other.
+    let channel = match next_event(&mut events).await {
+        SlaveEvent::ChannelClose { channel } => channel,
+        other => panic!("expected the channel's close, got {other:?}"),
+    };
+    match next_event(&mut events).await {
+        SlaveEvent::InternalError { message } => assert_eq!(message, "internal error in a data channel: a bug"),
+        other => panic!("expected the internal error, got {other:?}"),
+    }
+    assert!(slave.send(channel, bytes::Bytes::new(), false).is_err(), "the channel handle is gone");
+    assert!(matches!(next_event(&mut events).await, SlaveEvent::ConnectionClose { client_id: c, .. } if c == client_id));
 
     slave.close().await;
     master.close().await;

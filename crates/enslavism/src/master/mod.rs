@@ -122,7 +122,8 @@ impl MasterConfig {
         self.max_http_header_size = self.max_http_header_size.max(8192);
         self.outbound_queue_len = self.outbound_queue_len.max(1);
         self.heartbeat_interval = self.heartbeat_interval.max(Duration::from_millis(10));
-        self.max_user_data_size = self.max_user_data_size.min(crate::proto::MAX_USER_DATA_LEN);
+        // 0 would refuse everyone; the rates use 0 for "no limit", this one cannot.
+        self.max_connections = self.max_connections.max(1);
         self
     }
 }
@@ -321,7 +322,7 @@ async fn adopted_handshake(
     path: String,
     headers: HeaderMap,
     head: Vec<u8>,
-    _slot: ConnectionSlot,
+    slot: ConnectionSlot,
 ) {
     use tokio::io::AsyncWriteExt;
     let outcome = tokio::select! {
@@ -336,7 +337,7 @@ async fn adopted_handshake(
         Some(kind) => {
             let config = shared.config.websocket_config();
             let ws = WebSocketStream::from_partially_read(stream, head, Role::Server, Some(config)).await;
-            run_peer(shared, ws, kind, remote_addr).await;
+            run_peer(shared, ws, kind, remote_addr, slot).await;
         }
         None => {
             let _ = stream.shutdown().await;

@@ -52,9 +52,16 @@ impl PeerLink for SocketLink {
     }
 }
 
-/// Runs one peer from its completed handshake to its close.
-pub(crate) async fn run_peer<S>(shared: Arc<Shared>, mut ws: WebSocketStream<S>, kind: PeerKind, remote_addr: SocketAddr)
-where
+/// Runs one peer from its completed handshake to its close. `slot` (its
+/// place under `max_connections`) is given back as soon as the router has
+/// forgotten the peer, before anyone hears of the close.
+pub(crate) async fn run_peer<S, Slot>(
+    shared: Arc<Shared>,
+    mut ws: WebSocketStream<S>,
+    kind: PeerKind,
+    remote_addr: SocketAddr,
+    slot: Slot,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (frames_tx, mut frames) = mpsc::channel(shared.config.outbound_queue_len);
@@ -97,6 +104,7 @@ where
     };
 
     shared.router().remove(kind, id);
+    drop(slot);
     tracing::debug!(kind = kind.name(), id, code, "peer closed");
     shared.hooks.on_event(MasterEvent::Closed { kind, id, code, reason });
 }

@@ -49,7 +49,8 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
 pub(crate) async fn refuse_over_limit(shared: Arc<Shared>, mut stream: TcpStream, remote_addr: SocketAddr) {
     use tokio::io::AsyncWriteExt;
     let limit = shared.config.max_connections;
-    tracing::warn!(%remote_addr, limit, "connection refused: too many connections");
+    // Debug, not warn: under a flood this would be one line per connection.
+    tracing::debug!(%remote_addr, limit, "connection refused: too many connections");
     let outcome = handshake::refuse(StatusCode::SERVICE_UNAVAILABLE, &format!("too many connections (the limit is {limit})"));
     let response = handshake::serialize_response(&outcome.response);
     let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
@@ -99,8 +100,7 @@ async fn handle_request(
                     Ok(upgraded) => {
                         let config = peer_shared.config.websocket_config();
                         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                        run_peer(peer_shared, ws, kind, remote_addr).await;
-                        drop(slot);
+                        run_peer(peer_shared, ws, kind, remote_addr, slot).await;
                     }
                     Err(e) => tracing::debug!(%remote_addr, "upgrade failed: {e}"),
                 }

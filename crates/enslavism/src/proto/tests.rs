@@ -234,7 +234,8 @@ mod properties {
     }
 
     fn candidate() -> impl Strategy<Value = IceCandidate> {
-        let some = ("[^\u{0}]{1,40}".prop_filter("mid fits a u8", |m| m.len() <= MAX_SDP_MID_LEN), any::<u16>(), ".{0,120}")
+        // At most 40 characters of at most 4 bytes: always within MAX_SDP_MID_LEN.
+        let some = ("[^\u{0}]{1,40}", any::<u16>(), ".{0,120}")
             .prop_map(|(sdp_mid, sdp_m_line_index, candidate)| Some(Candidate { sdp_mid, sdp_m_line_index, candidate }));
         (any::<u32>(), prop_oneof![Just(None), some]).prop_map(|(id, candidate)| IceCandidate { id, candidate })
     }
@@ -276,11 +277,6 @@ mod properties {
             if let Ok(decoded) = Message::decode(prefix) {
                 prop_assert_eq!(decoded.encode().unwrap(), prefix.to_vec());
             }
-        }
-
-        #[test]
-        fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..300)) {
-            crate::fuzzing::wire_frame(&data);
         }
     }
 }

@@ -98,7 +98,7 @@ pub(crate) async fn run_channel(
     known: Option<ChannelInfo>,
     notes: mpsc::UnboundedSender<ChannelNote>,
 ) {
-    let (info, mut announced) = match known {
+    let (info, announce_now) = match known {
         Some(info) => (info, false),
         None => match channel_info(&*dc).await {
             Ok(info) => (info, true),
@@ -119,30 +119,17 @@ pub(crate) async fn run_channel(
         .channels()
         .insert(channel, ChannelHandle { out: out_tx, buffered: buffered.clone(), low_threshold: low_threshold.clone() });
     tracing::debug!(client_id, channel, label = %info.label, "data channel");
-    let announce = |info: ChannelInfo| {
-        let _ = notes.send(ChannelNote::Announced);
-        shared.hooks.on_event(SlaveEvent::DataChannel { client_id, session, channel, info });
-    };
-    if !announced && matches!(dc.ready_state().await, Ok(RTCDataChannelState::Open)) {
-        announced = true;
-    }
-    let mut pending_info = Some(info);
-    if announced {
-        announce(pending_info.take().unwrap_or_default());
+    let mut end = ChannelEnd { shared: &shared, ids: (client_id, session), channel, notes: &notes, pending_info: Some(info) };
+    if announce_now || matches!(dc.ready_state().await, Ok(RTCDataChannelState::Open)) {
+        end.announce();
     }
 
     loop {
         tokio::select! {
             event = dc.poll() => match event {
-                Some(DataChannelEvent::OnOpen) => {
-                    if let Some(info) = pending_info.take() {
-                        announce(info);
-                    }
-                }
+                Some(DataChannelEvent::OnOpen) => end.announce(),
                 Some(DataChannelEvent::OnMessage(msg)) => {
-                    if let Some(info) = pending_info.take() {
-                        announce(info);
-                    }
+                    end.announce();
                     shared.hooks.on_event(SlaveEvent::Message { channel, data: msg.data.freeze(), is_text: msg.is_string });
                 }
                 Some(DataChannelEvent::OnError) => shared.hooks.on_event(SlaveEvent::ChannelError {
@@ -177,10 +164,39 @@ pub(crate) async fn run_channel(
             _ = shared.shutdown.cancelled() => break,
         }
     }
-    shared.channels().remove(&channel);
-    // A channel never announced closes silently.
-    if pending_info.is_none() {
-        shared.hooks.on_event(SlaveEvent::ChannelClose { channel });
+    // `end` does the bookkeeping as it drops.
+}
+
+/// A channel's bookkeeping, done when its task ends in any way (a panic
+/// included): the handle leaves the map, the application hears of the close
+/// (if it heard of the channel), and the peer counts one channel less.
+struct ChannelEnd<'a> {
+    shared: &'a SlaveShared,
+    ids: (u32, SessionId),
+    channel: ChannelId,
+    notes: &'a mpsc::UnboundedSender<ChannelNote>,
+    /// The properties to announce; `None` once announced.
+    pending_info: Option<ChannelInfo>,
+}
+
+impl ChannelEnd<'_> {
+    /// Announces the channel, once.
+    fn announce(&mut self) {
+        if let Some(info) = self.pending_info.take() {
+            let _ = self.notes.send(ChannelNote::Announced);
+            let (client_id, session) = self.ids;
+            self.shared.hooks.on_event(SlaveEvent::DataChannel { client_id, session, channel: self.channel, info });
+        }
     }
-    let _ = notes.send(ChannelNote::Closed);
+}
+
+impl Drop for ChannelEnd<'_> {
+    fn drop(&mut self) {
+        self.shared.channels().remove(&self.channel);
+        // A channel never announced closes silently.
+        if self.pending_info.is_none() {
+            self.shared.hooks.on_event(SlaveEvent::ChannelClose { channel: self.channel });
+        }
+        let _ = self.notes.send(ChannelNote::Closed);
+    }
 }

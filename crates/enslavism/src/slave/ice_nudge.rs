@@ -109,6 +109,7 @@ impl NudgeState {
 /// Feeds datagrams from one of two senders through a fresh nudge state and
 /// checks what must hold for any traffic: at most one replay, and only of a
 /// nominating check, to the sender it came from. For the fuzz targets.
+#[cfg(any(test, fuzzing))]
 pub(crate) fn observe_sequence(datagrams: &[(bool, &[u8])]) {
     let senders: [SocketAddr; 2] = [([127, 0, 0, 1], 1000).into(), ([127, 0, 0, 2], 2000).into()];
     let mut state = NudgeState::default();

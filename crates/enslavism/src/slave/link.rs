@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::peer::{ice_ufrag, run_peer, PeerCommand};
+use super::peer::{ice_session, run_peer, PeerCommand};
 use super::{SlaveError, SlaveEvent, SlaveShared};
 use crate::proto::{IceCandidate, Message, SessionDescription};
 
@@ -80,7 +80,8 @@ pub(crate) async fn start(shared: Arc<SlaveShared>, ws: MasterSocket, registrati
 /// A client's peer task, and the session it serves.
 struct PeerEntry {
     commands: mpsc::UnboundedSender<PeerCommand>,
-    ufrag: Option<String>,
+    /// The browser session's ICE credentials (see `ice_session`).
+    ice: Option<String>,
 }
 
 /// The master link for the slave's lifetime: serves one master connection,
@@ -97,7 +98,11 @@ async fn run_link(shared: Arc<SlaveShared>, mut ws: MasterSocket, registration: 
         };
         tracing::info!(code, %reason, "the master link closed");
         shared.hooks.on_event(SlaveEvent::MasterClose { code, reason });
-        detached.extend(peers.drain().map(|(_, entry)| entry));
+        // Their client ids meant something to that master only.
+        for (_, entry) in peers.drain() {
+            let _ = entry.commands.send(PeerCommand::Readdress(None));
+            detached.push(entry);
+        }
         detached.retain(|entry| !entry.commands.is_closed());
         if !shared.config.reconnect {
             // Peers keep their connections until they end or the slave closes.
@@ -224,18 +229,18 @@ fn dispatch(
     match msg {
         Message::OfferFromClient(SessionDescription { id, sdp }) => {
             tracing::trace!(client_id = id, "offer");
-            let ufrag = ice_ufrag(&sdp).map(str::to_owned);
+            let ice = ice_session(&sdp);
             if let Some(entry) = peers.get(&id) {
                 // Same browser session: renegotiation on the live connection.
-                if !entry.commands.is_closed() && entry.ufrag == ufrag {
+                if !entry.commands.is_closed() && entry.ice == ice {
                     let _ = entry.commands.send(PeerCommand::Offer(sdp));
                     return;
                 }
             }
             // A live session known under another id (the client or this slave
             // reconnected to the master since): it renegotiates, so keep it.
-            if let Some(entry) = take_session(peers, detached, id, ufrag.as_deref()) {
-                let _ = entry.commands.send(PeerCommand::Readdress(id));
+            if let Some(entry) = take_session(peers, detached, id, ice.as_deref()) {
+                let _ = entry.commands.send(PeerCommand::Readdress(Some(id)));
                 let _ = entry.commands.send(PeerCommand::Offer(sdp));
                 peers.insert(id, entry);
                 return;
@@ -243,7 +248,7 @@ fn dispatch(
             // A new session (or the old one is gone): a fresh peer. A stale
             // one is released when its sender is dropped.
             let (commands, receiver) = mpsc::unbounded_channel();
-            peers.insert(id, PeerEntry { commands, ufrag });
+            peers.insert(id, PeerEntry { commands, ice });
             shared.spawn_guarded("a peer connection", run_peer(shared.clone(), id, sdp, receiver, to_master.clone()));
         }
         Message::IceCandidateFromClient(IceCandidate { id, candidate }) => match peers.get(&id) {
@@ -261,17 +266,16 @@ fn dispatch(
     peers.retain(|_, entry| !entry.commands.is_closed());
 }
 
-/// Takes the live session whose ICE ufrag is `ufrag` from under another id
-/// or from the peers of an earlier master connection. The ufrag is random
-/// per browser connection and known only to that browser and this slave.
+/// Takes the live session with these ICE credentials from under another id
+/// or from the peers of an earlier master connection.
 fn take_session(
     peers: &mut HashMap<u32, PeerEntry>,
     detached: &mut Vec<PeerEntry>,
     id: u32,
-    ufrag: Option<&str>,
+    ice: Option<&str>,
 ) -> Option<PeerEntry> {
-    let ufrag = ufrag?;
-    let matches = |entry: &PeerEntry| !entry.commands.is_closed() && entry.ufrag.as_deref() == Some(ufrag);
+    let ice = ice?;
+    let matches = |entry: &PeerEntry| !entry.commands.is_closed() && entry.ice.as_deref() == Some(ice);
     if let Some(old_id) = peers.iter().find(|(other, entry)| **other != id && matches(entry)).map(|(other, _)| *other) {
         return peers.remove(&old_id);
     }

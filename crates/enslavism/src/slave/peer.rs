@@ -29,8 +29,9 @@ pub(crate) enum PeerCommand {
     /// A trickled candidate from the client (`None`: end of candidates).
     Candidate(Option<Candidate>),
     /// The client is now reached under this id (it reconnected to the master,
-    /// or the slave did): signalling from now on goes there.
-    Readdress(u32),
+    /// or the slave did), or cannot be reached at all (`None`: the master link
+    /// that knew it is gone): signalling from now on goes there, or nowhere.
+    Readdress(Option<u32>),
 }
 
 /// What webrtc-rs reports, forwarded off its driver task.
@@ -79,8 +80,16 @@ pub(crate) fn first_mid(sdp: &str) -> String {
 }
 
 /// The offer's ICE username fragment: a new one means a new browser session.
-pub(crate) fn ice_ufrag(sdp: &str) -> Option<&str> {
+fn ice_ufrag(sdp: &str) -> Option<&str> {
     sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
+}
+
+/// The offer's ICE credentials (`ufrag:pwd`), which name one browser session.
+/// The ufrag travels in clear in every STUN check, the password never does:
+/// only that browser can send an offer carrying both.
+pub(crate) fn ice_session(sdp: &str) -> Option<String> {
+    let pwd = sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-pwd:"))?;
+    Some(format!("{}:{pwd}", ice_ufrag(sdp)?))
 }
 
 fn send_to_master(to_master: &mpsc::UnboundedSender<Bytes>, msg: Message) {
@@ -242,6 +251,8 @@ pub(crate) async fn run_peer(
     let sdp = answer_to_send(&*pc, answer_sdp, &mut signals).await;
     let session: SessionId = shared.next_session.fetch_add(1, Ordering::Relaxed);
     shared.hooks.on_event(SlaveEvent::Connection { client_id, session });
+    // Reports the end of the session however this task ends, a panic included.
+    let _session_end = SessionEnd { shared: &shared, client_id, session };
     send_to_master(&to_master, Message::AnswerToClient(SessionDescription { id: client_id, sdp }));
 
     let (notes_tx, mut notes) = mpsc::unbounded_channel();
@@ -255,7 +266,7 @@ pub(crate) async fn run_peer(
         spawn_channel(dc, Some(info), &mut live_channels);
     }
     // Where signalling goes; events keep the id the session started with.
-    let mut signal_id = client_id;
+    let mut signal_id = Some(client_id);
     let mut had_channel = false;
     let setup_deadline = tokio::time::sleep(shared.config.peer_setup_timeout);
     tokio::pin!(setup_deadline);
@@ -274,12 +285,16 @@ pub(crate) async fn run_peer(
                         }
                         idle = false;
                         let sdp = negotiated::mark_answer(&pc.local_description().await.map_or(sdp, |d| d.sdp));
-                        send_to_master(&to_master, Message::AnswerToClient(SessionDescription { id: signal_id, sdp }));
+                        if let Some(id) = signal_id {
+                            send_to_master(&to_master, Message::AnswerToClient(SessionDescription { id, sdp }));
+                        }
                     }
                     Err(e) => {
                         // The client waits for an answer: tell it, rather than leave it hanging.
                         tracing::debug!(client_id, "renegotiation failed: {e}");
-                        send_to_master(&to_master, Message::RejectToClient { id: signal_id });
+                        if let Some(id) = signal_id {
+                            send_to_master(&to_master, Message::RejectToClient { id });
+                        }
                         break;
                     }
                 },
@@ -296,15 +311,17 @@ pub(crate) async fn run_peer(
                 }
                 Some(PeerCommand::Candidate(_)) => {}
                 Some(PeerCommand::Readdress(id)) => {
-                    tracing::debug!(client_id, now = id, "the client is reached under a new id");
+                    tracing::debug!(client_id, now = ?id, "the client is reached under another id");
                     signal_id = id;
                 }
                 None => break,
             },
             signal = signals.recv() => match signal {
                 Some(Signal::Candidate(init)) => {
-                    let candidate = Candidate { sdp_mid: mid.clone(), sdp_m_line_index: 0, candidate: init.candidate };
-                    send_to_master(&to_master, Message::IceCandidateToClient(IceCandidate { id: signal_id, candidate: Some(candidate) }));
+                    if let Some(id) = signal_id {
+                        let candidate = Candidate { sdp_mid: mid.clone(), sdp_m_line_index: 0, candidate: init.candidate };
+                        send_to_master(&to_master, Message::IceCandidateToClient(IceCandidate { id, candidate: Some(candidate) }));
+                    }
                 }
                 Some(Signal::GatheringComplete) => {}
                 Some(Signal::State(state)) => {
@@ -354,7 +371,20 @@ pub(crate) async fn run_peer(
         }
     }
     tracing::debug!(client_id, "peer connection released");
-    shared.hooks.on_event(SlaveEvent::ConnectionClose { client_id, session });
+}
+
+/// Reports `ConnectionClose` when dropped: at the end of the session, or when
+/// its task panics, so that the application never keeps a dead connection.
+struct SessionEnd<'a> {
+    shared: &'a SlaveShared,
+    client_id: u32,
+    session: SessionId,
+}
+
+impl Drop for SessionEnd<'_> {
+    fn drop(&mut self) {
+        self.shared.hooks.on_event(SlaveEvent::ConnectionClose { client_id: self.client_id, session: self.session });
+    }
 }
 
 /// How long a peer with no channel left waits for the browser to open another.
@@ -371,5 +401,7 @@ mod tests {
         assert_eq!(ice_ufrag(sdp), Some("abcd"));
         assert_eq!(first_mid("v=0\r\n"), "0");
         assert_eq!(ice_ufrag("v=0\r\n"), None);
+        assert_eq!(ice_session("a=ice-ufrag:abcd\r\na=ice-pwd:secret\r\n").as_deref(), Some("abcd:secret"));
+        assert_eq!(ice_session(sdp), None, "no password, no session");
     }
 }
