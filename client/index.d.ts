@@ -60,7 +60,11 @@ export declare class MasterConnection extends Emitter<{
 	constructor(masterWsUrl: string, options?: MasterConnectionOptions);
 	/** The listed slaves, indexed by id. */
 	slaves: SlaveConnection[];
-	/** Closes the connection to the master for good (no reconnection); open data channels stay open. */
+	/**
+	 * Closes the connection to the master for good (no reconnection); open data
+	 * channels stay open. Slaves still waiting to be listed again after a
+	 * reconnection are removed (`slaveremoved`).
+	 */
 	close(): void;
 }
 

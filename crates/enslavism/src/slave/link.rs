@@ -142,14 +142,16 @@ async fn serve(
                     tracing::info!("no sign of life from the master: dropping the link");
                     return Some((1006, "heartbeat timeout".into()));
                 }
-                if last_heard.elapsed() >= interval && ws.send(WsMessage::Ping(Default::default())).await.is_err() {
-                    return Some((1006, "cannot ping the master".into()));
+                if last_heard.elapsed() >= interval {
+                    if let Err(reason) = send_within(ws, WsMessage::Ping(Default::default()), shared.config.heartbeat_timeout).await {
+                        return Some((1006, reason));
+                    }
                 }
             }
             frame = outgoing.recv() => {
                 let Some(frame) = frame else { continue };
-                if let Err(e) = ws.send(WsMessage::Binary(frame)).await {
-                    return Some((1006, e.to_string()));
+                if let Err(reason) = send_within(ws, WsMessage::Binary(frame), shared.config.heartbeat_timeout).await {
+                    return Some((1006, reason));
                 }
             }
             incoming = ws.next() => {
@@ -179,6 +181,16 @@ async fn serve(
                 return None;
             }
         }
+    }
+}
+
+/// Sends one message, giving up after `limit`: on a half-open link whose send
+/// buffer is full, a send would otherwise wait forever and the heartbeat with it.
+async fn send_within(ws: &mut MasterSocket, msg: WsMessage, limit: Duration) -> Result<(), String> {
+    match tokio::time::timeout(limit, ws.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("heartbeat timeout (send stalled)".into()),
     }
 }
 
