@@ -224,7 +224,8 @@ export declare class DataChannel extends EventEmitter {
 	/**
 	 * Sends a message: a string as a text message; a Buffer, ArrayBuffer,
 	 * TypedArray or DataView as a binary one. Throws an Error with code
-	 * `ERR_ENSLAVISM_CHANNEL_CLOSED` when the channel is not open.
+	 * `ERR_ENSLAVISM_CHANNEL_CLOSED` when `readyState` is not 'open' (a message
+	 * sent after the peer closed, before the 'close' event, is dropped).
 	 */
 	send(data: string | Buffer | ArrayBuffer | ArrayBufferView): void;
 	/** Closes the channel; `close` follows. */

@@ -149,6 +149,21 @@ describe('slave on webrtc-rs', () => {
 		const channelClosed = once(serverDc, 'close');
 		const clientClosed = once(clientCo, 'close');
 		slaveCo.close();
+		// Hold this thread until the engine has forgotten the channel, so that
+		// its 'close' event cannot be dispatched yet: a send in that window (a
+		// game loop racing the close) is dropped, not thrown.
+		const forgotten = Date.now() + 10_000;
+		for (;;) {
+			try {
+				slave._native.send(serverDc._channel, Buffer.from('x'), false);
+			} catch {
+				break;
+			}
+			assert.ok(Date.now() < forgotten, 'the engine forgets a closed channel');
+			Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+		}
+		assert.equal(serverDc.readyState, 'open');
+		serverDc.send('lost in the race');
 		await channelClosed;
 		await clientClosed;
 		assert.equal(serverDc.readyState, 'closed');

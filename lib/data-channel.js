@@ -80,13 +80,21 @@ class DataChannel extends EventEmitter {
 
 	/**
 	 * Sends a message: a string as text; a Buffer, ArrayBuffer, TypedArray or
-	 * DataView as binary. Throws if the channel is not open.
+	 * DataView as binary. Throws if `readyState` is not 'open'; once the
+	 * channel is gone but before its 'close' event, the message is dropped.
 	 */
 	send(data) {
 		if (this.readyState !== 'open') {
 			throw codedError(Error, 'ERR_ENSLAVISM_CHANNEL_CLOSED', `data channel "${this.label}" is ${this.readyState}, not open`);
 		}
-		this._native.send(this._channel, toBuffer(data), typeof data === 'string');
+		try {
+			this._native.send(this._channel, toBuffer(data), typeof data === 'string');
+		} catch (err) {
+			// The engine saw the close first and its 'close' event is on the way:
+			// as in a browser, a message sent meanwhile is lost, not an error (a
+			// game loop sending to many channels must not die of that race).
+			if (err.code !== 'ERR_ENSLAVISM_CHANNEL_CLOSED') throw err;
+		}
 	}
 
 	/** Closes the channel; `close` follows. */
