@@ -6,8 +6,8 @@ const { chromium } = require('playwright-core');
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
-/** Launches Chromium as the workplace runs it: root, no network beyond the test's namespace. */
-function launchChromium() {
+/** Launches Chromium as the workplace runs it: root, no network beyond the test's namespace; `extraArgs` are added. */
+function launchChromium(extraArgs = []) {
 	return chromium.launch({
 		executablePath: CHROMIUM,
 		args: [
@@ -15,6 +15,7 @@ function launchChromium() {
 			'--disable-component-update', '--disable-sync', '--disable-quic',
 			// Plain IP candidates: nothing resolves .local names in the namespace.
 			'--disable-features=WebRtcHideLocalIpsWithMdns',
+			...extraArgs,
 		],
 	});
 }

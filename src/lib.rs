@@ -10,6 +10,20 @@ mod slave;
 pub use master::*;
 pub use slave::*;
 
+/// Sizes the engine's tokio runtime before anything uses it: `ENSLAVISM_THREADS`
+/// worker threads when set to a positive number (default: napi-rs's runtime,
+/// one worker per core).
+#[napi_derive::module_init]
+fn init_runtime() {
+    let Some(workers) = std::env::var("ENSLAVISM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0) else {
+        return;
+    };
+    match tokio::runtime::Builder::new_multi_thread().worker_threads(workers).thread_name("enslavism").enable_all().build() {
+        Ok(runtime) => napi::bindgen_prelude::create_custom_tokio_runtime(runtime),
+        Err(e) => eprintln!("enslavism: ENSLAVISM_THREADS={workers} ignored: {e}"),
+    }
+}
+
 /// Errors thrown to JS carry one of these as their `code`.
 pub(crate) mod codes {
     /// An argument had the right type but an unusable value.

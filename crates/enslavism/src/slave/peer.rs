@@ -101,6 +101,11 @@ fn send_to_master(to_master: &mpsc::UnboundedSender<Bytes>, msg: Message) {
     }
 }
 
+/// Bytes each data channel may have in SCTP, unacknowledged, before its
+/// sends wait. Loopback needs ~64 KiB for full speed; Chromium aborted
+/// associations more often with 256 KiB and more in flight.
+pub(crate) const SCTP_SEND_BUFFER: usize = 128 * 1024;
+
 async fn build_peer(
     shared: &SlaveShared,
     signals: mpsc::UnboundedSender<Signal>,
@@ -139,6 +144,11 @@ async fn build_peer(
             .with_setting_engine(settings.clone())
             .with_handler(Arc::new(Forwarder(signals.clone())))
             .with_runtime(shared.runtime.clone())
+            // Unbounded by default: a sender pacing on bufferedAmount never saw
+            // the SCTP queue grow, and queued without limit (100 MB in a 2 s
+            // bulk send, then a browser abort). Bounded, `send` waits, the
+            // channel's own queue grows, and bufferedAmount tells the sender.
+            .with_data_channel_send_buffer_limit(SCTP_SEND_BUFFER)
             .with_udp_addrs(addrs)
             .build()
             .await;

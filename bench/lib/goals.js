@@ -1,0 +1,111 @@
+'use strict';
+// The figures the table shows, in order, with the goal each is held to
+// (issue #6: ratios to 0.9.0 measured in the same run, or absolute limits).
+
+const { peerCounts } = require('../sections/fanout.js');
+const { clientCounts } = require('../sections/signalling.js');
+
+// Rows: [section, key, label, kind, goal, vs]. kind: 'ratio≤' (ours/0.9.0 at most), 'ratio≥' (at least), 'max' (ours at most), 'min' (ours at least), or none.
+const base = [
+	['setup', 'seq_p50', 'sequential p50 (ms)', 'ratio≤', 2 / 3],
+	['setup', 'seq_p95', 'sequential p95 (ms)', 'ratio≤', 2 / 3],
+	['setup', 'conc_p50', '10 concurrent p50 (ms)', 'ratio≤', 2 / 3],
+	['setup', 'conc_p95', '10 concurrent p95 (ms)', 'ratio≤', 2 / 3],
+	['echo', 'unrel_p50', 'unreliable unordered p50 (ms)', 'ratio≤', 1],
+	['echo', 'unrel_p99', 'unreliable unordered p99 (ms)', 'ratio≤', 1],
+	['echo', 'unrel_lost', 'unreliable pings lost (of 2,200)'],
+	['echo', 'rel_p50', 'reliable ordered p50 (ms)', 'ratio≤', 1],
+	['echo', 'rel_p99', 'reliable ordered p99 (ms)', 'ratio≤', 1],
+	['throughput', 'down_per_s', 'slave→browser msg/s', 'ratio≥', 15],
+	['throughput', 'down_cpu', 'slave→browser: slave CPU (% of a core)'],
+	['throughput', 'up_per_s', 'browser→slave msg/s', 'ratio≥', 1],
+	['throughput', 'up_cpu', 'browser→slave: slave CPU (% of a core)'],
+	['throughput', 'up_us_per_msg', 'browser→slave: slave CPU µs per message', 'ratio≤', 1 / 3],
+];
+
+function fanoutRows() {
+	const rows = [];
+	for (const k of peerCounts()) {
+		const at50 = k === 50;
+		rows.push(
+			['fanout', `k${k}_connected`, `K=${k}: peers connected`, ...(k === 500 ? ['min', 500] : [])],
+			['fanout', `k${k}_cpu`, `K=${k}: slave CPU (% of a core)`, ...(at50 ? ['ratio≤', 1 / 3] : [])],
+			['fanout', `k${k}_rss_mb`, `K=${k}: slave RSS (MB)`, ...(at50 ? ['ratio≤', 1 / 3] : [])],
+			['fanout', `k${k}_threads`, `K=${k}: slave threads`],
+			['fanout', `k${k}_state_p50`, `K=${k}: state latency p50 (ms)`],
+			['fanout', `k${k}_state_p99`, `K=${k}: state latency p99 (ms)`, ...(at50 ? ['max', 5] : [])],
+			['fanout', `k${k}_input_p50`, `K=${k}: input latency p50 (ms)`],
+			['fanout', `k${k}_input_p99`, `K=${k}: input latency p99 (ms)`, ...(at50 ? ['max', 5] : k === 500 ? ['max', 50] : [])],
+			['fanout', `k${k}_state_loss`, `K=${k}: state loss (%)`],
+			['fanout', `k${k}_input_loss`, `K=${k}: input loss (%)`],
+		);
+	}
+	if (peerCounts().includes(50) && peerCounts().includes(200)) {
+		rows.push(
+			['fanout', 'peer_rss_kb', 'per extra peer (K 50→200): RSS (kB)', 'max', 150],
+			['fanout', 'peer_cpu', 'per extra peer (K 50→200): CPU (% of a core)', 'max', 0.3],
+			['fanout', 'peer_threads', 'per extra peer (K 50→200): threads', 'max', 0],
+		);
+	}
+	return rows;
+}
+
+function signallingRows() {
+	return clientCounts().flatMap((m) => [
+		['signalling', `m${m}_add_ms`, `M=${m}: AddSlaves at every client (ms)`, ...(m === 5000 ? ['ratio≤', 1 / 3] : [])],
+		['signalling', `m${m}_remove_ms`, `M=${m}: RemoveSlaves at every client (ms)`],
+		['signalling', `m${m}_rss_mb`, `M=${m}: master RSS (MB)`, ...(m === 5000 ? ['ratio≤', 1 / 3] : [])],
+		['signalling', `m${m}_connects_per_s`, `M=${m}: connects/s`],
+		['signalling', `m${m}_add_ms_rust`, `M=${m}, ours without Node: AddSlaves at every client (ms)`, ...(m === 5000 ? ['ratio≤', 1 / 3] : [undefined, undefined]), `m${m}_add_ms`],
+		['signalling', `m${m}_rss_mb_rust`, `M=${m}, ours without Node: master RSS (MB)`, ...(m === 5000 ? ['ratio≤', 1 / 3] : [undefined, undefined]), `m${m}_rss_mb`],
+	]);
+}
+
+const idleRows = [
+	['idle', 'master_rss_mb', 'master-only process in Node (MB)'],
+	['idle', 'rust_master_rss_mb', 'master-only process, ours without Node (examples/master.rs) (MB)', 'max', 20, 'master_rss_mb'],
+	['idle', 'slave_rss_mb', 'slave without peers (MB)'],
+];
+
+/** Every row: { section, key, label, kind, goal, vs (the 0.9.0 figure it is compared with, when not `key`) }. */
+function rows() {
+	return [...base, ...fanoutRows(), ...signallingRows(), ...idleRows]
+		.map(([section, key, label, kind, goal, vs]) => ({ section, key, label, kind, goal, vs: vs ?? key }));
+}
+
+/** Per-peer increments from the K=50 and K=200 fan-out figures of one implementation. */
+function derivePerPeer(figures) {
+	if (figures.k50_rss_mb === undefined || figures.k200_rss_mb === undefined) return {};
+	const extra = 150;
+	return {
+		peer_rss_kb: ((figures.k200_rss_mb - figures.k50_rss_mb) * 1024) / extra,
+		peer_cpu: (figures.k200_cpu - figures.k50_cpu) / extra,
+		peer_threads: (figures.k200_threads - figures.k50_threads) / extra,
+	};
+}
+
+/** Whether `ours` meets the row's goal given `old`; undefined when the row has none or a figure is missing. */
+function meets(row, old, ours) {
+	if (!row.kind || !Number.isFinite(ours)) return undefined;
+	switch (row.kind) {
+		case 'ratio≤': return Number.isFinite(old) ? ours / old <= row.goal : undefined;
+		case 'ratio≥': return Number.isFinite(old) ? ours / old >= row.goal : undefined;
+		case 'max': return ours <= row.goal;
+		case 'min': return ours >= row.goal;
+		default: return undefined;
+	}
+}
+
+/** The goal as the table prints it. */
+function goalText(row) {
+	const value = row.goal < 1 && row.kind.startsWith('ratio') ? (Math.abs(row.goal - 2 / 3) < 1e-9 ? '⅔' : Math.abs(row.goal - 1 / 3) < 1e-9 ? '⅓' : row.goal) : row.goal;
+	switch (row.kind) {
+		case 'ratio≤': return `≤ ${value}×`;
+		case 'ratio≥': return `≥ ${value}×`;
+		case 'max': return `≤ ${value}`;
+		case 'min': return `≥ ${value}`;
+		default: return '';
+	}
+}
+
+module.exports = { rows, derivePerPeer, meets, goalText };

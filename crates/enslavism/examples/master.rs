@@ -1,0 +1,38 @@
+//! A master with no application hooks, as a process of its own: what a
+//! deployment that needs no auth runs without Node. The benchmark measures its
+//! idle footprint.
+//!
+//!     cargo run --release --example master -- 127.0.0.1:8081
+//!
+//! Prints `listening <address>` once bound; stops when stdin closes (or on Ctrl-C).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use enslavism::master::{Master, MasterConfig, MasterHooks};
+use std::io::Read;
+
+/// Accepts every slave and client.
+struct OpenDoor;
+impl MasterHooks for OpenDoor {}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let addr: SocketAddr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8081".into()).parse()?;
+    // Signalling is light: two workers are plenty, and each idle worker costs memory.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        let master = Master::bind(addr, MasterConfig::default(), Arc::new(OpenDoor))?;
+        println!("listening {}", master.local_addr().map_or_else(|| addr.to_string(), |a| a.to_string()));
+        // The parent closing stdin ends the process, so a benchmark cannot
+        // leave it behind (a thread: the engine's tokio has no stdin feature).
+        let (eof_tx, eof_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let mut sink = [0u8; 64];
+            while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
+            let _ = eof_tx.send(());
+        });
+        let _ = eof_rx.await;
+        master.close().await;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })
+}
