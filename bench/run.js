@@ -115,7 +115,7 @@ async function main() {
 	const clients = (process.env.BENCH_CLIENTS ?? '1000,5000,10000,50000').split(',').map(Number);
 	const fitting = clients.filter((m) => m + 1000 <= limit);
 	if (fitting.length < clients.length) {
-		console.log(`bench: file-descriptor limit ${limit}: skipping M = ${clients.filter((m) => !fitting.includes(m)).join(', ')} (run as root to raise it)`);
+		console.log(`bench: file-descriptor limit ${limit}: skipping M = ${clients.filter((m) => !fitting.includes(m)).join(', ')} (raising it needs root with CAP_SYS_RESOURCE)`);
 		process.env.BENCH_CLIENTS = fitting.join(',');
 	}
 	const { launchChromium } = require('../__test__/chromium.js');

@@ -18,8 +18,12 @@ impl MasterHooks for OpenDoor {}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr: SocketAddr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8081".into()).parse()?;
-    // Signalling is light: two workers are plenty, and each idle worker costs memory.
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    // Worker threads: ENSLAVISM_THREADS, as for the addon, else one per core.
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = std::env::var("ENSLAVISM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0) {
+        builder.worker_threads(workers);
+    }
+    let runtime = builder.enable_all().build()?;
     runtime.block_on(async {
         let master = Master::bind(addr, MasterConfig::default(), Arc::new(OpenDoor))?;
         println!("listening {}", master.local_addr().map_or_else(|| addr.to_string(), |a| a.to_string()));

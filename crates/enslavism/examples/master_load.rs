@@ -141,7 +141,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The benchmark reads the master's memory now, then says go.
         tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new())).await??;
 
-        let (mut slave, _) = tokio_tungstenite::connect_async(format!("ws://{master}/enslavism/slaves")).await?;
+        // No Nagle: the close frame must not wait for the ACK of the register frame.
+        let slave_socket = tokio::net::TcpStream::connect(master).await?;
+        slave_socket.set_nodelay(true)?;
+        let (mut slave, _) = tokio_tungstenite::client_async(format!("ws://{master}/enslavism/slaves"), slave_socket).await?;
         let mut register = vec![0u8];
         register.extend_from_slice(br#"{"name":"bench"}"#);
         let registered_at = arrivals.start.elapsed().as_nanos() as u64;
