@@ -102,7 +102,7 @@ class Slave extends EventEmitter {
 		this._clients = new Map();
 		this._channels = new Map();
 		this._closing = null;
-		this._native = NativeSlave.create(checkOptions(options), (events) => this._onNativeEvents(events));
+		this._native = NativeSlave.create(checkOptions(options), (event) => this._onNativeEvent(event));
 		this.on('newListener', (event) => { if (event === 'offer') this._native.setOffersObserved(true); });
 		this.on('removeListener', (event) => {
 			if (event === 'offer') this._native.setOffersObserved(this.listenerCount('offer') > 0);
@@ -124,18 +124,6 @@ class Slave extends EventEmitter {
 	close() {
 		this._closing ??= this._native.close();
 		return this._closing;
-	}
-
-	/** Dispatches a batch of engine events in order; a throwing listener does not hold back the rest. */
-	_onNativeEvents(events) {
-		for (const event of events) {
-			try {
-				this._onNativeEvent(event);
-			} catch (err) {
-				// Uncaught, as it would have been with one event per call.
-				process.nextTick(() => { throw err; });
-			}
-		}
 	}
 
 	_onNativeEvent(event) {

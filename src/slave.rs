@@ -107,39 +107,19 @@ pub struct NativeFailure {
     pub message: String,
 }
 
-/// Called with nothing: the JS side of the call takes every queued event at once.
-type EventCallback = ThreadsafeFunction<(), (), Vec<NativeSlaveEvent>, Status, false>;
-
-/// Events waiting for the JS thread. Under load, many arrive while JS is busy
-/// and go over in one call: one wake-up of the JS thread and one N-API call per
-/// batch instead of per message (those were a third of a busy slave's CPU).
-type EventQueue = Arc<Mutex<Vec<NativeSlaveEvent>>>;
+type EventCallback = ThreadsafeFunction<NativeSlaveEvent, (), NativeSlaveEvent, Status, false>;
 
 struct JsSlaveHooks {
     events: Mutex<Option<Arc<EventCallback>>>,
-    queue: EventQueue,
     offers_observed: AtomicBool,
     tickets: Mutex<HashMap<u32, oneshot::Sender<bool>>>,
     next_ticket: AtomicU32,
 }
 
 impl JsSlaveHooks {
-    /// Queues `event` for JS; the first event of a batch schedules the call.
     fn emit(&self, event: NativeSlaveEvent) -> bool {
-        let Some(callback) = self.events.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
-            return false;
-        };
-        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        queue.push(event);
-        if queue.len() > 1 {
-            return true; // a call is already on its way and will take this one too
-        }
-        let scheduled = callback.call((), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok;
-        if !scheduled {
-            // Nothing will take the queue (Node is tearing down): keep it from blocking later batches.
-            queue.clear();
-        }
-        scheduled
+        let callback = self.events.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        callback.is_some_and(|cb| cb.call(event, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok)
     }
 
     fn shut(&self) {
@@ -289,28 +269,24 @@ pub struct NativeSlave {
 
 #[napi]
 impl NativeSlave {
-    /// Validates the options and prepares event delivery: `onEvents` gets
-    /// arrays of events, in order.
+    /// Validates the options and prepares event delivery.
     #[napi(factory)]
     pub fn create(
         options: Option<NativeSlaveOptions>,
-        on_events: Function<'_, Vec<NativeSlaveEvent>, ()>,
+        on_event: Function<'_, NativeSlaveEvent, ()>,
     ) -> napi::Result<Self, String> {
         crate::guarded(|| {
             init_logging();
             let config = config_from(options.unwrap_or_default())?;
-            let queue = EventQueue::default();
-            let taken = queue.clone();
-            let callback = on_events
-                .build_threadsafe_function::<()>()
+            let callback = on_event
+                .build_threadsafe_function::<NativeSlaveEvent>()
                 .callee_handled::<false>()
-                .build_callback(move |_| Ok(std::mem::take(&mut *taken.lock().unwrap_or_else(|p| p.into_inner()))))
+                .build()
                 .map_err(|e| js_error(codes::INTERNAL, e.reason))?;
             Ok(NativeSlave {
                 config: Mutex::new(Some(config)),
                 hooks: Arc::new(JsSlaveHooks {
                     events: Mutex::new(Some(Arc::new(callback))),
-                    queue,
                     offers_observed: AtomicBool::new(false),
                     tickets: Mutex::new(HashMap::new()),
                     next_ticket: AtomicU32::new(0),
