@@ -7,22 +7,18 @@
 //
 //   node bench/quick-slave.js            (root, or unprivileged user namespaces)
 
-const { spawnSync, fork } = require('node:child_process');
+const { fork } = require('node:child_process');
 const { once } = require('node:events');
 const path = require('node:path');
 
-const ADDRESS = '10.77.0.1';
+const { ADDRESS, insideNamespace, reexecInNamespace } = require('./lib/namespace.js');
 const MESSAGES = 20_000;
 const PEERS = 20;
 const SETUPS = 30;
 const DEADLINE_MS = 60_000;
 
-if (process.env.ENSLAVISM_BENCH_NETNS !== '1' && process.argv[2] !== 'slave') {
-	const setup = `set -e; ip link set lo up; ip link add v0 type veth peer name v1; ip addr add ${ADDRESS}/24 dev v0; ip link set v0 up; ip link set v1 up; exec "$0" "$1"`;
-	const r = spawnSync('unshare', ['-rn', 'sh', '-c', setup, process.execPath, __filename], {
-		stdio: 'inherit', env: { ...process.env, ENSLAVISM_BENCH_NETNS: '1' }, timeout: 5 * 60_000,
-	});
-	process.exit(r.status ?? 1);
+if (!insideNamespace() && process.argv[2] !== 'slave') {
+	reexecInNamespace(__filename, [], { timeoutMs: 5 * 60_000 });
 }
 
 const { Master, Slave } = require('..');

@@ -20,10 +20,10 @@ const { spawnSync, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { insideNamespace, reexecInNamespace } = require('./lib/namespace.js');
 
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, 'target', 'bench');
-const INSIDE = process.env.ENSLAVISM_BENCH_NETNS === '1';
 const ALL_SECTIONS = ['setup', 'echo', 'throughput', 'fanout', 'signalling', 'idle'];
 const RUN_LIMIT_MS = 3 * 60 * 60_000;
 
@@ -65,24 +65,9 @@ function prepare() {
 	};
 }
 
-/** Re-runs this script inside a new network namespace (loopback plus a veth pair), with a raised fd limit. */
-function reexecInNamespace(env) {
-	const inner = [
-		'set -e', 'ip link set lo up', 'ip link add v0 type veth peer name v1',
-		'ip addr add 10.77.0.1/24 dev v0', 'ip link set v0 up', 'ip link set v1 up', 'exec "$0" "$@"',
-	].join('\n');
-	// Raising the hard limit needs root outside the namespace; otherwise the soft one goes up to the hard one.
-	const outer = 'ulimit -Hn 1048576 2>/dev/null || true; ulimit -n "$(ulimit -Hn)"; exec unshare -rn sh -c "$0" "$@"';
-	const r = spawnSync('sh', ['-c', outer, inner, process.execPath, __filename, ...process.argv.slice(2)], {
-		stdio: 'inherit', env: { ...process.env, ...env, ENSLAVISM_BENCH_NETNS: '1' }, timeout: RUN_LIMIT_MS,
-	});
-	if (r.error) fail(r.error.message);
-	process.exit(r.status ?? 1);
-}
-
-if (!INSIDE) {
+if (!insideNamespace()) {
 	if (process.platform !== 'linux') fail('the benchmark needs Linux network namespaces');
-	reexecInNamespace(prepare());
+	reexecInNamespace(__filename, process.argv.slice(2), { env: prepare(), timeoutMs: RUN_LIMIT_MS });
 }
 
 // --- inside the namespace ---------------------------------------------------
@@ -93,7 +78,7 @@ const { IMPLS } = require('./lib/impls.js');
 const goals = require('./lib/goals.js');
 const browserSections = require('./sections/browser.js');
 const { fanout } = require('./sections/fanout.js');
-const { signalling } = require('./sections/signalling.js');
+const { signalling, clientCounts } = require('./sections/signalling.js');
 const { idle } = require('./sections/idle.js');
 
 const SECTIONS = { ...browserSections, fanout, signalling, idle };
@@ -112,7 +97,7 @@ async function main() {
 	const chosen = process.argv.slice(2).length ? process.argv.slice(2) : ALL_SECTIONS;
 	for (const name of chosen) if (!SECTIONS[name]) fail(`unknown section ${name} (sections: ${ALL_SECTIONS.join(' ')})`);
 	const limit = fdLimit();
-	const clients = (process.env.BENCH_CLIENTS ?? '1000,5000,10000,50000').split(',').map(Number);
+	const clients = clientCounts();
 	const fitting = clients.filter((m) => m + 1000 <= limit);
 	if (fitting.length < clients.length) {
 		console.log(`bench: file-descriptor limit ${limit}: skipping M = ${clients.filter((m) => !fitting.includes(m)).join(', ')} (raising it needs root with CAP_SYS_RESOURCE)`);

@@ -9,21 +9,17 @@
 //
 //   node bench/soak.js                   (SOAK_SECONDS=60 node bench/soak.js for a short run)
 
-const { spawnSync, fork } = require('node:child_process');
+const { fork } = require('node:child_process');
 const { once } = require('node:events');
 
-const ADDRESS = '10.77.0.1';
+const { ADDRESS, insideNamespace, reexecInNamespace } = require('./lib/namespace.js');
 const PEERS = Number(process.env.SOAK_PEERS ?? 50);
 const SECONDS = Math.min(Number(process.env.SOAK_SECONDS ?? 600), 3600);
 const CHURN_MS = 10_000;
 const REPORT_MS = 30_000;
 
-if (process.env.ENSLAVISM_BENCH_NETNS !== '1' && process.argv[2] !== 'slave') {
-	const setup = `set -e; ip link set lo up; ip link add v0 type veth peer name v1; ip addr add ${ADDRESS}/24 dev v0; ip link set v0 up; ip link set v1 up; exec "$0" "$1"`;
-	const r = spawnSync('unshare', ['-rn', 'sh', '-c', setup, process.execPath, __filename], {
-		stdio: 'inherit', env: { ...process.env, ENSLAVISM_BENCH_NETNS: '1' }, timeout: (SECONDS + 120) * 1000,
-	});
-	process.exit(r.status ?? 1);
+if (!insideNamespace() && process.argv[2] !== 'slave') {
+	reexecInNamespace(__filename, [], { timeoutMs: (SECONDS + 120) * 1000 });
 }
 
 const { Master, Slave } = require('..');

@@ -6,7 +6,7 @@ const { fork } = require('node:child_process');
 const { once } = require('node:events');
 const path = require('node:path');
 
-const ADDRESS = '10.77.0.1';
+const { ADDRESS } = require('./namespace.js');
 const START_LIMIT_MS = 30_000;
 
 /** Resolves with the child's first IPC message, or rejects if it exits or stays silent. */
@@ -52,4 +52,4 @@ async function stop(...children) {
 	}));
 }
 
-module.exports = { ADDRESS, startMaster, startSlave, stop };
+module.exports = { startMaster, startSlave, stop };

@@ -3,7 +3,7 @@
 // setup, echo round-trip times, and reliable throughput both ways.
 
 const { percentile } = require('../lib/stats.js');
-const { startMaster, startSlave, stop, ADDRESS } = require('../lib/procs.js');
+const { startMaster, startSlave, stop } = require('../lib/procs.js');
 
 const THROUGHPUT_MS = 2000;
 
@@ -70,4 +70,4 @@ const throughput = {
 	},
 };
 
-module.exports = { setup, echo, throughput, ADDRESS };
+module.exports = { setup, echo, throughput };
