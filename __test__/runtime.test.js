@@ -12,9 +12,18 @@ function engineWorkers(env) {
 		const fs = require('node:fs');
 		const { Master } = require(${JSON.stringify(path.join(__dirname, '..'))});
 		const m = new Master(0, { host: '127.0.0.1' });
+		// A new thread names itself once it runs, a moment after the runtime
+		// spawned it; no event says when, so look again (bounded) until the
+		// count settles at what was asked for.
+		const workers = () => fs.readdirSync('/proc/self/task')
+			.map((t) => { try { return fs.readFileSync('/proc/self/task/' + t + '/comm', 'utf8').trim(); } catch { return ''; } })
+			.filter((n) => n === 'enslavism');
 		m.on('listening', async () => {
-			const names = fs.readdirSync('/proc/self/task').map((t) => fs.readFileSync('/proc/self/task/' + t + '/comm', 'utf8').trim());
-			console.log(JSON.stringify(names.filter((n) => n === 'enslavism')));
+			const deadline = Date.now() + 5000;
+			while (workers().length < ${JSON.stringify(Number(env.ENSLAVISM_THREADS) || 0)} && Date.now() < deadline) {
+				await new Promise((r) => setTimeout(r, 10));
+			}
+			console.log(JSON.stringify(workers()));
 			await m.close();
 		});
 	`], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000 });

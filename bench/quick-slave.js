@@ -41,6 +41,8 @@ if (process.argv[2] === 'slave') {
 				} else if (++received === MESSAGES) process.send({ received });
 			});
 		}));
+		// The bench died (deadline, error): do not outlive it.
+		process.on('disconnect', () => process.exit(1));
 		process.on('message', (m) => {
 			if (m === 'rss') process.send({ rss: process.memoryUsage().rss, connections: slave.connections.length });
 			if (m === 'exit') slave.close().then(() => process.exit(0));
@@ -63,7 +65,7 @@ function ask(child, message, key) {
 	globalThis.WebSocket = require('ws');
 	globalThis.RTCPeerConnection = require('@roamhq/wrtc').RTCPeerConnection;
 	const { MasterConnection } = await import('../client/index.mjs');
-	const master = new Master(0, { host: '127.0.0.1' });
+	const master = new Master(0, { host: '127.0.0.1', maxOffersPerSecond: 0 });
 	await once(master, 'listening');
 	const url = `ws://127.0.0.1:${master.port}`;
 	const masterCon = new MasterConnection(url);
