@@ -131,6 +131,8 @@ pub(crate) fn observe_sequence(datagrams: &[(bool, &[u8])]) {
 struct NudgingSocket {
     inner: Arc<dyn AsyncUdpSocket>,
     state: Mutex<NudgeState>,
+    /// GRO was turned off (see [`super::gro`]): one datagram per read.
+    single_datagrams: bool,
 }
 
 impl NudgingSocket {
@@ -187,11 +189,15 @@ impl AsyncUdpSocket for NudgingSocket {
     }
 
     fn max_gro_segments(&self) -> usize {
-        self.inner.max_gro_segments()
+        if self.single_datagrams {
+            1
+        } else {
+            self.inner.max_gro_segments()
+        }
     }
 }
 
-/// tokio's runtime for webrtc-rs, with [`NudgingSocket`]s.
+/// tokio's runtime for webrtc-rs, with [`NudgingSocket`]s, GRO off on each.
 #[derive(Debug)]
 pub(crate) struct NudgingRuntime {
     inner: TokioRuntime,
@@ -213,8 +219,9 @@ impl Runtime for NudgingRuntime {
     }
 
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
-        let inner = self.inner.wrap_udp_socket(socket)?;
-        Ok(Arc::new(NudgingSocket { inner, state: Mutex::new(NudgeState::default()) }))
+        // quinn-udp turns GRO on while wrapping; turn it off after.
+        let (inner, single_datagrams) = super::gro::wrap_without_gro(socket, |s| self.inner.wrap_udp_socket(s))?;
+        Ok(Arc::new(NudgingSocket { inner, state: Mutex::new(NudgeState::default()), single_datagrams }))
     }
 
     fn wrap_tcp_listener(&self, listener: std::net::TcpListener) -> io::Result<Arc<dyn AsyncTcpListener>> {

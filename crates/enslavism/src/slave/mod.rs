@@ -8,6 +8,7 @@
 //! [`SlaveEvent`]s. Channels are addressed by a [`ChannelId`] for sending.
 
 mod channel;
+mod gro;
 pub(crate) mod ice_nudge;
 mod link;
 pub(crate) mod negotiated;

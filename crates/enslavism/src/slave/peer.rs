@@ -238,8 +238,10 @@ pub(crate) async fn run_peer(
         return;
     }
 
+    // The setup futures are boxed: inline, their (large) state would stay
+    // part of this task, allocated for the whole life of every peer.
     let (signal_tx, mut signals) = mpsc::unbounded_channel();
-    let pc = match build_peer(&shared, signal_tx).await {
+    let pc = match Box::pin(build_peer(&shared, signal_tx)).await {
         Ok(pc) => pc,
         Err(e) => {
             tracing::warn!(client_id, "cannot create a peer connection: {e}");
@@ -249,7 +251,7 @@ pub(crate) async fn run_peer(
     };
     let mid = first_mid(&offer_sdp);
     let mut negotiated_ids = HashSet::new();
-    let (answer_sdp, first_channels) = match apply_offer(&*pc, &offer_sdp, &mut negotiated_ids).await {
+    let (answer_sdp, first_channels) = match Box::pin(apply_offer(&*pc, &offer_sdp, &mut negotiated_ids)).await {
         Ok(answered) => answered,
         Err(e) => {
             tracing::debug!(client_id, "unusable offer: {e}");
@@ -258,7 +260,7 @@ pub(crate) async fn run_peer(
             return;
         }
     };
-    let sdp = answer_to_send(&*pc, answer_sdp, &mut signals).await;
+    let sdp = Box::pin(answer_to_send(&*pc, answer_sdp, &mut signals)).await;
     let session: SessionId = shared.next_session.fetch_add(1, Ordering::Relaxed);
     shared.hooks.on_event(SlaveEvent::Connection { client_id, session });
     // Reports the end of the session however this task ends, a panic included.
@@ -288,7 +290,7 @@ pub(crate) async fn run_peer(
     loop {
         tokio::select! {
             command = commands.recv() => match command {
-                Some(PeerCommand::Offer(sdp)) => match apply_offer(&*pc, &sdp, &mut negotiated_ids).await {
+                Some(PeerCommand::Offer(sdp)) => match Box::pin(apply_offer(&*pc, &sdp, &mut negotiated_ids)).await {
                     Ok((sdp, channels)) => {
                         for (info, dc) in channels {
                             spawn_channel(dc, Some(info), &mut live_channels);
