@@ -225,10 +225,16 @@ export declare class DataChannel extends EventEmitter {
 	 * Sends a message: a string as a text message; a Buffer, ArrayBuffer,
 	 * TypedArray or DataView as a binary one. Throws an Error with code
 	 * `ERR_ENSLAVISM_CHANNEL_CLOSED` when `readyState` is not 'open' (a message
-	 * sent after the peer closed, before the 'close' event, is dropped).
+	 * sent after the peer closed, before the 'close' event, is dropped). When
+	 * `bufferedAmount` would pass 16 MiB (the peer is not taking what it is
+	 * sent), the message is dropped and the channel closes with an `error`
+	 * (code `ERR_ENSLAVISM_CHANNEL`), then `close`; send() itself does not throw.
 	 */
 	send(data: string | Buffer | ArrayBuffer | ArrayBufferView): void;
-	/** Closes the channel; `close` follows. */
+	/**
+	 * Closes the channel after what was already sent has been delivered (at
+	 * most 10 s later): `readyState` is 'closing' until then, and `close` follows.
+	 */
 	close(): void;
 	addEventListener(type: 'open' | 'close' | 'error' | 'bufferedamountlow', listener: (ev: DataChannelEvent) => void, options?: { once?: boolean }): void;
 	addEventListener(type: 'message', listener: (ev: DataChannelEvent<string | ArrayBuffer>) => void, options?: { once?: boolean }): void;

@@ -261,6 +261,63 @@ describe('slave on webrtc-rs', () => {
 		assert.ok(lossyCount > COUNT / 2, `the unreliable channel delivered only ${lossyCount}/${COUNT}`);
 	}));
 
+	it('a channel the slave closes delivers what was sent first, then closes in the browser; the connection goes on', () => withSlave('closer', async ({ slave, slaveCo }) => {
+		let opened;
+		const serverOpened = new Promise((resolve) => { opened = resolve; });
+		slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
+			if (dc.label === 'first') opened(dc);
+			dc.on('message', (ev) => dc.send(ev.data)); // echo
+		}));
+		const first = await slaveCo.createDataChannel('first');
+		const second = await slaveCo.createDataChannel('second');
+		const serverFirst = await serverOpened;
+		let received = 0;
+		first.onmessage = (ev) => { received += ev.data.byteLength; };
+		const browserClosed = new Promise((resolve) => { first.onclose = resolve; });
+		// A backlog far over what SCTP holds at once, then close at once.
+		for (let i = 0; i < 20; i++) serverFirst.send(Buffer.alloc(60_000, 2));
+		serverFirst.close();
+		assert.equal(serverFirst.readyState, 'closing');
+		await browserClosed;
+		assert.equal(received, 20 * 60_000);
+		assert.equal(first.readyState, 'closed');
+		const echoed = new Promise((resolve) => { second.onmessage = (ev) => resolve(ev.data); });
+		second.send('still here');
+		assert.equal(await echoed, 'still here');
+	}));
+
+	it('a channel whose send queue passes 16 MiB closes with an error; the connection and its other channels go on', () => withSlave('flood', async ({ slave, slaveCo }) => {
+		let floodOpened;
+		const serverFloodOpened = new Promise((resolve) => { floodOpened = resolve; });
+		slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
+			if (dc.label === 'flood') floodOpened(dc);
+			dc.on('message', (ev) => dc.send(ev.data)); // echo
+		}));
+		await slaveCo.createDataChannel('flood');
+		const other = await slaveCo.createDataChannel('other');
+		const serverFlood = await serverFloodOpened;
+		// (Not events.once: its promises reject when 'error' is emitted.)
+		const errored = new Promise((resolve) => serverFlood.on('error', resolve));
+		const serverClosed = new Promise((resolve) => serverFlood.on('close', resolve));
+		// Far more than SCTP can take while this loop runs: the queue passes the limit.
+		const chunk = Buffer.alloc(60_000, 1);
+		for (let i = 0; i < 1200; i++) serverFlood.send(chunk);
+		const errorEvent = await errored;
+		assert.equal(errorEvent.error.code, 'ERR_ENSLAVISM_CHANNEL');
+		assert.match(errorEvent.error.message, /send queue full/);
+		await serverClosed;
+		assert.equal(serverFlood.readyState, 'closed');
+		// (The browser's end is not waited for: the stream is reset with data
+		// undelivered, and libwebrtc then reports no close; see Sender::drain.)
+		// Sending on it now throws, as on any closed channel.
+		assert.throws(() => serverFlood.send('late'), { code: 'ERR_ENSLAVISM_CHANNEL_CLOSED' });
+		// The rest of the connection is unharmed.
+		const echoed = new Promise((resolve) => { other.onmessage = (ev) => resolve(ev.data); });
+		other.send('still here');
+		assert.equal(await echoed, 'still here');
+		assert.equal(slave.connections.length, 1);
+	}));
+
 	it('refuses a malformed offer, drops stray candidates, and keeps serving', () => withSlave('robust', async ({ slave, slaveCo }) => {
 		const raw = await connect(`${url}/enslavism/clients`);
 		const candidate = { sdpMid: '0', sdpMLineIndex: 0, candidate: 'candidate:not a candidate' };

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelState};
 
 use super::{ChannelId, SessionId, SlaveEvent, SlaveShared};
@@ -40,6 +41,11 @@ pub(crate) enum ChannelNote {
 /// The low threshold of a channel nobody watches.
 const LOW_THRESHOLD_DISARMED: usize = usize::MAX;
 
+/// Bytes a channel may hold for sending (SCTP's share included) before it is
+/// closed: libwebrtc's limit, so 0.9.0 slaves behaved the same. A peer that
+/// stops reading must not grow the process without bound.
+pub const SEND_QUEUE_LIMIT: usize = 16 * 1024 * 1024;
+
 enum Outgoing {
     Message { data: Bytes, is_text: bool },
     Close,
@@ -50,11 +56,27 @@ pub(crate) struct ChannelHandle {
     out: mpsc::UnboundedSender<Outgoing>,
     buffered: Arc<AtomicUsize>,
     low_threshold: Arc<AtomicUsize>,
+    /// Cancelled once the queue overflowed: the channel task closes the
+    /// channel at once (its queue may never drain), later sends are dropped.
+    overflowed: CancellationToken,
 }
 
 impl ChannelHandle {
+    /// Queues a message. Over [`SEND_QUEUE_LIMIT`], the message is dropped
+    /// and the channel closes with an error, as in libwebrtc (an exception
+    /// thrown into a game's send loop would take the whole server down).
     pub(crate) fn send(&self, data: Bytes, is_text: bool) -> Result<(), ()> {
+        if self.out.is_closed() {
+            return Err(());
+        }
+        if self.overflowed.is_cancelled() {
+            return Ok(());
+        }
         let len = data.len();
+        if self.buffered.load(Ordering::Relaxed) + len > SEND_QUEUE_LIMIT {
+            self.overflowed.cancel();
+            return Ok(());
+        }
         self.buffered.fetch_add(len, Ordering::Relaxed);
         self.out.send(Outgoing::Message { data, is_text }).map_err(|_| {
             self.buffered.fetch_sub(len, Ordering::Relaxed);
@@ -110,19 +132,34 @@ pub(crate) async fn run_channel(
         },
     };
     let channel: ChannelId = shared.next_channel.fetch_add(1, Ordering::Relaxed);
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
     let buffered = Arc::new(AtomicUsize::new(0));
     // Disarmed until the application sets a threshold: most games never
     // listen, and a drain to 0 after every send would be an event each time.
     let low_threshold = Arc::new(AtomicUsize::new(LOW_THRESHOLD_DISARMED));
+    let overflowed = CancellationToken::new();
     shared
         .channels()
-        .insert(channel, ChannelHandle { out: out_tx, buffered: buffered.clone(), low_threshold: low_threshold.clone() });
+        .insert(channel, ChannelHandle {
+            out: out_tx,
+            buffered: buffered.clone(),
+            low_threshold: low_threshold.clone(),
+            overflowed: overflowed.clone(),
+        });
     tracing::debug!(client_id, channel, label = %info.label, "data channel");
     let mut end = ChannelEnd { shared: &shared, ids: (client_id, session), channel, notes: &notes, pending_info: Some(info) };
     if announce_now || matches!(dc.ready_state().await, Ok(RTCDataChannelState::Open)) {
         end.announce();
     }
+
+    // Sending has its own task: a send waits while SCTP is full, and events
+    // (messages, buffered-amount changes) must still be taken meanwhile, or
+    // webrtc-rs holds back every channel of the connection.
+    let done = CancellationToken::new();
+    let sender = Sender { dc: dc.clone(), buffered, low_threshold, overflowed: overflowed.clone(), done: done.clone() };
+    shared.spawn_guarded("a data channel's sender", sender.run(shared.clone(), channel, out_rx));
+    // The sender stops with this task, however it ends.
+    let _stop_sender = done.clone().drop_guard();
 
     loop {
         tokio::select! {
@@ -139,16 +176,60 @@ pub(crate) async fn run_channel(
                 Some(DataChannelEvent::OnClose) | None => break,
                 Some(_) => {}
             },
-            outgoing = out_rx.recv() => match outgoing {
+            // Closed by the application (the sender closed it after what was queued before).
+            _ = done.cancelled() => break,
+            _ = overflowed.cancelled() => {
+                tracing::debug!(client_id, channel, "send queue over its limit; closing the channel");
+                shared.hooks.on_event(SlaveEvent::ChannelError {
+                    channel,
+                    message: format!("send queue full ({SEND_QUEUE_LIMIT} bytes the peer has not taken); channel closed"),
+                });
+                let _ = dc.close().await;
+                break;
+            }
+            _ = shared.shutdown.cancelled() => break,
+        }
+    }
+    // `end` does the bookkeeping as it drops.
+}
+
+/// A channel's sending side: hands queued messages to SCTP, in order.
+struct Sender {
+    dc: Arc<dyn DataChannel>,
+    buffered: Arc<AtomicUsize>,
+    low_threshold: Arc<AtomicUsize>,
+    overflowed: CancellationToken,
+    /// Cancelled when the channel's task ends, or by this sender once it closed the channel.
+    done: CancellationToken,
+}
+
+impl Sender {
+    async fn run(self, shared: Arc<SlaveShared>, channel: ChannelId, mut out_rx: mpsc::UnboundedReceiver<Outgoing>) {
+        loop {
+            let outgoing = tokio::select! {
+                outgoing = out_rx.recv() => outgoing,
+                _ = self.done.cancelled() => return,
+                _ = self.overflowed.cancelled() => return,
+            };
+            match outgoing {
                 Some(Outgoing::Message { data, is_text }) => {
                     let len = data.len();
-                    let sent = match is_text.then(|| std::str::from_utf8(&data).ok()).flatten() {
-                        Some(text) => dc.send_text(text).await,
-                        // A uniquely owned buffer (what the binding passes) converts without a copy.
-                        None => dc.send(BytesMut::from(data)).await,
+                    let dc = &*self.dc;
+                    let send = async move {
+                        match is_text.then(|| std::str::from_utf8(&data).ok()).flatten() {
+                            Some(text) => dc.send_text(text).await,
+                            // A uniquely owned buffer (what the binding passes) converts without a copy.
+                            None => dc.send(BytesMut::from(data)).await,
+                        }
                     };
-                    let before = buffered.fetch_sub(len, Ordering::Relaxed);
-                    let threshold = low_threshold.load(Ordering::Relaxed);
+                    // SCTP takes nothing while the peer does not read: stop waiting once the channel ends.
+                    let sent = tokio::select! {
+                        sent = send => sent,
+                        _ = self.done.cancelled() => return,
+                        _ = self.overflowed.cancelled() => return,
+                    };
+                    let before = self.buffered.fetch_sub(len, Ordering::Relaxed);
+                    let threshold = self.low_threshold.load(Ordering::Relaxed);
                     if threshold != LOW_THRESHOLD_DISARMED && before > threshold && before - len <= threshold {
                         shared.hooks.on_event(SlaveEvent::BufferedAmountLow { channel });
                     }
@@ -156,16 +237,39 @@ pub(crate) async fn run_channel(
                         tracing::debug!(channel, "send failed: {e}");
                     }
                 }
-                Some(Outgoing::Close) | None => {
-                    let _ = dc.close().await;
-                    break;
+                Some(Outgoing::Close) => {
+                    self.drain().await;
+                    let _ = self.dc.close().await;
+                    self.done.cancel();
+                    return;
                 }
-            },
-            _ = shared.shutdown.cancelled() => break,
+                // The channel's task ended: nothing left to do.
+                None => return,
+            }
         }
     }
-    // `end` does the bookkeeping as it drops.
+
+    /// Waits, for at most [`CLOSE_DRAIN_LIMIT`], until SCTP has delivered what
+    /// this channel gave it, as a browser's `close()` does. webrtc-rs 0.21.1
+    /// resets the stream at once instead, and libwebrtc then neither gets the
+    /// rest nor reports the close (1.2 MB sent then closed: 776 kB arrived
+    /// and the browser's channel stayed open). No event says "all
+    /// acknowledged", so this looks again every [`CLOSE_DRAIN_POLL`].
+    async fn drain(&self) {
+        let deadline = tokio::time::Instant::now() + CLOSE_DRAIN_LIMIT;
+        while matches!(self.dc.outstanding_bytes().await, Ok(n) if n > 0) && tokio::time::Instant::now() < deadline {
+            tokio::select! {
+                _ = tokio::time::sleep(CLOSE_DRAIN_POLL) => {}
+                _ = self.done.cancelled() => return,
+            }
+        }
+    }
 }
+
+/// How long a closing channel waits for its data to be delivered.
+const CLOSE_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often a closing channel looks whether its data was delivered.
+const CLOSE_DRAIN_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// A channel's bookkeeping, done when its task ends in any way (a panic
 /// included): the handle leaves the map, the application hears of the close

@@ -29,7 +29,7 @@ use tokio_util::task::TaskTracker;
 use crate::proto::ProtoError;
 
 use channel::ChannelHandle;
-pub use channel::ChannelInfo;
+pub use channel::{ChannelInfo, SEND_QUEUE_LIMIT};
 
 /// A data channel, as numbered by its slave (unique for the slave's lifetime).
 pub type ChannelId = u64;
@@ -327,6 +327,8 @@ impl Slave {
     }
 
     /// Queues a message on a data channel (`is_text` sends a text message).
+    /// Past [`SEND_QUEUE_LIMIT`] queued bytes, the message is dropped and the
+    /// channel closes with a `ChannelError` (this still returns `Ok`).
     pub fn send(&self, channel: ChannelId, data: Bytes, is_text: bool) -> Result<(), SlaveError> {
         let channels = self.shared.channels();
         let handle = channels.get(&channel).ok_or(SlaveError::ChannelNotOpen(channel))?;
@@ -346,7 +348,8 @@ impl Slave {
         }
     }
 
-    /// Closes one data channel (its `ChannelClose` event follows).
+    /// Closes one data channel once what was sent on it is delivered (at most
+    /// 10 s later); its `ChannelClose` event follows.
     pub fn close_channel(&self, channel: ChannelId) {
         if let Some(handle) = self.shared.channels().get(&channel) {
             handle.close();

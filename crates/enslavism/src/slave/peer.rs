@@ -241,6 +241,7 @@ pub(crate) async fn run_peer(
     // The setup futures are boxed: inline, their (large) state would stay
     // part of this task, allocated for the whole life of every peer.
     let (signal_tx, mut signals) = mpsc::unbounded_channel();
+    tracing::trace!(client_id, "offer accepted");
     let pc = match Box::pin(build_peer(&shared, signal_tx)).await {
         Ok(pc) => pc,
         Err(e) => {
@@ -249,6 +250,7 @@ pub(crate) async fn run_peer(
             return;
         }
     };
+    tracing::trace!(client_id, "peer connection built");
     let mid = first_mid(&offer_sdp);
     let mut negotiated_ids = HashSet::new();
     let (answer_sdp, first_channels) = match Box::pin(apply_offer(&*pc, &offer_sdp, &mut negotiated_ids)).await {
@@ -260,7 +262,9 @@ pub(crate) async fn run_peer(
             return;
         }
     };
+    tracing::trace!(client_id, "offer applied");
     let sdp = Box::pin(answer_to_send(&*pc, answer_sdp, &mut signals)).await;
+    tracing::trace!(client_id, "answer ready");
     let session: SessionId = shared.next_session.fetch_add(1, Ordering::Relaxed);
     shared.hooks.on_event(SlaveEvent::Connection { client_id, session });
     // Reports the end of the session however this task ends, a panic included.
