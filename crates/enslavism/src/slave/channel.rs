@@ -66,9 +66,6 @@ impl ChannelHandle {
     /// and the channel closes with an error, as in libwebrtc (an exception
     /// thrown into a game's send loop would take the whole server down).
     pub(crate) fn send(&self, data: Bytes, is_text: bool) -> Result<(), ()> {
-        if self.out.is_closed() {
-            return Err(());
-        }
         if self.overflowed.is_cancelled() {
             return Ok(());
         }
