@@ -158,6 +158,11 @@ pub(crate) async fn run_channel(
     // The sender stops with this task, however it ends.
     let _stop_sender = done.clone().drop_guard();
 
+    // Made once: a fresh wait per event would register and unregister with each token every time.
+    let closed_here = done.cancelled();
+    let overflow = overflowed.cancelled();
+    let shutdown = shared.shutdown.cancelled();
+    tokio::pin!(closed_here, overflow, shutdown);
     loop {
         tokio::select! {
             event = dc.poll() => match event {
@@ -174,8 +179,8 @@ pub(crate) async fn run_channel(
                 Some(_) => {}
             },
             // Closed by the application (the sender closed it after what was queued before).
-            _ = done.cancelled() => break,
-            _ = overflowed.cancelled() => {
+            _ = &mut closed_here => break,
+            _ = &mut overflow => {
                 tracing::debug!(client_id, channel, "send queue over its limit; closing the channel");
                 shared.hooks.on_event(SlaveEvent::ChannelError {
                     channel,
@@ -184,7 +189,7 @@ pub(crate) async fn run_channel(
                 let _ = dc.close().await;
                 break;
             }
-            _ = shared.shutdown.cancelled() => break,
+            _ = &mut shutdown => break,
         }
     }
     // `end` does the bookkeeping as it drops.
@@ -202,11 +207,19 @@ struct Sender {
 
 impl Sender {
     async fn run(self, shared: Arc<SlaveShared>, channel: ChannelId, mut out_rx: mpsc::UnboundedReceiver<Outgoing>) {
+        // Made once, as in `run_channel`; looked at only when there is nothing else to do.
+        let stopped = async {
+            tokio::select! {
+                _ = self.done.cancelled() => {}
+                _ = self.overflowed.cancelled() => {}
+            }
+        };
+        tokio::pin!(stopped);
         loop {
             let outgoing = tokio::select! {
+                biased;
                 outgoing = out_rx.recv() => outgoing,
-                _ = self.done.cancelled() => return,
-                _ = self.overflowed.cancelled() => return,
+                _ = &mut stopped => return,
             };
             match outgoing {
                 Some(Outgoing::Message { data, is_text }) => {
@@ -221,9 +234,9 @@ impl Sender {
                     };
                     // SCTP takes nothing while the peer does not read: stop waiting once the channel ends.
                     let sent = tokio::select! {
+                        biased;
                         sent = send => sent,
-                        _ = self.done.cancelled() => return,
-                        _ = self.overflowed.cancelled() => return,
+                        _ = &mut stopped => return,
                     };
                     let before = self.buffered.fetch_sub(len, Ordering::Relaxed);
                     let threshold = self.low_threshold.load(Ordering::Relaxed);
