@@ -267,6 +267,27 @@ describe('slave on webrtc-rs', () => {
 		assert.ok(lossyCount > COUNT / 2, `the unreliable channel delivered only ${lossyCount}/${COUNT}`);
 	}));
 
+	it('bufferedAmount shows a backlog beyond what SCTP holds, and bufferedamountlow fires once it is sent', () => withSlave('paced', async ({ slave, slaveCo }) => {
+		let opened;
+		const serverOpened = new Promise((resolve) => { opened = resolve; });
+		slave.on('connection', (clientCo) => clientCo.on('datachannel', opened));
+		const dc = await slaveCo.createDataChannel('bulk');
+		const serverDc = await serverOpened;
+		let received = 0;
+		const allIn = new Promise((resolve) => { dc.onmessage = (ev) => { received += ev.data.byteLength; if (received === 100 * 50_000) resolve(); }; });
+		const low = new Promise((resolve) => serverDc.on('bufferedamountlow', resolve));
+		serverDc.bufferedAmountLowThreshold = 0;
+		for (let i = 0; i < 100; i++) serverDc.send(Buffer.alloc(50_000, 3));
+		// 5 MB given at once: SCTP holds at most 128 KiB of it unacknowledged,
+		// and far less than half can be delivered while this task runs; the
+		// rest waits where bufferedAmount shows it.
+		assert.ok(serverDc.bufferedAmount > 2_500_000, `bufferedAmount ${serverDc.bufferedAmount}`);
+		await low;
+		assert.equal(serverDc.bufferedAmount, 0);
+		await allIn;
+		assert.equal(received, 100 * 50_000);
+	}));
+
 	it('a channel the slave closes delivers what was sent first, then closes in the browser; the connection goes on', () => withSlave('closer', async ({ slave, slaveCo }) => {
 		let opened;
 		const serverOpened = new Promise((resolve) => { opened = resolve; });

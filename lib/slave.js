@@ -162,9 +162,14 @@ class Slave extends EventEmitter {
 			case 'message':
 				this._channels.get(event.channel)?.dc._message(event);
 				break;
-			case 'bufferedamountlow':
-				this._channels.get(event.channel)?.dc._dispatch('bufferedamountlow', {});
+			case 'bufferedamountlow': {
+				// The engine drains while JS runs: a drop to the threshold between
+				// two sends of one loop is stale by the time it gets here. The next
+				// drop to the threshold is reported again.
+				const dc = this._channels.get(event.channel)?.dc;
+				if (dc && dc.bufferedAmount <= dc.bufferedAmountLowThreshold) dc._dispatch('bufferedamountlow', {});
 				break;
+			}
 			case 'error': {
 				const entry = this._channels.get(event.channel);
 				if (entry) entry.dc._dispatch('error', { error: codedError(Error, 'ERR_ENSLAVISM_CHANNEL', event.reason) });
