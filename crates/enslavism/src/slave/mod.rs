@@ -200,6 +200,8 @@ pub enum SlaveEvent {
         is_text: bool,
     },
     /// The amount buffered for sending fell to the channel's low threshold.
+    /// More may have been queued by the time this is handled: check
+    /// [`Slave::buffered_amount`] (the Node wrapper drops such stale reports).
     BufferedAmountLow {
         /// Which channel.
         channel: ChannelId,
