@@ -101,6 +101,21 @@ describe('slave on webrtc-rs', () => {
 		}
 	}
 
+	/** The slave's end of the channel labelled `label`, once it opens; every channel of `slave` echoes. */
+	function echoingSlaveChannel(slave, label) {
+		return new Promise((resolve) => slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
+			if (dc.label === label) resolve(dc);
+			dc.on('message', (ev) => dc.send(ev.data));
+		})));
+	}
+
+	/** Asserts that `dc` (a browser channel to an echoing slave channel) still echoes. */
+	async function assertEchoes(dc) {
+		const echoed = new Promise((resolve) => { dc.onmessage = (ev) => resolve(ev.data); });
+		dc.send('still here');
+		assert.equal(await echoed, 'still here');
+	}
+
 	it('rejects with the HTTP status when the master refuses the slave', async () => {
 		const err = await new Slave(url, {}, { password: 'wrong' }, SLAVE_OPTIONS).catch((e) => e);
 		assert.ok(err instanceof Error);
@@ -268,9 +283,7 @@ describe('slave on webrtc-rs', () => {
 	}));
 
 	it('bufferedAmount shows a backlog beyond what SCTP holds, and bufferedamountlow fires once it is sent', () => withSlave('paced', async ({ slave, slaveCo }) => {
-		let opened;
-		const serverOpened = new Promise((resolve) => { opened = resolve; });
-		slave.on('connection', (clientCo) => clientCo.on('datachannel', opened));
+		const serverOpened = echoingSlaveChannel(slave, 'bulk');
 		const dc = await slaveCo.createDataChannel('bulk');
 		const serverDc = await serverOpened;
 		let received = 0;
@@ -289,12 +302,7 @@ describe('slave on webrtc-rs', () => {
 	}));
 
 	it('a channel the slave closes delivers what was sent first, then closes in the browser; the connection goes on', () => withSlave('closer', async ({ slave, slaveCo }) => {
-		let opened;
-		const serverOpened = new Promise((resolve) => { opened = resolve; });
-		slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
-			if (dc.label === 'first') opened(dc);
-			dc.on('message', (ev) => dc.send(ev.data)); // echo
-		}));
+		const serverOpened = echoingSlaveChannel(slave, 'first');
 		const first = await slaveCo.createDataChannel('first');
 		const second = await slaveCo.createDataChannel('second');
 		const serverFirst = await serverOpened;
@@ -308,18 +316,11 @@ describe('slave on webrtc-rs', () => {
 		await browserClosed;
 		assert.equal(received, 20 * 60_000);
 		assert.equal(first.readyState, 'closed');
-		const echoed = new Promise((resolve) => { second.onmessage = (ev) => resolve(ev.data); });
-		second.send('still here');
-		assert.equal(await echoed, 'still here');
+		await assertEchoes(second);
 	}));
 
 	it('a channel whose send queue passes 16 MiB closes with an error; the connection and its other channels go on', () => withSlave('flood', async ({ slave, slaveCo }) => {
-		let floodOpened;
-		const serverFloodOpened = new Promise((resolve) => { floodOpened = resolve; });
-		slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
-			if (dc.label === 'flood') floodOpened(dc);
-			dc.on('message', (ev) => dc.send(ev.data)); // echo
-		}));
+		const serverFloodOpened = echoingSlaveChannel(slave, 'flood');
 		await slaveCo.createDataChannel('flood');
 		const other = await slaveCo.createDataChannel('other');
 		const serverFlood = await serverFloodOpened;
@@ -339,9 +340,7 @@ describe('slave on webrtc-rs', () => {
 		// Sending on it now throws, as on any closed channel.
 		assert.throws(() => serverFlood.send('late'), { code: 'ERR_ENSLAVISM_CHANNEL_CLOSED' });
 		// The rest of the connection is unharmed.
-		const echoed = new Promise((resolve) => { other.onmessage = (ev) => resolve(ev.data); });
-		other.send('still here');
-		assert.equal(await echoed, 'still here');
+		await assertEchoes(other);
 		assert.equal(slave.connections.length, 1);
 	}));
 
