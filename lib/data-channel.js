@@ -148,13 +148,8 @@ class DataChannel extends EventEmitter {
 		this._dispatch('open', {});
 	}
 
-	_message(event) {
-		let data;
-		if (event.text != null) data = event.text;
-		else {
-			const buf = event.data;
-			data = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
-		}
+	/** `data` is an ArrayBuffer (binary) or a string (text), as `ev.data` shows it. */
+	_message(data) {
 		this._dispatch('message', { data });
 	}
 

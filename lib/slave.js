@@ -102,7 +102,11 @@ class Slave extends EventEmitter {
 		this._clients = new Map();
 		this._channels = new Map();
 		this._closing = null;
-		this._native = NativeSlave.create(checkOptions(options), (event) => this._onNativeEvent(event));
+		this._native = NativeSlave.create(checkOptions(options), (event, data) => {
+			// A message comes as (channel, data), without an event object: it is the hot path.
+			if (typeof event === 'number') this._channels.get(event)?.dc._message(data);
+			else this._onNativeEvent(event);
+		});
 		this.on('newListener', (event) => { if (event === 'offer') this._native.setOffersObserved(true); });
 		this.on('removeListener', (event) => {
 			if (event === 'offer') this._native.setOffersObserved(this.listenerCount('offer') > 0);
@@ -159,9 +163,6 @@ class Slave extends EventEmitter {
 				dc._opened();
 				break;
 			}
-			case 'message':
-				this._channels.get(event.channel)?.dc._message(event);
-				break;
 			case 'bufferedamountlow': {
 				// The engine drains while JS runs: a drop to the threshold between
 				// two sends of one loop is stale by the time it gets here. The next

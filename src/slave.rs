@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use enslavism::slave::{ChannelId, IceServer, OfferDecision, Slave, SlaveConfig, SlaveError, SlaveEvent, SlaveHooks};
-use napi::bindgen_prelude::{Buffer, Function};
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::bindgen_prelude::{ArrayBuffer, Either, FnArgs, Function};
+use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
 use tokio::sync::oneshot;
@@ -63,7 +63,7 @@ pub struct NativeSlaveOptions {
 #[napi(object)]
 #[derive(Default)]
 pub struct NativeSlaveEvent {
-    /// `offer`, `connection`, `datachannel`, `message`,
+    /// `offer`, `connection`, `datachannel`,
     /// `bufferedamountlow`, `error`, `channelclose`, `connectionclose`, `masterclose`.
     pub r#type: String,
     /// The client's id.
@@ -88,10 +88,6 @@ pub struct NativeSlaveEvent {
     pub max_packet_life_time: Option<u32>,
     /// Channel number (for `datachannel`).
     pub id: Option<u32>,
-    /// A binary message (for `message`).
-    pub data: Option<Buffer>,
-    /// A text message (for `message`).
-    pub text: Option<String>,
     /// Close code (for `masterclose`).
     pub code: Option<u32>,
     /// Close reason or error message.
@@ -107,7 +103,33 @@ pub struct NativeFailure {
     pub message: String,
 }
 
-type EventCallback = ThreadsafeFunction<NativeSlaveEvent, (), NativeSlaveEvent, Status, false>;
+/// What the engine hands to the JS thread. Messages are the hot path: they
+/// skip the event object (one property set per field) and arrive as a fresh
+/// `ArrayBuffer`, which is what `ev.data` must be anyway (an external Buffer
+/// cost a finalizer per message plus a copy in JS).
+enum Delivery {
+    Event(NativeSlaveEvent),
+    Message { channel: ChannelId, data: Bytes, is_text: bool },
+}
+
+/// The JS callback's arguments: `(event, undefined)`, or `(channel, data)` for a message.
+type DeliveryArgs = FnArgs<(Either<NativeSlaveEvent, i64>, Option<Either<ArrayBuffer<'static>, String>>)>;
+
+type EventCallback = ThreadsafeFunction<Delivery, (), DeliveryArgs, Status, false>;
+
+fn delivery_args(ctx: ThreadsafeCallContext<Delivery>) -> napi::Result<DeliveryArgs> {
+    Ok(match ctx.value {
+        Delivery::Event(event) => (Either::A(event), None).into(),
+        Delivery::Message { channel, data, is_text } => {
+            let payload = if is_text {
+                Either::B(String::from_utf8_lossy(&data).into_owned())
+            } else {
+                Either::A(ArrayBuffer::copy_from(&ctx.env, &data)?)
+            };
+            (Either::B(channel as i64), Some(payload)).into()
+        }
+    })
+}
 
 struct JsSlaveHooks {
     events: Mutex<Option<Arc<EventCallback>>>,
@@ -118,8 +140,12 @@ struct JsSlaveHooks {
 
 impl JsSlaveHooks {
     fn emit(&self, event: NativeSlaveEvent) -> bool {
+        self.deliver(Delivery::Event(event))
+    }
+
+    fn deliver(&self, delivery: Delivery) -> bool {
         let callback = self.events.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        callback.is_some_and(|cb| cb.call(event, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok)
+        callback.is_some_and(|cb| cb.call(delivery, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok)
     }
 
     fn shut(&self) {
@@ -169,14 +195,8 @@ impl SlaveHooks for JsSlaveHooks {
                 ..channel_event("datachannel", channel)
             },
             SlaveEvent::Message { channel, data, is_text } => {
-                if is_text {
-                    NativeSlaveEvent {
-                        text: Some(String::from_utf8_lossy(&data).into_owned()),
-                        ..channel_event("message", channel)
-                    }
-                } else {
-                    NativeSlaveEvent { data: Some(Buffer::from(data.to_vec())), ..channel_event("message", channel) }
-                }
+                self.deliver(Delivery::Message { channel, data, is_text });
+                return;
             }
             SlaveEvent::BufferedAmountLow { channel } => channel_event("bufferedamountlow", channel),
             SlaveEvent::ChannelError { channel, message } => {
@@ -269,19 +289,21 @@ pub struct NativeSlave {
 
 #[napi]
 impl NativeSlave {
-    /// Validates the options and prepares event delivery.
+    /// Validates the options and prepares event delivery: `onEvent(event)`
+    /// for every event, `onEvent(channel, data)` for a message (an
+    /// `ArrayBuffer`, or a string for a text message).
     #[napi(factory)]
     pub fn create(
         options: Option<NativeSlaveOptions>,
-        on_event: Function<'_, NativeSlaveEvent, ()>,
+        on_event: Function<'_, DeliveryArgs, ()>,
     ) -> napi::Result<Self, String> {
         crate::guarded(|| {
             init_logging();
             let config = config_from(options.unwrap_or_default())?;
             let callback = on_event
-                .build_threadsafe_function::<NativeSlaveEvent>()
+                .build_threadsafe_function::<Delivery>()
                 .callee_handled::<false>()
-                .build()
+                .build_callback(delivery_args)
                 .map_err(|e| js_error(codes::INTERNAL, e.reason))?;
             Ok(NativeSlave {
                 config: Mutex::new(Some(config)),
@@ -352,8 +374,9 @@ impl NativeSlave {
 
     /// Queues a message on a channel; `isText` sends a text message.
     #[napi]
-    pub fn send(&self, channel: i64, data: Buffer, is_text: bool) -> napi::Result<(), String> {
-        crate::guarded(|| self.slave()?.send(channel as ChannelId, Bytes::copy_from_slice(&data), is_text).map_err(slave_error))
+    pub fn send(&self, channel: i64, data: &[u8], is_text: bool) -> napi::Result<(), String> {
+        // A slice, not a `Buffer`: that would take and drop a JS reference per message.
+        crate::guarded(|| self.slave()?.send(channel as ChannelId, Bytes::copy_from_slice(data), is_text).map_err(slave_error))
     }
 
     /// Bytes queued on a channel and not yet handed to SCTP.
