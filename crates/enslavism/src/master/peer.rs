@@ -126,10 +126,15 @@ where
     heartbeat.reset();
     let mut last_heard = tokio::time::Instant::now();
     let mut limits = (kind == PeerKind::Client).then(|| ClientLimits::new(&shared.config));
+    // Made once: a new wait per wake-up would lock the token shared by every
+    // peer twice per frame (register, then drop), a broadcast to 5,000 clients
+    // contending on it from every worker.
+    let shutdown = shared.shutdown.cancelled();
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             biased;
-            _ = shared.shutdown.cancelled() => {
+            _ = &mut shutdown => {
                 close_cleanly(ws, CLOSE_GOING_AWAY, "master closing").await;
                 return (CLOSE_GOING_AWAY, "master closing".into());
             }
