@@ -1,0 +1,43 @@
+'use strict';
+// Clients arriving all at once, as after a master restart: none may be
+// dropped by a full accept queue (a dropped SYN is retried a second later).
+// Runs in its own network namespace, whose TCP counters only this test moves.
+
+const { it } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const { insideNamespace, runInNamespace } = require('./netns.js');
+
+if (!insideNamespace()) {
+	it('master burst tests pass inside a private network namespace', () => {
+		const { status, output } = runInNamespace(__filename);
+		assert.equal(status, 0, output);
+	});
+	return;
+}
+
+const { connect, startMaster } = require('./helpers.js');
+
+const CLIENTS = 1000;
+
+/** The namespace's count of connections dropped because a listener's queue was full. */
+function listenOverflows() {
+	const lines = fs.readFileSync('/proc/net/netstat', 'utf8').split('\n');
+	const header = lines.findIndex((line) => line.startsWith('TcpExt:'));
+	const names = lines[header].split(/\s+/);
+	const values = lines[header + 1].split(/\s+/);
+	return Number(values[names.indexOf('ListenOverflows')]);
+}
+
+it(`${CLIENTS} clients connecting at once are all accepted without a dropped connection attempt`, async () => {
+	const { close, url } = await startMaster('port');
+	const before = listenOverflows();
+	const peers = await Promise.all(Array.from({ length: CLIENTS }, () => connect(`${url}/enslavism/clients`)));
+	try {
+		assert.equal(peers.length, CLIENTS);
+		assert.equal(listenOverflows() - before, 0, 'connection attempts dropped by a full accept queue');
+	} finally {
+		await Promise.all(peers.map((p) => p.close()));
+		await close();
+	}
+});
