@@ -117,6 +117,7 @@ type DeliveryArgs = FnArgs<(Either<NativeSlaveEvent, i64>, Option<Either<ArrayBu
 
 type EventCallback = ThreadsafeFunction<Delivery, (), DeliveryArgs, Status, false>;
 
+/// Turns a delivery into the callback's arguments, on the JS thread.
 fn delivery_args(ctx: ThreadsafeCallContext<Delivery>) -> napi::Result<DeliveryArgs> {
     Ok(match ctx.value {
         Delivery::Event(event) => (Either::A(event), None).into(),
