@@ -60,6 +60,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
 /// master restart, and the dropped ones retried their SYN a second later:
 /// 1,000 clients at once took 1.03 s to connect, 60 ms with this.
 const LISTEN_BACKLOG: u32 = 4096;
+
 /// Default offers a client may send per second (a burst of as many is
 /// allowed); offers over the rate are answered with a rejection.
 pub const DEFAULT_MAX_OFFERS_PER_SECOND: u32 = 10;
