@@ -227,8 +227,9 @@ export declare class DataChannel extends EventEmitter {
 	 * `ERR_ENSLAVISM_CHANNEL_CLOSED` when `readyState` is not 'open' (a message
 	 * sent after the peer closed, before the 'close' event, is dropped). When
 	 * `bufferedAmount` would pass 16 MiB (the peer is not taking what it is
-	 * sent), the message is dropped and the channel closes with an `error`
-	 * (code `ERR_ENSLAVISM_CHANNEL`), then `close`; send() itself does not throw.
+	 * sent), the message and what is still queued are dropped, an `error`
+	 * (code `ERR_ENSLAVISM_CHANNEL`) fires, and `close` follows once SCTP has
+	 * delivered what it holds (at most 10 s); send() itself does not throw.
 	 */
 	send(data: string | Buffer | ArrayBuffer | ArrayBufferView): void;
 	/**

@@ -321,7 +321,8 @@ describe('slave on webrtc-rs', () => {
 
 	it('a channel whose send queue passes 16 MiB closes with an error; the connection and its other channels go on', () => withSlave('flood', async ({ slave, slaveCo }) => {
 		const serverFloodOpened = echoingSlaveChannel(slave, 'flood');
-		await slaveCo.createDataChannel('flood');
+		const flood = await slaveCo.createDataChannel('flood');
+		const browserClosed = new Promise((resolve) => { flood.onclose = resolve; });
 		const other = await slaveCo.createDataChannel('other');
 		const serverFlood = await serverFloodOpened;
 		// (Not events.once: its promises reject when 'error' is emitted.)
@@ -335,8 +336,9 @@ describe('slave on webrtc-rs', () => {
 		assert.match(errorEvent.error.message, /send queue full/);
 		await serverClosed;
 		assert.equal(serverFlood.readyState, 'closed');
-		// (The browser's end is not waited for: the stream is reset with data
-		// undelivered, and libwebrtc then reports no close; see Sender::drain.)
+		// The browser reads, so what SCTP held is delivered and it sees the close.
+		await browserClosed;
+		assert.equal(flood.readyState, 'closed');
 		// Sending on it now throws, as on any closed channel.
 		assert.throws(() => serverFlood.send('late'), { code: 'ERR_ENSLAVISM_CHANNEL_CLOSED' });
 		// The rest of the connection is unharmed.

@@ -56,8 +56,9 @@ pub(crate) struct ChannelHandle {
     out: mpsc::UnboundedSender<Outgoing>,
     buffered: Arc<AtomicUsize>,
     low_threshold: Arc<AtomicUsize>,
-    /// Cancelled once the queue overflowed: the channel task closes the
-    /// channel at once (its queue may never drain), later sends are dropped.
+    /// Cancelled once the queue overflowed: the queue is dropped, the sender
+    /// closes the channel once SCTP delivered what it holds, later sends are
+    /// dropped.
     overflowed: CancellationToken,
 }
 
@@ -163,6 +164,7 @@ pub(crate) async fn run_channel(
     let overflow = overflowed.cancelled();
     let shutdown = shared.shutdown.cancelled();
     tokio::pin!(closed_here, overflow, shutdown);
+    let mut overflow_reported = false;
     loop {
         tokio::select! {
             event = dc.poll() => match event {
@@ -180,14 +182,15 @@ pub(crate) async fn run_channel(
             },
             // Closed by the application (the sender closed it after what was queued before).
             _ = &mut closed_here => break,
-            _ = &mut overflow => {
+            // The sender closes the channel; events are still taken meanwhile,
+            // or webrtc-rs would hold back the connection's other channels.
+            _ = &mut overflow, if !overflow_reported => {
+                overflow_reported = true;
                 tracing::debug!(client_id, channel, "send queue over its limit; closing the channel");
                 shared.hooks.on_event(SlaveEvent::ChannelError {
                     channel,
-                    message: format!("send queue full ({SEND_QUEUE_LIMIT} bytes the peer has not taken); channel closed"),
+                    message: format!("send queue full ({SEND_QUEUE_LIMIT} bytes the peer has not taken); the channel closes"),
                 });
-                let _ = dc.close().await;
-                break;
             }
             _ = &mut shutdown => break,
         }
@@ -207,11 +210,12 @@ struct Sender {
 
 impl Sender {
     async fn run(self, shared: Arc<SlaveShared>, channel: ChannelId, mut out_rx: mpsc::UnboundedReceiver<Outgoing>) {
-        // Made once, as in `run_channel`; looked at only when there is nothing else to do.
+        // Made once, as in `run_channel`; looked at only when there is nothing
+        // else to do. True when the queue overflowed.
         let stopped = async {
             tokio::select! {
-                _ = self.done.cancelled() => {}
-                _ = self.overflowed.cancelled() => {}
+                _ = self.done.cancelled() => false,
+                _ = self.overflowed.cancelled() => true,
             }
         };
         tokio::pin!(stopped);
@@ -219,10 +223,13 @@ impl Sender {
             let outgoing = tokio::select! {
                 biased;
                 outgoing = out_rx.recv() => outgoing,
-                _ = &mut stopped => return,
+                overflowed = &mut stopped => return self.stop(overflowed, &mut out_rx).await,
             };
             match outgoing {
                 Some(Outgoing::Message { data, is_text }) => {
+                    if self.overflowed.is_cancelled() {
+                        return self.stop(true, &mut out_rx).await;
+                    }
                     let len = data.len();
                     let dc = &*self.dc;
                     let send = async move {
@@ -236,7 +243,7 @@ impl Sender {
                     let sent = tokio::select! {
                         biased;
                         sent = send => sent,
-                        _ = &mut stopped => return,
+                        overflowed = &mut stopped => return self.stop(overflowed, &mut out_rx).await,
                     };
                     let before = self.buffered.fetch_sub(len, Ordering::Relaxed);
                     let threshold = self.low_threshold.load(Ordering::Relaxed);
@@ -247,16 +254,29 @@ impl Sender {
                         tracing::debug!(channel, "send failed: {e}");
                     }
                 }
-                Some(Outgoing::Close) => {
-                    self.drain().await;
-                    let _ = self.dc.close().await;
-                    self.done.cancel();
-                    return;
-                }
+                Some(Outgoing::Close) => return self.close_when_delivered().await,
                 // The channel's task ended: nothing left to do.
                 None => return,
             }
         }
+    }
+
+    /// Stops sending. After an overflow, what is still queued is dropped (up
+    /// to [`SEND_QUEUE_LIMIT`] freed at once) and the channel closes once SCTP
+    /// delivered what it already holds, so that the browser sees the close.
+    async fn stop(&self, overflowed: bool, out_rx: &mut mpsc::UnboundedReceiver<Outgoing>) {
+        if overflowed {
+            out_rx.close();
+            while out_rx.try_recv().is_ok() {}
+            self.close_when_delivered().await;
+        }
+    }
+
+    /// Closes the channel after [`Sender::drain`], then tells the channel's task.
+    async fn close_when_delivered(&self) {
+        self.drain().await;
+        let _ = self.dc.close().await;
+        self.done.cancel();
     }
 
     /// Waits, for at most [`CLOSE_DRAIN_LIMIT`], until SCTP has delivered what

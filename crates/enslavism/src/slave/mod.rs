@@ -329,8 +329,9 @@ impl Slave {
     }
 
     /// Queues a message on a data channel (`is_text` sends a text message).
-    /// Past [`SEND_QUEUE_LIMIT`] queued bytes, the message is dropped and the
-    /// channel closes with a `ChannelError` (this still returns `Ok`).
+    /// Past [`SEND_QUEUE_LIMIT`] queued bytes, the message and the queue are
+    /// dropped, a `ChannelError` is reported, and the channel closes once SCTP
+    /// delivered what it holds (this still returns `Ok`).
     pub fn send(&self, channel: ChannelId, data: Bytes, is_text: bool) -> Result<(), SlaveError> {
         let channels = self.shared.channels();
         let handle = channels.get(&channel).ok_or(SlaveError::ChannelNotOpen(channel))?;
