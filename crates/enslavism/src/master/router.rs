@@ -178,7 +178,7 @@ impl<L: PeerLink> SignallingRouter<L> {
     }
 
     /// Sets the largest userData a slave may register (the protocol's
-    /// 65,535 bytes at most); a slave over it is closed with [`CLOSE_TOO_BIG`].
+    /// 65,535 bytes at most); a slave over it is closed with 1009 (message too big).
     pub fn set_max_user_data_len(&mut self, max: usize) {
         self.max_user_data_len = max.min(crate::proto::MAX_USER_DATA_LEN);
     }
