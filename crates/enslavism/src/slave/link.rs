@@ -42,7 +42,9 @@ pub(crate) async fn open(master_url: &str, auth: &[(String, String)], timeout: D
         request.headers_mut().insert(COOKIE, value);
     }
     let unreachable = |reason: String| SlaveError::Unreachable { url: url.clone(), reason };
-    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request)).await {
+    // Nagle off, as the master's side has it: with it, an answer written while
+    // the previous frame waits for its (delayed) ACK sat up to 40 ms.
+    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async_with_config(request, None, true)).await {
         Err(_) => Err(unreachable(format!("no WebSocket handshake within {timeout:?}"))),
         Ok(Ok((ws, _))) => Ok(ws),
         Ok(Err(WsError::Http(response))) => Err(SlaveError::Refused {
@@ -293,4 +295,28 @@ fn take_session(
     }
     let index = detached.iter().position(matches)?;
     Some(detached.swap_remove(index))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio_tungstenite::MaybeTlsStream;
+
+    /// With Nagle on, a frame written while the previous one waited for the
+    /// master's delayed ACK sat up to 40 ms: 10 setups at once had a p95 40 ms
+    /// above their p50.
+    #[tokio::test]
+    async fn the_link_to_the_master_sends_small_frames_at_once() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let master = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio_tungstenite::accept_async(stream).await.unwrap()
+        });
+        let ws = super::open(&format!("ws://{addr}"), &[], Duration::from_secs(5)).await.unwrap();
+        let MaybeTlsStream::Plain(tcp) = ws.get_ref() else { panic!("a ws:// link is plain TCP") };
+        assert!(tcp.nodelay().unwrap(), "Nagle's algorithm is on for the master link");
+        drop(master.await.unwrap());
+    }
 }
