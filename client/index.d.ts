@@ -79,4 +79,8 @@ export interface MasterConnectionOptions {
 	 * take to register again (same userData) before it is removed. Default 5000.
 	 */
 	resyncGrace?: number;
+	/** STUN/TURN servers for every connection to a slave (players behind strict NATs need TURN). Default none. */
+	iceServers?: RTCIceServer[];
+	/** `'relay'` connects through a TURN server only; default `'all'`. */
+	iceTransportPolicy?: RTCIceTransportPolicy;
 }

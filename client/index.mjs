@@ -160,7 +160,7 @@ export class SlaveConnection extends Emitter {
 	/** Starts a peer connection to the slave (channels created later share it). */
 	connect() {
 		if (this.slaveCon !== undefined) return;
-		const pc = new RTCPeerConnection();
+		const pc = new RTCPeerConnection(this.master._rtcConfiguration);
 		this.slaveCon = pc;
 		this._resetSession();
 		pc.addEventListener('icecandidate', (ev) => {
@@ -383,7 +383,9 @@ export class MasterConnection extends Emitter {
 	 * drops, connect again with backoff and bring the list up to date),
 	 * `reconnectMaxDelay` (ms, default 2000) and `resyncGrace` (ms, default
 	 * 5000: how long a slave missing after a reconnection may take to
-	 * register again before it is removed).
+	 * register again before it is removed). `iceServers` (STUN/TURN servers,
+	 * as RTCIceServer objects) and `iceTransportPolicy` (`'all'` or
+	 * `'relay'`) are passed to every RTCPeerConnection made to a slave.
 	 */
 	constructor(masterWsUrl, options = {}) {
 		super();
@@ -393,6 +395,10 @@ export class MasterConnection extends Emitter {
 		this._reconnect = options.reconnect ?? true;
 		this._reconnectMaxDelay = options.reconnectMaxDelay ?? 2000;
 		this._resyncGrace = options.resyncGrace ?? 5000;
+		/** @internal The RTCConfiguration of every connection to a slave. */
+		this._rtcConfiguration = {};
+		if (options.iceServers !== undefined) this._rtcConfiguration.iceServers = options.iceServers;
+		if (options.iceTransportPolicy !== undefined) this._rtcConfiguration.iceTransportPolicy = options.iceTransportPolicy;
 		// Slaves listed before a reconnection and not (yet) listed again.
 		this._orphans = [];
 		this._orphanTimer = undefined;

@@ -4,6 +4,7 @@
 // runs per signalling message.
 
 const { EventEmitter } = require('node:events');
+const net = require('node:net');
 const { NativeMaster, clientScript } = require('./binding.js');
 const { checkInteger, codedError, describe, emitError, toBuffer } = require('./util.js');
 
@@ -50,6 +51,23 @@ function checkOptions(options) {
 			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.host must be a string; received ${describe(options.host)}`);
 		}
 		out.host = options.host;
+	}
+	if (options.tls !== undefined) out.tls = checkTls(options.tls, 'options.tls');
+	return out;
+}
+
+/** `{ key, cert }` (PEM strings or Buffers) as the binding takes it. */
+function checkTls(tls, name) {
+	if (tls === null || typeof tls !== 'object') {
+		throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `${name} must be an object { key, cert }; received ${describe(tls)}`);
+	}
+	const out = {};
+	for (const field of ['key', 'cert']) {
+		const value = tls[field];
+		if (typeof value !== 'string' && !Buffer.isBuffer(value)) {
+			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `${name}.${field} must be a PEM string or Buffer; received ${describe(value)}`);
+		}
+		out[field] = Buffer.from(value);
 	}
 	return out;
 }
@@ -127,6 +145,8 @@ class Master extends EventEmitter {
 			try {
 				this._native = NativeMaster.listen(portOrServer, nativeOptions, onEvent);
 			} catch (err) {
+				// A bad certificate is a bad argument, thrown as https.createServer does.
+				if (err.code === 'ERR_ENSLAVISM_CERTIFICATE') throw err;
 				// Like net.Server: a bind failure is an 'error' event, not a throw.
 				this._native = null;
 				process.nextTick(() => this._emitError(err));
@@ -134,6 +154,10 @@ class Master extends EventEmitter {
 			}
 			process.nextTick(() => this.emit('listening'));
 		} else if (isHttpServer(portOrServer)) {
+			if (nativeOptions.tls !== undefined) {
+				throw codedError(TypeError, 'ERR_INVALID_ARG_VALUE',
+					'options.tls is for the master\'s own port; an attached server (http or https) keeps its own TLS');
+			}
 			this._native = NativeMaster.detached(nativeOptions, onEvent);
 			this._attach(portOrServer);
 		} else {
@@ -151,6 +175,17 @@ class Master extends EventEmitter {
 		if (this._native?.port != null) return this._native.port;
 		const address = this._server?.address();
 		return address && typeof address === 'object' ? address.port : null;
+	}
+
+	/**
+	 * Presents a new certificate (`{ key, cert }`, PEM) from the next TLS
+	 * handshake on; open connections are kept. Only for a master started
+	 * with the `tls` option.
+	 */
+	setTLS(tls) {
+		const checked = checkTls(tls, 'tls');
+		if (this._native === null) throw codedError(Error, 'ERR_ENSLAVISM_CLOSED', 'the master failed to start');
+		this._native.setTLS(checked);
 	}
 
 	/** Connected peers: `{ slaves, clients }` (slaves counted before they register too). */
@@ -247,11 +282,15 @@ class Master extends EventEmitter {
 				if (server.listenerCount('upgrade') === 1) socket.destroy();
 				return;
 			}
+			if (socket.encrypted) {
+				this._relay(path, req, socket, head);
+				return;
+			}
 			const fd = socket._handle?.fd;
-			if (socket.encrypted || typeof fd !== 'number' || fd < 0) {
+			if (typeof fd !== 'number' || fd < 0) {
 				socket.end('HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
 				this._emitError(codedError(Error, 'ERR_ENSLAVISM_UNSUPPORTED_SOCKET',
-					'enslavism can take over plain TCP sockets only (not TLS): attach the master to an http.Server, or give it its own port'));
+					'enslavism can take over TCP and TLS sockets only: attach the master to an http.Server or https.Server, or give it its own port'));
 				return;
 			}
 			try {
@@ -263,6 +302,32 @@ class Master extends EventEmitter {
 			socket.destroy();
 		};
 		server.on('upgrade', this._onUpgrade);
+	}
+
+	/**
+	 * A TLS upgrade: Node keeps the TLS, and the plaintext goes to the engine
+	 * through a socket pair, piped both ways (no JS per message beyond the
+	 * streams' own).
+	 */
+	_relay(path, req, socket, head) {
+		let relay;
+		try {
+			const fd = this._native.adoptRelayed(path, req.rawHeaders, head, socket.remoteAddress ?? '', socket.remotePort ?? 0);
+			relay = new net.Socket({ fd, readable: true, writable: true });
+		} catch (err) {
+			socket.destroy();
+			this._emitError(err);
+			return;
+		}
+		socket.setNoDelay(true);
+		const end = () => {
+			socket.destroy();
+			relay.destroy();
+		};
+		socket.on('error', end).on('close', end);
+		relay.on('error', end).on('close', end);
+		socket.pipe(relay);
+		relay.pipe(socket);
 	}
 
 	_detach() {

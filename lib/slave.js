@@ -4,12 +4,20 @@
 // 0.9.0 objects and events.
 
 const { EventEmitter } = require('node:events');
+const fs = require('node:fs');
 const { NativeSlave } = require('./binding.js');
 const { DataChannel } = require('./data-channel.js');
 const { checkInteger, codedError, describe, emitError } = require('./util.js');
 
 const TIMEOUT_OPTIONS = ['connectTimeout', 'offerTimeout', 'iceDisconnectedTimeout', 'iceFailedTimeout', 'peerSetupTimeout', 'reconnectMaxDelay', 'heartbeatInterval', 'heartbeatTimeout'];
 const BOOLEAN_OPTIONS = ['iceNudge', 'reconnect'];
+
+function nativeOptions(options) {
+	const out = checkOptions(options);
+	const extra = extraCaCerts();
+	if (extra !== null) out.extraCaCerts = extra;
+	return out;
+}
 
 function checkOptions(options) {
 	if (options === undefined) return {};
@@ -26,11 +34,13 @@ function checkOptions(options) {
 		}
 		out[key] = value;
 	}
-	if (options.iceAddresses !== undefined) {
-		if (!Array.isArray(options.iceAddresses) || !options.iceAddresses.every((a) => typeof a === 'string')) {
-			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', 'options.iceAddresses must be an array of IP address strings');
+	for (const key of ['iceAddresses', 'publicAddresses']) {
+		const list = options[key];
+		if (list === undefined) continue;
+		if (!Array.isArray(list) || !list.every((a) => typeof a === 'string')) {
+			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.${key} must be an array of IP address strings`);
 		}
-		out.iceAddresses = options.iceAddresses;
+		out[key] = list;
 	}
 	if (options.portRange !== undefined) {
 		const r = options.portRange;
@@ -49,7 +59,36 @@ function checkOptions(options) {
 			credential: s?.credential === undefined ? undefined : String(s.credential),
 		}));
 	}
+	if (options.ca !== undefined) {
+		const list = Array.isArray(options.ca) ? options.ca : [options.ca];
+		out.ca = list.map((pem, i) => {
+			if (typeof pem !== 'string' && !Buffer.isBuffer(pem)) {
+				throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE',
+					`options.ca must be a PEM string, a Buffer, or an array of them; received ${describe(pem)}${Array.isArray(options.ca) ? ` at index ${i}` : ''}`);
+			}
+			return Buffer.from(pem);
+		});
+	}
 	return out;
+}
+
+let extraCaCache;
+/**
+ * The file named by NODE_EXTRA_CA_CERTS, read once as Node does; an
+ * unreadable file is a warning and is skipped, as Node does too.
+ */
+function extraCaCerts() {
+	if (extraCaCache !== undefined) return extraCaCache;
+	extraCaCache = null;
+	const file = process.env.NODE_EXTRA_CA_CERTS;
+	if (file) {
+		try {
+			extraCaCache = fs.readFileSync(file);
+		} catch (err) {
+			process.emitWarning(`Ignoring extra certs from \`${file}\`, load failed: ${err.message}`);
+		}
+	}
+	return extraCaCache;
 }
 
 function authPairs(authData) {
@@ -102,7 +141,7 @@ class Slave extends EventEmitter {
 		this._clients = new Map();
 		this._channels = new Map();
 		this._closing = null;
-		this._native = NativeSlave.create(checkOptions(options), (event, data) => {
+		this._native = NativeSlave.create(nativeOptions(options), (event, data) => {
 			// A message comes as (channel, data), without an event object: it is the hot path.
 			if (typeof event === 'number') this._channels.get(event)?.dc._message(data);
 			else this._onNativeEvent(event);

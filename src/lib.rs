@@ -34,6 +34,13 @@ pub(crate) mod codes {
     pub const ADOPT_FAILED: &str = "ERR_ENSLAVISM_ADOPT";
     /// No tokio runtime (cannot happen inside Node), or a bug caught in the engine.
     pub const INTERNAL: &str = "ERR_ENSLAVISM_INTERNAL";
+    /// A certificate, key or CA given by the application is unusable.
+    pub const CERTIFICATE: &str = "ERR_ENSLAVISM_CERTIFICATE";
+    /// A TLS handshake failed (certificate not trusted, expired, for another
+    /// name; or the other end does not speak TLS).
+    pub const TLS: &str = "ERR_ENSLAVISM_TLS";
+    /// `setTLS` on a master started without TLS.
+    pub const NOT_TLS: &str = "ERR_ENSLAVISM_NOT_TLS";
 }
 
 /// Runs the body of a binding call so that a panic (a bug of ours) becomes a

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use enslavism::tls::TlsIdentity;
 use enslavism::master::{
     AuthDecision, AuthRequest, Master, MasterConfig, MasterError, MasterEvent, MasterHooks, PeerKind, Rejection,
 };
@@ -47,6 +48,21 @@ pub struct NativeMasterOptions {
     pub max_offers_per_second: Option<u32>,
     /// ICE candidates one client may send per second (0: no limit).
     pub max_candidates_per_second: Option<u32>,
+    /// The certificate and key of the master's own HTTPS/WSS server.
+    pub tls: Option<NativeTlsOptions>,
+}
+
+/// A certificate chain and its private key, in PEM.
+#[napi(object)]
+pub struct NativeTlsOptions {
+    /// The certificate chain, leaf first (PEM).
+    pub cert: Buffer,
+    /// The private key (PEM).
+    pub key: Buffer,
+}
+
+fn tls_identity(tls: &NativeTlsOptions) -> napi::Result<TlsIdentity, String> {
+    TlsIdentity::from_pem(&tls.cert, &tls.key).map_err(|e| js_error(codes::CERTIFICATE, e.to_string()))
 }
 
 /// One event delivered to the JS wrapper.
@@ -230,8 +246,11 @@ pub struct NativeMaster {
     hooks: Arc<JsHooks>,
 }
 
-fn config_from(options: &NativeMasterOptions) -> MasterConfig {
+fn config_from(options: &NativeMasterOptions) -> napi::Result<MasterConfig, String> {
     let mut config = MasterConfig::default();
+    if let Some(tls) = &options.tls {
+        config.tls = Some(tls_identity(tls)?);
+    }
     if let Some(n) = options.max_message_size {
         config.max_message_size = n as usize;
     }
@@ -262,7 +281,7 @@ fn config_from(options: &NativeMasterOptions) -> MasterConfig {
     if let Some(n) = options.max_candidates_per_second {
         config.max_candidates_per_second = n;
     }
-    config
+    Ok(config)
 }
 
 fn make_hooks(on_event: Function<'_, NativeMasterEvent, ()>) -> napi::Result<Arc<JsHooks>, String> {
@@ -294,6 +313,7 @@ fn master_error(e: MasterError) -> napi::Error<String> {
         MasterError::Closed => codes::CLOSED,
         MasterError::Adopt(_) => codes::ADOPT_FAILED,
         MasterError::NotOurPath(_) => codes::INVALID_ARG,
+        MasterError::NotTls => codes::NOT_TLS,
     };
     js_error(code, e.to_string())
 }
@@ -335,8 +355,9 @@ impl NativeMaster {
             let port =
                 u16::try_from(port).map_err(|_| js_error(codes::INVALID_ARG, format!("port must be 0 to 65535, not {port}")))?;
             let options = options.unwrap_or_default();
+            let config = config_from(&options)?;
             let hooks = make_hooks(on_event)?;
-            let master = bind_master(port, options.host.as_deref(), config_from(&options), hooks.clone())
+            let master = bind_master(port, options.host.as_deref(), config, hooks.clone())
                 .inspect_err(|_| hooks.shut())
                 .map_err(master_error)?;
             Ok(NativeMaster { master: Arc::new(master), hooks })
@@ -351,10 +372,9 @@ impl NativeMaster {
         on_event: Function<'_, NativeMasterEvent, ()>,
     ) -> napi::Result<Self, String> {
         crate::guarded(|| {
-            let options = options.unwrap_or_default();
+            let config = config_from(&options.unwrap_or_default())?;
             let hooks = make_hooks(on_event)?;
-            let master =
-                within_runtime_if_available(|| Master::detached(config_from(&options), hooks.clone())).map_err(master_error)?;
+            let master = within_runtime_if_available(|| Master::detached(config, hooks.clone())).map_err(master_error)?;
             Ok(NativeMaster { master: Arc::new(master), hooks })
         })
     }
@@ -405,14 +425,45 @@ impl NativeMaster {
                 .try_clone_to_owned()
                 .map_err(|e| js_error(codes::ADOPT_FAILED, format!("cannot duplicate file descriptor {fd}: {e}")))?;
             let stream = std::net::TcpStream::from(owned);
-            let mut headers = HeaderMap::new();
-            for pair in raw_headers.chunks_exact(2) {
-                if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(pair[0].as_bytes()), HeaderValue::from_str(&pair[1])) {
-                    headers.append(name, value);
-                }
-            }
-            self.master.adopt_upgrade(stream, &path, headers, head.to_vec()).map_err(master_error)
+            self.master.adopt_upgrade(stream, &path, header_map(&raw_headers), head.to_vec()).map_err(master_error)
         })
+    }
+
+    /// Takes over an upgrade request that a Node TLS server decrypts: returns
+    /// the file descriptor of a socket for JS to relay the plaintext through
+    /// (JS owns it and closes it); the engine holds the other end.
+    #[napi]
+    pub fn adopt_relayed(
+        &self,
+        path: String,
+        raw_headers: Vec<String>,
+        head: Buffer,
+        remote_address: String,
+        remote_port: u32,
+    ) -> napi::Result<i32, String> {
+        crate::guarded(|| {
+            let ip: IpAddr = remote_address
+                .parse()
+                .map_err(|_| js_error(codes::INVALID_ARG, format!("remote address {remote_address:?} is not an IP address")))?;
+            let port = u16::try_from(remote_port).map_err(|_| js_error(codes::INVALID_ARG, format!("bad port {remote_port}")))?;
+            let relay = within_runtime_if_available(|| {
+                self.master.adopt_relayed(SocketAddr::new(ip, port), &path, header_map(&raw_headers), head.to_vec())
+            })
+            .map_err(master_error)?;
+            Ok(std::os::fd::IntoRawFd::into_raw_fd(relay))
+        })
+    }
+
+    /// Presents a new certificate from the next TLS handshake on.
+    #[napi(js_name = "setTLS")]
+    pub fn set_tls(&self, tls: NativeTlsOptions) -> napi::Result<(), String> {
+        crate::guarded(|| self.master.set_tls(tls_identity(&tls)?).map_err(master_error))
+    }
+
+    /// True when the master's own server speaks TLS.
+    #[napi(getter)]
+    pub fn tls(&self) -> bool {
+        self.master.is_tls()
     }
 
     /// Sends a raw binary frame to one peer. Returns false when it is gone.
@@ -458,6 +509,18 @@ impl NativeMaster {
         let _ = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(master.close())).await;
         self.hooks.shut();
     }
+}
+
+/// A request's headers from Node's `rawHeaders` (name, value, name, …);
+/// unparsable pairs are skipped.
+fn header_map(raw_headers: &[String]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for pair in raw_headers.chunks_exact(2) {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(pair[0].as_bytes()), HeaderValue::from_str(&pair[1])) {
+            headers.append(name, value);
+        }
+    }
+    headers
 }
 
 /// The browser bundle served at `/enslavism/client.js`.

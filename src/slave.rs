@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use enslavism::tls::{certificates_from_pem, CertificateDer};
 use enslavism::slave::{ChannelId, IceServer, OfferDecision, Slave, SlaveConfig, SlaveError, SlaveEvent, SlaveHooks};
-use napi::bindgen_prelude::{ArrayBuffer, Either, FnArgs, Function};
+use napi::bindgen_prelude::{ArrayBuffer, Buffer, Either, FnArgs, Function};
 use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
@@ -33,6 +34,8 @@ pub struct NativeIceServer {
 pub struct NativeSlaveOptions {
     /// Local IP addresses ICE binds (default `0.0.0.0`: every non-loopback IPv4 interface).
     pub ice_addresses: Option<Vec<String>>,
+    /// Addresses announced in place of the bound ones of the same family (NAT 1:1).
+    pub public_addresses: Option<Vec<String>>,
     /// `[min, max]` UDP ports for ICE sockets.
     pub port_range: Option<Vec<u32>>,
     /// STUN/TURN servers.
@@ -57,6 +60,10 @@ pub struct NativeSlaveOptions {
     pub heartbeat_interval: Option<u32>,
     /// Milliseconds of master silence after which the link is dropped and reconnected.
     pub heartbeat_timeout: Option<u32>,
+    /// CA certificates (PEM) trusted for a `wss://` master beyond the Mozilla roots.
+    pub ca: Option<Vec<Buffer>>,
+    /// The contents of the file named by `NODE_EXTRA_CA_CERTS`, trusted the same way.
+    pub extra_ca_certs: Option<Buffer>,
 }
 
 /// One event delivered to the JS wrapper.
@@ -228,6 +235,8 @@ fn slave_error(e: SlaveError) -> napi::Error<String> {
         SlaveError::NoRuntime => codes::INTERNAL,
         SlaveError::Closed => codes::CLOSED,
         SlaveError::ChannelNotOpen(_) => "ERR_ENSLAVISM_CHANNEL_CLOSED",
+        SlaveError::Tls { .. } => codes::TLS,
+        SlaveError::Certificate(_) => codes::CERTIFICATE,
     };
     js_error(code, e.to_string())
 }
@@ -236,17 +245,35 @@ fn millis(ms: Option<u32>, default: Duration) -> Duration {
     ms.map_or(default, |ms| Duration::from_millis(u64::from(ms)))
 }
 
+/// The trusted CAs of the options: `ca`, then the `NODE_EXTRA_CA_CERTS` file.
+fn trusted_cas(options: &NativeSlaveOptions) -> napi::Result<Vec<CertificateDer<'static>>, String> {
+    let given = options.ca.iter().flatten().map(|pem| (&pem[..], "ca option"));
+    let extra = options.extra_ca_certs.iter().map(|pem| (&pem[..], "NODE_EXTRA_CA_CERTS file"));
+    let mut certs = Vec::new();
+    for (pem, what) in given.chain(extra) {
+        let parsed = certificates_from_pem(pem, what).map_err(|e| js_error(codes::CERTIFICATE, e.to_string()))?;
+        certs.extend(parsed);
+    }
+    Ok(certs)
+}
+
+fn ip_list(list: &[String], option: &str) -> napi::Result<Vec<IpAddr>, String> {
+    list.iter()
+        .map(|a| a.parse::<IpAddr>().map_err(|_| js_error(codes::INVALID_ARG, format!("{option}: {a:?} is not an IP address"))))
+        .collect()
+}
+
 fn config_from(options: NativeSlaveOptions) -> napi::Result<SlaveConfig, String> {
     let defaults = SlaveConfig::default();
-    let ice_addresses = match options.ice_addresses {
-        Some(list) => list
-            .iter()
-            .map(|a| {
-                a.parse::<IpAddr>().map_err(|_| js_error(codes::INVALID_ARG, format!("iceAddresses: {a:?} is not an IP address")))
-            })
-            .collect::<Result<Vec<_>, _>>()?,
+    let ca = trusted_cas(&options)?;
+    let ice_addresses = match &options.ice_addresses {
+        Some(list) => ip_list(list, "iceAddresses")?,
         None => defaults.ice_addresses,
     };
+    let public_addresses = ip_list(options.public_addresses.as_deref().unwrap_or_default(), "publicAddresses")?;
+    if let Some(bad) = public_addresses.iter().find(|ip| ip.is_unspecified()) {
+        return Err(js_error(codes::INVALID_ARG, format!("publicAddresses: {bad} cannot be announced (it is not an address of this host)")));
+    }
     let port_range = match options.port_range.as_deref() {
         None => None,
         Some([lo, hi]) if *lo >= 1 && lo <= hi && *hi <= 65535 => Some((*lo as u16, *hi as u16)),
@@ -256,6 +283,7 @@ fn config_from(options: NativeSlaveOptions) -> napi::Result<SlaveConfig, String>
     };
     Ok(SlaveConfig {
         ice_addresses,
+        public_addresses,
         port_range,
         ice_servers: options
             .ice_servers
@@ -277,6 +305,7 @@ fn config_from(options: NativeSlaveOptions) -> napi::Result<SlaveConfig, String>
         reconnect_max_delay: millis(options.reconnect_max_delay, defaults.reconnect_max_delay),
         heartbeat_interval: millis(options.heartbeat_interval, defaults.heartbeat_interval),
         heartbeat_timeout: millis(options.heartbeat_timeout, defaults.heartbeat_timeout),
+        ca,
     })
 }
 

@@ -23,6 +23,7 @@
 pub mod master;
 pub mod proto;
 pub mod slave;
+pub mod tls;
 
 #[cfg(any(test, fuzzing))]
 #[doc(hidden)]

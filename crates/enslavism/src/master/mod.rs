@@ -21,6 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::HeaderMap;
 use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpSocket;
 use tokio::runtime::Handle;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -31,6 +32,7 @@ use tokio_util::task::TaskTracker;
 pub use hooks::{AuthDecision, AuthRequest, MasterEvent, MasterHooks, NoHooks, Rejection};
 pub use router::{IdAllocator, IdsExhausted, PeerKind, PeerLink, RoutingError, SignallingRouter, CLOSE_SLOW_CONSUMER};
 
+use crate::tls::{ServerTls, TlsIdentity};
 use peer::{run_peer, SocketLink};
 
 /// Default largest WebSocket message a peer may send (SDP offers are a few kB;
@@ -109,6 +111,9 @@ pub struct MasterConfig {
     /// ICE candidates one client may send per second; over it they are
     /// dropped. 0: no limit.
     pub max_candidates_per_second: u32,
+    /// The certificate [`Master::bind`]'s server presents: with one, it
+    /// speaks HTTPS and WSS only. Swapped while running by [`Master::set_tls`].
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Default for MasterConfig {
@@ -125,6 +130,7 @@ impl Default for MasterConfig {
             max_user_data_size: crate::proto::MAX_USER_DATA_LEN,
             max_offers_per_second: DEFAULT_MAX_OFFERS_PER_SECOND,
             max_candidates_per_second: DEFAULT_MAX_CANDIDATES_PER_SECOND,
+            tls: None,
         }
     }
 }
@@ -169,6 +175,9 @@ pub enum MasterError {
     /// A socket handed over could not be used.
     #[error("cannot take over the connection: {0}")]
     Adopt(#[source] std::io::Error),
+    /// [`Master::set_tls`] on a master that was not started with TLS.
+    #[error("this master was started without TLS: give it a certificate when it starts (tls option)")]
+    NotTls,
     /// An upgrade was handed over for a path that is not an enslavism path.
     #[error("{0:?} is not an enslavism WebSocket path (/enslavism/slaves or /enslavism/clients)")]
     NotOurPath(String),
@@ -183,6 +192,8 @@ pub(crate) struct Shared {
     tasks: TaskTracker,
     /// Connections counted against `config.max_connections`.
     connections: Arc<AtomicUsize>,
+    /// TLS of the master's own server, when it has a certificate.
+    pub(crate) tls: Option<ServerTls>,
 }
 
 /// One connection counted against `max_connections`, for as long as it lives.
@@ -242,7 +253,10 @@ impl Master {
     }
 
     fn new(runtime: Handle, local_addr: Option<SocketAddr>, config: MasterConfig, hooks: Arc<dyn MasterHooks>) -> Master {
-        let config = config.validated();
+        let mut config = config.validated();
+        // A detached master never sees TLS: the server that hands it
+        // connections has decrypted them.
+        let tls = config.tls.take().filter(|_| local_addr.is_some()).map(ServerTls::new);
         let mut router = SignallingRouter::new();
         router.set_max_user_data_len(config.max_user_data_size);
         let shared = Arc::new(Shared {
@@ -252,6 +266,7 @@ impl Master {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             connections: Arc::new(AtomicUsize::new(0)),
+            tls,
         });
         Master { shared, local_addr, runtime }
     }
@@ -259,6 +274,18 @@ impl Master {
     /// The address the master listens on (`None` for a detached master).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addr
+    }
+
+    /// True when the master's own server speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.shared.tls.is_some()
+    }
+
+    /// Presents `identity` from the next TLS handshake on (a renewed
+    /// certificate); open connections are left as they are.
+    pub fn set_tls(&self, identity: TlsIdentity) -> Result<(), MasterError> {
+        self.shared.tls.as_ref().ok_or(MasterError::NotTls)?.set_identity(identity);
+        Ok(())
     }
 
     /// Takes over a connection whose HTTP upgrade request another server has
@@ -272,26 +299,75 @@ impl Master {
         headers: HeaderMap,
         head: Vec<u8>,
     ) -> Result<(), MasterError> {
+        self.check_adoptable(path)?;
+        stream.set_nonblocking(true).map_err(MasterError::Adopt)?;
+        let _runtime = self.runtime.enter();
+        let stream = tokio::net::TcpStream::from_std(stream).map_err(MasterError::Adopt)?;
+        let remote_addr = stream.peer_addr().map_err(MasterError::Adopt)?;
+        let _ = stream.set_nodelay(true);
+        self.adopt_stream(stream, remote_addr, path, headers, head)
+    }
+
+    /// Like [`Master::adopt_upgrade`], for a connection whose bytes reach us
+    /// some other way (decrypted by another TLS server, say): `stream`
+    /// carries what follows the request's headers, both ways, and
+    /// `remote_addr` is the client's address. Callable from any thread.
+    pub fn adopt_stream<S>(
+        &self,
+        stream: S,
+        remote_addr: SocketAddr,
+        path: &str,
+        headers: HeaderMap,
+        head: Vec<u8>,
+    ) -> Result<(), MasterError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        self.check_adoptable(path)?;
+        let slot = self.shared.connection_slot();
+        let shared = self.shared.clone();
+        let path = path.to_owned();
+        self.shared.tasks.spawn_on(
+            async move {
+                match slot {
+                    Some(slot) => adopted_handshake(shared, stream, remote_addr, path, headers, head, slot).await,
+                    None => server::refuse_over_limit(shared, stream, remote_addr).await,
+                }
+            },
+            &self.runtime,
+        );
+        Ok(())
+    }
+
+    /// Takes over a connection that another TLS server (Node's
+    /// `https.Server`) decrypts: returns the other end of a socket pair, to
+    /// which that server relays the plaintext both ways (everything after the
+    /// request's headers; `head` is what it already read). The rest is as
+    /// [`Master::adopt_stream`].
+    #[cfg(unix)]
+    pub fn adopt_relayed(
+        &self,
+        remote_addr: SocketAddr,
+        path: &str,
+        headers: HeaderMap,
+        head: Vec<u8>,
+    ) -> Result<std::os::unix::net::UnixStream, MasterError> {
+        self.check_adoptable(path)?;
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(MasterError::Adopt)?;
+        ours.set_nonblocking(true).map_err(MasterError::Adopt)?;
+        let _runtime = self.runtime.enter();
+        let ours = tokio::net::UnixStream::from_std(ours).map_err(MasterError::Adopt)?;
+        self.adopt_stream(ours, remote_addr, path, headers, head)?;
+        Ok(theirs)
+    }
+
+    fn check_adoptable(&self, path: &str) -> Result<(), MasterError> {
         if self.is_closed() {
             return Err(MasterError::Closed);
         }
         if PeerKind::from_path(path).is_none() {
             return Err(MasterError::NotOurPath(path.to_owned()));
         }
-        stream.set_nonblocking(true).map_err(MasterError::Adopt)?;
-        let slot = self.shared.connection_slot();
-        let _runtime = self.runtime.enter();
-        let stream = tokio::net::TcpStream::from_std(stream).map_err(MasterError::Adopt)?;
-        let remote_addr = stream.peer_addr().map_err(MasterError::Adopt)?;
-        let _ = stream.set_nodelay(true);
-        let shared = self.shared.clone();
-        let path = path.to_owned();
-        self.shared.tasks.spawn(async move {
-            match slot {
-                Some(slot) => adopted_handshake(shared, stream, remote_addr, path, headers, head, slot).await,
-                None => server::refuse_over_limit(shared, stream, remote_addr).await,
-            }
-        });
         Ok(())
     }
 
@@ -337,15 +413,17 @@ impl Drop for Master {
 }
 
 /// The handshake of a connection handed over by another HTTP server.
-async fn adopted_handshake(
+async fn adopted_handshake<S>(
     shared: Arc<Shared>,
-    mut stream: tokio::net::TcpStream,
+    mut stream: S,
     remote_addr: SocketAddr,
     path: String,
     headers: HeaderMap,
     head: Vec<u8>,
     slot: ConnectionSlot,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     use tokio::io::AsyncWriteExt;
     let outcome = tokio::select! {
         outcome = handshake::negotiate(&path, &headers, remote_addr, &*shared.hooks, shared.config.auth_timeout) => outcome,

@@ -125,6 +125,8 @@ where
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     heartbeat.reset();
     let mut last_heard = tokio::time::Instant::now();
+    // A peer whose socket takes nothing for this long is as gone as a silent one.
+    let write_limit = shared.config.heartbeat_timeout;
     let mut limits = (kind == PeerKind::Client).then(|| ClientLimits::new(&shared.config));
     // Made once: a new wait per wake-up would lock the token shared by every
     // peer twice per frame (register, then drop), a broadcast to 5,000 clients
@@ -141,17 +143,21 @@ where
             Ok(()) = close_requests.changed() => {
                 let Some((code, reason)) = close_requests.borrow_and_update().clone() else { continue };
                 // Frames queued before the close request still go out first.
-                while let Ok(frame) = frames.try_recv() {
-                    if ws.feed(WsMessage::Binary(frame)).await.is_err() {
-                        return (CLOSE_ABNORMAL, String::new());
+                let queued = async {
+                    while let Ok(frame) = frames.try_recv() {
+                        ws.feed(WsMessage::Binary(frame)).await?;
                     }
+                    Ok(())
+                };
+                if let Err(ended) = bounded_write(queued, write_limit, &mut shutdown).await {
+                    return ended.close(kind, id);
                 }
                 close_cleanly(ws, code, &reason).await;
                 return (code, reason);
             }
             Some(frame) = frames.recv() => {
-                if send_batch(ws, frame, frames).await.is_err() {
-                    return (CLOSE_ABNORMAL, String::new());
+                if let Err(ended) = bounded_write(send_batch(ws, frame, frames), write_limit, &mut shutdown).await {
+                    return ended.close(kind, id);
                 }
             }
             _ = heartbeat.tick() => {
@@ -159,10 +165,10 @@ where
                     tracing::debug!(kind = kind.name(), id, "no sign of life: dropping the peer");
                     return (CLOSE_ABNORMAL, "heartbeat timeout".into());
                 }
-                if last_heard.elapsed() >= shared.config.heartbeat_interval
-                    && ws.send(WsMessage::Ping(Default::default())).await.is_err()
-                {
-                    return (CLOSE_ABNORMAL, String::new());
+                if last_heard.elapsed() >= shared.config.heartbeat_interval {
+                    if let Err(ended) = bounded_write(ws.send(WsMessage::Ping(Default::default())), write_limit, &mut shutdown).await {
+                        return ended.close(kind, id);
+                    }
                 }
             }
             incoming = ws.next() => match incoming {
@@ -177,13 +183,15 @@ where
                 }
                 Some(Ok(WsMessage::Close(frame))) => {
                     // Let tungstenite send its reply to the close.
-                    let _ = ws.flush().await;
+                    let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, ws.flush()).await;
                     return frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string()));
                 }
                 Some(Ok(WsMessage::Ping(_))) => {
                     last_heard = tokio::time::Instant::now();
                     // The pong is queued by tungstenite; send it now.
-                    let _ = ws.flush().await;
+                    if let Err(ended) = bounded_write(ws.flush(), write_limit, &mut shutdown).await {
+                        return ended.close(kind, id);
+                    }
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
@@ -195,12 +203,58 @@ where
                         _ => return (CLOSE_ABNORMAL, String::new()),
                     };
                     let reason = e.to_string();
-                    let _ = ws.close(Some(close_frame(code, &reason))).await;
+                    let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, ws.close(Some(close_frame(code, &reason)))).await;
                     return (code, reason);
                 }
                 None => return (CLOSE_ABNORMAL, String::new()),
             },
         }
+    }
+}
+
+/// Why a write to the peer did not complete.
+enum WriteEnded {
+    /// The connection failed.
+    Failed,
+    /// The peer's socket took nothing for the whole limit: it stopped reading.
+    Stalled,
+    /// The master is closing; a stalled peer gets no close frame.
+    Shutdown,
+}
+
+impl WriteEnded {
+    /// The close code and reason recorded for the peer.
+    fn close(self, kind: PeerKind, id: u32) -> (u16, String) {
+        match self {
+            WriteEnded::Failed => (CLOSE_ABNORMAL, String::new()),
+            WriteEnded::Stalled => {
+                tracing::debug!(kind = kind.name(), id, "the peer takes nothing: dropping it");
+                (CLOSE_ABNORMAL, "write timeout".into())
+            }
+            WriteEnded::Shutdown => (CLOSE_GOING_AWAY, "master closing".into()),
+        }
+    }
+}
+
+/// Runs one write to the peer, for at most `limit`, and gives up at once if
+/// the master closes: a peer that stops reading (its TCP window full) would
+/// otherwise hold this loop, its heartbeat and its slot forever.
+async fn bounded_write<F>(
+    write: F,
+    limit: std::time::Duration,
+    shutdown: &mut std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+) -> Result<(), WriteEnded>
+where
+    F: std::future::Future<Output = Result<(), WsError>>,
+{
+    tokio::select! {
+        biased;
+        _ = shutdown.as_mut() => Err(WriteEnded::Shutdown),
+        written = tokio::time::timeout(limit, write) => match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(WriteEnded::Failed),
+            Err(_) => Err(WriteEnded::Stalled),
+        },
     }
 }
 
@@ -274,7 +328,8 @@ async fn close_cleanly<S>(ws: &mut WebSocketStream<S>, code: u16, reason: &str)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if ws.close(Some(close_frame(code, reason))).await.is_err() {
+    // Bounded: the peer may be the one that stopped reading.
+    if !matches!(tokio::time::timeout(CLOSE_REPLY_WAIT, ws.close(Some(close_frame(code, reason)))).await, Ok(Ok(()))) {
         return;
     }
     let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, async { while let Some(Ok(_)) = ws.next().await {} }).await;

@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
@@ -31,6 +32,7 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 Ok((stream, remote_addr)) => {
                     let _ = stream.set_nodelay(true);
                     match shared.connection_slot() {
+                        Some(slot) if shared.tls.is_some() => shared.tasks.spawn(serve_tls(shared.clone(), stream, remote_addr, slot)),
                         Some(slot) => shared.tasks.spawn(serve_http(shared.clone(), stream, remote_addr, Arc::new(slot))),
                         None => shared.tasks.spawn(refuse_over_limit(shared.clone(), stream, remote_addr)),
                     };
@@ -46,7 +48,10 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
 }
 
 /// Answers a connection over `max_connections` with 503 and closes it.
-pub(crate) async fn refuse_over_limit(shared: Arc<Shared>, mut stream: TcpStream, remote_addr: SocketAddr) {
+pub(crate) async fn refuse_over_limit<S>(shared: Arc<Shared>, mut stream: S, remote_addr: SocketAddr)
+where
+    S: AsyncWrite + Unpin,
+{
     use tokio::io::AsyncWriteExt;
     let limit = shared.config.max_connections;
     // Debug, not warn: under a flood this would be one line per connection.
@@ -63,7 +68,61 @@ pub(crate) async fn refuse_over_limit(shared: Arc<Shared>, mut stream: TcpStream
 /// How long a refusal may take to write before the socket is just dropped.
 const REFUSAL_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
-async fn serve_http(shared: Arc<Shared>, stream: TcpStream, remote_addr: SocketAddr, slot: Arc<ConnectionSlot>) {
+/// The first byte of every TLS connection: a handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Serves a connection to a TLS master: the handshake (within the
+/// handshake timeout), then HTTP over it. A client that speaks plain HTTP is
+/// told to use `wss://` / `https://` instead of being cut off unanswered.
+async fn serve_tls(shared: Arc<Shared>, stream: TcpStream, remote_addr: SocketAddr, slot: ConnectionSlot) {
+    let Some(tls) = shared.tls.as_ref() else { return };
+    let limit = shared.config.handshake_timeout;
+    let handshake = async {
+        let mut first = [0u8; 1];
+        match stream.peek(&mut first).await {
+            Ok(1) if first[0] == TLS_HANDSHAKE_RECORD => {}
+            Ok(1) => return Err(Some(stream)),
+            _ => return Err(None),
+        }
+        tls.acceptor().accept(stream).await.map_err(|e| {
+            tracing::debug!(%remote_addr, "TLS handshake failed: {e}");
+            None
+        })
+    };
+    let outcome = tokio::select! {
+        outcome = tokio::time::timeout(limit, handshake) => outcome,
+        _ = shared.shutdown.cancelled() => return,
+    };
+    match outcome {
+        Ok(Ok(tls_stream)) => serve_http(shared.clone(), tls_stream, remote_addr, Arc::new(slot)).await,
+        Ok(Err(Some(plain))) => refuse_plain(plain, remote_addr).await,
+        Ok(Err(None)) => {}
+        Err(_) => tracing::debug!(%remote_addr, "no TLS handshake within {limit:?}"),
+    }
+}
+
+/// Answers a plain-HTTP request made to a TLS master, in plain HTTP.
+async fn refuse_plain(mut stream: TcpStream, remote_addr: SocketAddr) {
+    use tokio::io::AsyncWriteExt;
+    tracing::debug!(%remote_addr, "plain HTTP on the TLS port refused");
+    let outcome =
+        handshake::refuse(StatusCode::BAD_REQUEST, "This master speaks TLS on this port: use wss:// or https:// to reach it");
+    let response = handshake::serialize_response(&outcome.response);
+    let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
+        // Read the request first: closing with it unread would reset the
+        // connection, and the client might lose the answer.
+        let mut request = [0u8; 4096];
+        let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut request).await;
+        let _ = stream.write_all(&response).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+async fn serve_http<S>(shared: Arc<Shared>, stream: S, remote_addr: SocketAddr, slot: Arc<ConnectionSlot>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service_shared = shared.clone();
     // The slot stays taken while the connection or the WebSocket it became lives.
     let service = service_fn(move |req| handle_request(service_shared.clone(), req, remote_addr, slot.clone()));

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::peer::{ice_session, run_peer, PeerCommand};
 use super::{SlaveError, SlaveEvent, SlaveShared};
@@ -28,8 +28,14 @@ fn cookie_header(auth: &[(String, String)]) -> String {
         .join("; ")
 }
 
-/// Opens the WebSocket to `master_url + "/enslavism/slaves"`.
-pub(crate) async fn open(master_url: &str, auth: &[(String, String)], timeout: Duration) -> Result<MasterSocket, SlaveError> {
+/// Opens the WebSocket to `master_url + "/enslavism/slaves"`; a `wss://`
+/// URL is verified with `tls`.
+pub(crate) async fn open(
+    master_url: &str,
+    auth: &[(String, String)],
+    tls: &Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<MasterSocket, SlaveError> {
     let bad_url = |reason: String| SlaveError::BadUrl { url: master_url.to_owned(), reason };
     if !(master_url.starts_with("ws://") || master_url.starts_with("wss://")) {
         return Err(bad_url("it must start with ws:// or wss://".into()));
@@ -44,9 +50,14 @@ pub(crate) async fn open(master_url: &str, auth: &[(String, String)], timeout: D
     let unreachable = |reason: String| SlaveError::Unreachable { url: url.clone(), reason };
     // Nagle off, as the master's side has it: with it, an answer written while
     // the previous frame waits for its (delayed) ACK sat up to 40 ms.
-    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async_with_config(request, None, true)).await {
+    let connector = Some(Connector::Rustls(tls.clone()));
+    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector)).await {
         Err(_) => Err(unreachable(format!("no WebSocket handshake within {timeout:?}"))),
         Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(WsError::Io(e))) if crate::tls::rustls_error(&e).is_some() => {
+            let source = crate::tls::rustls_error(&e).cloned().expect("checked above");
+            Err(SlaveError::Tls { url, source })
+        }
         Ok(Err(WsError::Http(response))) => Err(SlaveError::Refused {
             status: response.status().as_u16(),
             body: response.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default(),
@@ -61,19 +72,21 @@ pub(crate) struct Registration {
     pub url: String,
     pub auth: Vec<(String, String)>,
     pub user_data: String,
+    /// How a `wss://` master is verified.
+    pub tls: Arc<rustls::ClientConfig>,
 }
 
-async fn register(mut ws: MasterSocket, user_data: &str) -> Result<MasterSocket, SlaveError> {
-    let frame = Message::Register { user_data: user_data.to_owned() }.encode()?;
-    ws.send(WsMessage::Binary(frame.into()))
+async fn register(mut ws: MasterSocket, registration: &Registration, limit: Duration) -> Result<MasterSocket, SlaveError> {
+    let frame = Message::Register { user_data: registration.user_data.clone() }.encode()?;
+    within(limit, ws.send(WsMessage::Binary(frame.into())))
         .await
-        .map_err(|e| SlaveError::Unreachable { url: "master".into(), reason: e.to_string() })?;
+        .map_err(|reason| SlaveError::Unreachable { url: registration.url.clone(), reason })?;
     Ok(ws)
 }
 
 /// Registers and starts the signalling loop.
 pub(crate) async fn start(shared: Arc<SlaveShared>, ws: MasterSocket, registration: Registration) -> Result<(), SlaveError> {
-    let ws = register(ws, &registration.user_data).await?;
+    let ws = register(ws, &registration, shared.config.connect_timeout).await?;
     let task_shared = shared.clone();
     shared.spawn_guarded("the master link", run_link(task_shared, ws, registration));
     Ok(())
@@ -145,14 +158,14 @@ async fn serve(
                     return Some((1006, "heartbeat timeout".into()));
                 }
                 if last_heard.elapsed() >= interval {
-                    if let Err(reason) = send_within(ws, WsMessage::Ping(Default::default()), shared.config.heartbeat_timeout).await {
+                    if let Err(reason) = within(shared.config.heartbeat_timeout, ws.send(WsMessage::Ping(Default::default()))).await {
                         return Some((1006, reason));
                     }
                 }
             }
             frame = outgoing.recv() => {
                 let Some(frame) = frame else { continue };
-                if let Err(reason) = send_within(ws, WsMessage::Binary(frame), shared.config.heartbeat_timeout).await {
+                if let Err(reason) = within(shared.config.heartbeat_timeout, ws.send(WsMessage::Binary(frame))).await {
                     return Some((1006, reason));
                 }
             }
@@ -167,11 +180,13 @@ async fn serve(
                         Err(e) => tracing::debug!("malformed frame from the master dropped: {e}"),
                     },
                     Some(Ok(WsMessage::Close(frame))) => {
-                        let _ = ws.flush().await;
+                        let _ = within(CLOSE_WRITE_LIMIT, ws.flush()).await;
                         return Some(frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string())));
                     }
                     Some(Ok(WsMessage::Ping(_))) => {
-                        let _ = ws.flush().await;
+                        if let Err(reason) = within(shared.config.heartbeat_timeout, ws.flush()).await {
+                            return Some((1006, reason));
+                        }
                     }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Some((1006, e.to_string())),
@@ -179,17 +194,21 @@ async fn serve(
                 }
             }
             _ = shared.shutdown.cancelled() => {
-                let _ = ws.close(None).await;
+                let _ = within(CLOSE_WRITE_LIMIT, ws.close(None)).await;
                 return None;
             }
         }
     }
 }
 
-/// Sends one message, giving up after `limit`: on a half-open link whose send
-/// buffer is full, a send would otherwise wait forever and the heartbeat with it.
-async fn send_within(ws: &mut MasterSocket, msg: WsMessage, limit: Duration) -> Result<(), String> {
-    match tokio::time::timeout(limit, ws.send(msg)).await {
+/// How long a goodbye to the master may take to write.
+const CLOSE_WRITE_LIMIT: Duration = Duration::from_millis(500);
+
+/// Runs one write to the master, giving up after `limit`: on a half-open link,
+/// or a master that stopped reading, whose send buffer is full, a write would
+/// otherwise wait forever and the heartbeat with it.
+async fn within(limit: Duration, write: impl std::future::Future<Output = Result<(), WsError>>) -> Result<(), String> {
+    match tokio::time::timeout(limit, write).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("heartbeat timeout (send stalled)".into()),
@@ -219,8 +238,8 @@ async fn reconnect(
             }
         }
         let attempt = async {
-            let ws = open(&registration.url, &registration.auth, shared.config.connect_timeout).await?;
-            register(ws, &registration.user_data).await
+            let ws = open(&registration.url, &registration.auth, &registration.tls, shared.config.connect_timeout).await?;
+            register(ws, registration, shared.config.connect_timeout).await
         };
         tokio::select! {
             result = attempt => match result {
@@ -314,7 +333,8 @@ mod tests {
             let (stream, _) = listener.accept().await.unwrap();
             tokio_tungstenite::accept_async(stream).await.unwrap()
         });
-        let ws = super::open(&format!("ws://{addr}"), &[], Duration::from_secs(5)).await.unwrap();
+        let tls = crate::tls::client_config(&[]).unwrap();
+        let ws = super::open(&format!("ws://{addr}"), &[], &tls, Duration::from_secs(5)).await.unwrap();
         let MaybeTlsStream::Plain(tcp) = ws.get_ref() else { panic!("a ws:// link is plain TCP") };
         assert!(tcp.nodelay().unwrap(), "Nagle's algorithm is on for the master link");
         drop(master.await.unwrap());

@@ -11,6 +11,7 @@ mod channel;
 mod gro;
 pub(crate) mod ice_nudge;
 mod link;
+mod nat;
 pub(crate) mod negotiated;
 pub(crate) mod peer;
 
@@ -64,6 +65,10 @@ pub struct SlaveConfig {
     /// `0.0.0.0` stands for every non-loopback IPv4 interface; loopback must
     /// be named explicitly (`127.0.0.1`).
     pub ice_addresses: Vec<IpAddr>,
+    /// Addresses announced in the slave's host candidates in place of the
+    /// bound ones of the same family (NAT 1:1: a cloud VM's public IP, a
+    /// container's host address). Empty: the bound addresses.
+    pub public_addresses: Vec<IpAddr>,
     /// UDP ports to bind ICE sockets on (inclusive); `None`: any free port.
     pub port_range: Option<(u16, u16)>,
     /// STUN/TURN servers, as `RTCIceServer`s.
@@ -87,6 +92,9 @@ pub struct SlaveConfig {
     pub reconnect_max_delay: Duration,
     /// How often the slave pings a quiet master.
     pub heartbeat_interval: Duration,
+    /// Certificates trusted for a `wss://` master beyond the Mozilla roots
+    /// (a private CA, a self-signed master); see [`crate::tls::certificates_from_pem`].
+    pub ca: Vec<crate::tls::CertificateDer<'static>>,
     /// A master silent this long (no frame, no pong) counts as gone: the
     /// link is dropped (and reconnected, unless `reconnect` is off).
     pub heartbeat_timeout: Duration,
@@ -96,6 +104,7 @@ impl Default for SlaveConfig {
     fn default() -> Self {
         SlaveConfig {
             ice_addresses: vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
+            public_addresses: Vec::new(),
             port_range: None,
             ice_servers: Vec::new(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -108,6 +117,7 @@ impl Default for SlaveConfig {
             reconnect_max_delay: DEFAULT_RECONNECT_MAX_DELAY,
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
+            ca: Vec::new(),
         }
     }
 }
@@ -142,6 +152,19 @@ pub enum SlaveError {
         /// The response body (the rejection reason).
         body: String,
     },
+    /// The TLS handshake with a `wss://` master failed: its certificate is
+    /// not trusted, expired or for another name, or it does not speak TLS.
+    #[error("TLS with the master at {url} failed: {source}{}", crate::tls::hint(.source))]
+    Tls {
+        /// The URL tried.
+        url: String,
+        /// What rustls said.
+        #[source]
+        source: rustls::Error,
+    },
+    /// A certificate of the `ca` option is unusable.
+    #[error("{0}")]
+    Certificate(#[from] crate::tls::TlsError),
     /// The master could not be reached.
     #[error("cannot connect to the master at {url}: {reason}")]
     Unreachable {
@@ -321,9 +344,10 @@ impl Slave {
                 Arc::new(webrtc::runtime::TokioRuntime)
             },
         });
-        let ws = link::open(master_url, auth, shared.config.connect_timeout).await?;
+        let tls = crate::tls::client_config(&config.ca)?;
+        let ws = link::open(master_url, auth, &tls, shared.config.connect_timeout).await?;
         let registration =
-            link::Registration { url: master_url.to_owned(), auth: auth.to_vec(), user_data: user_data.to_owned() };
+            link::Registration { url: master_url.to_owned(), auth: auth.to_vec(), user_data: user_data.to_owned(), tls };
         link::start(shared.clone(), ws, registration).await?;
         Ok(Slave { shared })
     }

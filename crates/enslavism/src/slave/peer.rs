@@ -18,7 +18,7 @@ use webrtc::peer_connection::{
 };
 
 use super::channel::{run_channel, ChannelInfo, ChannelNote};
-use super::negotiated;
+use super::{nat, negotiated};
 use super::{SessionId, SlaveEvent, SlaveShared};
 use crate::proto::{Candidate, IceCandidate, Message, SessionDescription};
 
@@ -198,9 +198,9 @@ const GATHER_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The answer to send: with our candidates in it where gathering finishes in
 /// time (the browser can then check pairs at once instead of waiting for
-/// trickled candidates and its next check interval), marked as supporting
-/// negotiated channels. Candidates gathered meanwhile are in the SDP, so
-/// their signals are dropped; later ones are trickled as usual.
+/// trickled candidates and its next check interval). Candidates gathered
+/// meanwhile are in the SDP, so their signals are dropped; later ones are
+/// trickled as usual.
 async fn answer_to_send(pc: &dyn PeerConnection, answer_sdp: String, signals: &mut mpsc::UnboundedReceiver<Signal>) -> String {
     let deadline = tokio::time::sleep(GATHER_WAIT);
     tokio::pin!(deadline);
@@ -216,8 +216,13 @@ async fn answer_to_send(pc: &dyn PeerConnection, answer_sdp: String, signals: &m
             _ = &mut deadline => break,
         }
     }
-    let sdp = pc.local_description().await.map_or(answer_sdp, |d| d.sdp);
-    negotiated::mark_answer(&sdp)
+    pc.local_description().await.map_or(answer_sdp, |d| d.sdp)
+}
+
+/// The answer as the browser gets it: negotiated channels marked, host
+/// candidates under the public addresses.
+fn announced_answer(sdp: &str, config: &super::SlaveConfig) -> String {
+    nat::announced_sdp(&negotiated::mark_answer(sdp), &config.public_addresses)
 }
 
 /// Runs one client's peer from its first offer to its release.
@@ -263,7 +268,7 @@ pub(crate) async fn run_peer(
         }
     };
     tracing::trace!(client_id, "offer applied");
-    let sdp = Box::pin(answer_to_send(&*pc, answer_sdp, &mut signals)).await;
+    let sdp = announced_answer(&Box::pin(answer_to_send(&*pc, answer_sdp, &mut signals)).await, &shared.config);
     tracing::trace!(client_id, "answer ready");
     let session: SessionId = shared.next_session.fetch_add(1, Ordering::Relaxed);
     shared.hooks.on_event(SlaveEvent::Connection { client_id, session });
@@ -300,7 +305,7 @@ pub(crate) async fn run_peer(
                             spawn_channel(dc, Some(info), &mut live_channels);
                         }
                         idle = false;
-                        let sdp = negotiated::mark_answer(&pc.local_description().await.map_or(sdp, |d| d.sdp));
+                        let sdp = announced_answer(&pc.local_description().await.map_or(sdp, |d| d.sdp), &shared.config);
                         if let Some(id) = signal_id {
                             send_to_master(&to_master, Message::AnswerToClient(SessionDescription { id, sdp }));
                         }
@@ -335,8 +340,10 @@ pub(crate) async fn run_peer(
             signal = signals.recv() => match signal {
                 Some(Signal::Candidate(init)) => {
                     if let Some(id) = signal_id {
-                        let candidate = Candidate { sdp_mid: mid.clone(), sdp_m_line_index: 0, candidate: init.candidate };
-                        send_to_master(&to_master, Message::IceCandidateToClient(IceCandidate { id, candidate: Some(candidate) }));
+                        for candidate in nat::announced(&init.candidate, &shared.config.public_addresses) {
+                            let candidate = Candidate { sdp_mid: mid.clone(), sdp_m_line_index: 0, candidate };
+                            send_to_master(&to_master, Message::IceCandidateToClient(IceCandidate { id, candidate: Some(candidate) }));
+                        }
                     }
                 }
                 Some(Signal::GatheringComplete) => {}
