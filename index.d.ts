@@ -2,6 +2,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 
 /** Limits and timeouts of a master. Every field is optional. */
 export interface MasterOptions {
@@ -30,6 +31,18 @@ export interface MasterOptions {
 	maxOffersPerSecond?: number;
 	/** ICE candidates one client may send per second; more are dropped. 0: no limit. Default 200. */
 	maxCandidatesPerSecond?: number;
+	/**
+	 * The certificate of the master's own port, which then speaks HTTPS and
+	 * WSS only. Not with an attached server (an `https.Server` keeps its own
+	 * TLS). An unusable one throws `ERR_ENSLAVISM_CERTIFICATE`.
+	 */
+	tls?: TlsIdentity;
+}
+
+/** A certificate (the chain, leaf first) and its private key, in PEM. */
+export interface TlsIdentity {
+	key: string | Buffer;
+	cert: string | Buffer;
 }
 
 /**
@@ -96,11 +109,19 @@ export declare class PeerSocket extends EventEmitter {
  */
 export declare class Master extends EventEmitter {
 	constructor(port: number, options?: MasterOptions);
-	constructor(httpServer: HttpServer, options?: MasterOptions);
+	/** Attaches to an `http.Server` or an `https.Server` (Node keeps the TLS; the engine gets the plaintext through a socket pair). */
+	constructor(httpServer: HttpServer | HttpsServer, options?: MasterOptions);
 	/** The port listened on (the master's own, or the attached server's); null before/without one. */
 	readonly port: number | null;
 	/** How many slaves (registered or not) and clients are connected. */
 	readonly peerCounts: { slaves: number; clients: number };
+	/**
+	 * Presents a new certificate from the next TLS handshake on; open
+	 * connections are kept. For a master started with `tls` (else throws
+	 * `ERR_ENSLAVISM_NOT_TLS`); an unusable one throws
+	 * `ERR_ENSLAVISM_CERTIFICATE` and the old certificate stays.
+	 */
+	setTLS(tls: TlsIdentity): void;
 	/**
 	 * Closes every connection (close code 1001) and stops listening; an
 	 * attached server stays open with its own listeners restored. Resolves
@@ -152,6 +173,16 @@ export interface SlaveOptions {
 	portRange?: [number, number];
 	/** STUN/TURN servers (none by default: host candidates only). */
 	iceServers?: IceServer[];
+	/**
+	 * NAT 1:1: addresses announced in the slave's host candidates in place of
+	 * the bound ones of the same family (a cloud VM's public IP). Default none.
+	 */
+	publicAddresses?: string[];
+	/**
+	 * CA certificates (PEM) trusted for a `wss://` master, beyond the Mozilla
+	 * roots and the file named by `NODE_EXTRA_CA_CERTS`.
+	 */
+	ca?: string | Buffer | Array<string | Buffer>;
 	/** Milliseconds to wait for the master's WebSocket handshake. Default 10000. */
 	connectTimeout?: number;
 	/** Milliseconds the `offer` decision may take before the offer is refused. Default 10000. */
