@@ -429,11 +429,17 @@ async fn adopted_handshake<S>(
         outcome = handshake::negotiate(&path, &headers, remote_addr, &*shared.hooks, shared.config.auth_timeout) => outcome,
         _ = shared.shutdown.cancelled() => return,
     };
-    if let Err(e) = stream.write_all(&handshake::serialize_response(&outcome.response)).await {
+    // Freed now, not when the peer leaves: this task lives as long as it.
+    drop((path, headers));
+    let (response, upgraded) = (handshake::serialize_response(&outcome.response), outcome.upgraded);
+    drop(outcome);
+    let written = stream.write_all(&response).await;
+    drop(response);
+    if let Err(e) = written {
         tracing::debug!(%remote_addr, "cannot answer the handshake: {e}");
         return;
     }
-    match outcome.upgraded {
+    match upgraded {
         Some(kind) => {
             let config = shared.config.websocket_config();
             let ws = WebSocketStream::from_partially_read(stream, head, Role::Server, Some(config)).await;
