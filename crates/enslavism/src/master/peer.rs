@@ -247,14 +247,16 @@ async fn bounded_write<F>(
 where
     F: std::future::Future<Output = Result<(), WsError>>,
 {
+    // The write first: it usually completes at once, and then the shutdown
+    // wait (a lock shared by every peer, when polled) is not looked at.
     tokio::select! {
         biased;
-        _ = shutdown.as_mut() => Err(WriteEnded::Shutdown),
         written = tokio::time::timeout(limit, write) => match written {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(WriteEnded::Failed),
             Err(_) => Err(WriteEnded::Stalled),
         },
+        _ = shutdown.as_mut() => Err(WriteEnded::Shutdown),
     }
 }
 

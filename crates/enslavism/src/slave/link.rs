@@ -54,10 +54,10 @@ pub(crate) async fn open(
     match tokio::time::timeout(timeout, tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector)).await {
         Err(_) => Err(unreachable(format!("no WebSocket handshake within {timeout:?}"))),
         Ok(Ok((ws, _))) => Ok(ws),
-        Ok(Err(WsError::Io(e))) if crate::tls::rustls_error(&e).is_some() => {
-            let source = crate::tls::rustls_error(&e).cloned().expect("checked above");
-            Err(SlaveError::Tls { url, source })
-        }
+        Ok(Err(WsError::Io(e))) => match crate::tls::rustls_error(&e) {
+            Some(source) => Err(SlaveError::Tls { url, source: source.clone() }),
+            None => Err(unreachable(e.to_string())),
+        },
         Ok(Err(WsError::Http(response))) => Err(SlaveError::Refused {
             status: response.status().as_u16(),
             body: response.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default(),
