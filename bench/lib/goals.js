@@ -3,7 +3,7 @@
 // (issue #6: ratios to 0.9.0 measured in the same run, or absolute limits).
 
 const { peerCounts } = require('../sections/fanout.js');
-const { clientCounts } = require('../sections/signalling.js');
+const { clientCounts, HTTPS_CLIENTS } = require('../sections/signalling.js');
 
 // Rows: [section, key, label, kind, goal, vs]. kind: 'ratio≤' (ours/0.9.0 at most), 'ratio≥' (at least), 'max' (ours at most), 'min' (ours at least), or none.
 const base = [
@@ -64,6 +64,15 @@ function signallingRows() {
 	]);
 }
 
+const m = HTTPS_CLIENTS;
+const httpsRows = [
+	['signalling', `m${m}_add_ms_http`, `M=${m}, attached to an http.Server: AddSlaves at every client (ms)`],
+	['signalling', `m${m}_add_ms_https`, `M=${m}, attached to an https.Server: AddSlaves at every client (ms)`],
+	['signalling', `m${m}_rss_mb_http`, `M=${m}, attached to an http.Server: master RSS (MB)`],
+	['signalling', `m${m}_rss_mb_https`, `M=${m}, attached to an https.Server: master RSS (MB)`],
+	['signalling', `m${m}_connects_per_s_https`, `M=${m}, attached to an https.Server: connects/s`],
+];
+
 const idleRows = [
 	['idle', 'master_rss_mb', 'master-only process in Node (MB)'],
 	['idle', 'rust_master_rss_mb', 'master-only process, ours without Node (examples/master.rs) (MB)', 'max', 20, 'master_rss_mb'],
@@ -72,7 +81,7 @@ const idleRows = [
 
 /** Every row: { section, key, label, kind, goal, vs (the 0.9.0 figure it is compared with, when not `key`) }. */
 function rows() {
-	return [...base, ...fanoutRows(), ...signallingRows(), ...idleRows]
+	return [...base, ...fanoutRows(), ...signallingRows(), ...httpsRows, ...idleRows]
 		.map(([section, key, label, kind, goal, vs]) => ({ section, key, label, kind, goal, vs: vs ?? key }));
 }
 

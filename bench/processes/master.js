@@ -2,9 +2,12 @@
 // A master of either implementation in a process of its own (argv: IMPL MODE).
 // MODE `page`: attached to an http.Server that also serves the benchmark's
 // browser page (/ and /bench-page.js); MODE `port`: the master's own port on
-// loopback (0.9.0: its own http.Server, which is what it makes for a port). Sends { port } to the parent once accepting; exits when the parent goes.
+// loopback (0.9.0: its own http.Server, which is what it makes for a port);
+// MODE `https`: attached to an https.Server on loopback with the test
+// certificate (__test__/fixtures/tls). Sends { port } to the parent once accepting; exits when the parent goes.
 
 const http = require('node:http');
+const https = require('node:https');
 const fs = require('node:fs');
 const path = require('node:path');
 const { loadImpl, masterOptions } = require('../lib/impls.js');
@@ -21,6 +24,12 @@ if (mode === 'port' && impl === 'ours') {
 	const master = new Master(0, masterOptions(impl, { host: '127.0.0.1' }));
 	master.on('error', (err) => { console.error(err); process.exit(1); });
 	master.once('listening', () => process.send({ port: master.port }));
+} else if (mode === 'https') {
+	const tlsDir = path.join(__dirname, '..', '..', '__test__', 'fixtures', 'tls');
+	const server = https.createServer({ key: fs.readFileSync(path.join(tlsDir, 'server.key')), cert: fs.readFileSync(path.join(tlsDir, 'server.pem')) });
+	const master = new Master(server, masterOptions(impl));
+	master.on('error', (err) => { console.error(err); process.exit(1); });
+	server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
 } else if (mode === 'port') {
 	// 0.9.0 with a port makes an http.Server on every interface and cannot
 	// say which port it got; given one on loopback, it does the same.

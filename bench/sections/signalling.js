@@ -4,10 +4,13 @@
 // registers and leaves: time until every client has AddSlaves, then
 // RemoveSlaves; the master's RSS with M clients; the connect rate. For this
 // package, the same again with the master in a process without Node
-// (crates/enslavism/examples/master.rs), the figures suffixed `_rust`.
+// (crates/enslavism/examples/master.rs), the figures suffixed `_rust`; and
+// M=1,000 with the master attached to an http.Server (`_http`) and to an
+// https.Server (`_https`, the clients on wss://).
 
 const { spawn } = require('node:child_process');
 const { once } = require('node:events');
+const path = require('node:path');
 const readline = require('node:readline');
 const { processMemory } = require('../lib/machine.js');
 const { startMaster, stop } = require('../lib/procs.js');
@@ -18,10 +21,19 @@ function clientCounts() {
 	return (process.env.BENCH_CLIENTS ?? '1000,5000,10000,50000').split(',').map(Number);
 }
 
-/** Runs the load generator against `port`; resolves with its two JSON lines and the master's memory between them. */
-function load(loadBinary, port, clients, masterPid) {
+/** The CA of the test certificate the https master presents. */
+const TEST_CA = path.join(__dirname, '..', '..', '__test__', 'fixtures', 'tls', 'ca.pem');
+/** Clients of the https row (the master attached to an https.Server, against the http one). */
+const HTTPS_CLIENTS = 1000;
+
+/**
+ * Runs the load generator against `port` (over wss:// with `ca`); resolves
+ * with its two JSON lines and the master's memory between them.
+ */
+function load(loadBinary, port, clients, masterPid, ca) {
 	return new Promise((resolve, reject) => {
-		const child = spawn(loadBinary, [`127.0.0.1:${port}`, String(clients)], { stdio: ['pipe', 'pipe', 'inherit'] });
+		const args = [`127.0.0.1:${port}`, String(clients), ...(ca ? [ca] : [])];
+		const child = spawn(loadBinary, args, { stdio: ['pipe', 'pipe', 'inherit'] });
 		const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`master_load: no result in ${LIMIT_MS} ms`)); }, LIMIT_MS);
 		const lines = [];
 		let memory;
@@ -50,8 +62,8 @@ async function startStandaloneMaster(binary) {
 }
 
 /** Runs M clients against a master; returns its figures, each key suffixed with `suffix`. */
-async function measure(ctx, master, m, suffix) {
-	const { connect, result, memory } = await load(ctx.loadBinary, master.port, m, master.child.pid);
+async function measure(ctx, master, m, suffix, ca) {
+	const { connect, result, memory } = await load(ctx.loadBinary, master.port, m, master.child.pid, ca);
 	if (connect.failed > 0 || !result.all_added || !result.all_removed) {
 		throw new Error(`${m} clients${suffix}: ${connect.failed} connections failed, all added: ${result.all_added}, all removed: ${result.all_removed}`);
 	}
@@ -83,8 +95,17 @@ const signalling = {
 				standalone.child.kill('SIGKILL');
 			}
 		}
+		// TLS kept by Node (an https.Server), against the same master on http.
+		for (const [mode, suffix, ca] of [['page', '_http', undefined], ['https', '_https', TEST_CA]]) {
+			const master = await startMaster(impl, mode);
+			try {
+				Object.assign(figures, await measure(ctx, master, HTTPS_CLIENTS, suffix, ca));
+			} finally {
+				await stop(master.child);
+			}
+		}
 		return figures;
 	},
 };
 
-module.exports = { signalling, clientCounts };
+module.exports = { signalling, clientCounts, HTTPS_CLIENTS };

@@ -4,7 +4,9 @@
 //! the wire protocol, so it measures any 0.9.0-compatible master. Used by
 //! `npm run bench` (section "signalling").
 //!
-//!     cargo run --release --example master_load -- 127.0.0.1:8081 5000
+//!     cargo run --release --example master_load -- 127.0.0.1:8081 5000 [CA.pem]
+//!
+//! With a CA file, the clients and the slave speak `wss://`, trusting it.
 //!
 //! Prints one JSON line when every client is connected, waits for a line on
 //! stdin (the benchmark samples the master's memory meanwhile), then prints
@@ -20,6 +22,7 @@ use tokio::net::TcpSocket;
 use tokio::sync::{Notify, Semaphore};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::Connector;
 
 const CONNECTS_IN_FLIGHT: usize = 256;
 const WAIT_LIMIT: Duration = Duration::from_secs(120);
@@ -60,7 +63,7 @@ impl Arrivals {
 
 /// One client: connects from a loopback address of its own (so that 50,000
 /// connections do not run out of ephemeral ports), then records the frames.
-async fn client(index: usize, master: SocketAddr, arrivals: Arc<Arrivals>, permits: Arc<Semaphore>) {
+async fn client(index: usize, master: SocketAddr, tls: Option<Connector>, arrivals: Arc<Arrivals>, permits: Arc<Semaphore>) {
     let permit = permits.acquire_owned().await;
     let local = SocketAddr::from((Ipv4Addr::new(127, 0, 1 + (index / 20_000) as u8, 1 + (index % 250) as u8), 0));
     let connected = async {
@@ -68,10 +71,10 @@ async fn client(index: usize, master: SocketAddr, arrivals: Arc<Arrivals>, permi
         socket.bind(local)?;
         let stream = socket.connect(master).await?;
         stream.set_nodelay(true)?;
-        let url = format!("ws://{master}/enslavism/clients");
+        let url = format!("{}://{master}/enslavism/clients", if tls.is_some() { "wss" } else { "ws" });
         // A small read buffer: tungstenite zeroes all of it before each read.
         let config = WebSocketConfig::default().read_buffer_size(4096);
-        tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await.map_err(std::io::Error::other)
+        tokio_tungstenite::client_async_tls_with_config(url, stream, Some(config), tls).await.map_err(std::io::Error::other)
     };
     let mut ws = match connected.await {
         Ok((ws, _)) => ws,
@@ -107,10 +110,25 @@ fn percentile_ms(slots: &[AtomicU64], from_ns: u64, p: f64) -> f64 {
     v[i].saturating_sub(from_ns) as f64 / 1e6
 }
 
+/// A rustls connector that trusts the CA certificates in the PEM file `path`.
+fn tls_connector(path: &str) -> Result<Connector, Box<dyn std::error::Error>> {
+    use enslavism::tls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in enslavism::tls::certificates_from_pem(&std::fs::read(path)?, "CA file")? {
+        roots.add(cert)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Connector::Rustls(Arc::new(config)))
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let master: SocketAddr = args.next().ok_or("usage: master_load HOST:PORT CLIENTS")?.parse()?;
     let clients: usize = args.next().ok_or("usage: master_load HOST:PORT CLIENTS")?.parse()?;
+    let tls = args.next().map(|ca| tls_connector(&ca)).transpose()?;
     // One thread: the other core is the master's.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -127,7 +145,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let permits = Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT));
         let connect_start = Instant::now();
         for index in 0..clients {
-            tokio::spawn(client(index, master, arrivals.clone(), permits.clone()));
+            tokio::spawn(client(index, master, tls.clone(), arrivals.clone(), permits.clone()));
         }
         let a = arrivals.clone();
         a.until(|| a.connected.load(Ordering::Relaxed) + a.failed.load(Ordering::Relaxed) >= clients).await;
@@ -144,7 +162,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // No Nagle: the close frame must not wait for the ACK of the register frame.
         let slave_socket = tokio::net::TcpStream::connect(master).await?;
         slave_socket.set_nodelay(true)?;
-        let (mut slave, _) = tokio_tungstenite::client_async(format!("ws://{master}/enslavism/slaves"), slave_socket).await?;
+        let scheme = if tls.is_some() { "wss" } else { "ws" };
+        let (mut slave, _) =
+            tokio_tungstenite::client_async_tls_with_config(format!("{scheme}://{master}/enslavism/slaves"), slave_socket, None, tls.clone())
+                .await?;
         let mut register = vec![0u8];
         register.extend_from_slice(br#"{"name":"bench"}"#);
         let registered_at = arrivals.start.elapsed().as_nanos() as u64;
