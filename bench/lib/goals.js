@@ -71,6 +71,8 @@ const httpsRows = [
 	['signalling', `m${m}_rss_mb_http`, `M=${m}, attached to an http.Server: master RSS (MB)`],
 	['signalling', `m${m}_rss_mb_https`, `M=${m}, attached to an https.Server: master RSS (MB)`],
 	['signalling', `m${m}_connects_per_s_https`, `M=${m}, attached to an https.Server: connects/s`],
+	['signalling', `m${m}_add_ms_tls_port`, `M=${m}, ours on its own TLS port vs 0.9.0 on an https.Server: AddSlaves at every client (ms)`, undefined, undefined, `m${m}_add_ms_https`],
+	['signalling', `m${m}_rss_mb_tls_port`, `M=${m}, ours on its own TLS port vs 0.9.0 on an https.Server: master RSS (MB)`, undefined, undefined, `m${m}_rss_mb_https`],
 ];
 
 const idleRows = [

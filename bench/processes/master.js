@@ -4,7 +4,8 @@
 // browser page (/ and /bench-page.js); MODE `port`: the master's own port on
 // loopback (0.9.0: its own http.Server, which is what it makes for a port);
 // MODE `https`: attached to an https.Server on loopback with the test
-// certificate (__test__/fixtures/tls). Sends { port } to the parent once accepting; exits when the parent goes.
+// certificate (__test__/fixtures/tls); MODE `tls-port` (this package only):
+// the master's own port with that certificate (rustls in the engine). Sends { port } to the parent once accepting; exits when the parent goes.
 
 const http = require('node:http');
 const https = require('node:https');
@@ -13,6 +14,8 @@ const path = require('node:path');
 const { loadImpl, masterOptions } = require('../lib/impls.js');
 
 const [impl, mode] = process.argv.slice(2);
+const TLS_DIR = path.join(__dirname, '..', '..', '__test__', 'fixtures', 'tls');
+const TEST_IDENTITY = { key: fs.readFileSync(path.join(TLS_DIR, 'server.key')), cert: fs.readFileSync(path.join(TLS_DIR, 'server.pem')) };
 const { Master } = loadImpl(impl);
 const PAGE = '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>'
 	+ '<script src="/enslavism/client.js"></script><script src="/bench-page.js"></script></body></html>';
@@ -24,9 +27,12 @@ if (mode === 'port' && impl === 'ours') {
 	const master = new Master(0, masterOptions(impl, { host: '127.0.0.1' }));
 	master.on('error', (err) => { console.error(err); process.exit(1); });
 	master.once('listening', () => process.send({ port: master.port }));
+} else if (mode === 'tls-port' && impl === 'ours') {
+	const master = new Master(0, masterOptions(impl, { host: '127.0.0.1', tls: TEST_IDENTITY }));
+	master.on('error', (err) => { console.error(err); process.exit(1); });
+	master.once('listening', () => process.send({ port: master.port }));
 } else if (mode === 'https') {
-	const tlsDir = path.join(__dirname, '..', '..', '__test__', 'fixtures', 'tls');
-	const server = https.createServer({ key: fs.readFileSync(path.join(tlsDir, 'server.key')), cert: fs.readFileSync(path.join(tlsDir, 'server.pem')) });
+	const server = https.createServer(TEST_IDENTITY);
 	const master = new Master(server, masterOptions(impl));
 	master.on('error', (err) => { console.error(err); process.exit(1); });
 	server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));

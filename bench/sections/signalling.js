@@ -6,7 +6,8 @@
 // package, the same again with the master in a process without Node
 // (crates/enslavism/examples/master.rs), the figures suffixed `_rust`; and
 // M=1,000 with the master attached to an http.Server (`_http`) and to an
-// https.Server (`_https`, the clients on wss://).
+// https.Server (`_https`, the clients on wss://), and for this package on
+// its own TLS port (`_tls_port`).
 
 const { spawn } = require('node:child_process');
 const { once } = require('node:events');
@@ -96,7 +97,10 @@ const signalling = {
 			}
 		}
 		// TLS kept by Node (an https.Server), against the same master on http.
-		for (const [mode, suffix, ca] of [['page', '_http', undefined], ['https', '_https', TEST_CA]]) {
+		const tlsModes = [['page', '_http', undefined], ['https', '_https', TEST_CA]];
+		// 0.9.0 has no TLS of its own: this one is compared with its https.Server.
+		if (impl === 'ours') tlsModes.push(['tls-port', '_tls_port', TEST_CA]);
+		for (const [mode, suffix, ca] of tlsModes) {
 			const master = await startMaster(impl, mode);
 			try {
 				Object.assign(figures, await measure(ctx, master, HTTPS_CLIENTS, suffix, ca));
