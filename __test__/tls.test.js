@@ -97,10 +97,13 @@ describe('TLS', { timeout: 60_000 }, () => {
 			const without = await run({ NODE_EXTRA_CA_CERTS: '' });
 			assert.equal(without.code, 1, without.output);
 			assert.match(without.output, /failed ERR_ENSLAVISM_TLS .*not signed by a trusted CA/);
-			// As Node does: an unreadable file is a warning, not a failure.
+			// As Node does: an unreadable or unusable file is a warning, not a failure.
 			const missing = await run({ NODE_EXTRA_CA_CERTS: path.join(TLS_DIR, 'no-such-file.pem') });
 			assert.match(missing.output, /Ignoring extra certs from .*no-such-file\.pem/);
 			assert.match(missing.output, /failed ERR_ENSLAVISM_TLS/);
+			const notPem = await run({ NODE_EXTRA_CA_CERTS: path.join(TLS_DIR, 'make.sh') });
+			assert.match(notPem.output, /Ignoring extra certs from .*make\.sh.*no certificate found in the NODE_EXTRA_CA_CERTS file/);
+			assert.match(notPem.output, /failed ERR_ENSLAVISM_TLS/);
 		} finally {
 			await master.close();
 		}

@@ -91,6 +91,22 @@ function extraCaCerts() {
 	return extraCaCache;
 }
 
+/**
+ * The engine's slave. An unusable NODE_EXTRA_CA_CERTS file is, as in Node, a
+ * warning, and the file is ignored from then on.
+ */
+function createNative(options, onEvent) {
+	try {
+		return NativeSlave.create(options, onEvent);
+	} catch (err) {
+		if (options.extraCaCerts === undefined || err.code !== 'ERR_ENSLAVISM_CERTIFICATE' || !err.message.includes('NODE_EXTRA_CA_CERTS')) throw err;
+		process.emitWarning(`Ignoring extra certs from \`${process.env.NODE_EXTRA_CA_CERTS}\`, load failed: ${err.message}`);
+		extraCaCache = null;
+		const { extraCaCerts, ...rest } = options;
+		return NativeSlave.create(rest, onEvent);
+	}
+}
+
 function authPairs(authData) {
 	if (authData === undefined || authData === null) return [];
 	if (typeof authData !== 'object' || Array.isArray(authData)) {
@@ -141,7 +157,7 @@ class Slave extends EventEmitter {
 		this._clients = new Map();
 		this._channels = new Map();
 		this._closing = null;
-		this._native = NativeSlave.create(nativeOptions(options), (event, data) => {
+		this._native = createNative(nativeOptions(options), (event, data) => {
 			// A message comes as (channel, data), without an event object: it is the hot path.
 			if (typeof event === 'number') this._channels.get(event)?.dc._message(data);
 			else this._onNativeEvent(event);

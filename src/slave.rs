@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use enslavism::tls::{certificates_from_pem, CertificateDer};
+use enslavism::tls::{trust_anchors_from_pem, CertificateDer};
 use enslavism::slave::{ChannelId, IceServer, OfferDecision, Slave, SlaveConfig, SlaveError, SlaveEvent, SlaveHooks};
 use napi::bindgen_prelude::{ArrayBuffer, Buffer, Either, FnArgs, Function};
 use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -251,7 +251,7 @@ fn trusted_cas(options: &NativeSlaveOptions) -> napi::Result<Vec<CertificateDer<
     let extra = options.extra_ca_certs.iter().map(|pem| (&pem[..], "NODE_EXTRA_CA_CERTS file"));
     let mut certs = Vec::new();
     for (pem, what) in given.chain(extra) {
-        let parsed = certificates_from_pem(pem, what).map_err(|e| js_error(codes::CERTIFICATE, e.to_string()))?;
+        let parsed = trust_anchors_from_pem(pem, what).map_err(|e| js_error(codes::CERTIFICATE, e.to_string()))?;
         certs.extend(parsed);
     }
     Ok(certs)

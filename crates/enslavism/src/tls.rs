@@ -35,9 +35,15 @@ pub enum TlsError {
         #[source]
         source: rustls_pki_types::pem::Error,
     },
-    /// A certificate of the `ca` list cannot be a trust anchor.
-    #[error("a certificate of the ca list cannot be trusted: {0}")]
-    BadCa(#[source] rustls::Error),
+    /// A CA certificate cannot be a trust anchor.
+    #[error("a certificate of the {what} cannot be a trust anchor: {source}")]
+    BadCa {
+        /// Which input.
+        what: &'static str,
+        /// What rustls said.
+        #[source]
+        source: rustls::Error,
+    },
     /// The key is unusable, or is not the certificate's.
     #[error("the key cannot be used with this certificate: {0}")]
     Key(#[source] rustls::Error),
@@ -54,6 +60,17 @@ pub fn certificates_from_pem(pem: &[u8], what: &'static str) -> Result<Vec<Certi
     let certs = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(|source| TlsError::Pem { what, source })?;
     if certs.is_empty() {
         return Err(TlsError::NoCertificate { what });
+    }
+    Ok(certs)
+}
+
+/// The CA certificates in `pem`, each checked to be usable as a trust anchor
+/// (what [`crate::slave::SlaveConfig::ca`] takes). `what` names the input in errors.
+pub fn trust_anchors_from_pem(pem: &[u8], what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = certificates_from_pem(pem, what)?;
+    let mut scratch = RootCertStore::empty();
+    for cert in &certs {
+        scratch.add(cert.clone()).map_err(|source| TlsError::BadCa { what, source })?;
     }
     Ok(certs)
 }
@@ -133,7 +150,7 @@ impl ServerTls {
 pub(crate) fn client_config(extra_roots: &[CertificateDer<'static>]) -> Result<Arc<ClientConfig>, TlsError> {
     let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     for cert in extra_roots {
-        roots.add(cert.clone()).map_err(TlsError::BadCa)?;
+        roots.add(cert.clone()).map_err(|source| TlsError::BadCa { what: "ca", source })?;
     }
     let config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
