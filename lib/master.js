@@ -11,6 +11,8 @@ const { checkInteger, codedError, describe, emitError, toBuffer } = require('./u
 const CLIENT_SCRIPT_PATH = '/enslavism/client.js';
 const PEER_PATHS = new Map([['/enslavism/slaves', 'slave'], ['/enslavism/clients', 'client']]);
 const PEER_KINDS = ['slave', 'client'];
+/** How long a relayed TLS socket may take to flush its last bytes once the engine closed. */
+const RELAY_LINGER_MS = 5000;
 
 let clientScriptBuffer;
 function serveClientScript(res) {
@@ -320,12 +322,14 @@ class Master extends EventEmitter {
 			return;
 		}
 		socket.setNoDelay(true);
-		const end = () => {
-			socket.destroy();
-			relay.destroy();
-		};
-		socket.on('error', end).on('close', end);
-		relay.on('error', end).on('close', end);
+		// The client gone: the engine sees its end close.
+		socket.on('error', () => relay.destroy()).on('close', () => relay.destroy());
+		relay.on('error', () => socket.destroy()).on('close', () => {
+			// The engine is done: `pipe` ends the TLS socket once what it
+			// wrote (the close frame) is out; a client that reads nothing
+			// does not keep it longer than this.
+			setTimeout(() => socket.destroy(), RELAY_LINGER_MS).unref();
+		});
 		socket.pipe(relay);
 		relay.pipe(socket);
 	}

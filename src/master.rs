@@ -460,11 +460,6 @@ impl NativeMaster {
         crate::guarded(|| self.master.set_tls(tls_identity(&tls)?).map_err(master_error))
     }
 
-    /// True when the master's own server speaks TLS.
-    #[napi(getter)]
-    pub fn tls(&self) -> bool {
-        self.master.is_tls()
-    }
 
     /// Sends a raw binary frame to one peer. Returns false when it is gone.
     #[napi]
