@@ -9,15 +9,9 @@ const { once } = require('node:events');
 const http = require('node:http');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
-const { NETNS_ADDRESS, insideNamespace, runInNamespace } = require('./netns.js');
+const { NETNS_ADDRESS, enterNamespace } = require('./netns.js');
 
-if (!insideNamespace()) {
-	it('browser tests pass inside a private network namespace', () => {
-		const { status, output } = runInNamespace(__filename);
-		assert.equal(status, 0, output);
-	});
-	return;
-}
+if (!enterNamespace(__filename, 'browser tests')) return;
 
 const { launchChromium: launch } = require('./chromium.js');
 const { Master, Slave } = require('..');

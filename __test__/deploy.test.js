@@ -14,15 +14,9 @@ const fs = require('node:fs');
 const os = require('node:os');
 const https = require('node:https');
 const path = require('node:path');
-const { NETNS_ADDRESS, insideNamespace, runInNamespace } = require('./netns.js');
+const { NETNS_ADDRESS, enterNamespace } = require('./netns.js');
 
-if (!insideNamespace()) {
-	it('deployment tests pass inside a private network namespace', () => {
-		const { status, output } = runInNamespace(__filename);
-		assert.equal(status, 0, output);
-	});
-	return;
-}
+if (!enterNamespace(__filename, 'deployment tests')) return;
 
 const { launchChromium } = require('./chromium.js');
 const { Master, Slave } = require('..');
@@ -96,22 +90,6 @@ async function stunAnswers(host, port) {
 	}
 }
 
-/**
- * Opens `url`. A navigation right after the namespace came up can fail with
- * ERR_NETWORK_CHANGED (the veth's IPv6 link-local address appears once its
- * duplicate address detection ends, and Chromium restarts its requests on
- * any address change): that one error is retried.
- */
-async function goto(browserPage, url) {
-	for (let attempt = 1; ; attempt++) {
-		try {
-			return await browserPage.goto(url);
-		} catch (err) {
-			if (attempt >= 5 || !/ERR_NETWORK_CHANGED/.test(err.message)) throw err;
-		}
-	}
-}
-
 describe('deployment', { timeout: 120_000 }, () => {
 	let server;
 	let master;
@@ -150,9 +128,9 @@ describe('deployment', { timeout: 120_000 }, () => {
 	it('an https-attached master serves our bundle and the 0.9.0 bundle, which both reach a wss slave', async () => {
 		const slave = await echoSlave(wssUrl, 'https');
 		try {
-			await goto(browserPage, `https://127.0.0.1:${server.address().port}/`);
+			await browserPage.goto(`https://127.0.0.1:${server.address().port}/`);
 			assert.equal((await exchange(browserPage, wssUrl, 'https')).echoed, 'echo:ping');
-			await goto(browserPage, `https://127.0.0.1:${server.address().port}/old`);
+			await browserPage.goto(`https://127.0.0.1:${server.address().port}/old`);
 			assert.equal((await exchange(browserPage, wssUrl, 'https', {}, false)).echoed, 'echo:ping');
 		} finally {
 			await slave.close();
@@ -169,7 +147,7 @@ describe('deployment', { timeout: 120_000 }, () => {
 			execFileSync('nft', ['add', 'rule', 'ip', 'nat1to1', 'out', 'ip', 'daddr', PUBLIC_ADDRESS, 'dnat', 'to', NETNS_ADDRESS]);
 			const slave = await echoSlave(wssUrl, 'nat', { publicAddresses: [PUBLIC_ADDRESS] });
 			try {
-				await goto(browserPage, `https://127.0.0.1:${server.address().port}/`);
+				await browserPage.goto(`https://127.0.0.1:${server.address().port}/`);
 				const result = await exchange(browserPage, wssUrl, 'nat');
 				assert.equal(result.echoed, 'echo:ping');
 				assert.equal(result.remote.address, PUBLIC_ADDRESS, 'the browser talks to the public address');
@@ -202,7 +180,7 @@ describe('deployment', { timeout: 120_000 }, () => {
 		const slave = await echoSlave(wssUrl, 'turn');
 		try {
 			await ready;
-			await goto(browserPage, `https://127.0.0.1:${server.address().port}/`);
+			await browserPage.goto(`https://127.0.0.1:${server.address().port}/`);
 			const result = await exchange(browserPage, wssUrl, 'turn', {
 				iceServers: [{ urls: `turn:${NETNS_ADDRESS}:${TURN_PORT}?transport=udp`, username: 'player', credential: 'secret' }],
 				iceTransportPolicy: 'relay',

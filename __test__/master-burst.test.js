@@ -6,15 +6,9 @@
 const { it } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const { insideNamespace, runInNamespace } = require('./netns.js');
+const { enterNamespace } = require('./netns.js');
 
-if (!insideNamespace()) {
-	it('master burst tests pass inside a private network namespace', () => {
-		const { status, output } = runInNamespace(__filename);
-		assert.equal(status, 0, output);
-	});
-	return;
-}
+if (!enterNamespace(__filename, 'master burst tests')) return;
 
 const { connect, startMaster } = require('./helpers.js');
 

@@ -21,6 +21,11 @@ function insideNamespace() {
 function runInNamespace(file) {
 	const setup = [
 		'set -e',
+		// No duplicate address detection: the veth's IPv6 link-local address
+		// would otherwise appear a moment after the link is up, and Chromium,
+		// seeing the network change, aborted the page load it was doing
+		// (ERR_NETWORK_CHANGED).
+		'echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad',
 		'ip link set lo up',
 		'ip link add v0 type veth peer name v1',
 		`ip addr add ${NETNS_ADDRESS}/24 dev v0`,
@@ -40,4 +45,24 @@ function runInNamespace(file) {
 	return { status: result.status, output: `${result.stdout}\n${result.stderr}` };
 }
 
-module.exports = { NETNS_ADDRESS, insideNamespace, runInNamespace };
+/**
+ * For a test file that must run inside its own namespace. Inside one, returns
+ * true and the file goes on. Outside, registers one test that re-runs `file`
+ * inside a new namespace and passes if every test in there passes (with
+ * `summary`, it also prints their results), and returns false: the file then
+ * returns at once.
+ */
+function enterNamespace(file, what, { summary = false } = {}) {
+	if (insideNamespace()) return true;
+	// Required here: inside the namespace the file registers its own tests.
+	const { it } = require('node:test');
+	const assert = require('node:assert/strict');
+	it(`${what} pass inside a private network namespace`, () => {
+		const { status, output } = runInNamespace(file);
+		assert.equal(status, 0, output);
+		if (summary) process.stdout.write(output.split('\n').filter((l) => /^\s*(✔|✖|ℹ|#)/.test(l)).join('\n') + '\n');
+	});
+	return false;
+}
+
+module.exports = { NETNS_ADDRESS, enterNamespace, insideNamespace, runInNamespace };
