@@ -8,6 +8,7 @@
 
 pub(crate) mod handshake;
 mod hooks;
+mod outbox;
 mod peer;
 mod rate;
 mod router;
@@ -86,7 +87,8 @@ pub struct MasterConfig {
     /// Largest WebSocket message (and frame) a peer may send; larger ones
     /// close the connection with code 1009.
     pub max_message_size: usize,
-    /// Frames queued for one peer before it is disconnected as too slow.
+    /// Frames waiting for one peer (queued, not yet taken by its
+    /// connection) before it is disconnected as too slow.
     pub outbound_queue_len: usize,
     /// Time a connection has to send its HTTP request headers.
     pub handshake_timeout: Duration,

@@ -1,19 +1,20 @@
 //! One connected slave or client: its WebSocket, its outbound queue, and the
 //! loop that feeds decoded frames to the router.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tokio_tungstenite::WebSocketStream;
 
 use super::hooks::MasterEvent;
+use super::outbox::{Outbox, Outgoing};
 use super::rate::TokenBucket;
 use super::router::{PeerKind, PeerLink};
 use super::Shared;
@@ -37,18 +38,15 @@ const CLOSE_REPLY_WAIT: std::time::Duration = std::time::Duration::from_millis(5
 const FLUSH_BATCH: usize = 64;
 
 /// The router's handle on one connection.
-pub(crate) struct SocketLink {
-    frames: mpsc::Sender<Bytes>,
-    close: watch::Sender<Option<(u16, String)>>,
-}
+pub(crate) struct SocketLink(Arc<Outbox>);
 
 impl PeerLink for SocketLink {
     fn push(&self, frame: Bytes) -> bool {
-        self.frames.try_send(frame).is_ok()
+        self.0.push(frame)
     }
 
     fn close(&self, code: u16, reason: &str) {
-        self.close.send_replace(Some((code, reason.to_owned())));
+        self.0.request_close(code, reason);
     }
 }
 
@@ -64,9 +62,8 @@ pub(crate) async fn run_peer<S, Slot>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (frames_tx, mut frames) = mpsc::channel(shared.config.outbound_queue_len);
-    let (close_tx, mut close_requests) = watch::channel(None);
-    let link = SocketLink { frames: frames_tx, close: close_tx };
+    let outbox = Arc::new(Outbox::new(shared.config.outbound_queue_len));
+    let link = SocketLink(outbox.clone());
     let added = {
         let mut router = shared.router();
         match kind {
@@ -88,7 +85,7 @@ pub(crate) async fn run_peer<S, Slot>(
     // caught here, the peer dropped and forgotten like any other.
     let served = std::panic::AssertUnwindSafe(async {
         shared.hooks.on_event(MasterEvent::Connected { kind, id, remote_addr });
-        pump(&shared, &mut ws, kind, id, &mut frames, &mut close_requests).await
+        pump(&shared, &mut ws, kind, id, &outbox).await
     });
     let (code, reason) = match futures_util::FutureExt::catch_unwind(served).await {
         Ok(closed) => closed,
@@ -115,8 +112,7 @@ async fn pump<S>(
     ws: &mut WebSocketStream<S>,
     kind: PeerKind,
     id: u32,
-    frames: &mut mpsc::Receiver<Bytes>,
-    close_requests: &mut watch::Receiver<Option<(u16, String)>>,
+    outbox: &Outbox,
 ) -> (u16, String)
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -133,6 +129,8 @@ where
     // contending on it from every worker.
     let shutdown = shared.shutdown.cancelled();
     tokio::pin!(shutdown);
+    // Frames taken from the outbox; its capacity is kept for the next batch.
+    let mut batch = VecDeque::new();
     loop {
         tokio::select! {
             biased;
@@ -140,26 +138,22 @@ where
                 close_cleanly(ws, CLOSE_GOING_AWAY, "master closing").await;
                 return (CLOSE_GOING_AWAY, "master closing".into());
             }
-            Ok(()) = close_requests.changed() => {
-                let Some((code, reason)) = close_requests.borrow_and_update().clone() else { continue };
-                // Frames queued before the close request still go out first.
-                let queued = async {
-                    while let Ok(frame) = frames.try_recv() {
-                        ws.feed(WsMessage::Binary(frame)).await?;
+            outgoing = outbox.take(&mut batch) => match outgoing {
+                Outgoing::Frames => {
+                    // Each part of a long batch has the whole limit: a slow
+                    // but reading peer is not a stalled one.
+                    while !batch.is_empty() {
+                        if let Err(ended) = bounded_write(send_some(ws, &mut batch), write_limit, &mut shutdown).await {
+                            return ended.close(kind, id);
+                        }
                     }
-                    Ok(())
-                };
-                if let Err(ended) = bounded_write(queued, write_limit, &mut shutdown).await {
-                    return ended.close(kind, id);
                 }
-                close_cleanly(ws, code, &reason).await;
-                return (code, reason);
-            }
-            Some(frame) = frames.recv() => {
-                if let Err(ended) = bounded_write(send_batch(ws, frame, frames), write_limit, &mut shutdown).await {
-                    return ended.close(kind, id);
+                // The outbox hands out a close only once what was queued before it is written.
+                Outgoing::Close(code, reason) => {
+                    close_cleanly(ws, code, &reason).await;
+                    return (code, reason);
                 }
-            }
+            },
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() >= shared.config.heartbeat_timeout {
                     tracing::debug!(kind = kind.name(), id, "no sign of life: dropping the peer");
@@ -260,20 +254,18 @@ where
     }
 }
 
-/// Sends `first` and whatever else is queued (up to a batch), then flushes once.
-async fn send_batch<S>(
+/// Sends up to [`FLUSH_BATCH`] frames from the front of `batch`, then flushes once.
+async fn send_some<S>(
     ws: &mut WebSocketStream<S>,
-    first: Bytes,
-    frames: &mut mpsc::Receiver<Bytes>,
+    batch: &mut VecDeque<Bytes>,
 ) -> Result<(), tokio_tungstenite::tungstenite::Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    ws.feed(WsMessage::Binary(first)).await?;
-    for _ in 1..FLUSH_BATCH {
-        match frames.try_recv() {
-            Ok(frame) => ws.feed(WsMessage::Binary(frame)).await?,
-            Err(_) => break,
+    for _ in 0..FLUSH_BATCH {
+        match batch.pop_front() {
+            Some(frame) => ws.feed(WsMessage::Binary(frame)).await?,
+            None => break,
         }
     }
     ws.flush().await
