@@ -13,7 +13,7 @@ export interface MasterOptions {
 	host?: string;
 	/** Largest WebSocket message a slave or client may send, in bytes; larger ones close it with 1009. Default 262144 (256 KiB). */
 	maxMessageSize?: number;
-	/** Frames queued for one peer before it is disconnected (close code 1008) as too slow. Default 1024. */
+	/** Frames waiting for one peer (queued, not yet being written) before it is disconnected (close code 1008) as too slow. Default 1024. */
 	outboundQueueLength?: number;
 	/** Milliseconds a connection has to send its HTTP request headers (own port only). Default 10000. */
 	handshakeTimeout?: number;
