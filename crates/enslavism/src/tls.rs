@@ -57,7 +57,8 @@ fn provider() -> Arc<CryptoProvider> {
 /// Every certificate in `pem` (a bundle, as `NODE_EXTRA_CA_CERTS` files are).
 /// `what` names the input in errors.
 pub fn certificates_from_pem(pem: &[u8], what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(|source| TlsError::Pem { what, source })?;
+    let certs =
+        CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(|source| TlsError::Pem { what, source })?;
     if certs.is_empty() {
         return Err(TlsError::NoCertificate { what });
     }

@@ -77,7 +77,10 @@ async fn an_expired_certificate_is_refused_and_a_swap_fixes_it_for_new_connectio
     let (master, url) = tls_master(ca.identity(EXPIRED));
     let err = slave(&url, vec![ca.der.clone()]).await.err().expect("an expired certificate is refused");
     assert!(
-        matches!(&err, SlaveError::Tls { source: rustls::Error::InvalidCertificate(rustls::CertificateError::ExpiredContext { .. }), .. }),
+        matches!(
+            &err,
+            SlaveError::Tls { source: rustls::Error::InvalidCertificate(rustls::CertificateError::ExpiredContext { .. }), .. }
+        ),
         "{err:?}"
     );
     assert!(err.to_string().contains("has expired"), "{err}");

@@ -1,5 +1,6 @@
 //! One peer's outbound queue: frames the router pushes and the peer's task
-//! writes, plus a close request that overtakes nothing queued before it.
+//! writes, a close request that overtakes nothing queued before it, and the
+//! master's shutdown, which overtakes everything.
 //!
 //! Why not `tokio::sync::mpsc` + `watch`: a bounded mpsc allocates a block of
 //! 32 slots (1 kB for `Bytes`) and a cache-padded channel (~0.5 kB) per peer
@@ -21,12 +22,15 @@ pub(crate) enum Outgoing {
     /// Every frame queued before the request is written: close with this
     /// code and reason.
     Close(u16, String),
+    /// The master is closing: stop now, whatever is queued or being written.
+    Shutdown,
 }
 
 /// The shared half: the router pushes, the peer's task takes.
 pub(crate) struct Outbox {
     state: Mutex<State>,
-    /// The peer's task, woken when the queue stops being empty or a close is asked.
+    /// The peer's task, woken when the queue stops being empty, a close is
+    /// asked or the master shuts down.
     waker: AtomicWaker,
     limit: usize,
 }
@@ -35,6 +39,7 @@ pub(crate) struct Outbox {
 struct State {
     frames: VecDeque<Bytes>,
     close: Option<(u16, String)>,
+    shutdown: bool,
 }
 
 impl Outbox {
@@ -71,13 +76,29 @@ impl Outbox {
         self.waker.wake();
     }
 
-    /// Waits for work: queued frames are swapped into `batch` (which must be
-    /// empty; its capacity is reused), or, with nothing queued, a close request.
-    pub(crate) fn poll_take(&self, cx: &mut Context<'_>, batch: &mut VecDeque<Bytes>) -> Poll<Outgoing> {
-        debug_assert!(batch.is_empty());
+    /// The master is closing: the peer's task is told at once (the master
+    /// calls this on every peer, through the router, instead of every task
+    /// polling a token shared by all of them on every wake-up).
+    pub(crate) fn shut_down(&self) {
+        self.state().shutdown = true;
+        self.waker.wake();
+    }
+
+    /// Waits for work: a shutdown first; then, when `ready` (the task is
+    /// done with its previous batch, and `batch` is empty: its capacity is
+    /// reused), queued frames swapped into `batch`, or, with nothing queued,
+    /// a close request.
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>, batch: &mut VecDeque<Bytes>, ready: bool) -> Poll<Outgoing> {
         // Registered first: a push between the check and the return still wakes us.
         self.waker.register(cx.waker());
         let mut state = self.state();
+        if state.shutdown {
+            return Poll::Ready(Outgoing::Shutdown);
+        }
+        if !ready {
+            return Poll::Pending;
+        }
+        debug_assert!(batch.is_empty());
         if !state.frames.is_empty() {
             std::mem::swap(&mut state.frames, batch);
             return Poll::Ready(Outgoing::Frames);
@@ -87,17 +108,16 @@ impl Outbox {
             None => Poll::Pending,
         }
     }
-
-    /// [`Outbox::poll_take`] as a future.
-    pub(crate) async fn take(&self, batch: &mut VecDeque<Bytes>) -> Outgoing {
-        std::future::poll_fn(|cx| self.poll_take(cx, batch)).await
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    async fn take(outbox: &Outbox, batch: &mut VecDeque<Bytes>) -> Outgoing {
+        std::future::poll_fn(|cx| outbox.poll_take(cx, batch, true)).await
+    }
 
     #[tokio::test]
     async fn frames_come_out_in_order_and_a_close_waits_for_them() {
@@ -106,12 +126,12 @@ mod tests {
         assert!(outbox.push(Bytes::from_static(b"b")));
         outbox.request_close(1000, "bye");
         let mut batch = VecDeque::new();
-        assert!(matches!(outbox.take(&mut batch).await, Outgoing::Frames));
+        assert!(matches!(take(&outbox, &mut batch).await, Outgoing::Frames));
         assert_eq!(batch, [Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
         batch.clear();
-        match outbox.take(&mut batch).await {
+        match take(&outbox, &mut batch).await {
             Outgoing::Close(code, reason) => assert_eq!((code, reason.as_str()), (1000, "bye")),
-            Outgoing::Frames => panic!("the close should come after the frames"),
+            _ => panic!("the close should come after the frames"),
         }
     }
 
@@ -123,8 +143,22 @@ mod tests {
         assert!(!outbox.push(Bytes::new()));
         let waker = futures_util::task::noop_waker();
         let mut batch = VecDeque::new();
-        assert!(outbox.poll_take(&mut Context::from_waker(&waker), &mut batch).is_ready());
+        assert!(outbox.poll_take(&mut Context::from_waker(&waker), &mut batch, true).is_ready());
         assert!(outbox.push(Bytes::new()));
+    }
+
+    #[test]
+    fn a_shutdown_overtakes_queued_frames_and_a_busy_task() {
+        let outbox = Outbox::new(4);
+        assert!(outbox.push(Bytes::new()));
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut batch = VecDeque::new();
+        assert!(outbox.poll_take(&mut cx, &mut batch, false).is_pending());
+        outbox.shut_down();
+        assert!(matches!(outbox.poll_take(&mut cx, &mut batch, false), Poll::Ready(Outgoing::Shutdown)));
+        assert!(matches!(outbox.poll_take(&mut cx, &mut batch, true), Poll::Ready(Outgoing::Shutdown)));
+        assert!(batch.is_empty());
     }
 
     #[tokio::test]
@@ -133,7 +167,7 @@ mod tests {
         let pusher = outbox.clone();
         let waiting = tokio::spawn(async move {
             let mut batch = VecDeque::new();
-            let _ = outbox.take(&mut batch).await;
+            let _ = take(&outbox, &mut batch).await;
             batch.len()
         });
         tokio::task::yield_now().await;

@@ -2,8 +2,11 @@
 //! loop that feeds decoded frames to the router.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -40,6 +43,13 @@ const FLUSH_BATCH: usize = 64;
 /// The router's handle on one connection.
 pub(crate) struct SocketLink(Arc<Outbox>);
 
+impl SocketLink {
+    /// The master is closing: the connection ends at once.
+    pub(crate) fn shut_down(&self) {
+        self.0.shut_down();
+    }
+}
+
 impl PeerLink for SocketLink {
     fn push(&self, frame: Bytes) -> bool {
         self.0.push(frame)
@@ -53,222 +63,330 @@ impl PeerLink for SocketLink {
 /// Runs one peer from its completed handshake to its close. `slot` (its
 /// place under `max_connections`) is given back as soon as the router has
 /// forgotten the peer, before anyone hears of the close.
-pub(crate) async fn run_peer<S, Slot>(
+///
+/// Not an `async fn`: one copies its arguments into the future a second
+/// time (rustc's layout, `-Zprint-type-sizes`: 380 bytes per peer, `ws`
+/// alone 328), and this future is most of what an idle peer costs.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn run_peer<S, Slot>(
     shared: Arc<Shared>,
     mut ws: WebSocketStream<S>,
     kind: PeerKind,
     remote_addr: SocketAddr,
     slot: Slot,
-) where
+) -> impl Future<Output = ()>
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let outbox = Arc::new(Outbox::new(shared.config.outbound_queue_len));
-    let link = SocketLink(outbox.clone());
-    let added = {
-        let mut router = shared.router();
-        match kind {
-            PeerKind::Slave => router.add_slave(link),
-            PeerKind::Client => router.add_client(link),
+    async move {
+        let outbox = Arc::new(Outbox::new(shared.config.outbound_queue_len));
+        let added = {
+            let mut router = shared.router();
+            let link = SocketLink(outbox.clone());
+            match kind {
+                PeerKind::Slave => router.add_slave(link),
+                PeerKind::Client => router.add_client(link),
+            }
+        };
+        // After the router's lock: a master closing from now on found this
+        // peer there, or had cancelled before we looked.
+        if shared.shutdown.is_cancelled() {
+            outbox.shut_down();
         }
-    };
-    let id = match added {
-        Ok(id) => id,
-        Err(e) => {
-            tracing::warn!(%remote_addr, "{e}");
-            let _ = ws.close(Some(close_frame(CLOSE_TRY_AGAIN_LATER, &e.to_string()))).await;
-            return;
-        }
-    };
-    tracing::debug!(kind = kind.name(), id, %remote_addr, "peer connected");
+        let id = match added {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(%remote_addr, "{e}");
+                let _ =
+                    tokio::time::timeout(CLOSE_REPLY_WAIT, ws.close(Some(close_frame(CLOSE_TRY_AGAIN_LATER, &e.to_string()))))
+                        .await;
+                return;
+            }
+        };
+        tracing::debug!(kind = kind.name(), id, %remote_addr, "peer connected");
 
-    // A bug while serving one peer must cost that peer only: the panic is
-    // caught here, the peer dropped and forgotten like any other.
-    let served = std::panic::AssertUnwindSafe(async {
-        shared.hooks.on_event(MasterEvent::Connected { kind, id, remote_addr });
-        pump(&shared, &mut ws, kind, id, &outbox).await
-    });
-    let (code, reason) = match futures_util::FutureExt::catch_unwind(served).await {
-        Ok(closed) => closed,
-        Err(panic) => {
-            let what = crate::panic_message(&*panic);
-            tracing::error!(kind = kind.name(), id, "internal error while serving the peer: {what}");
-            shared.hooks.on_event(MasterEvent::InternalError {
-                message: format!("internal error while serving {} {id}: {what}", kind.name()),
-            });
-            close_cleanly(&mut ws, CLOSE_INTERNAL_ERROR, "internal error").await;
-            (CLOSE_INTERNAL_ERROR, "internal error".to_owned())
-        }
-    };
+        // A bug while serving one peer must cost that peer only: the panic is
+        // caught here, the peer dropped and forgotten like any other.
+        let served = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(serve(
+            &shared,
+            &mut ws,
+            kind,
+            id,
+            remote_addr,
+            &outbox,
+        )))
+        .await;
+        let (code, reason) = match served {
+            Ok(closed) => closed,
+            Err(panic) => {
+                let what = crate::panic_message(&*panic);
+                tracing::error!(kind = kind.name(), id, "internal error while serving the peer: {what}");
+                shared.hooks.on_event(MasterEvent::InternalError {
+                    message: format!("internal error while serving {} {id}: {what}", kind.name()),
+                });
+                close_cleanly(&mut ws, CLOSE_INTERNAL_ERROR, "internal error").await;
+                (CLOSE_INTERNAL_ERROR, "internal error".to_owned())
+            }
+        };
 
-    shared.router().remove(kind, id);
-    drop(slot);
-    tracing::debug!(kind = kind.name(), id, code, "peer closed");
-    shared.hooks.on_event(MasterEvent::Closed { kind, id, code, reason });
+        shared.router().remove(kind, id);
+        drop(slot);
+        tracing::debug!(kind = kind.name(), id, code, "peer closed");
+        shared.hooks.on_event(MasterEvent::Closed { kind, id, code, reason });
+    }
 }
 
-/// Moves frames both ways until the connection ends; returns its close code and reason.
-async fn pump<S>(
+/// Serves a connected peer until its connection ends; returns its close code and reason.
+async fn serve<S>(
     shared: &Shared,
     ws: &mut WebSocketStream<S>,
     kind: PeerKind,
     id: u32,
+    remote_addr: SocketAddr,
     outbox: &Outbox,
 ) -> (u16, String)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut heartbeat = tokio::time::interval(shared.config.heartbeat_interval);
-    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    heartbeat.reset();
-    let mut last_heard = tokio::time::Instant::now();
-    // A peer whose socket takes nothing for this long is as gone as a silent one.
-    let write_limit = shared.config.heartbeat_timeout;
-    let mut limits = (kind == PeerKind::Client).then(|| ClientLimits::new(&shared.config));
-    // Made once: a new wait per wake-up would lock the token shared by every
-    // peer twice per frame (register, then drop), a broadcast to 5,000 clients
-    // contending on it from every worker.
-    let shutdown = shared.shutdown.cancelled();
-    tokio::pin!(shutdown);
-    // Frames taken from the outbox; its capacity is kept for the next batch.
-    let mut batch = VecDeque::new();
-    loop {
-        tokio::select! {
-            biased;
-            _ = &mut shutdown => {
-                close_cleanly(ws, CLOSE_GOING_AWAY, "master closing").await;
-                return (CLOSE_GOING_AWAY, "master closing".into());
-            }
-            outgoing = outbox.take(&mut batch) => match outgoing {
-                Outgoing::Frames => {
-                    // Each part of a long batch has the whole limit: a slow
-                    // but reading peer is not a stalled one.
-                    while !batch.is_empty() {
-                        if let Err(ended) = bounded_write(send_some(ws, &mut batch), write_limit, &mut shutdown).await {
-                            return ended.close(kind, id);
-                        }
-                    }
-                }
-                // The outbox hands out a close only once what was queued before it is written.
-                Outgoing::Close(code, reason) => {
-                    close_cleanly(ws, code, &reason).await;
-                    return (code, reason);
-                }
-            },
-            _ = heartbeat.tick() => {
-                if last_heard.elapsed() >= shared.config.heartbeat_timeout {
-                    tracing::debug!(kind = kind.name(), id, "no sign of life: dropping the peer");
-                    return (CLOSE_ABNORMAL, "heartbeat timeout".into());
-                }
-                if last_heard.elapsed() >= shared.config.heartbeat_interval {
-                    if let Err(ended) = bounded_write(ws.send(WsMessage::Ping(Default::default())), write_limit, &mut shutdown).await {
-                        return ended.close(kind, id);
-                    }
-                }
-            }
-            incoming = ws.next() => match incoming {
-                Some(Ok(WsMessage::Binary(data))) => {
-                    last_heard = tokio::time::Instant::now();
-                    handle_frame(shared, kind, id, &data, limits.as_mut());
-                }
-                Some(Ok(WsMessage::Pong(_))) => last_heard = tokio::time::Instant::now(),
-                Some(Ok(WsMessage::Text(_))) => {
-                    last_heard = tokio::time::Instant::now();
-                    tracing::debug!(kind = kind.name(), id, "text frame ignored: the protocol is binary");
-                }
-                Some(Ok(WsMessage::Close(frame))) => {
-                    // Let tungstenite send its reply to the close.
-                    let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, ws.flush()).await;
-                    return frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string()));
-                }
-                Some(Ok(WsMessage::Ping(_))) => {
-                    last_heard = tokio::time::Instant::now();
-                    // The pong is queued by tungstenite; send it now.
-                    if let Err(ended) = bounded_write(ws.flush(), write_limit, &mut shutdown).await {
-                        return ended.close(kind, id);
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    tracing::debug!(kind = kind.name(), id, "connection error: {e}");
-                    // Tell the peer why where the protocol has a code for it.
-                    let code = match e {
-                        WsError::Capacity(_) => CLOSE_MESSAGE_TOO_BIG,
-                        WsError::Protocol(_) | WsError::Utf8(_) => CLOSE_PROTOCOL_ERROR,
-                        _ => return (CLOSE_ABNORMAL, String::new()),
-                    };
-                    let reason = e.to_string();
-                    let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, ws.close(Some(close_frame(code, &reason)))).await;
-                    return (code, reason);
-                }
-                None => return (CLOSE_ABNORMAL, String::new()),
-            },
+    shared.hooks.on_event(MasterEvent::Connected { kind, id, remote_addr });
+    // In a block of its own: its room is then reused by the closing writes below.
+    let ended = {
+        let mut connection = Connection::new(shared, kind, id, outbox);
+        std::future::poll_fn(|cx| connection.poll(cx, ws)).await
+    };
+    match ended {
+        Ended::Close(code, reason) => {
+            close_cleanly(ws, code, &reason).await;
+            (code, reason)
+        }
+        Ended::ByPeer(code, reason) => {
+            // Let tungstenite send its reply to the close.
+            let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, ws.flush()).await;
+            (code, reason)
+        }
+        Ended::Refused(code, reason) => {
+            let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, ws.close(Some(close_frame(code, &reason)))).await;
+            (code, reason)
+        }
+        Ended::Dropped(code, reason) => (code, reason.into()),
+    }
+}
+
+/// How a connection ended, and what is still to be said on it.
+enum Ended {
+    /// We close: send this close frame and wait briefly for the reply.
+    Close(u16, String),
+    /// The peer sent a close frame with this code and reason.
+    ByPeer(u16, String),
+    /// The peer broke the protocol: tell it why, without waiting.
+    Refused(u16, String),
+    /// Nothing more can be said: the connection failed, stalled or went
+    /// silent, or the master closed during a write.
+    Dropped(u16, &'static str),
+}
+
+/// The state of one peer's connection between wake-ups. It is driven by
+/// hand from one `poll` (outbox, socket writes, socket reads, heartbeat)
+/// rather than by a `select!` over nested futures: that loop was 920 bytes
+/// of every peer's task (each branch's future and each write's `Timeout`
+/// kept their own room), this is about 200, and an idle peer costs no timer
+/// beyond its heartbeat.
+struct Connection<'a> {
+    shared: &'a Shared,
+    outbox: &'a Outbox,
+    kind: PeerKind,
+    id: u32,
+    /// Frames taken from the outbox and not yet handed to the socket; its
+    /// capacity is kept for the next batch.
+    batch: VecDeque<Bytes>,
+    /// Frames handed to the socket since its last flush.
+    unflushed: usize,
+    /// Set when a write could not complete at once: the part being written
+    /// (up to [`FLUSH_BATCH`] frames and their flush) has until then. Made
+    /// the first time a peer's socket is full, and kept.
+    write_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    write_deadline_armed: bool,
+    heartbeat: tokio::time::Interval,
+    last_heard: tokio::time::Instant,
+    limits: Option<ClientLimits>,
+}
+
+impl<'a> Connection<'a> {
+    fn new(shared: &'a Shared, kind: PeerKind, id: u32, outbox: &'a Outbox) -> Self {
+        let mut heartbeat = tokio::time::interval(shared.config.heartbeat_interval);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.reset();
+        Connection {
+            shared,
+            outbox,
+            kind,
+            id,
+            batch: VecDeque::new(),
+            unflushed: 0,
+            write_deadline: None,
+            write_deadline_armed: false,
+            heartbeat,
+            last_heard: tokio::time::Instant::now(),
+            limits: (kind == PeerKind::Client).then(|| ClientLimits::new(&shared.config)),
         }
     }
-}
 
-/// Why a write to the peer did not complete.
-enum WriteEnded {
-    /// The connection failed.
-    Failed,
-    /// The peer's socket took nothing for the whole limit: it stopped reading.
-    Stalled,
-    /// The master is closing; a stalled peer gets no close frame.
-    Shutdown,
-}
+    /// True while frames wait to be written or flushed.
+    fn writing(&self) -> bool {
+        !self.batch.is_empty() || self.unflushed > 0
+    }
 
-impl WriteEnded {
-    /// The close code and reason recorded for the peer.
-    fn close(self, kind: PeerKind, id: u32) -> (u16, String) {
-        match self {
-            WriteEnded::Failed => (CLOSE_ABNORMAL, String::new()),
-            WriteEnded::Stalled => {
-                tracing::debug!(kind = kind.name(), id, "the peer takes nothing: dropping it");
-                (CLOSE_ABNORMAL, "write timeout".into())
+    fn poll<S>(&mut self, cx: &mut Context<'_>, ws: &mut WebSocketStream<S>) -> Poll<Ended>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        loop {
+            // The master closing overtakes everything; a peer we are
+            // writing to (perhaps one that stopped reading) gets no close frame.
+            let ready = !self.writing();
+            match self.outbox.poll_take(cx, &mut self.batch, ready) {
+                Poll::Ready(Outgoing::Shutdown) if self.writing() => {
+                    return Poll::Ready(Ended::Dropped(CLOSE_GOING_AWAY, "master closing"))
+                }
+                Poll::Ready(Outgoing::Shutdown) => return Poll::Ready(Ended::Close(CLOSE_GOING_AWAY, "master closing".into())),
+                // Handed out only once what was queued before it is written.
+                Poll::Ready(Outgoing::Close(code, reason)) => return Poll::Ready(Ended::Close(code, reason)),
+                Poll::Ready(Outgoing::Frames) | Poll::Pending => {}
             }
-            WriteEnded::Shutdown => (CLOSE_GOING_AWAY, "master closing".into()),
+            if self.writing() {
+                match self.poll_write(cx, ws) {
+                    Poll::Ready(Ok(())) => continue,
+                    Poll::Ready(Err(ended)) => return Poll::Ready(ended),
+                    Poll::Pending => {}
+                }
+            }
+            match ws.poll_next_unpin(cx) {
+                Poll::Ready(incoming) => match self.on_incoming(incoming) {
+                    Some(ended) => return Poll::Ready(ended),
+                    None => continue,
+                },
+                Poll::Pending => {}
+            }
+            if self.heartbeat.poll_tick(cx).is_ready() {
+                if let Some(ended) = self.on_heartbeat(cx, ws) {
+                    return Poll::Ready(ended);
+                }
+                continue;
+            }
+            return Poll::Pending;
         }
     }
-}
 
-/// Runs one write to the peer, for at most `limit`, and gives up at once if
-/// the master closes: a peer that stops reading (its TCP window full) would
-/// otherwise hold this loop, its heartbeat and its slot forever.
-async fn bounded_write<F>(
-    write: F,
-    limit: std::time::Duration,
-    shutdown: &mut std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
-) -> Result<(), WriteEnded>
-where
-    F: std::future::Future<Output = Result<(), WsError>>,
-{
-    // The write first: it usually completes at once, and then the shutdown
-    // wait (a lock shared by every peer, when polled) is not looked at.
-    tokio::select! {
-        biased;
-        written = tokio::time::timeout(limit, write) => match written {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(WriteEnded::Failed),
-            Err(_) => Err(WriteEnded::Stalled),
-        },
-        _ = shutdown.as_mut() => Err(WriteEnded::Shutdown),
-    }
-}
-
-/// Sends up to [`FLUSH_BATCH`] frames from the front of `batch`, then flushes once.
-async fn send_some<S>(
-    ws: &mut WebSocketStream<S>,
-    batch: &mut VecDeque<Bytes>,
-) -> Result<(), tokio_tungstenite::tungstenite::Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    for _ in 0..FLUSH_BATCH {
-        match batch.pop_front() {
-            Some(frame) => ws.feed(WsMessage::Binary(frame)).await?,
-            None => break,
+    /// Hands the batch to the socket, a part of up to [`FLUSH_BATCH`] frames
+    /// at a time, each part flushed. Ready once a part is out.
+    fn poll_write<S>(&mut self, cx: &mut Context<'_>, ws: &mut WebSocketStream<S>) -> Poll<Result<(), Ended>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let written = self.poll_write_part(cx, ws);
+        if written.is_ready() {
+            self.write_deadline_armed = false;
+            return written.map(|result| result.map_err(|_| Ended::Dropped(CLOSE_ABNORMAL, "")));
         }
+        // The socket is full. Each part has the whole limit: a slow but
+        // reading peer is not a stalled one.
+        let limit = self.shared.config.heartbeat_timeout;
+        let deadline = self.write_deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if !self.write_deadline_armed {
+            deadline.as_mut().reset(tokio::time::Instant::now() + limit);
+            self.write_deadline_armed = true;
+        }
+        if deadline.as_mut().poll(cx).is_ready() {
+            tracing::debug!(kind = self.kind.name(), id = self.id, "the peer takes nothing: dropping it");
+            return Poll::Ready(Err(Ended::Dropped(CLOSE_ABNORMAL, "write timeout")));
+        }
+        Poll::Pending
     }
-    ws.flush().await
+
+    fn poll_write_part<S>(&mut self, cx: &mut Context<'_>, ws: &mut WebSocketStream<S>) -> Poll<Result<(), WsError>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        while self.unflushed < FLUSH_BATCH {
+            if self.batch.is_empty() {
+                break;
+            }
+            ready!(ws.poll_ready_unpin(cx))?;
+            let frame = self.batch.pop_front().expect("the batch is not empty");
+            ws.start_send_unpin(WsMessage::Binary(frame))?;
+            self.unflushed += 1;
+        }
+        ready!(ws.poll_flush_unpin(cx))?;
+        self.unflushed = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Takes one frame (or the end) from the socket; `Some` when the connection is over.
+    fn on_incoming(&mut self, incoming: Option<Result<WsMessage, WsError>>) -> Option<Ended> {
+        let (kind, id) = (self.kind, self.id);
+        match incoming {
+            Some(Ok(WsMessage::Binary(data))) => {
+                self.last_heard = tokio::time::Instant::now();
+                handle_frame(self.shared, kind, id, &data, self.limits.as_mut());
+            }
+            Some(Ok(WsMessage::Pong(_))) => self.last_heard = tokio::time::Instant::now(),
+            Some(Ok(WsMessage::Text(_))) => {
+                self.last_heard = tokio::time::Instant::now();
+                tracing::debug!(kind = kind.name(), id, "text frame ignored: the protocol is binary");
+            }
+            Some(Ok(WsMessage::Close(frame))) => {
+                return Some(Ended::ByPeer(
+                    frame.as_ref().map_or(1005, |f| f.code.into()),
+                    frame.map_or_else(String::new, |f| f.reason.to_string()),
+                ));
+            }
+            Some(Ok(WsMessage::Ping(_))) => {
+                self.last_heard = tokio::time::Instant::now();
+                // tungstenite queued the pong; the next write flushes it.
+                self.unflushed = self.unflushed.max(1);
+            }
+            Some(Ok(WsMessage::Frame(_))) => {}
+            Some(Err(e)) => {
+                tracing::debug!(kind = kind.name(), id, "connection error: {e}");
+                // Tell the peer why where the protocol has a code for it.
+                let code = match e {
+                    WsError::Capacity(_) => CLOSE_MESSAGE_TOO_BIG,
+                    WsError::Protocol(_) | WsError::Utf8(_) => CLOSE_PROTOCOL_ERROR,
+                    _ => return Some(Ended::Dropped(CLOSE_ABNORMAL, "")),
+                };
+                return Some(Ended::Refused(code, e.to_string()));
+            }
+            None => return Some(Ended::Dropped(CLOSE_ABNORMAL, "")),
+        }
+        None
+    }
+
+    /// A heartbeat tick: drops a silent peer, pings a quiet one.
+    fn on_heartbeat<S>(&mut self, cx: &mut Context<'_>, ws: &mut WebSocketStream<S>) -> Option<Ended>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let quiet = self.last_heard.elapsed();
+        if quiet >= self.shared.config.heartbeat_timeout {
+            tracing::debug!(kind = self.kind.name(), id = self.id, "no sign of life: dropping the peer");
+            return Some(Ended::Dropped(CLOSE_ABNORMAL, "heartbeat timeout"));
+        }
+        // A socket still busy with earlier frames gets no ping: its write
+        // deadline watches it already.
+        if quiet >= self.shared.config.heartbeat_interval && !self.writing() {
+            match ws.poll_ready_unpin(cx) {
+                Poll::Ready(Ok(())) => {
+                    if ws.start_send_unpin(WsMessage::Ping(Default::default())).is_err() {
+                        return Some(Ended::Dropped(CLOSE_ABNORMAL, ""));
+                    }
+                    self.unflushed += 1;
+                }
+                Poll::Ready(Err(_)) => return Some(Ended::Dropped(CLOSE_ABNORMAL, "")),
+                Poll::Pending => self.unflushed = self.unflushed.max(1),
+            }
+        }
+        None
+    }
 }
 
 /// The rates a client is held to.

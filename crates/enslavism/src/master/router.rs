@@ -274,10 +274,9 @@ impl<L: PeerLink> SignallingRouter<L> {
         }
     }
 
-    /// Asks every connection to close.
-    pub fn close_all(&self, code: u16, reason: &str) {
-        self.slaves.values().for_each(|s| s.link.close(code, reason));
-        self.clients.values().for_each(|l| l.close(code, reason));
+    /// Every connection's link, slaves first.
+    pub fn links(&self) -> impl Iterator<Item = &L> {
+        self.slaves.values().map(|s| &s.link).chain(self.clients.values())
     }
 
     fn link(&self, kind: PeerKind, id: u32) -> Option<&L> {

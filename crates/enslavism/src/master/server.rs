@@ -155,14 +155,15 @@ async fn handle_request(
             let on_upgrade = hyper::upgrade::on(&mut req);
             let peer_shared = shared.clone();
             shared.tasks.spawn(async move {
-                match on_upgrade.await {
-                    Ok(upgraded) => {
-                        let config = peer_shared.config.websocket_config();
-                        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                        run_peer(peer_shared, ws, kind, remote_addr, slot).await;
-                    }
-                    Err(e) => tracing::debug!(%remote_addr, "upgrade failed: {e}"),
-                }
+                // Not `match on_upgrade.await { Ok(..) => .. }`: the matched
+                // value's room would stay in the task for the peer's life.
+                let upgraded = match on_upgrade.await {
+                    Ok(upgraded) => upgraded,
+                    Err(e) => return tracing::debug!(%remote_addr, "upgrade failed: {e}"),
+                };
+                let config = peer_shared.config.websocket_config();
+                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                run_peer(peer_shared, ws, kind, remote_addr, slot).await;
             });
         }
         return Ok(outcome.response.map(Full::new));

@@ -136,14 +136,15 @@ pub(crate) async fn run_channel(
     // listen, and a drain to 0 after every send would be an event each time.
     let low_threshold = Arc::new(AtomicUsize::new(LOW_THRESHOLD_DISARMED));
     let overflowed = CancellationToken::new();
-    shared
-        .channels()
-        .insert(channel, ChannelHandle {
+    shared.channels().insert(
+        channel,
+        ChannelHandle {
             out: out_tx,
             buffered: buffered.clone(),
             low_threshold: low_threshold.clone(),
             overflowed: overflowed.clone(),
-        });
+        },
+    );
     tracing::debug!(client_id, channel, label = %info.label, "data channel");
     let mut end = ChannelEnd { shared: &shared, ids: (client_id, session), channel, notes: &notes, pending_info: Some(info) };
     if announce_now || matches!(dc.ready_state().await, Ok(RTCDataChannelState::Open)) {
