@@ -4,7 +4,7 @@
 // enslavism 0.9.0, alternating in one run, inside a private network namespace
 // the benchmark creates; prints a table of both, their ratio and the goal,
 // then one JSON line (prefixed `BENCH_JSON `). Sections: setup echo throughput
-// fanout signalling idle (all by default). Every loop is bounded.
+// fanout signalling memory idle (all by default). Every loop is bounded.
 //
 // Environment: BENCH_RUNS (runs per implementation and section, default 3),
 // BENCH_FANOUT (K values, default 1,10,50,200,500), BENCH_CLIENTS (M values,
@@ -24,7 +24,7 @@ const { insideNamespace, reexecInNamespace } = require('./lib/namespace.js');
 
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, 'target', 'bench');
-const ALL_SECTIONS = ['setup', 'echo', 'throughput', 'fanout', 'signalling', 'idle'];
+const ALL_SECTIONS = ['setup', 'echo', 'throughput', 'fanout', 'signalling', 'memory', 'idle'];
 const RUN_LIMIT_MS = 3 * 60 * 60_000;
 
 function fail(message) {
@@ -80,8 +80,9 @@ const browserSections = require('./sections/browser.js');
 const { fanout } = require('./sections/fanout.js');
 const { signalling, clientCounts } = require('./sections/signalling.js');
 const { idle } = require('./sections/idle.js');
+const { memory } = require('./sections/memory.js');
 
-const SECTIONS = { ...browserSections, fanout, signalling, idle };
+const SECTIONS = { ...browserSections, fanout, signalling, memory, idle };
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const MAX_FOREIGN = Number(process.env.BENCH_MAX_FOREIGN ?? 0.1);
 

@@ -4,6 +4,7 @@
 
 const { peerCounts } = require('../sections/fanout.js');
 const { clientCounts, HTTPS_CLIENTS } = require('../sections/signalling.js');
+const { connections } = require('../sections/memory.js');
 
 // Rows: [section, key, label, kind, goal, vs]. kind: 'ratio≤' (ours/0.9.0 at most), 'ratio≥' (at least), 'max' (ours at most), 'min' (ours at least), or none.
 const base = [
@@ -75,6 +76,13 @@ const httpsRows = [
 	['signalling', `m${m}_rss_mb_tls_port`, `M=${m}, ours on its own TLS port vs 0.9.0 on an https.Server: master RSS (MB)`, undefined, undefined, `m${m}_rss_mb_https`],
 ];
 
+const { few, many, rounds } = connections();
+const memoryRows = [['port', 'on its own port'], ['page', 'attached to an http.Server']].flatMap(([mode, where]) => [
+	['memory', `${mode}_kb_per_client`, `${where}: RSS per idle client (kB; ${few.toLocaleString('en-US')} → ${many.toLocaleString('en-US')} clients)`, 'max', 3],
+	['memory', `${mode}_rss_mb_${many}`, `${where}: RSS with ${many.toLocaleString('en-US')} idle clients (MB)`],
+	['memory', `${mode}_rounds_growth_mb`, `${where}: RSS growth over ${rounds} rounds of connect/close (MB; medians of rounds 1–3 and ${rounds - 2}–${rounds})`, 'max', 1],
+]);
+
 const idleRows = [
 	['idle', 'master_rss_mb', 'master-only process in Node (MB)'],
 	['idle', 'rust_master_rss_mb', 'master-only process, ours without Node (examples/master.rs) (MB)', 'max', 20, 'master_rss_mb'],
@@ -83,7 +91,7 @@ const idleRows = [
 
 /** Every row: { section, key, label, kind, goal, vs (the 0.9.0 figure it is compared with, when not `key`) }. */
 function rows() {
-	return [...base, ...fanoutRows(), ...signallingRows(), ...httpsRows, ...idleRows]
+	return [...base, ...fanoutRows(), ...signallingRows(), ...httpsRows, ...memoryRows, ...idleRows]
 		.map(([section, key, label, kind, goal, vs]) => ({ section, key, label, kind, goal, vs: vs ?? key }));
 }
 

@@ -18,16 +18,16 @@ function firstMessage(child, what) {
 	});
 }
 
-/** Forks bench/processes/<name>.js with `args`; resolves with { child, ready } once it reports. */
-async function start(name, args) {
-	const child = fork(path.join(__dirname, '..', 'processes', `${name}.js`), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/** Forks bench/processes/<name>.js with `args` (and Node flags `execArgv`); resolves with { child, ready } once it reports. */
+async function start(name, args, execArgv = []) {
+	const child = fork(path.join(__dirname, '..', 'processes', `${name}.js`), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
 	const ready = await firstMessage(child, `${name} ${args.join(' ')}`);
 	return { child, ready };
 }
 
-/** A master of `impl` (mode 'page' or 'port'): { child, port, url }. */
-async function startMaster(impl, mode) {
-	const { child, ready } = await start('master', [impl, mode]);
+/** A master of `impl` (mode 'page' or 'port'; see processes/master.js), with Node flags `execArgv`: { child, port, url }. */
+async function startMaster(impl, mode, execArgv) {
+	const { child, ready } = await start('master', [impl, mode], execArgv);
 	return { child, port: ready.port, url: `ws://127.0.0.1:${ready.port}` };
 }
 
@@ -52,4 +52,27 @@ async function stop(...children) {
 	}));
 }
 
-module.exports = { startMaster, startSlave, stop };
+/**
+ * Sends `message` to the child and resolves with its next reply holding
+ * `key`, or rejects after `limitMs`.
+ */
+function ask(child, message, key, limitMs) {
+	return new Promise((resolve, reject) => {
+		const timer = setTimeout(() => done(new Error(`no ${key} from the child within ${limitMs} ms`)), limitMs);
+		const onMessage = (reply) => {
+			if (reply?.error) done(new Error(reply.error));
+			else if (reply && key in reply) done(null, reply[key]);
+		};
+		const onExit = (code) => done(new Error(`the child exited (${code})`));
+		function done(err, value) {
+			clearTimeout(timer);
+			child.off('message', onMessage).off('exit', onExit);
+			if (err) reject(err);
+			else resolve(value);
+		}
+		child.on('message', onMessage).once('exit', onExit);
+		child.send(message);
+	});
+}
+
+module.exports = { start, startMaster, startSlave, stop, ask };
