@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use enslavism::dial::DialError;
 use enslavism::tls::{trust_anchors_from_pem, CertificateDer};
 use enslavism::slave::{ChannelId, IceServer, OfferDecision, Slave, SlaveConfig, SlaveError, SlaveEvent, SlaveHooks};
 use napi::bindgen_prelude::{ArrayBuffer, Buffer, Either, FnArgs, Function};
@@ -228,14 +229,14 @@ impl SlaveHooks for JsSlaveHooks {
 
 fn slave_error(e: SlaveError) -> napi::Error<String> {
     let code = match &e {
-        SlaveError::BadUrl { .. } => "ERR_INVALID_URL",
-        SlaveError::Refused { .. } => "ERR_ENSLAVISM_REFUSED",
-        SlaveError::Unreachable { .. } => "ERR_ENSLAVISM_UNREACHABLE",
+        SlaveError::Dial(DialError::BadUrl { .. }) => "ERR_INVALID_URL",
+        SlaveError::Dial(DialError::Refused { .. }) => "ERR_ENSLAVISM_REFUSED",
+        SlaveError::Dial(DialError::Tls { .. }) => codes::TLS,
+        SlaveError::Dial(_) => "ERR_ENSLAVISM_UNREACHABLE",
         SlaveError::UserData(_) => codes::INVALID_ARG,
         SlaveError::NoRuntime => codes::INTERNAL,
         SlaveError::Closed => codes::CLOSED,
         SlaveError::ChannelNotOpen(_) => "ERR_ENSLAVISM_CHANNEL_CLOSED",
-        SlaveError::Tls { .. } => codes::TLS,
         SlaveError::Certificate(_) => codes::CERTIFICATE,
     };
     js_error(code, e.to_string())

@@ -10,11 +10,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use enslavism::master::{Master, MasterConfig, MasterHooks};
-use std::io::Read;
 
 /// Accepts every slave and client.
 struct OpenDoor;
 impl MasterHooks for OpenDoor {}
+
+mod support;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr: SocketAddr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8081".into()).parse()?;
@@ -27,15 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     runtime.block_on(async {
         let master = Master::bind(addr, MasterConfig::default(), Arc::new(OpenDoor))?;
         println!("listening {}", master.local_addr().map_or_else(|| addr.to_string(), |a| a.to_string()));
-        // The parent closing stdin ends the process, so a benchmark cannot
-        // leave it behind (a thread: the engine's tokio has no stdin feature).
-        let (eof_tx, eof_rx) = tokio::sync::oneshot::channel::<()>();
-        std::thread::spawn(move || {
-            let mut sink = [0u8; 64];
-            while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
-            let _ = eof_tx.send(());
-        });
-        let _ = eof_rx.await;
+        support::stdin_closed().await;
         master.close().await;
         Ok::<_, Box<dyn std::error::Error>>(())
     })

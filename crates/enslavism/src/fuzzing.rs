@@ -111,7 +111,9 @@ mod corpus {
 
     #[test]
     fn every_target_replays_its_corpus() {
-        let targets: [(&str, fn(&[u8])); 4] = [
+        /// A fuzz target's name (its corpus folder) and entry point.
+        type Target = (&'static str, fn(&[u8]));
+        let targets: [Target; 4] = [
             ("wire_frame", super::wire_frame),
             ("handshake_headers", super::handshake_headers),
             ("offer_text", super::offer_text),

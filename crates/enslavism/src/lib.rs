@@ -2,8 +2,10 @@
 //! ("slaves") that browsers pick from a list and talk to over data channels,
 //! coordinated by one signalling server (the "master").
 //!
-//! This crate is the engine, usable from Rust alone; the `enslavism` npm
-//! package wraps it for Node.js with enslavism 0.9.0's API. The wire format
+//! This crate is the engine, usable from Rust alone: a [`master`], a
+//! [`slave`], and a native [`client`] (what the browser bundle does, for bots
+//! and load tests; `examples/bots.rs`). The `enslavism` npm package wraps it
+//! for Node.js with enslavism 0.9.0's API. The wire format
 //! is 0.9.0's ([`proto`]), so old and new slaves, masters and browser bundles
 //! work together.
 //!
@@ -20,6 +22,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
+pub mod dial;
 pub mod master;
 pub mod proto;
 pub mod slave;

@@ -13,7 +13,7 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use thiserror::Error;
 
-/// The rustls this crate uses (its errors are in [`crate::slave::SlaveError::Tls`]).
+/// The rustls this crate uses (its errors are in [`crate::dial::DialError::Tls`]).
 pub use rustls;
 pub use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 

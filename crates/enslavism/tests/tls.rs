@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use enslavism::dial::DialError;
 use enslavism::master::{Master, MasterConfig, NoHooks};
 use enslavism::slave::{Slave, SlaveConfig, SlaveError, SlaveHooks};
 use enslavism::tls::{rustls, CertificateDer, TlsIdentity};
@@ -64,7 +65,10 @@ async fn a_slave_trusting_the_ca_registers_over_wss_and_one_that_does_not_is_tol
     assert_eq!(master.peer_counts().0, 1);
 
     match slave(&url, Vec::new()).await {
-        Err(SlaveError::Tls { source: rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer), .. }) => {}
+        Err(SlaveError::Dial(DialError::Tls {
+            source: rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+            ..
+        })) => {}
         other => panic!("expected an unknown issuer, got {:?}", other.err()),
     }
     trusted.close().await;
@@ -79,7 +83,10 @@ async fn an_expired_certificate_is_refused_and_a_swap_fixes_it_for_new_connectio
     assert!(
         matches!(
             &err,
-            SlaveError::Tls { source: rustls::Error::InvalidCertificate(rustls::CertificateError::ExpiredContext { .. }), .. }
+            SlaveError::Dial(DialError::Tls {
+                source: rustls::Error::InvalidCertificate(rustls::CertificateError::ExpiredContext { .. }),
+                ..
+            })
         ),
         "{err:?}"
     );

@@ -7,26 +7,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http::header::{HeaderValue, COOKIE};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::peer::{ice_session, run_peer, PeerCommand};
 use super::{SlaveError, SlaveEvent, SlaveShared};
+use crate::dial::{inbound, within, DialError, Inbound, MasterSocket, CLOSE_WRITE_LIMIT};
 use crate::proto::{IceCandidate, Message, SessionDescription};
-
-type MasterSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// The cookie header carrying authData, encoded as 0.9.0 did (`cookie.serialize`).
-fn cookie_header(auth: &[(String, String)]) -> String {
-    auth.iter()
-        .map(|(name, value)| cookie::Cookie::new(name.as_str(), value.as_str()).encoded().to_string())
-        .collect::<Vec<_>>()
-        .join("; ")
-}
 
 /// Opens the WebSocket to `master_url + "/enslavism/slaves"`; a `wss://`
 /// URL is verified with `tls`.
@@ -36,35 +23,7 @@ pub(crate) async fn open(
     tls: &Arc<rustls::ClientConfig>,
     timeout: Duration,
 ) -> Result<MasterSocket, SlaveError> {
-    let bad_url = |reason: String| SlaveError::BadUrl { url: master_url.to_owned(), reason };
-    if !(master_url.starts_with("ws://") || master_url.starts_with("wss://")) {
-        return Err(bad_url("it must start with ws:// or wss://".into()));
-    }
-    let url = format!("{}/enslavism/slaves", master_url.trim_end_matches('/'));
-    let mut request = url.as_str().into_client_request().map_err(|e| bad_url(e.to_string()))?;
-    if !auth.is_empty() {
-        let value = HeaderValue::from_str(&cookie_header(auth))
-            .map_err(|e| bad_url(format!("authData cannot be sent as cookies: {e}")))?;
-        request.headers_mut().insert(COOKIE, value);
-    }
-    let unreachable = |reason: String| SlaveError::Unreachable { url: url.clone(), reason };
-    // Nagle off, as the master's side has it: with it, an answer written while
-    // the previous frame waits for its (delayed) ACK sat up to 40 ms.
-    let connector = Some(Connector::Rustls(tls.clone()));
-    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector)).await {
-        Err(_) => Err(unreachable(format!("no WebSocket handshake within {timeout:?}"))),
-        Ok(Ok((ws, _))) => Ok(ws),
-        Ok(Err(WsError::Io(e))) => match crate::tls::rustls_error(&e) {
-            Some(source) => Err(SlaveError::Tls { url, source: source.clone() }),
-            None => Err(unreachable(e.to_string())),
-        },
-        Ok(Err(WsError::Http(response))) => Err(SlaveError::Refused {
-            status: response.status().as_u16(),
-            body: response.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default(),
-        }),
-        Ok(Err(WsError::Url(e))) => Err(bad_url(e.to_string())),
-        Ok(Err(e)) => Err(unreachable(e.to_string())),
-    }
+    Ok(crate::dial::open(master_url, "/enslavism/slaves", auth, tls, timeout).await?)
 }
 
 /// Where and as whom the slave registers (kept to register again after a reconnect).
@@ -80,7 +39,7 @@ async fn register(mut ws: MasterSocket, registration: &Registration, limit: Dura
     let frame = Message::Register { user_data: registration.user_data.clone() }.encode()?;
     within(limit, ws.send(WsMessage::Binary(frame.into())))
         .await
-        .map_err(|reason| SlaveError::Unreachable { url: registration.url.clone(), reason })?;
+        .map_err(|reason| DialError::Unreachable { url: registration.url.clone(), reason })?;
     Ok(ws)
 }
 
@@ -174,23 +133,13 @@ async fn serve(
                 if matches!(incoming, Some(Ok(_))) {
                     last_heard = tokio::time::Instant::now();
                 }
-                match incoming {
-                    Some(Ok(WsMessage::Binary(data))) => match Message::decode(&data) {
+                match inbound(ws, incoming, shared.config.heartbeat_timeout).await {
+                    Inbound::Frame(data) => match Message::decode(&data) {
                         Ok(msg) => dispatch(shared, peers, detached, to_master, msg),
                         Err(e) => tracing::debug!("malformed frame from the master dropped: {e}"),
                     },
-                    Some(Ok(WsMessage::Close(frame))) => {
-                        let _ = within(CLOSE_WRITE_LIMIT, ws.flush()).await;
-                        return Some(frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string())));
-                    }
-                    Some(Ok(WsMessage::Ping(_))) => {
-                        if let Err(reason) = within(shared.config.heartbeat_timeout, ws.flush()).await {
-                            return Some((1006, reason));
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Some((1006, e.to_string())),
-                    None => return Some((1006, String::new())),
+                    Inbound::Nothing => {}
+                    Inbound::Ended(code, reason) => return Some((code, reason)),
                 }
             }
             _ = shared.shutdown.cancelled() => {
@@ -198,20 +147,6 @@ async fn serve(
                 return None;
             }
         }
-    }
-}
-
-/// How long a goodbye to the master may take to write.
-const CLOSE_WRITE_LIMIT: Duration = Duration::from_millis(500);
-
-/// Runs one write to the master, giving up after `limit`: on a half-open link,
-/// or a master that stopped reading, whose send buffer is full, a write would
-/// otherwise wait forever and the heartbeat with it.
-async fn within(limit: Duration, write: impl std::future::Future<Output = Result<(), WsError>>) -> Result<(), String> {
-    match tokio::time::timeout(limit, write).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("heartbeat timeout (send stalled)".into()),
     }
 }
 
@@ -314,29 +249,4 @@ fn take_session(
     }
     let index = detached.iter().position(matches)?;
     Some(detached.swap_remove(index))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use tokio_tungstenite::MaybeTlsStream;
-
-    /// With Nagle on, a frame written while the previous one waited for the
-    /// master's delayed ACK sat up to 40 ms: 10 setups at once had a p95 40 ms
-    /// above their p50.
-    #[tokio::test]
-    async fn the_link_to_the_master_sends_small_frames_at_once() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let master = tokio::spawn(async move {
-            let (stream, _) = listener.accept().await.unwrap();
-            tokio_tungstenite::accept_async(stream).await.unwrap()
-        });
-        let tls = crate::tls::client_config(&[]).unwrap();
-        let ws = super::open(&format!("ws://{addr}"), &[], &tls, Duration::from_secs(5)).await.unwrap();
-        let MaybeTlsStream::Plain(tcp) = ws.get_ref() else { panic!("a ws:// link is plain TCP") };
-        assert!(tcp.nodelay().unwrap(), "Nagle's algorithm is on for the master link");
-        drop(master.await.unwrap());
-    }
 }

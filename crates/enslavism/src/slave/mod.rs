@@ -136,43 +136,13 @@ pub struct IceServer {
 /// What can go wrong when starting or using a slave.
 #[derive(Debug, Error)]
 pub enum SlaveError {
-    /// The master URL is not a `ws://` or `wss://` URL.
-    #[error("invalid master URL {url:?}: {reason}")]
-    BadUrl {
-        /// The URL given.
-        url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The master refused the WebSocket handshake (e.g. 401 from `slaveauth`).
-    #[error("the master refused the connection with HTTP {status}{}", if .body.is_empty() { String::new() } else { format!(": {}", .body) })]
-    Refused {
-        /// The HTTP status.
-        status: u16,
-        /// The response body (the rejection reason).
-        body: String,
-    },
-    /// The TLS handshake with a `wss://` master failed: its certificate is
-    /// not trusted, expired or for another name, or it does not speak TLS.
-    #[error("TLS with the master at {url} failed: {source}{}", crate::tls::hint(.source))]
-    Tls {
-        /// The URL tried.
-        url: String,
-        /// What rustls said.
-        #[source]
-        source: rustls::Error,
-    },
+    /// The master could not be dialled: a bad URL, a refusal (e.g. 401 from
+    /// `slaveauth`), a TLS failure, or no answer in time.
+    #[error(transparent)]
+    Dial(#[from] crate::dial::DialError),
     /// A certificate of the `ca` option is unusable.
     #[error("{0}")]
     Certificate(#[from] crate::tls::TlsError),
-    /// The master could not be reached.
-    #[error("cannot connect to the master at {url}: {reason}")]
-    Unreachable {
-        /// The URL tried.
-        url: String,
-        /// What failed.
-        reason: String,
-    },
     /// userData cannot be registered (over 65,535 bytes of JSON, or not JSON).
     #[error("cannot register this userData: {0}")]
     UserData(#[from] ProtoError),

@@ -20,7 +20,8 @@
 
 use super::channel::ChannelInfo;
 
-const CHANNEL_ATTRIBUTE: &str = "a=x-enslavism-channel:";
+/// The offer line listing one negotiated channel, followed by its JSON.
+pub(crate) const CHANNEL_ATTRIBUTE: &str = "a=x-enslavism-channel:";
 /// The line a slave adds to its answer to say it created the listed channels.
 pub(crate) const SUPPORT_LINE: &str = "a=x-enslavism-negotiated:1";
 

@@ -101,6 +101,14 @@ fn send_to_master(to_master: &mpsc::UnboundedSender<Bytes>, msg: Message) {
     }
 }
 
+/// Our ICE servers as webrtc-rs takes them.
+pub(crate) fn rtc_ice_servers(servers: &[super::IceServer]) -> Vec<RTCIceServer> {
+    servers
+        .iter()
+        .map(|s| RTCIceServer { urls: s.urls.clone(), username: s.username.clone(), credential: s.credential.clone() })
+        .collect()
+}
+
 /// Bytes each data channel may have in SCTP, unacknowledged, before its
 /// sends wait. Loopback needs ~64 KiB for full speed; Chromium aborted
 /// associations more often with 256 KiB and more in flight.
@@ -118,12 +126,7 @@ async fn build_peer(
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .with_ice_timeouts(Some(config.ice_disconnected_timeout), Some(config.ice_failed_timeout), None)
         .build();
-    let ice_servers = config
-        .ice_servers
-        .iter()
-        .map(|s| RTCIceServer { urls: s.urls.clone(), username: s.username.clone(), credential: s.credential.clone() })
-        .collect();
-    let rtc_config = RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build();
+    let rtc_config = RTCConfigurationBuilder::new().with_ice_servers(rtc_ice_servers(&config.ice_servers)).build();
 
     let attempts = match config.port_range {
         Some((lo, hi)) => u32::from(hi.saturating_sub(lo)) + 1,

@@ -1,0 +1,131 @@
+'use strict';
+// The native Rust client, through the `bots` example: N bots connect to a
+// slave from the master's list, open a channel, send at a fixed rate and time
+// the echoes. Against our master and slave, and against enslavism 0.9.0's
+// (libwebrtc through @roamhq/wrtc), reliable and unreliable. Everything runs
+// inside a network namespace the test makes.
+
+const { describe, it } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const { execFileSync, spawn } = require('node:child_process');
+const { NETNS_ADDRESS, enterNamespace } = require('./netns.js');
+
+if (!enterNamespace(__filename, 'native client tests')) return;
+
+const ours = require('..');
+const old = require('enslavism-0.9.0');
+
+/** The `bots` example as `npm test` builds it (cargo test builds the examples). */
+function botsBinary() {
+	const host = /^host: (.+)$/m.exec(execFileSync('rustc', ['-vV'], { encoding: 'utf8' }))[1];
+	const file = path.join(__dirname, '..', 'target', host, 'debug', 'examples', 'bots');
+	assert.ok(fs.existsSync(file), `${file} is missing: \`npm test\` builds it (node scripts/test-rust.js)`);
+	return file;
+}
+
+/** Runs the bots to the end; resolves with their JSON report. */
+function runBots(url, args) {
+	return new Promise((resolve, reject) => {
+		const child = spawn(botsBinary(), ['--master', url, '--ice-address', NETNS_ADDRESS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+		let stdout = '';
+		let stderr = '';
+		child.stdout.on('data', (d) => { stdout += d; });
+		child.stderr.on('data', (d) => { stderr += d; });
+		child.on('error', reject);
+		child.on('close', (code) => {
+			if (code !== 0) return reject(new Error(`bots exited with ${code}:\n${stderr}`));
+			try {
+				resolve({ report: JSON.parse(stdout.trim().split('\n').pop()), stderr });
+			} catch (err) {
+				reject(new Error(`no JSON report from the bots: ${err.message}\n${stdout}\n${stderr}`));
+			}
+		});
+	});
+}
+
+/** A slave of either version that echoes every message. */
+async function echoSlave(Slave, url, options) {
+	const slave = await new Slave(url, { name: 'echo' }, undefined, options);
+	const labels = [];
+	slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
+		labels.push(dc.label);
+		dc.addEventListener('message', (ev) => dc.send(ev.data));
+	}));
+	return { slave, labels };
+}
+
+/** What sane figures for `bots` bots sending for a few seconds are. */
+function assertSane(report, bots, { reliable }) {
+	assert.equal(report.bots, bots, JSON.stringify(report));
+	assert.equal(report.connected, bots, JSON.stringify(report));
+	assert.equal(report.failed, 0, JSON.stringify(report));
+	assert.ok(report.sent > bots * 10, JSON.stringify(report));
+	if (reliable) assert.equal(report.lost, 0, JSON.stringify(report));
+	// Loopback in a namespace loses nothing, unreliable or not; a little slack for the last echoes.
+	else assert.ok(report.received >= report.sent * 0.95, JSON.stringify(report));
+	for (const figure of [report.setup_ms, report.rtt_ms]) {
+		assert.ok(figure.p50 > 0 && figure.p50 <= figure.p95 && figure.p95 <= figure.p99, JSON.stringify(report));
+	}
+}
+
+describe('native client (bots)', () => {
+	it('50 bots on our master and slave, reliable, then 20 unreliable', { timeout: 60_000 }, async () => {
+		const master = new ours.Master(0, { host: '127.0.0.1' });
+		await new Promise((resolve) => master.once('listening', resolve));
+		const url = `ws://127.0.0.1:${master.port}`;
+		const { slave, labels } = await echoSlave(ours.Slave, url, { iceAddresses: [NETNS_ADDRESS] });
+		try {
+			const reliable = await runBots(url, ['--bots', '50', '--seconds', '3', '--ramp', '200']);
+			assertSane(reliable.report, 50, { reliable: true });
+			const unreliable = await runBots(url, ['--bots', '20', '--seconds', '2', '--unreliable', '--label', 'state']);
+			assertSane(unreliable.report, 20, { reliable: false });
+			assert.equal(labels.filter((l) => l === 'echo').length, 50);
+			assert.equal(labels.filter((l) => l === 'state').length, 20);
+		} finally {
+			await slave.close();
+			await master.close();
+		}
+	});
+
+	it('bots replaced while running (churn) all connect', { timeout: 60_000 }, async () => {
+		const master = new ours.Master(0, { host: '127.0.0.1' });
+		await new Promise((resolve) => master.once('listening', resolve));
+		const url = `ws://127.0.0.1:${master.port}`;
+		const { slave } = await echoSlave(ours.Slave, url, { iceAddresses: [NETNS_ADDRESS] });
+		try {
+			const { report } = await runBots(url, ['--bots', '10', '--seconds', '3', '--churn', '4']);
+			assert.equal(report.failed, 0, JSON.stringify(report));
+			assert.ok(report.bots >= 15 && report.connected === report.bots, JSON.stringify(report));
+		} finally {
+			await slave.close();
+			await master.close();
+		}
+	});
+
+	it('bots on the 0.9.0 master and slave, reliable and unreliable (in-band fallback)', { timeout: 60_000 }, async () => {
+		const http = require('node:http');
+		const server = http.createServer();
+		await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+		new old.Master(server); // eslint-disable-line no-new
+		const url = `ws://127.0.0.1:${server.address().port}`;
+		const { slave, labels } = await echoSlave(old.Slave, url);
+		try {
+			assertSane((await runBots(url, ['--bots', '5', '--seconds', '2'])).report, 5, { reliable: true });
+			assertSane((await runBots(url, ['--bots', '5', '--seconds', '2', '--unreliable', '--label', 'state'])).report, 5, { reliable: false });
+			assert.deepEqual(labels.sort(), [...Array(5).fill('echo'), ...Array(5).fill('state')]);
+		} finally {
+			slave.ws.terminate();
+			for (const c of slave.connections) c.clientCon.close();
+			server.closeAllConnections();
+			server.close();
+		}
+	});
+
+	it('bad arguments: a usage error, exit code 2', () => {
+		const result = require('node:child_process').spawnSync(botsBinary(), ['--bots', 'x'], { encoding: 'utf8', timeout: 10_000 });
+		assert.equal(result.status, 2);
+		assert.match(result.stderr, /--bots: "x" is not a number/);
+	});
+});

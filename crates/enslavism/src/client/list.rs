@@ -1,0 +1,186 @@
+//! The slave list as a client keeps it: the master's ids, and, across a
+//! reconnection to the master, which newly listed slave is one already known.
+//!
+//! Slave ids are the master's: after a reconnection (or a master restart)
+//! they mean nothing. As the browser bundle does, the first list of a new
+//! connection is matched against the slaves listed before by userData: a
+//! slave whose userData only one earlier slave had is that slave (it
+//! registered again), so its [`SlaveConnection`](super::SlaveConnection)
+//! and open channels are kept under its new id (reported as relisted, not
+//! added). Earlier
+//! slaves not listed again wait a grace period, then are removed.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::proto::SlaveEntry;
+
+/// Names one slave for the client's lifetime, whatever ids masters give it.
+pub(crate) type SlaveKey = u64;
+
+/// A listed slave, as the application sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlaveInfo {
+    /// The slave's id, given by the master (it changes when the client or
+    /// the slave reconnects to the master).
+    pub id: u32,
+    /// What the slave registered with, as JSON text.
+    pub user_data: String,
+}
+
+/// A change of the list, to report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Change {
+    Added(SlaveKey, SlaveInfo),
+    /// A slave of an earlier master connection, listed again.
+    Relisted(SlaveInfo),
+    Removed(SlaveKey, SlaveInfo),
+}
+
+#[derive(Debug)]
+struct Listed {
+    key: SlaveKey,
+    user_data: String,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct SlaveList {
+    by_id: BTreeMap<u32, Listed>,
+    ids: HashMap<SlaveKey, u32>,
+    /// Slaves listed before a reconnection and not listed again yet (key, userData, last id).
+    orphans: Vec<(SlaveKey, String, u32)>,
+    next_key: SlaveKey,
+}
+
+impl SlaveList {
+    /// Adds what an AddSlaves frame lists. An id listed already is replaced
+    /// (a master that reuses ids): the old slave is removed first.
+    pub(crate) fn add(&mut self, entries: Vec<SlaveEntry>) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for SlaveEntry { id, user_data } in entries {
+            if let Some(old) = self.by_id.remove(&id) {
+                self.ids.remove(&old.key);
+                changes.push(Change::Removed(old.key, SlaveInfo { id, user_data: old.user_data }));
+            }
+            let key = match self.take_orphan(&user_data) {
+                Some(key) => {
+                    changes.push(Change::Relisted(SlaveInfo { id, user_data: user_data.clone() }));
+                    key
+                }
+                None => {
+                    self.next_key += 1;
+                    changes.push(Change::Added(self.next_key, SlaveInfo { id, user_data: user_data.clone() }));
+                    self.next_key
+                }
+            };
+            self.ids.insert(key, id);
+            self.by_id.insert(id, Listed { key, user_data });
+        }
+        changes
+    }
+
+    /// The orphan with this userData, if it is the only one that has it.
+    fn take_orphan(&mut self, user_data: &str) -> Option<SlaveKey> {
+        let mut same = self.orphans.iter().enumerate().filter(|(_, (_, data, _))| data == user_data);
+        let (index, _) = same.next()?;
+        if same.next().is_some() {
+            return None;
+        }
+        Some(self.orphans.swap_remove(index).0)
+    }
+
+    /// Removes the slaves a RemoveSlaves frame names; unknown ids are ignored.
+    pub(crate) fn remove(&mut self, ids: &[u32]) -> Vec<Change> {
+        ids.iter()
+            .filter_map(|id| {
+                let gone = self.by_id.remove(id)?;
+                self.ids.remove(&gone.key);
+                Some(Change::Removed(gone.key, SlaveInfo { id: *id, user_data: gone.user_data }))
+            })
+            .collect()
+    }
+
+    /// A new master connection starts: every listed slave waits to be listed again.
+    pub(crate) fn orphan_all(&mut self) {
+        self.ids.clear();
+        for (id, listed) in std::mem::take(&mut self.by_id) {
+            self.orphans.push((listed.key, listed.user_data, id));
+        }
+    }
+
+    /// True while slaves of an earlier connection wait to be listed again.
+    pub(crate) fn has_orphans(&self) -> bool {
+        !self.orphans.is_empty()
+    }
+
+    /// The grace period is over: the slaves not listed again are gone.
+    pub(crate) fn drop_orphans(&mut self) -> Vec<Change> {
+        self.orphans.drain(..).map(|(key, user_data, id)| Change::Removed(key, SlaveInfo { id, user_data })).collect()
+    }
+
+    /// The current id of a slave, if it is listed now.
+    pub(crate) fn id_of(&self, key: SlaveKey) -> Option<u32> {
+        self.ids.get(&key).copied()
+    }
+
+    /// The slave listed under `id` now.
+    pub(crate) fn key_of(&self, id: u32) -> Option<SlaveKey> {
+        self.by_id.get(&id).map(|listed| listed.key)
+    }
+
+    /// The listed slaves, by id.
+    pub(crate) fn snapshot(&self) -> Vec<SlaveInfo> {
+        self.by_id.iter().map(|(id, listed)| SlaveInfo { id: *id, user_data: listed.user_data.clone() }).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u32, user_data: &str) -> SlaveEntry {
+        SlaveEntry { id, user_data: user_data.into() }
+    }
+
+    #[test]
+    fn slaves_are_added_and_removed_by_id() {
+        let mut list = SlaveList::default();
+        let added = list.add(vec![entry(1, "{\"n\":1}"), entry(2, "{\"n\":2}")]);
+        assert_eq!(added.len(), 2);
+        assert!(matches!(&added[0], Change::Added(_, SlaveInfo { id: 1, .. })));
+        let key = list.key_of(2).unwrap();
+        assert_eq!(list.id_of(key), Some(2));
+        assert_eq!(list.remove(&[2, 99]), vec![Change::Removed(key, SlaveInfo { id: 2, user_data: "{\"n\":2}".into() })]);
+        assert_eq!(list.id_of(key), None);
+        assert_eq!(list.snapshot(), vec![SlaveInfo { id: 1, user_data: "{\"n\":1}".into() }]);
+    }
+
+    #[test]
+    fn a_reused_id_replaces_the_slave_listed_under_it() {
+        let mut list = SlaveList::default();
+        list.add(vec![entry(1, "\"a\"")]);
+        let old = list.key_of(1).unwrap();
+        let changes = list.add(vec![entry(1, "\"b\"")]);
+        assert_eq!(changes.len(), 2);
+        assert_eq!(changes[0], Change::Removed(old, SlaveInfo { id: 1, user_data: "\"a\"".into() }));
+        assert!(matches!(&changes[1], Change::Added(k, SlaveInfo { id: 1, .. }) if *k != old));
+    }
+
+    #[test]
+    fn after_a_reconnection_a_slave_with_unique_user_data_keeps_its_key() {
+        let mut list = SlaveList::default();
+        list.add(vec![entry(1, "\"a\""), entry(2, "\"twin\""), entry(3, "\"twin\""), entry(4, "\"gone\"")]);
+        let a = list.key_of(1).unwrap();
+        list.orphan_all();
+        assert_eq!(list.id_of(a), None, "no id while orphaned");
+        let changes = list.add(vec![entry(10, "\"a\""), entry(11, "\"twin\"")]);
+        assert_eq!(list.id_of(a), Some(10));
+        // Two earlier slaves had this userData: the new one is not proof of either.
+        assert!(
+            matches!(&changes[..], [Change::Relisted(SlaveInfo { id: 10, .. }), Change::Added(_, SlaveInfo { id: 11, .. })]),
+            "{changes:?}"
+        );
+        let removed = list.drop_orphans();
+        assert_eq!(removed.len(), 3);
+        assert!(!list.has_orphans());
+    }
+}

@@ -1,0 +1,451 @@
+//! A native client: what the browser bundle does, in Rust, for bots, load
+//! tests and server-to-server links.
+//!
+//! [`MasterConnection`] keeps the live slave list (with reconnection and
+//! resynchronisation as the browser bundle does them); a [`SlaveConnection`]
+//! opens [`DataChannel`]s to one slave over webrtc-rs, signalling through
+//! the master. It speaks enslavism 0.9.0's protocol, and the negotiated
+//! channels of ours (see [`ChannelOptions`]), so it works against our master
+//! and slave and against 0.9.0's.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), enslavism::client::ClientError> {
+//! use enslavism::client::{ChannelOptions, MasterConnection, MasterEvent};
+//!
+//! let (master, mut events) = MasterConnection::builder("ws://127.0.0.1:8081").connect().await?;
+//! let slave = match master.slaves().first() {
+//!     Some(listed) => master.slave(listed.id)?,
+//!     None => loop {
+//!         if let Some(MasterEvent::SlaveAdded(listed)) = events.next().await {
+//!             break master.slave(listed.id)?;
+//!         }
+//!     },
+//! };
+//! let mut channel = slave.create_data_channel("state", ChannelOptions::unreliable()).await?;
+//! channel.send(&b"hello"[..]).await?;
+//! if let Some(reply) = channel.recv().await {
+//!     println!("{} bytes back", reply.data.len());
+//! }
+//! master.close().await;
+//! # Ok(()) }
+//! ```
+
+mod channel;
+mod link;
+mod list;
+mod session;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::proto::{Message, ProtoError};
+use crate::slave::IceServer;
+
+pub use channel::{ChannelMessage, ChannelOptions, ChannelReceiver, ChannelSender, DataChannel};
+pub use list::SlaveInfo;
+pub use session::SlaveConnection;
+
+use list::{SlaveKey, SlaveList};
+use session::SessionInput;
+
+/// Default time to wait for the master's WebSocket handshake and first list.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a slave has to answer an offer, and a channel to open.
+pub const DEFAULT_SIGNALLING_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default longest wait between two reconnection attempts to the master.
+pub const DEFAULT_RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
+/// Default time a slave missing from the first list after a reconnection
+/// may take to register again before it is removed.
+pub const DEFAULT_RESYNC_GRACE: Duration = Duration::from_secs(5);
+/// Default time between pings to a quiet master.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// Default silence after which the master counts as gone.
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What can go wrong with a client, its slave connections and channels.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The master could not be dialled: a bad URL, a refusal (e.g. 401 from
+    /// `clientauth`), a TLS failure, or no answer (or no slave list) in time.
+    #[error(transparent)]
+    Dial(#[from] crate::dial::DialError),
+    /// A certificate given with [`MasterConnectionBuilder::ca`] is unusable.
+    #[error("{0}")]
+    Certificate(#[from] crate::tls::TlsError),
+    /// A builder setting is out of range.
+    #[error("invalid client configuration: {0}")]
+    Config(String),
+    /// No slave is listed under this id.
+    #[error("no slave is listed under id {0}")]
+    UnknownSlave(u32),
+    /// The master is not connected (or the slave is not listed on the
+    /// current connection yet): signalling cannot reach the slave.
+    #[error("the master is not connected: cannot reach the slave")]
+    MasterUnavailable,
+    /// The slave refused the connection (its `offer` listener said no, or
+    /// the master refused an offer sent too fast).
+    #[error("slave {slave} rejected the connection")]
+    Rejected {
+        /// The slave's id.
+        slave: u32,
+    },
+    /// A step did not happen in time.
+    #[error("{what} did not happen within {after:?}")]
+    Timeout {
+        /// What was waited for.
+        what: &'static str,
+        /// How long.
+        after: Duration,
+    },
+    /// The connection to the slave failed or was closed first.
+    #[error("the connection to slave {slave} closed")]
+    ConnectionClosed {
+        /// The slave's id.
+        slave: u32,
+    },
+    /// The data channel is closed.
+    #[error("the data channel is closed")]
+    ChannelClosed,
+    /// The MasterConnection is closed.
+    #[error("the master connection is closed")]
+    Closed,
+    /// A signalling message cannot be encoded.
+    #[error("{0}")]
+    Protocol(#[from] ProtoError),
+    /// webrtc-rs refused a step.
+    #[error("WebRTC: {0}")]
+    WebRtc(#[from] webrtc::error::Error),
+}
+
+/// Something that happened to the master connection or its list. More
+/// kinds may be added in minor versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MasterEvent {
+    /// A slave was listed.
+    SlaveAdded(SlaveInfo),
+    /// A slave listed before a reconnection to the master is listed again
+    /// (the one slave of the earlier list with this userData): its
+    /// [`SlaveConnection`] and open channels are kept, under the new id.
+    SlaveRelisted(SlaveInfo),
+    /// A slave is gone; its SlaveConnection is closed.
+    SlaveRemoved(SlaveInfo),
+    /// The WebSocket to the master closed; unless reconnection is off, the
+    /// client reconnects (open data channels are not touched).
+    Disconnected {
+        /// The close code (1006 when the connection dropped).
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
+    /// Connected again, and the list is up to date.
+    Reconnected,
+    /// The master sent a frame that is not a valid message for a client; it
+    /// was dropped.
+    BadFrame {
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
+/// The events of one [`MasterConnection`], in order.
+pub struct MasterEvents {
+    rx: mpsc::UnboundedReceiver<MasterEvent>,
+}
+
+impl MasterEvents {
+    /// The next event; `None` once the connection is closed for good.
+    pub async fn next(&mut self) -> Option<MasterEvent> {
+        self.rx.recv().await
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_next(&mut self) -> Option<MasterEvent> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// The settings every part of one client reads, validated once.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    url: String,
+    cookies: Vec<(String, String)>,
+    pub(crate) ice_addresses: Vec<IpAddr>,
+    pub(crate) ice_servers: Vec<IceServer>,
+    ca: Vec<crate::tls::CertificateDer<'static>>,
+    connect_timeout: Duration,
+    pub(crate) signalling_timeout: Duration,
+    reconnect: bool,
+    reconnect_max_delay: Duration,
+    resync_grace: Duration,
+    heartbeat_interval: Duration,
+    heartbeat_timeout: Duration,
+}
+
+/// How a [`MasterConnection`] connects; made by [`MasterConnection::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until connect() is called"]
+pub struct MasterConnectionBuilder {
+    settings: Settings,
+}
+
+impl MasterConnectionBuilder {
+    /// Sends a cookie with the WebSocket handshake (what `clientauth` reads).
+    pub fn cookie(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.settings.cookies.push((name.into(), value.into()));
+        self
+    }
+
+    /// Local addresses ICE binds (default `0.0.0.0`: every non-loopback IPv4
+    /// interface; loopback must be named, `127.0.0.1`).
+    pub fn ice_addresses(mut self, addresses: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.settings.ice_addresses = addresses.into_iter().collect();
+        self
+    }
+
+    /// STUN and TURN servers for every connection to a slave.
+    pub fn ice_servers(mut self, servers: impl IntoIterator<Item = IceServer>) -> Self {
+        self.settings.ice_servers = servers.into_iter().collect();
+        self
+    }
+
+    /// Certificates trusted for a `wss://` master beyond the Mozilla roots
+    /// (see [`crate::tls::trust_anchors_from_pem`]).
+    pub fn ca(mut self, certificates: impl IntoIterator<Item = crate::tls::CertificateDer<'static>>) -> Self {
+        self.settings.ca.extend(certificates);
+        self
+    }
+
+    /// Time the WebSocket handshake and the first slave list may take (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.connect_timeout = timeout;
+        self
+    }
+
+    /// Time a slave has to answer an offer, and a channel to open (default 10 s).
+    pub fn signalling_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.signalling_timeout = timeout;
+        self
+    }
+
+    /// Reconnect when an established connection to the master drops (default on).
+    pub fn reconnect(mut self, reconnect: bool) -> Self {
+        self.settings.reconnect = reconnect;
+        self
+    }
+
+    /// Longest wait between two reconnection attempts (from 250 ms, doubling; default 2 s).
+    pub fn reconnect_max_delay(mut self, delay: Duration) -> Self {
+        self.settings.reconnect_max_delay = delay;
+        self
+    }
+
+    /// How long a slave missing after a reconnection may take to register
+    /// again before it is removed (default 5 s).
+    pub fn resync_grace(mut self, grace: Duration) -> Self {
+        self.settings.resync_grace = grace;
+        self
+    }
+
+    /// Ping a quiet master every `interval`; a master silent for `timeout`
+    /// counts as gone (defaults 5 s and 15 s).
+    pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.settings.heartbeat_interval = interval;
+        self.settings.heartbeat_timeout = timeout;
+        self
+    }
+
+    fn validate(&self) -> Result<(), ClientError> {
+        let s = &self.settings;
+        let positive = [
+            ("connect_timeout", s.connect_timeout),
+            ("signalling_timeout", s.signalling_timeout),
+            ("reconnect_max_delay", s.reconnect_max_delay),
+            ("heartbeat interval", s.heartbeat_interval),
+            ("heartbeat timeout", s.heartbeat_timeout),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
+            return Err(ClientError::Config(format!("{name} must be longer than 0")));
+        }
+        if s.heartbeat_timeout <= s.heartbeat_interval {
+            return Err(ClientError::Config("the heartbeat timeout must be longer than its interval".into()));
+        }
+        if s.ice_addresses.is_empty() {
+            return Err(ClientError::Config("ice_addresses must name at least one address".into()));
+        }
+        Ok(())
+    }
+
+    /// Connects, and resolves once the master's first slave list is in
+    /// ([`MasterConnection::slaves`] holds it). Must run within a tokio runtime.
+    pub async fn connect(self) -> Result<(MasterConnection, MasterEvents), ClientError> {
+        self.validate()?;
+        let settings = self.settings;
+        let tls = crate::tls::client_config(&settings.ca)?;
+        let ws = crate::dial::open(&settings.url, link::PATH, &settings.cookies, &tls, settings.connect_timeout).await?;
+        let (to_link, outgoing) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            settings,
+            state: Mutex::new(State::default()),
+            to_link,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        let (events_tx, rx) = mpsc::unbounded_channel();
+        let ws = link::first_list(&shared, ws, &events_tx).await?;
+        shared.spawn_guarded(link::run(shared.clone(), ws, tls, outgoing, events_tx));
+        Ok((MasterConnection { shared }, MasterEvents { rx }))
+    }
+}
+
+/// A frame for the master connection of this number.
+pub(crate) type Outgoing = (u64, Bytes);
+
+/// What the link and the slave connections share.
+#[derive(Default)]
+struct State {
+    list: SlaveList,
+    /// The number of the master connection frames go to; `None` while disconnected.
+    connection: Option<u64>,
+    /// Master connections made so far.
+    connections: u64,
+    /// Each slave's session input, while it has a live peer connection.
+    sessions: HashMap<SlaveKey, mpsc::UnboundedSender<SessionInput>>,
+    /// The SlaveConnection handed out for a slave, so that there is one per slave.
+    handles: HashMap<SlaveKey, Weak<session::SlaveInner>>,
+}
+
+/// State shared by every task of one client.
+pub(crate) struct Shared {
+    settings: Settings,
+    state: Mutex<State>,
+    to_link: mpsc::UnboundedSender<Outgoing>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `task` on the client's tracker; a panic (a bug of ours) is logged
+    /// and costs that task only.
+    fn spawn_guarded(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(async move {
+            if let Err(panic) = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(task)).await {
+                tracing::error!("internal error in the client: {}", crate::panic_message(&*panic));
+            }
+        });
+    }
+
+    /// Sends `make(id)` to the slave `key` through the current master
+    /// connection, under the id it has there.
+    fn send_to_slave(&self, key: SlaveKey, make: impl FnOnce(u32) -> Message) -> Result<(), ClientError> {
+        let state = self.state();
+        let (Some(connection), Some(id)) = (state.connection, state.list.id_of(key)) else {
+            return Err(ClientError::MasterUnavailable);
+        };
+        let frame = make(id).encode()?;
+        self.to_link.send((connection, Bytes::from(frame))).map_err(|_| ClientError::Closed)
+    }
+
+    /// Hands a signalling message to the slave's live session, if it has one.
+    fn to_session(&self, id: u32, input: SessionInput) {
+        let state = self.state();
+        if let Some(session) = state.list.key_of(id).and_then(|key| state.sessions.get(&key)) {
+            let _ = session.send(input);
+        } else {
+            tracing::debug!(slave = id, "signalling for a slave without a connection dropped");
+        }
+    }
+}
+
+/// A connection to a master: the live list of slaves.
+pub struct MasterConnection {
+    shared: Arc<Shared>,
+}
+
+impl MasterConnection {
+    /// Configures a connection to the master at `url` (`ws://host:port` or
+    /// `wss://…`; `/enslavism/clients` is appended).
+    pub fn builder(url: impl Into<String>) -> MasterConnectionBuilder {
+        MasterConnectionBuilder {
+            settings: Settings {
+                url: url.into(),
+                cookies: Vec::new(),
+                ice_addresses: vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
+                ice_servers: Vec::new(),
+                ca: Vec::new(),
+                connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+                signalling_timeout: DEFAULT_SIGNALLING_TIMEOUT,
+                reconnect: true,
+                reconnect_max_delay: DEFAULT_RECONNECT_MAX_DELAY,
+                resync_grace: DEFAULT_RESYNC_GRACE,
+                heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+                heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
+            },
+        }
+    }
+
+    /// The slaves listed now, by id.
+    pub fn slaves(&self) -> Vec<SlaveInfo> {
+        self.shared.state().list.snapshot()
+    }
+
+    /// The connection to the slave listed under `id` (the same one each time
+    /// for the same slave). Nothing is opened until a channel is created.
+    pub fn slave(&self, id: u32) -> Result<SlaveConnection, ClientError> {
+        if self.shared.shutdown.is_cancelled() {
+            return Err(ClientError::Closed);
+        }
+        let mut state = self.shared.state();
+        let key = state.list.key_of(id).ok_or(ClientError::UnknownSlave(id))?;
+        if let Some(inner) = state.handles.get(&key).and_then(Weak::upgrade) {
+            return Ok(SlaveConnection::from_inner(inner));
+        }
+        let connection = SlaveConnection::new(key, id, self.shared.clone());
+        state.handles.insert(key, connection.downgrade());
+        Ok(connection)
+    }
+
+    /// True while the WebSocket to the master is open.
+    pub fn is_connected(&self) -> bool {
+        self.shared.state().connection.is_some()
+    }
+
+    /// Closes the connection to the master (no reconnection) and every
+    /// connection to a slave, and waits for them (at most 5 s).
+    pub async fn close(&self) {
+        self.shared.shutdown.cancel();
+        self.shared.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.shared.tasks.wait()).await;
+    }
+}
+
+impl std::fmt::Debug for MasterConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterConnection").field("url", &self.shared.settings.url).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for MasterEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterEvents").finish_non_exhaustive()
+    }
+}
+
+impl Drop for MasterConnection {
+    fn drop(&mut self) {
+        self.shared.shutdown.cancel();
+    }
+}

@@ -1,0 +1,242 @@
+//! The native client against our master and slave (Rust alone, loopback
+//! only): channels of both kinds, rejection, the live list, a restarted
+//! master, and a master that lies or stays silent.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use enslavism::client::{ChannelOptions, ClientError, MasterConnection, MasterEvent, MasterEvents};
+use enslavism::dial::DialError;
+use enslavism::master::{Master, MasterConfig, NoHooks};
+use enslavism::proto::{Message, SlaveEntry};
+use enslavism::slave::{ChannelInfo, OfferDecision, Slave, SlaveConfig, SlaveEvent, SlaveHooks};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+/// Every wait of these tests.
+const LIMIT: Duration = Duration::from_secs(10);
+
+async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(LIMIT, future).await.unwrap_or_else(|_| panic!("{what} within {LIMIT:?}"))
+}
+
+/// A slave's hooks: accept (or refuse) offers, hand events to the echo task.
+struct Hooks {
+    accept: bool,
+    events: mpsc::UnboundedSender<SlaveEvent>,
+}
+
+impl SlaveHooks for Hooks {
+    fn on_offer(&self, _client_id: u32) -> OfferDecision {
+        Box::pin(std::future::ready(self.accept))
+    }
+
+    fn on_event(&self, event: SlaveEvent) {
+        let _ = self.events.send(event);
+    }
+}
+
+/// A slave on loopback that echoes every message and records its channels.
+async fn echo_slave(url: &str, user_data: &str, accept: bool) -> (Arc<Slave>, Arc<Mutex<Vec<ChannelInfo>>>) {
+    let (events, mut rx) = mpsc::unbounded_channel();
+    let config = SlaveConfig { ice_addresses: vec!["127.0.0.1".parse().unwrap()], ..SlaveConfig::default() };
+    let slave = Arc::new(Slave::connect(url, user_data, &[], config, Arc::new(Hooks { accept, events })).await.unwrap());
+    let channels = Arc::new(Mutex::new(Vec::new()));
+    let (echo, seen) = (slave.clone(), channels.clone());
+    tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            match event {
+                SlaveEvent::DataChannel { info, .. } => seen.lock().unwrap().push(info),
+                SlaveEvent::Message { channel, data, is_text } => {
+                    let _ = echo.send(channel, data, is_text);
+                }
+                _ => {}
+            }
+        }
+    });
+    (slave, channels)
+}
+
+fn client(url: &str) -> enslavism::client::MasterConnectionBuilder {
+    MasterConnection::builder(url).ice_addresses(["127.0.0.1".parse().unwrap()])
+}
+
+/// The id of the first listed slave, waiting for one to be added.
+async fn first_slave(master: &MasterConnection, events: &mut MasterEvents) -> u32 {
+    within("a listed slave", async {
+        loop {
+            if let Some(listed) = master.slaves().first() {
+                return listed.id;
+            }
+            events.next().await.expect("events open");
+        }
+    })
+    .await
+}
+
+async fn master() -> (Master, String) {
+    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
+    let url = format!("ws://{}", master.local_addr().unwrap());
+    (master, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliable_and_unreliable_channels_to_our_slave() {
+    let (master, url) = master().await;
+    let (slave, channels) = echo_slave(&url, r#"{"name":"echo"}"#, true).await;
+    let (client, mut events) = client(&url).connect().await.unwrap();
+    let id = first_slave(&client, &mut events).await;
+    assert_eq!(client.slaves()[0].user_data, r#"{"name":"echo"}"#);
+    let connection = client.slave(id).unwrap();
+
+    let mut chat = within("chat open", connection.create_data_channel("chat", ChannelOptions::reliable())).await.unwrap();
+    chat.send_text("hello").await.unwrap();
+    let echoed = within("the text echo", chat.recv()).await.unwrap();
+    assert_eq!((&echoed.data[..], echoed.is_text), (&b"hello"[..], true));
+
+    // Added to the live connection: a renegotiation lists it for the slave.
+    let mut state = within("state open", connection.create_data_channel("state", ChannelOptions::unreliable())).await.unwrap();
+    state.send(vec![1u8, 2, 3]).await.unwrap();
+    let echoed = within("the binary echo", state.recv()).await.unwrap();
+    assert_eq!((&echoed.data[..], echoed.is_text), (&[1u8, 2, 3][..], false));
+    chat.send_text("still here").await.unwrap();
+    assert_eq!(&within("the second text echo", chat.recv()).await.unwrap().data[..], b"still here");
+
+    let seen = channels.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[0].ordered && seen[0].max_retransmits.is_none() && !seen[0].negotiated, "{seen:?}");
+    assert_eq!(
+        (seen[1].label.as_str(), seen[1].ordered, seen[1].max_retransmits, seen[1].negotiated),
+        ("state", false, Some(0), true)
+    );
+
+    connection.close();
+    assert!(within("the channel's close", chat.recv()).await.is_none());
+    client.close().await;
+    slave.close().await;
+    master.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_is_a_rejection_and_unknown_ids_are_errors() {
+    let (master, url) = master().await;
+    let (slave, _) = echo_slave(&url, "{}", false).await;
+    let (client, mut events) = client(&url).connect().await.unwrap();
+    let id = first_slave(&client, &mut events).await;
+    let refused = within("the refusal", client.slave(id).unwrap().create_data_channel("x", ChannelOptions::reliable())).await;
+    assert!(matches!(refused, Err(ClientError::Rejected { slave }) if slave == id), "{refused:?}");
+    assert!(matches!(client.slave(id + 1000), Err(ClientError::UnknownSlave(_))));
+    client.close().await;
+    assert!(matches!(client.slave(id), Err(ClientError::Closed)));
+    slave.close().await;
+    master.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_follows_slaves_and_survives_a_master_restart() {
+    let (master, url) = master().await;
+    let addr: SocketAddr = master.local_addr().unwrap();
+    let (client, mut events) = client(&url).reconnect_max_delay(Duration::from_millis(300)).connect().await.unwrap();
+    assert!(client.slaves().is_empty());
+
+    let (slave, _) = echo_slave(&url, r#"{"n":1}"#, true).await;
+    let Some(MasterEvent::SlaveAdded(added)) = within("SlaveAdded", events.next()).await else { panic!("SlaveAdded expected") };
+    assert_eq!(added.user_data, r#"{"n":1}"#);
+    let connection = client.slave(added.id).unwrap();
+    let mut chat = within("chat open", connection.create_data_channel("chat", ChannelOptions::reliable())).await.unwrap();
+
+    // The master restarts on the same port: the client and the slave come back,
+    // the slave is known again (same userData: relisted, not added), the channel
+    // is untouched.
+    master.close().await;
+    let Some(MasterEvent::Disconnected { .. }) = within("Disconnected", events.next()).await else {
+        panic!("Disconnected expected")
+    };
+    let master = Master::bind(addr, MasterConfig::default(), Arc::new(NoHooks)).unwrap();
+    // The slave may register again before the client is back (it is then in
+    // the first list, reported before Reconnected) or after.
+    let (mut reconnected, mut relisted) = (false, None);
+    within("the reconnection and the slave listed again", async {
+        while !reconnected || relisted.is_none() {
+            match events.next().await.expect("events open") {
+                MasterEvent::Reconnected => reconnected = true,
+                MasterEvent::SlaveRelisted(info) => relisted = Some(info),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    })
+    .await;
+    let relisted = relisted.unwrap();
+    assert_eq!(client.slaves(), vec![relisted]);
+    assert_eq!(client.slave(client.slaves()[0].id).unwrap().id(), connection.id(), "the same SlaveConnection");
+    chat.send_text("after").await.unwrap();
+    assert_eq!(&within("an echo after the restart", chat.recv()).await.unwrap().data[..], b"after");
+    let mut state =
+        within("a channel through the new master", connection.create_data_channel("state", ChannelOptions::unreliable()))
+            .await
+            .unwrap();
+    state.send_text("new").await.unwrap();
+    assert_eq!(&within("its echo", state.recv()).await.unwrap().data[..], b"new");
+
+    // The slave leaves: it is removed, and its connection closed.
+    slave.close().await;
+    let removed = within("SlaveRemoved", async {
+        loop {
+            if let Some(MasterEvent::SlaveRemoved(info)) = events.next().await {
+                return info;
+            }
+        }
+    })
+    .await;
+    assert_eq!(removed.user_data, r#"{"n":1}"#);
+    assert!(client.slaves().is_empty());
+    client.close().await;
+    master.close().await;
+}
+
+/// A master that speaks garbage and lies: every frame below is dropped with
+/// an event or ignored, an offer never answered fails in time, nothing panics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_or_silent_master_gives_errors_and_events_never_a_hang() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let fake = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+        let frame = |m: Message| WsMessage::Binary(m.encode().unwrap().into());
+        ws.send(WsMessage::Binary(vec![99u8].into())).await.unwrap();
+        ws.send(frame(Message::AddSlaves(vec![SlaveEntry { id: 7, user_data: "{}".into() }]))).await.unwrap();
+        ws.send(WsMessage::Binary(vec![1u8, 0, 0].into())).await.unwrap();
+        ws.send(frame(Message::RejectFromSlave { id: 12345 })).await.unwrap();
+        ws.send(frame(Message::Register { user_data: "{}".into() })).await.unwrap();
+        // Offers are read and never answered.
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    let (client, mut events) = client(&url).signalling_timeout(Duration::from_millis(500)).connect().await.unwrap();
+    let mut bad = 0;
+    while bad < 3 {
+        match within("the bad-frame events", events.next()).await {
+            Some(MasterEvent::BadFrame { .. }) => bad += 1,
+            Some(MasterEvent::SlaveAdded(_)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(client.slaves().len(), 1);
+    let unanswered =
+        within("the answer timeout", client.slave(7).unwrap().create_data_channel("x", ChannelOptions::reliable())).await;
+    assert!(matches!(unanswered, Err(ClientError::Timeout { .. })), "{unanswered:?}");
+    client.close().await;
+    fake.abort();
+}
+
+#[tokio::test]
+async fn bad_urls_and_settings_are_refused_before_connecting() {
+    let bad = MasterConnection::builder("http://127.0.0.1:1").connect().await;
+    assert!(matches!(bad, Err(ClientError::Dial(DialError::BadUrl { .. }))), "{:?}", bad.err());
+    let zero = MasterConnection::builder("ws://127.0.0.1:1").signalling_timeout(Duration::ZERO).connect().await;
+    assert!(matches!(zero, Err(ClientError::Config(_))), "{:?}", zero.err());
+    let closed = MasterConnection::builder("ws://127.0.0.1:1").connect().await;
+    assert!(matches!(closed, Err(ClientError::Dial(DialError::Unreachable { .. }))), "{:?}", closed.err());
+}
