@@ -4,16 +4,17 @@
 // enslavism 0.9.0, alternating in one run, inside a private network namespace
 // the benchmark creates; prints a table of both, their ratio and the goal,
 // then one JSON line (prefixed `BENCH_JSON `). Sections: setup echo throughput
-// fanout signalling memory idle (all by default). Every loop is bounded.
+// fanout bots signalling memory idle (all by default). Every loop is bounded.
 //
 // Environment: BENCH_RUNS (runs per implementation and section, default 3),
-// BENCH_FANOUT (K values, default 1,10,50,200,500), BENCH_CLIENTS (M values,
+// BENCH_FANOUT (K values, default 1,10,50,200,500), BENCH_BOTS (K values of
+// the bots section, default 200,500,1000), BENCH_CLIENTS (M values,
 // default 1000,5000,10000,50000), BENCH_NO_BUILD=1 (reuse the last release
 // build), BENCH_MAX_FOREIGN (share of the machine others may use in a run
 // before it is refused, default 0.1).
 //
 // Outside the namespace it first builds this package in release mode (the
-// addon and the two Rust tools in crates/enslavism/examples) and, as root,
+// addon and the Rust tools in crates/enslavism/examples: master, master_load, bots) and, as root,
 // installs Debian's chromium if it is missing.
 
 const { spawnSync, execFileSync } = require('node:child_process');
@@ -24,7 +25,7 @@ const { insideNamespace, reexecInNamespace } = require('./lib/namespace.js');
 
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, 'target', 'bench');
-const ALL_SECTIONS = ['setup', 'echo', 'throughput', 'fanout', 'signalling', 'memory', 'idle'];
+const ALL_SECTIONS = ['setup', 'echo', 'throughput', 'fanout', 'bots', 'signalling', 'memory', 'idle'];
 const RUN_LIMIT_MS = 3 * 60 * 60_000;
 
 function fail(message) {
@@ -62,6 +63,7 @@ function prepare() {
 		NAPI_RS_NATIVE_LIBRARY_PATH: addon,
 		BENCH_LOAD_BINARY: path.join(release, 'examples', 'master_load'),
 		BENCH_MASTER_BINARY: path.join(release, 'examples', 'master'),
+		BENCH_BOTS_BINARY: path.join(release, 'examples', 'bots'),
 	};
 }
 
@@ -78,11 +80,12 @@ const { IMPLS } = require('./lib/impls.js');
 const goals = require('./lib/goals.js');
 const browserSections = require('./sections/browser.js');
 const { fanout } = require('./sections/fanout.js');
+const { bots } = require('./sections/bots.js');
 const { signalling, clientCounts } = require('./sections/signalling.js');
 const { idle } = require('./sections/idle.js');
 const { memory } = require('./sections/memory.js');
 
-const SECTIONS = { ...browserSections, fanout, signalling, memory, idle };
+const SECTIONS = { ...browserSections, fanout, bots, signalling, memory, idle };
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const MAX_FOREIGN = Number(process.env.BENCH_MAX_FOREIGN ?? 0.1);
 
@@ -109,6 +112,7 @@ async function main() {
 		browser: chosen.some((s) => ['setup', 'echo', 'throughput', 'fanout'].includes(s)) ? await launchChromium(BROWSER_FLAGS) : null,
 		loadBinary: process.env.BENCH_LOAD_BINARY,
 		masterBinary: process.env.BENCH_MASTER_BINARY,
+		botsBinary: process.env.BENCH_BOTS_BINARY,
 	};
 	console.log(`bench: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, `
 		+ `Node ${process.version}, ${RUNS} runs per section and implementation, alternating`);

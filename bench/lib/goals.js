@@ -5,6 +5,7 @@
 const { peerCounts } = require('../sections/fanout.js');
 const { clientCounts, HTTPS_CLIENTS } = require('../sections/signalling.js');
 const { connections } = require('../sections/memory.js');
+const { botCounts } = require('../sections/bots.js');
 
 // Rows: [section, key, label, kind, goal, vs]. kind: 'ratio≤' (ours/0.9.0 at most), 'ratio≥' (at least), 'max' (ours at most), 'min' (ours at least), or none.
 const base = [
@@ -83,6 +84,18 @@ const memoryRows = [['port', 'on its own port'], ['page', 'attached to an http.S
 	['memory', `${mode}_rounds_growth_mb`, `${where}: RSS growth over ${rounds} rounds of connect/close (MB; medians of rounds 1–3 and ${rounds - 2}–${rounds})`, 'max', 1],
 ]);
 
+// Issue #17: 1,000 peers at game rate with input p99 ≤ 50 ms (here the echo RTT, in and out).
+const botRows = () => botCounts().flatMap((k) => [
+	['bots', `b${k}_connected`, `K=${k} bots: peers connected`, ...(k === 1000 ? ['min', 1000] : [])],
+	['bots', `b${k}_cpu`, `K=${k} bots: slave CPU (% of a core)`],
+	['bots', `b${k}_rss_mb`, `K=${k} bots: slave RSS (MB)`],
+	['bots', `b${k}_threads`, `K=${k} bots: slave threads`],
+	['bots', `b${k}_setup_p50`, `K=${k} bots: setup p50 (ms, during the ramp)`],
+	['bots', `b${k}_rtt_p50`, `K=${k} bots: echo RTT p50 (ms)`],
+	['bots', `b${k}_rtt_p99`, `K=${k} bots: echo RTT p99 (ms)`, ...(k === 1000 ? ['max', 50] : [])],
+	['bots', `b${k}_loss`, `K=${k} bots: echoes lost (%)`],
+]);
+
 const idleRows = [
 	['idle', 'master_rss_mb', 'master-only process in Node (MB)'],
 	['idle', 'rust_master_rss_mb', 'master-only process, ours without Node (examples/master.rs) (MB)', 'max', 20, 'master_rss_mb'],
@@ -91,7 +104,7 @@ const idleRows = [
 
 /** Every row: { section, key, label, kind, goal, vs (the 0.9.0 figure it is compared with, when not `key`) }. */
 function rows() {
-	return [...base, ...fanoutRows(), ...signallingRows(), ...httpsRows, ...memoryRows, ...idleRows]
+	return [...base, ...fanoutRows(), ...botRows(), ...signallingRows(), ...httpsRows, ...memoryRows, ...idleRows]
 		.map(([section, key, label, kind, goal, vs]) => ({ section, key, label, kind, goal, vs: vs ?? key }));
 }
 

@@ -1,0 +1,1 @@
+../../../client/index.mjs
