@@ -17,12 +17,48 @@ if (!enterNamespace(__filename, 'native client tests')) return;
 const ours = require('..');
 const old = require('enslavism-0.9.0');
 
-/** The `bots` example as `npm test` builds it (cargo test builds the examples). */
-function botsBinary() {
+/** An example binary as `npm test` builds it (cargo test builds the examples). */
+function example(name) {
 	const host = /^host: (.+)$/m.exec(execFileSync('rustc', ['-vV'], { encoding: 'utf8' }))[1];
-	const file = path.join(__dirname, '..', 'target', host, 'debug', 'examples', 'bots');
+	const file = path.join(__dirname, '..', 'target', host, 'debug', 'examples', name);
 	assert.ok(fs.existsSync(file), `${file} is missing: \`npm test\` builds it (node scripts/test-rust.js)`);
 	return file;
+}
+
+const botsBinary = () => example('bots');
+
+/**
+ * Runs examples/client_check against the master at `url` (see that file for
+ * its steps); calls `restart()` when it asks for the master to restart.
+ * Resolves with the steps it passed, in order.
+ */
+function runCheck(url, restart) {
+	return new Promise((resolve, reject) => {
+		const child = spawn(example('client_check'), [url, NETNS_ADDRESS], { stdio: ['ignore', 'pipe', 'pipe'] });
+		const passed = [];
+		let output = '';
+		child.stdout.setEncoding('utf8');
+		child.stdout.on('data', (chunk) => {
+			output += chunk;
+			for (const line of chunk.split('\n')) {
+				if (line.startsWith('ok ')) passed.push(line.slice(3));
+				if (line === 'restart-master') restart().catch((err) => { child.kill(); reject(err); });
+			}
+		});
+		child.stderr.on('data', (d) => { output += d; });
+		child.on('error', reject);
+		child.on('close', (code) => (code === 0 ? resolve(passed) : reject(new Error(`client_check exited with ${code}:\n${output}`))));
+	});
+}
+
+const ALL_STEPS = ['reliable', 'unreliable', 'both', 'rejected', 'reconnected', 'after-restart'];
+
+/** An echo slave named "echo" and a slave named "refuse" that refuses every offer. */
+async function checkSlaves(Slave, url, options) {
+	const echo = await echoSlave(Slave, url, options);
+	const refuse = await new Slave(url, { name: 'refuse' }, undefined, options);
+	refuse.on('offer', (reject) => reject());
+	return { echo: echo.slave, refuse };
 }
 
 /** Runs the bots to the end; resolves with their JSON report. */
@@ -45,7 +81,7 @@ function runBots(url, args) {
 	});
 }
 
-/** A slave of either version that echoes every message. */
+/** A slave of either version, named "echo", that echoes every message. */
 async function echoSlave(Slave, url, options) {
 	const slave = await new Slave(url, { name: 'echo' }, undefined, options);
 	const labels = [];
@@ -120,6 +156,67 @@ describe('native client (bots)', () => {
 			for (const c of slave.connections) c.clientCon.close();
 			server.closeAllConnections();
 			server.close();
+		}
+	});
+
+	it('the client against our master and slaves: two channels, rejection, a master restart', { timeout: 90_000 }, async () => {
+		let master = new ours.Master(0, { host: '127.0.0.1' });
+		await new Promise((resolve) => master.once('listening', resolve));
+		const port = master.port;
+		const url = `ws://127.0.0.1:${port}`;
+		const { echo, refuse } = await checkSlaves(ours.Slave, url, { iceAddresses: [NETNS_ADDRESS] });
+		try {
+			// Our slaves reconnect by themselves.
+			const passed = await runCheck(url, async () => {
+				await master.close();
+				master = new ours.Master(port, { host: '127.0.0.1' });
+				await new Promise((resolve) => master.once('listening', resolve));
+			});
+			assert.deepEqual(passed, ALL_STEPS);
+		} finally {
+			await echo.close();
+			await refuse.close();
+			await master.close();
+		}
+	});
+
+	it('the client against the 0.9.0 master and slaves: two channels, rejection, a master restart', { timeout: 90_000 }, async () => {
+		const http = require('node:http');
+		// Upgraded sockets are not the HTTP server's any more: the master's
+		// client sockets are kept to be cut when it "restarts".
+		const clientSockets = new Set();
+		const listen = async (port) => {
+			const server = http.createServer();
+			await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+			new old.Master(server).on('clientconnection', (ws) => clientSockets.add(ws));
+			return server;
+		};
+		let server = await listen(0);
+		const port = server.address().port;
+		const url = `ws://127.0.0.1:${port}`;
+		const slaves = [await checkSlaves(old.Slave, url)];
+		const closeOld = () => {
+			for (const { echo, refuse } of slaves) {
+				for (const slave of [echo, refuse]) {
+					slave.ws.terminate();
+					for (const c of slave.connections) c.clientCon.close();
+				}
+			}
+			for (const ws of clientSockets) ws.terminate();
+			clientSockets.clear();
+			server.closeAllConnections();
+			server.close();
+		};
+		try {
+			// 0.9.0 slaves do not reconnect: new ones register with the new master.
+			const passed = await runCheck(url, async () => {
+				closeOld();
+				server = await listen(port);
+				slaves.push(await checkSlaves(old.Slave, url));
+			});
+			assert.deepEqual(passed, ALL_STEPS);
+		} finally {
+			closeOld();
 		}
 	});
 

@@ -1,24 +1,4 @@
-//! enslavism: the easiest way to run many independent WebRTC game servers
-//! ("slaves") that browsers pick from a list and talk to over data channels,
-//! coordinated by one signalling server (the "master").
-//!
-//! This crate is the engine, usable from Rust alone: a [`master`], a
-//! [`slave`], and a native [`client`] (what the browser bundle does, for bots
-//! and load tests; `examples/bots.rs`). The `enslavism` npm package wraps it
-//! for Node.js with enslavism 0.9.0's API. The wire format
-//! is 0.9.0's ([`proto`]), so old and new slaves, masters and browser bundles
-//! work together.
-//!
-//! ```no_run
-//! # async fn run() -> Result<(), enslavism::master::MasterError> {
-//! use std::sync::Arc;
-//! use enslavism::master::{Master, MasterConfig, NoHooks};
-//!
-//! let master = Master::bind("127.0.0.1:8081".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks))?;
-//! println!("signalling on ws://{}", master.local_addr().unwrap());
-//! master.close().await;
-//! # Ok(()) }
-//! ```
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

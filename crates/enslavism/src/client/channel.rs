@@ -208,7 +208,7 @@ pub(crate) type OpenReply = oneshot::Sender<Result<DataChannel, ClientError>>;
 
 /// Takes a channel's events from its creation: replies once it is open (or
 /// failed to open within `open_within`), then forwards its messages until it
-/// closes. `slave` names the slave in errors.
+/// closes, and then sends on `ended`. `slave` names the slave in errors.
 pub(crate) async fn run(
     dc: Arc<dyn RtcDataChannel>,
     label: String,
@@ -216,7 +216,16 @@ pub(crate) async fn run(
     reply: OpenReply,
     open_within: Duration,
     slave: u32,
+    ended: mpsc::UnboundedSender<()>,
 ) {
+    // Tells the session however this task ends.
+    struct Ended(mpsc::UnboundedSender<()>);
+    impl Drop for Ended {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
+    let _ended = Ended(ended);
     let (tx, incoming) = mpsc::channel(RECEIVE_QUEUE);
     let handle = DataChannel { label, options, sender: ChannelSender { dc: dc.clone() }, receiver: ChannelReceiver { incoming } };
     let mut pending = Some((reply, handle));

@@ -171,6 +171,12 @@ async fn build_peer(shared: &Shared, signals: mpsc::UnboundedSender<Signal>) -> 
     let engine = SettingEngineBuilder::new()
         // The default mode opens a multicast socket per peer and fails without a multicast route.
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        // The slave's defaults: a vanished slave's connection fails in 15 s, not webrtc-rs's ~35.
+        .with_ice_timeouts(
+            Some(crate::slave::DEFAULT_ICE_DISCONNECTED_TIMEOUT),
+            Some(crate::slave::DEFAULT_ICE_FAILED_TIMEOUT),
+            None,
+        )
         .build();
     let ice_servers = crate::slave::peer::rtc_ice_servers(&settings.ice_servers);
     let addrs: Vec<SocketAddr> = settings.ice_addresses.iter().map(|ip| SocketAddr::new(*ip, 0)).collect();
@@ -234,6 +240,9 @@ struct Session {
     /// Another offer is needed once the answer in flight is in.
     again: bool,
     queued_candidates: Vec<Candidate>,
+    /// Channel tasks running, and where they say they ended.
+    live_channels: usize,
+    channel_ended: mpsc::UnboundedSender<()>,
 }
 
 async fn run(shared: Arc<Shared>, key: SlaveKey, slave: u32, mut inputs: mpsc::UnboundedReceiver<SessionInput>) {
@@ -250,10 +259,11 @@ async fn run(shared: Arc<Shared>, key: SlaveKey, slave: u32, mut inputs: mpsc::U
                     let _ = reply.send(Err(ClientError::WebRtc(webrtc::error::Error::Other(reason.clone()))));
                 }
             }
-            forget(&shared, key, &inputs);
+            forget(&shared, key);
             return;
         }
     };
+    let (channel_ended, mut channels_ended) = mpsc::unbounded_channel();
     let mut session = Session {
         shared: shared.clone(),
         key,
@@ -269,6 +279,8 @@ async fn run(shared: Arc<Shared>, key: SlaveKey, slave: u32, mut inputs: mpsc::U
         remote_set: false,
         again: false,
         queued_candidates: Vec::new(),
+        live_channels: 0,
+        channel_ended,
     };
     let shutdown = shared.shutdown.clone();
     loop {
@@ -289,6 +301,14 @@ async fn run(shared: Arc<Shared>, key: SlaveKey, slave: u32, mut inputs: mpsc::U
                 session.fail_offered(|| ClientError::Timeout { what: "the slave's answer", after });
                 session.remote_set
             }
+            Some(()) = channels_ended.recv() => {
+                // As on the slave (which releases a peer whose channels are all
+                // closed): a connection with no channel left and none coming is
+                // of no use; the next channel connects afresh. This is also how
+                // a slave that closed the connection is noticed at once.
+                session.live_channels -= 1;
+                session.live_channels > 0 || !session.unconfirmed.is_empty()
+            }
             _ = shutdown.cancelled() => false,
         };
         if !keep_going {
@@ -296,7 +316,7 @@ async fn run(shared: Arc<Shared>, key: SlaveKey, slave: u32, mut inputs: mpsc::U
         }
     }
     inputs.close();
-    forget(&shared, key, &inputs);
+    forget(&shared, key);
     session.fail_pending(|| ClientError::ConnectionClosed { slave });
     // Pending Create inputs never reached the loop: they fail too.
     while let Ok(input) = inputs.try_recv() {
@@ -308,10 +328,11 @@ async fn run(shared: Arc<Shared>, key: SlaveKey, slave: u32, mut inputs: mpsc::U
     tracing::debug!(slave, "connection to the slave closed");
 }
 
-/// Removes a session that ended from the routing table (if it is still the one there).
-fn forget(shared: &Shared, key: SlaveKey, inputs: &mpsc::UnboundedReceiver<SessionInput>) {
+/// Removes a session that ended (its input closed) from the routing table,
+/// unless a newer session of the same slave took its place there.
+fn forget(shared: &Shared, key: SlaveKey) {
     let mut state = shared.state();
-    if state.sessions.get(&key).is_some_and(|s| s.is_closed() || inputs.is_closed()) {
+    if state.sessions.get(&key).is_some_and(mpsc::UnboundedSender::is_closed) {
         state.sessions.remove(&key);
     }
 }
@@ -366,9 +387,11 @@ impl Session {
         self.offer().await
     }
 
-    fn spawn_channel(&self, dc: Arc<dyn RtcDataChannel>, label: String, options: ChannelOptions, reply: OpenReply) {
+    fn spawn_channel(&mut self, dc: Arc<dyn RtcDataChannel>, label: String, options: ChannelOptions, reply: OpenReply) {
         let within = self.shared.settings.signalling_timeout;
-        self.shared.spawn_guarded(channel::run(dc, label, options, reply, within, self.slave));
+        self.live_channels += 1;
+        let ended = self.channel_ended.clone();
+        self.shared.spawn_guarded(channel::run(dc, label, options, reply, within, self.slave, ended));
     }
 
     /// Sends an offer listing every negotiated channel; false ends the session.
