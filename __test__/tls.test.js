@@ -136,10 +136,16 @@ describe('TLS', { timeout: 60_000 }, () => {
 			assert.throws(() => new Slave(url, {}, undefined, { ca: 'not a certificate' }),
 				{ code: 'ERR_ENSLAVISM_CERTIFICATE', message: /no certificate found in the ca option/ });
 			assert.throws(() => new Slave(url, {}, undefined, { ca: 42 }), { code: 'ERR_INVALID_ARG_TYPE' });
-			// The master is unharmed: with a trusted certificate, a slave registers.
+			// The master is unharmed: with a trusted certificate, a slave registers
+			// (seen by a client: the Slave's promise settles once the registration
+			// is sent, which may be before the master has read it).
 			master.setTLS(IDENTITY);
+			const watcher = await wssClient(url);
 			const slave = await new Slave(url, { name: 'good' }, undefined, { ca: CA });
+			const added = await watcher.next();
+			assert.deepEqual(added.slaves.map((s) => s.userData), [{ name: 'good' }]);
 			assert.equal(master.peerCounts.slaves, 1);
+			watcher.close();
 			await slave.close();
 		} finally {
 			await master.close();
@@ -207,7 +213,10 @@ describe('TLS', { timeout: 60_000 }, () => {
 			const halfway = tls.connect({ host: '127.0.0.1', port: master.port, rejectUnauthorized: false });
 			await once(halfway, 'secureConnect');
 			halfway.write('GET /enslavism/clients HTTP/1.1\r\nHost: x\r\n'); // never finished
+			// Counted once the master has taken the connection, which the Slave's promise may precede.
+			const taken = once(master, 'slaveconnection');
 			const slave = await new Slave(url, { name: 'fine' }, undefined, { ca: CA });
+			await taken;
 			assert.equal(master.peerCounts.slaves, 1);
 			halfway.destroy();
 			await slave.close();

@@ -139,6 +139,10 @@ pub(crate) async fn inbound(
     }
 }
 
+/// First wait before reconnecting to a master; it doubles up to the
+/// link's longest delay (as the browser bundle does).
+pub(crate) const RECONNECT_INITIAL_DELAY: Duration = Duration::from_millis(250);
+
 /// How long a goodbye to the master may take to write.
 pub(crate) const CLOSE_WRITE_LIMIT: Duration = Duration::from_millis(500);
 

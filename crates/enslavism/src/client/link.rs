@@ -2,7 +2,6 @@
 //! slaves' sessions, heartbeat, and reconnection with resynchronisation.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -11,14 +10,11 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use super::list::Change;
 use super::session::SessionInput;
 use super::{ClientError, MasterEvent, Outgoing, Shared};
-use crate::dial::{inbound, within, DialError, Inbound, MasterSocket, CLOSE_WRITE_LIMIT};
+use crate::dial::{inbound, within, DialError, Inbound, MasterSocket, CLOSE_WRITE_LIMIT, RECONNECT_INITIAL_DELAY};
 use crate::proto::{IceCandidate, Message, SessionDescription};
 
 /// Where clients connect on a master.
 pub(crate) const PATH: &str = "/enslavism/clients";
-
-/// First wait before reconnecting; it doubles up to `reconnect_max_delay`.
-const RECONNECT_INITIAL_DELAY: Duration = Duration::from_millis(250);
 
 type Events = mpsc::UnboundedSender<MasterEvent>;
 

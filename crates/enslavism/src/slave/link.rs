@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::peer::{ice_session, run_peer, PeerCommand};
 use super::{SlaveError, SlaveEvent, SlaveShared};
-use crate::dial::{inbound, within, DialError, Inbound, MasterSocket, CLOSE_WRITE_LIMIT};
+use crate::dial::{inbound, within, DialError, Inbound, MasterSocket, CLOSE_WRITE_LIMIT, RECONNECT_INITIAL_DELAY};
 use crate::proto::{IceCandidate, Message, SessionDescription};
 
 /// Opens the WebSocket to `master_url + "/enslavism/slaves"`; a `wss://`
@@ -149,9 +149,6 @@ async fn serve(
         }
     }
 }
-
-/// First wait before reconnecting; it doubles up to `reconnect_max_delay`.
-const RECONNECT_INITIAL_DELAY: Duration = Duration::from_millis(250);
 
 /// Connects and registers again, retrying with backoff; `None` when the
 /// slave is closing. Signalling queued meanwhile was for the old master and
