@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use enslavism::client::{ChannelOptions, ClientError, DataChannel, MasterConnection, MasterEvent, MasterEvents};
+use enslavism::client::{ChannelOptions, ClientError, DataChannel, MasterConnection, MasterEvent, MasterEvents, SlaveConnection};
 
 const LIMIT: Duration = Duration::from_secs(10);
 const RESTART_LIMIT: Duration = Duration::from_secs(30);
@@ -59,6 +59,11 @@ async fn echo(channel: &mut DataChannel, payload: &[u8], text: bool) -> Result<(
     Ok(())
 }
 
+/// Opens a channel, within [`LIMIT`].
+async fn open(slave: &SlaveConnection, label: &str, options: ChannelOptions) -> Result<DataChannel, Failure> {
+    Ok(within(LIMIT, label, slave.create_data_channel(label, options)).await??)
+}
+
 async fn run(url: String, ice: Vec<std::net::IpAddr>) -> Result<(), (String, Failure)> {
     let step = |name: &'static str| move |e: Failure| (name.to_owned(), e);
     let mut builder = MasterConnection::builder(url).reconnect_max_delay(Duration::from_millis(500));
@@ -69,16 +74,10 @@ async fn run(url: String, ice: Vec<std::net::IpAddr>) -> Result<(), (String, Fai
     let echo_id = listed(&master, &mut events, "echo", LIMIT).await.map_err(step("reliable"))?;
     let slave = master.slave(echo_id).map_err(|e| ("reliable".to_owned(), e.into()))?;
 
-    let mut chat = within(LIMIT, "chat", slave.create_data_channel("chat", ChannelOptions::reliable()))
-        .await
-        .and_then(|r| r.map_err(Failure::from))
-        .map_err(step("reliable"))?;
+    let mut chat = open(&slave, "chat", ChannelOptions::reliable()).await.map_err(step("reliable"))?;
     echo(&mut chat, b"What have I wrought!", true).await.map_err(step("reliable"))?;
     println!("ok reliable");
-    let mut state = within(LIMIT, "state", slave.create_data_channel("state", ChannelOptions::unreliable()))
-        .await
-        .and_then(|r| r.map_err(Failure::from))
-        .map_err(step("unreliable"))?;
+    let mut state = open(&slave, "state", ChannelOptions::unreliable()).await.map_err(step("unreliable"))?;
     echo(&mut state, &[1, 2, 3, 4], false).await.map_err(step("unreliable"))?;
     println!("ok unreliable");
     echo(&mut chat, b"still here", true).await.map_err(step("both"))?;
@@ -111,10 +110,7 @@ async fn run(url: String, ice: Vec<std::net::IpAddr>) -> Result<(), (String, Fai
     println!("ok reconnected");
     let echo_id = listed(&master, &mut events, "echo", RESTART_LIMIT).await.map_err(step("after-restart"))?;
     let slave = master.slave(echo_id).map_err(|e| ("after-restart".to_owned(), e.into()))?;
-    let mut again = within(LIMIT, "a channel after the restart", slave.create_data_channel("again", ChannelOptions::reliable()))
-        .await
-        .and_then(|r| r.map_err(Failure::from))
-        .map_err(step("after-restart"))?;
+    let mut again = open(&slave, "again", ChannelOptions::reliable()).await.map_err(step("after-restart"))?;
     echo(&mut again, b"back", true).await.map_err(step("after-restart"))?;
     println!("ok after-restart");
     master.close().await;

@@ -64,7 +64,7 @@ fn report_bad(events: &Events, reason: String) {
 fn report(shared: &Shared, events: &Events, changes: Vec<Change>) {
     for change in changes {
         match change {
-            Change::Added(_, info) => {
+            Change::Added(info) => {
                 let _ = events.send(MasterEvent::SlaveAdded(info));
             }
             Change::Relisted(info) => {
