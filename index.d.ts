@@ -164,14 +164,28 @@ export interface IceServer {
 /** How a slave sets up its peer connections. Every field is optional. */
 export interface SlaveOptions {
 	/**
-	 * Local IP addresses ICE binds, one UDP socket each per peer connection.
+	 * Local IP addresses announced as host candidates. One address is bound
+	 * itself; several are served by one socket on the wildcard address.
 	 * Default `['0.0.0.0']`: every non-loopback IPv4 interface. Loopback must be
 	 * named explicitly (`'127.0.0.1'`).
 	 */
 	iceAddresses?: string[];
-	/** `[min, max]` UDP ports for ICE sockets; default: any free port. */
+	/**
+	 * The one UDP port every peer connection of this slave uses (for
+	 * firewalls, Docker `-p 40000:40000/udp`). All WebRTC work then runs on
+	 * one core. Default: one port per core, each chosen free once.
+	 */
+	udpPort?: number;
+	/**
+	 * `[min, max]` UDP ports: one shard (socket and core's worth of work) per
+	 * port, as many as there are cores; a port in use is skipped.
+	 */
 	portRange?: [number, number];
-	/** STUN/TURN servers (none by default: host candidates only). */
+	/**
+	 * STUN servers (`stun:`/`turn:` URLs over UDP): each shard asks them for
+	 * its server-reflexive address and announces it. The slave does not relay
+	 * through TURN.
+	 */
 	iceServers?: IceServer[];
 	/**
 	 * NAT 1:1: addresses announced in the slave's host candidates in place of
@@ -300,13 +314,16 @@ export declare class ClientConnection extends EventEmitter {
  * `new Slave(masterWsUrl, userData[, authData[, options]])` returns a **Promise**
  * of the Slave, as in 0.9.0: it resolves once connected and registered, and
  * rejects with an Error otherwise (`code` `ERR_ENSLAVISM_REFUSED` and `status`
- * 401 when `slaveauth` refused it; `ERR_ENSLAVISM_UNREACHABLE`; `ERR_INVALID_URL`).
+ * 401 when `slaveauth` refused it; `ERR_ENSLAVISM_UNREACHABLE`; `ERR_INVALID_URL`;
+ * `EADDRINUSE` when `udpPort` is taken).
  * `userData` (any JSON value, at most 65,535 bytes of JSON) is shown to every
  * client; `authData` (an object of strings) travels as cookies.
  */
 export interface Slave extends EventEmitter {
 	/** The connected clients. */
 	readonly connections: ClientConnection[];
+	/** The UDP ports peer connections arrive on, one per shard (see `udpPort`). */
+	readonly udpPorts: number[];
 	/** Closes every client connection and the link to the master; resolves once done. */
 	close(): Promise<void>;
 	/** A client offers a connection: call `reject()` synchronously to refuse it. */

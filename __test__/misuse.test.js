@@ -56,6 +56,18 @@ describe('misuse from JS', () => {
 		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { reconnect: 'yes' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
 		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { offerTimeout: -1 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
 		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { portRange: [10, 5] }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { udpPort: 0 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: /udpPort must be an integer from 1 to 65535/ });
+		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { udpPort: '40000' }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+		// A udpPort in use: the slave binds before it dials, and says so.
+		const taken = require('node:dgram').createSocket('udp4');
+		taken.bind(0, '127.0.0.1');
+		await once(taken, 'listening');
+		try {
+			await assert.rejects(new Slave('ws://127.0.0.1:1', {}, {}, { iceAddresses: ['127.0.0.1'], udpPort: taken.address().port }),
+				{ code: 'EADDRINUSE', message: /cannot bind the slave's UDP socket/ });
+		} finally {
+			taken.close();
+		}
 		await assert.rejects(new Slave('http://127.0.0.1:1', {}), { code: 'ERR_INVALID_URL', message: /must start with ws:\/\/ or wss:\/\// });
 		await assert.rejects(new Slave('ws://', {}), { code: 'ERR_INVALID_URL' });
 		await assert.rejects(new Slave('ws://127.0.0.1:1', { big: 'x'.repeat(70000) }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });

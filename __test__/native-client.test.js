@@ -7,25 +7,15 @@
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const path = require('node:path');
-const { execFileSync, spawn } = require('node:child_process');
+const { spawn } = require('node:child_process');
 const { NETNS_ADDRESS, enterNamespace } = require('./netns.js');
 
 if (!enterNamespace(__filename, 'native client tests')) return;
 
+const { example, runBots } = require('./bots.js');
 const ours = require('..');
 const old = require('enslavism-0.9.0');
 
-/** An example binary as `npm test` builds it (cargo test builds the examples). */
-function example(name) {
-	const host = /^host: (.+)$/m.exec(execFileSync('rustc', ['-vV'], { encoding: 'utf8' }))[1];
-	const file = path.join(__dirname, '..', 'target', host, 'debug', 'examples', name);
-	assert.ok(fs.existsSync(file), `${file} is missing: \`npm test\` builds it (node scripts/test-rust.js)`);
-	return file;
-}
-
-const botsBinary = () => example('bots');
 
 /**
  * Runs examples/client_check against the master at `url` (see that file for
@@ -59,26 +49,6 @@ async function checkSlaves(Slave, url, options) {
 	const refuse = await new Slave(url, { name: 'refuse' }, undefined, options);
 	refuse.on('offer', (reject) => reject());
 	return { echo: echo.slave, refuse };
-}
-
-/** Runs the bots to the end; resolves with their JSON report. */
-function runBots(url, args) {
-	return new Promise((resolve, reject) => {
-		const child = spawn(botsBinary(), ['--master', url, '--ice-address', NETNS_ADDRESS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-		let stdout = '';
-		let stderr = '';
-		child.stdout.on('data', (d) => { stdout += d; });
-		child.stderr.on('data', (d) => { stderr += d; });
-		child.on('error', reject);
-		child.on('close', (code) => {
-			if (code !== 0) return reject(new Error(`bots exited with ${code}:\n${stderr}`));
-			try {
-				resolve({ report: JSON.parse(stdout.trim().split('\n').pop()), stderr });
-			} catch (err) {
-				reject(new Error(`no JSON report from the bots: ${err.message}\n${stdout}\n${stderr}`));
-			}
-		});
-	});
 }
 
 /** A slave of either version, named "echo", that echoes every message. */
@@ -221,7 +191,7 @@ describe('native client (bots)', () => {
 	});
 
 	it('bad arguments: a usage error, exit code 2', () => {
-		const result = require('node:child_process').spawnSync(botsBinary(), ['--bots', 'x'], { encoding: 'utf8', timeout: 10_000 });
+		const result = require('node:child_process').spawnSync(example('bots'), ['--bots', 'x'], { encoding: 'utf8', timeout: 10_000 });
 		assert.equal(result.status, 2);
 		assert.match(result.stderr, /--bots: "x" is not a number/);
 	});

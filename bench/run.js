@@ -3,8 +3,8 @@
 // `npm run bench [-- SECTION…]`: the same workloads against this package and
 // enslavism 0.9.0, alternating in one run, inside a private network namespace
 // the benchmark creates; prints a table of both, their ratio and the goal,
-// then one JSON line (prefixed `BENCH_JSON `). Sections: setup echo throughput
-// fanout bots signalling memory idle (all by default). Every loop is bounded.
+// then one JSON line (prefixed `BENCH_JSON `). Sections: setup lossy echo
+// throughput fanout bots signalling memory idle (all by default). Every loop is bounded.
 //
 // Environment: BENCH_RUNS (runs per implementation and section, default 3),
 // BENCH_FANOUT (K values, default 1,10,50,200,500), BENCH_BOTS (K values of
@@ -25,7 +25,7 @@ const { insideNamespace, reexecInNamespace } = require('./lib/namespace.js');
 
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, 'target', 'bench');
-const ALL_SECTIONS = ['setup', 'echo', 'throughput', 'fanout', 'bots', 'signalling', 'memory', 'idle'];
+const ALL_SECTIONS = ['setup', 'lossy', 'echo', 'throughput', 'fanout', 'bots', 'signalling', 'memory', 'idle'];
 const RUN_LIMIT_MS = 3 * 60 * 60_000;
 
 function fail(message) {
@@ -109,7 +109,7 @@ async function main() {
 	}
 	const { launchChromium } = require('../__test__/chromium.js');
 	const ctx = {
-		browser: chosen.some((s) => ['setup', 'echo', 'throughput', 'fanout'].includes(s)) ? await launchChromium(BROWSER_FLAGS) : null,
+		browser: chosen.some((s) => ['setup', 'lossy', 'echo', 'throughput', 'fanout'].includes(s)) ? await launchChromium(BROWSER_FLAGS) : null,
 		loadBinary: process.env.BENCH_LOAD_BINARY,
 		masterBinary: process.env.BENCH_MASTER_BINARY,
 		botsBinary: process.env.BENCH_BOTS_BINARY,

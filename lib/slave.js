@@ -42,6 +42,7 @@ function checkOptions(options) {
 		}
 		out[key] = list;
 	}
+	checkInteger(options, 'udpPort', 1, 65535, out);
 	if (options.portRange !== undefined) {
 		const r = options.portRange;
 		if (!Array.isArray(r) || r.length !== 2 || !r.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535) || r[0] > r[1]) {
@@ -174,6 +175,15 @@ class Slave extends EventEmitter {
 			if (status) err.status = Number(status[1]);
 			throw err;
 		});
+	}
+
+	/**
+	 * The UDP ports the slave's peer connections arrive on: one per shard
+	 * (`udpPort` gives one; by default one per core). Empty until connected.
+	 * @returns {number[]}
+	 */
+	get udpPorts() {
+		return this._native.udpPorts();
 	}
 
 	/**

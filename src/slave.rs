@@ -37,7 +37,9 @@ pub struct NativeSlaveOptions {
     pub ice_addresses: Option<Vec<String>>,
     /// Addresses announced in place of the bound ones of the same family (NAT 1:1).
     pub public_addresses: Option<Vec<String>>,
-    /// `[min, max]` UDP ports for ICE sockets.
+    /// The one UDP port of every peer connection.
+    pub udp_port: Option<u32>,
+    /// `[min, max]` UDP ports for the shards (one port each).
     pub port_range: Option<Vec<u32>>,
     /// STUN/TURN servers.
     pub ice_servers: Option<Vec<NativeIceServer>>,
@@ -238,6 +240,12 @@ fn slave_error(e: SlaveError) -> napi::Error<String> {
         SlaveError::Closed => codes::CLOSED,
         SlaveError::ChannelNotOpen(_) => "ERR_ENSLAVISM_CHANNEL_CLOSED",
         SlaveError::Certificate(_) => codes::CERTIFICATE,
+        SlaveError::Bind(source) => match source.kind() {
+            std::io::ErrorKind::AddrInUse => "EADDRINUSE",
+            std::io::ErrorKind::AddrNotAvailable => "EADDRNOTAVAIL",
+            std::io::ErrorKind::PermissionDenied => "EACCES",
+            _ => "ERR_ENSLAVISM_BIND",
+        },
     };
     js_error(code, e.to_string())
 }
@@ -282,9 +290,15 @@ fn config_from(options: NativeSlaveOptions) -> napi::Result<SlaveConfig, String>
             return Err(js_error(codes::INVALID_ARG, format!("portRange must be [min, max] within 1..65535, not {other:?}")))
         }
     };
+    let udp_port = match options.udp_port {
+        None => None,
+        Some(port @ 1..=65535) => Some(port as u16),
+        Some(other) => return Err(js_error(codes::INVALID_ARG, format!("udpPort must be within 1..65535, not {other}"))),
+    };
     Ok(SlaveConfig {
         ice_addresses,
         public_addresses,
+        udp_port,
         port_range,
         ice_servers: options
             .ice_servers
@@ -386,6 +400,12 @@ impl NativeSlave {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .ok_or_else(|| js_error(codes::CLOSED, "the slave is not connected"))
+    }
+
+    /// The UDP ports the slave's peer connections use (empty before `connect` resolves).
+    #[napi]
+    pub fn udp_ports(&self) -> Vec<u32> {
+        self.slave().map_or_else(|_| Vec::new(), |s| s.udp_ports().into_iter().map(u32::from).collect())
     }
 
     /// Tells whether JS listens to `offer` (if not, offers are accepted without asking).

@@ -6,6 +6,7 @@ const { peerCounts } = require('../sections/fanout.js');
 const { clientCounts, HTTPS_CLIENTS } = require('../sections/signalling.js');
 const { connections } = require('../sections/memory.js');
 const { botCounts } = require('../sections/bots.js');
+const { LOSSY_SETUPS } = require('../sections/browser.js');
 
 // Rows: [section, key, label, kind, goal, vs]. kind: 'ratio≤' (ours/0.9.0 at most), 'ratio≥' (at least), 'max' (ours at most), 'min' (ours at least), or none.
 const base = [
@@ -13,6 +14,9 @@ const base = [
 	['setup', 'seq_p95', 'sequential p95 (ms)', 'ratio≤', 2 / 3],
 	['setup', 'conc_p50', '10 concurrent p50 (ms)', 'ratio≤', 2 / 3],
 	['setup', 'conc_p95', '10 concurrent p95 (ms)', 'ratio≤', 2 / 3],
+	['lossy', 'opened', `setups done (of ${LOSSY_SETUPS})`, 'min', LOSSY_SETUPS],
+	['lossy', 'p50', 'setup + echo p50 (ms)'],
+	['lossy', 'p95', 'setup + echo p95 (ms)'],
 	['echo', 'unrel_p50', 'unreliable unordered p50 (ms)', 'ratio≤', 1],
 	['echo', 'unrel_p99', 'unreliable unordered p99 (ms)', 'ratio≤', 1],
 	['echo', 'unrel_lost', 'unreliable pings lost (of 2,200)'],
@@ -44,11 +48,14 @@ function fanoutRows() {
 		);
 	}
 	if (peerCounts().includes(10) && peerCounts().includes(50)) {
-		rows.push(['fanout', 'peer_cpu', 'per extra peer (K 10→50, peers at game rate): CPU (% of a core)', 'max', 0.3]);
+		rows.push(['fanout', 'peer_cpu', 'per extra peer (K 10→50, peers at game rate): CPU (% of a core)', 'ratio≤', 1 / 3]);
+	}
+	if (peerCounts().includes(1) && peerCounts().includes(50)) {
+		rows.push(['fanout', 'peer_rss_kb_first50', 'per extra peer (K 1→50): RSS (kB)', 'max', 100]);
 	}
 	if (peerCounts().includes(50) && peerCounts().includes(200)) {
 		rows.push(
-			['fanout', 'peer_rss_kb', 'per extra peer (K 50→200): RSS (kB)', 'max', 150],
+			['fanout', 'peer_rss_kb', 'per extra peer (K 50→200): RSS (kB)', 'max', 100],
 			['fanout', 'peer_threads', 'per extra peer (K 50→200): threads', 'max', 0],
 		);
 	}
@@ -111,11 +118,13 @@ function rows() {
 /**
  * Per-peer increments of one implementation's fan-out figures: CPU from K=10
  * to 50 (beyond 50, Chromium on the same two cores no longer sends at game
- * rate, so CPU would be understated), RSS and threads from K=50 to 200.
+ * rate, so CPU would be understated), RSS from K=1 to 50 and from 50 to
+ * 200, threads from 50 to 200.
  */
 function derivePerPeer(f) {
 	const perPeer = {};
 	if (f.k10_cpu !== undefined && f.k50_cpu !== undefined) perPeer.peer_cpu = (f.k50_cpu - f.k10_cpu) / 40;
+	if (f.k1_rss_mb !== undefined && f.k50_rss_mb !== undefined) perPeer.peer_rss_kb_first50 = ((f.k50_rss_mb - f.k1_rss_mb) * 1024) / 49;
 	if (f.k50_rss_mb !== undefined && f.k200_rss_mb !== undefined) {
 		perPeer.peer_rss_kb = ((f.k200_rss_mb - f.k50_rss_mb) * 1024) / 150;
 		perPeer.peer_threads = (f.k200_threads - f.k50_threads) / 150;

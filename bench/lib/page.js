@@ -52,6 +52,33 @@ window.bench = {
 		return { sequential: one, concurrent: many };
 	},
 
+	/**
+	 * `count` setups one after the other, each a success when its channel is
+	 * open and one echo is back within `limitMs` (ms each; the network loses
+	 * packets meanwhile, see the `lossy` section).
+	 */
+	async lossySetup(url, { count, limitMs }) {
+		const masterCon = new MasterConnection(url);
+		const slaveCo = await firstSlave(masterCon);
+		const times = [];
+		let failed = 0;
+		for (let i = 0; i < count; i++) {
+			const t0 = performance.now();
+			try {
+				const dc = await withTimeout(slaveCo.createDataChannel('echo'), limitMs, 'setup');
+				const reply = nextMessage(dc, Math.max(1, limitMs - (performance.now() - t0)));
+				dc.send('ping');
+				await reply;
+				times.push(performance.now() - t0);
+			} catch {
+				failed++;
+			}
+			slaveCo.close();
+		}
+		masterCon.close?.();
+		return { times, failed };
+	},
+
 	/** Ping-pong of 100-byte messages: round-trip times (ms); `lost` counts pings without a reply in 1 s. */
 	async echo(url, options, { warmup, count }) {
 		const masterCon = new MasterConnection(url);

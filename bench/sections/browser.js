@@ -1,7 +1,9 @@
 'use strict';
 // Sections driven from headless Chromium against one slave: connection
-// setup, echo round-trip times, and reliable throughput both ways.
+// setup (on a clean and on a lossy network), echo round-trip times, and
+// reliable throughput both ways.
 
+const { execFileSync } = require('node:child_process');
 const { percentile } = require('../lib/stats.js');
 const { startMaster, startSlave, stop } = require('../lib/procs.js');
 
@@ -32,6 +34,37 @@ const setup = {
 			seq_p50: percentile(r.sequential, 0.5), seq_p95: percentile(r.sequential, 0.95),
 			conc_p50: percentile(r.concurrent, 0.5), conc_p95: percentile(r.concurrent, 0.95),
 		};
+	},
+};
+
+/** Setups under loss: how many, of how many, each within how long. */
+const LOSSY_SETUPS = 100;
+const LOSSY_LIMIT_MS = 5000;
+const LOSS_PERCENT = 10;
+
+/**
+ * Runs `body()` while every UDP datagram sent in the benchmark's namespace
+ * (both ends are in it) is dropped with probability `percent`/100 (nftables).
+ */
+async function withUdpLoss(percent, body) {
+	const table = 'bench_loss';
+	execFileSync('nft', ['add', 'table', 'inet', table]);
+	try {
+		execFileSync('nft', ['add', 'chain', 'inet', table, 'out', '{ type filter hook output priority 0; }']);
+		execFileSync('nft', ['add', 'rule', 'inet', table, 'out', 'meta', 'l4proto', 'udp', 'numgen', 'random', 'mod', '100', '<', String(percent), 'drop']);
+		return await body();
+	} finally {
+		execFileSync('nft', ['delete', 'table', 'inet', table]);
+	}
+}
+
+const lossy = {
+	name: 'lossy',
+	title: `Connection setup under ${LOSS_PERCENT}% random UDP loss (open and one echo within ${LOSSY_LIMIT_MS / 1000} s, ${LOSSY_SETUPS} sequential)`,
+	async run(ctx, impl) {
+		const r = await withSlave(ctx, impl, (page, url) => withUdpLoss(LOSS_PERCENT, () => page.evaluate(([u, o]) => window.bench.lossySetup(u, o),
+			[url, { count: LOSSY_SETUPS, limitMs: LOSSY_LIMIT_MS }])));
+		return { opened: r.times.length, p50: percentile(r.times, 0.5), p95: percentile(r.times, 0.95) };
 	},
 };
 
@@ -70,4 +103,4 @@ const throughput = {
 	},
 };
 
-module.exports = { setup, echo, throughput };
+module.exports = { setup, lossy, echo, throughput, LOSSY_SETUPS };

@@ -57,6 +57,34 @@ async fn next_event(events: &mut mpsc::UnboundedReceiver<SlaveEvent>) -> SlaveEv
 /// webrtc-rs peer connection that offers a channel `label` to the only
 /// listed slave; returns once the channel is open.
 async fn open_channel(url: &str, label: &str) -> (impl PeerConnection, Arc<dyn DataChannel>, ClientSocket) {
+    let (pc, dc, mut ws, slave_id) = send_offer(url, label).await;
+
+    // Signalling back: the answer, then trickled candidates, until the channel opens.
+    let mut opened = false;
+    while !opened {
+        tokio::select! {
+            msg = next_frame(&mut ws) => {
+                match msg {
+                    Message::AnswerFromSlave(SessionDescription { id, sdp }) => {
+                        assert_eq!(id, slave_id);
+                        pc.set_remote_description(RTCSessionDescription::answer(sdp).unwrap()).await.unwrap();
+                    }
+                    Message::IceCandidateFromSlave(IceCandidate { candidate: Some(Candidate { sdp_mid, sdp_m_line_index, candidate }), .. }) => {
+                        let init = RTCIceCandidateInit { candidate, sdp_mid: Some(sdp_mid), sdp_mline_index: Some(sdp_m_line_index), ..Default::default() };
+                        pc.add_ice_candidate(init).await.unwrap();
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            event = dc.poll() => if let Some(DataChannelEvent::OnOpen) = event { opened = true },
+        }
+    }
+    (pc, dc, ws)
+}
+
+/// The first steps of [`open_channel`]: returns once the offer is sent, with
+/// the slave's id.
+async fn send_offer(url: &str, label: &str) -> (impl PeerConnection, Arc<dyn DataChannel>, ClientSocket, u32) {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}/enslavism/clients")).await.unwrap();
     // The registration may reach the master after this client: then it comes
     // as a second AddSlaves.
@@ -87,28 +115,7 @@ async fn open_channel(url: &str, label: &str) -> (impl PeerConnection, Arc<dyn D
     let sdp = pc.local_description().await.unwrap().sdp;
     let frame = Message::OfferToSlave(SessionDescription { id: slave_id, sdp }).encode().unwrap();
     ws.send(WsMessage::Binary(frame.into())).await.unwrap();
-
-    // Signalling back: the answer, then trickled candidates, until the channel opens.
-    let mut opened = false;
-    while !opened {
-        tokio::select! {
-            msg = next_frame(&mut ws) => {
-                match msg {
-                    Message::AnswerFromSlave(SessionDescription { id, sdp }) => {
-                        assert_eq!(id, slave_id);
-                        pc.set_remote_description(RTCSessionDescription::answer(sdp).unwrap()).await.unwrap();
-                    }
-                    Message::IceCandidateFromSlave(IceCandidate { candidate: Some(Candidate { sdp_mid, sdp_m_line_index, candidate }), .. }) => {
-                        let init = RTCIceCandidateInit { candidate, sdp_mid: Some(sdp_mid), sdp_mline_index: Some(sdp_m_line_index), ..Default::default() };
-                        pc.add_ice_candidate(init).await.unwrap();
-                    }
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
-            event = dc.poll() => if let Some(DataChannelEvent::OnOpen) = event { opened = true },
-        }
-    }
-    (pc, dc, ws)
+    (pc, dc, ws, slave_id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,7 +188,7 @@ impl SlaveHooks for PanicOnChannel {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_panic_in_a_channel_task_is_reported_and_leaves_nothing_behind() {
+async fn a_panic_in_the_engine_is_reported_and_leaves_nothing_behind() {
     let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
     let url = format!("ws://{}", master.local_addr().unwrap());
     let (events_tx, mut events) = mpsc::unbounded_channel();
@@ -193,18 +200,75 @@ async fn a_panic_in_a_channel_task_is_reported_and_leaves_nothing_behind() {
         SlaveEvent::Connection { client_id, .. } => client_id,
         other => panic!("expected a connection, got {other:?}"),
     };
-    // The channel is closed (as its task unwinds) and forgotten, the panic is
-    // reported, and the peer, left without a channel, is released like any other.
+    // The panic is reported, and that peer (whose state it may have broken) is
+    // released like any other: its channel closes and is forgotten, then the connection.
+    match next_event(&mut events).await {
+        SlaveEvent::InternalError { message } => assert_eq!(message, "internal error in a peer connection: a bug"),
+        other => panic!("expected the internal error, got {other:?}"),
+    }
     let channel = match next_event(&mut events).await {
         SlaveEvent::ChannelClose { channel } => channel,
         other => panic!("expected the channel's close, got {other:?}"),
     };
-    match next_event(&mut events).await {
-        SlaveEvent::InternalError { message } => assert_eq!(message, "internal error in a data channel: a bug"),
-        other => panic!("expected the internal error, got {other:?}"),
-    }
     assert!(slave.send(channel, bytes::Bytes::new(), false).is_err(), "the channel handle is gone");
     assert!(matches!(next_event(&mut events).await, SlaveEvent::ConnectionClose { client_id: c, .. } if c == client_id));
+
+    slave.close().await;
+    master.close().await;
+}
+
+/// A STUN server on 127.0.0.1 that says every request came from 203.0.113.7
+/// (a documentation address: it only ever appears in SDP text), as a server
+/// outside a NAT would; reports each request it answered.
+async fn stun_server_behind_a_nat() -> (std::net::SocketAddr, mpsc::UnboundedReceiver<std::net::SocketAddr>) {
+    use rtc::stun::message::{Message as Stun, BINDING_SUCCESS};
+    use rtc::stun::xoraddr::XorMappedAddress;
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let (asked_tx, asked) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        while let Ok((len, from)) = socket.recv_from(&mut buf).await {
+            let mut request = Stun::new();
+            if request.unmarshal_binary(&buf[..len]).is_err() {
+                continue;
+            }
+            let mapped = XorMappedAddress { ip: "203.0.113.7".parse().unwrap(), port: from.port() };
+            let mut response = Stun::new();
+            response.build(&[Box::new(BINDING_SUCCESS), Box::new(request.transaction_id), Box::new(mapped)]).unwrap();
+            socket.send_to(&response.raw, from).await.unwrap();
+            let _ = asked_tx.send(from);
+        }
+    });
+    (addr, asked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stun_server_gives_each_shard_a_server_reflexive_candidate() {
+    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
+    let url = format!("ws://{}", master.local_addr().unwrap());
+    let (stun, mut asked) = stun_server_behind_a_nat().await;
+    let config = SlaveConfig {
+        ice_addresses: vec!["127.0.0.1".parse().unwrap()],
+        udp_port: Some(0),
+        ice_servers: vec![enslavism::slave::IceServer { urls: vec![format!("stun:{stun}")], ..Default::default() }],
+        ..SlaveConfig::default()
+    };
+    let (events_tx, _events) = mpsc::unbounded_channel();
+    let slave = Slave::connect(&url, "{}", &[], config, Arc::new(Events(events_tx))).await.unwrap();
+    let port = slave.udp_ports()[0];
+    let from = tokio::time::timeout(Duration::from_secs(5), asked.recv()).await.expect("asked in time").unwrap();
+    assert_eq!(from.port(), port, "asked from the shard's socket");
+
+    let (_pc, _dc, mut ws, _) = send_offer(&url, "srflx").await;
+    let sdp = loop {
+        if let Message::AnswerFromSlave(SessionDescription { sdp, .. }) = next_frame(&mut ws).await {
+            break sdp;
+        }
+    };
+    let srflx = format!(" 203.0.113.7 {port} typ srflx raddr 127.0.0.1 rport {port}");
+    assert!(sdp.lines().any(|l| l.starts_with("a=candidate:") && l.ends_with(&srflx)), "{sdp}");
+    assert!(sdp.lines().any(|l| l.ends_with(&format!(" 127.0.0.1 {port} typ host"))), "{sdp}");
 
     slave.close().await;
     master.close().await;

@@ -14,7 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use webrtc::data_channel::DataChannel as RtcDataChannel;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
-    RTCIceGatheringState, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+    RTCIceGatheringState, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
+    SettingEngineBuilder,
 };
 
 use super::channel::{self, ChannelOptions, DataChannel, OpenReply};
@@ -29,6 +30,28 @@ const FIRST_NEGOTIATED_STREAM_ID: u16 = 256;
 /// How long the first offer waits for our host candidates to be gathered, so
 /// that they travel in it rather than trickled one by one.
 const GATHER_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Bytes each data channel may have in SCTP, unacknowledged, before its
+/// sends wait. Loopback needs ~64 KiB for full speed; Chromium aborted
+/// associations more often with 256 KiB and more in flight.
+const SCTP_SEND_BUFFER: usize = 128 * 1024;
+
+/// Our ICE servers as webrtc-rs takes them.
+fn rtc_ice_servers(servers: &[crate::slave::IceServer]) -> Vec<RTCIceServer> {
+    servers
+        .iter()
+        .map(|s| RTCIceServer { urls: s.urls.clone(), username: s.username.clone(), credential: s.credential.clone() })
+        .collect()
+}
+
+/// The `a=mid:` of an offer's first m-line: what its candidates refer to.
+fn first_mid(sdp: &str) -> String {
+    sdp.lines()
+        .find_map(|l| l.trim_end().strip_prefix("a=mid:"))
+        .filter(|m| !m.is_empty() && m.len() <= crate::proto::MAX_SDP_MID_LEN)
+        .unwrap_or("0")
+        .to_owned()
+}
 
 /// What a session task takes, from the application and from the master.
 pub(crate) enum SessionInput {
@@ -178,7 +201,7 @@ async fn build_peer(shared: &Shared, signals: mpsc::UnboundedSender<Signal>) -> 
             None,
         )
         .build();
-    let ice_servers = crate::slave::peer::rtc_ice_servers(&settings.ice_servers);
+    let ice_servers = rtc_ice_servers(&settings.ice_servers);
     let addrs: Vec<SocketAddr> = settings.ice_addresses.iter().map(|ip| SocketAddr::new(*ip, 0)).collect();
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build())
@@ -186,7 +209,7 @@ async fn build_peer(shared: &Shared, signals: mpsc::UnboundedSender<Signal>) -> 
         .with_handler(Arc::new(Forwarder(signals)))
         // Bounded, so that a bot sending faster than the slave reads waits
         // instead of queueing without limit (as on the slave).
-        .with_data_channel_send_buffer_limit(crate::slave::peer::SCTP_SEND_BUFFER)
+        .with_data_channel_send_buffer_limit(SCTP_SEND_BUFFER)
         .with_udp_addrs(addrs)
         .build()
         .await?;
@@ -417,7 +440,7 @@ impl Session {
         let mut sdp = offer.sdp.clone();
         self.pc.set_local_description(offer).await?;
         if first {
-            self.mid = crate::slave::peer::first_mid(&sdp);
+            self.mid = first_mid(&sdp);
             let deadline = tokio::time::sleep(GATHER_WAIT);
             tokio::pin!(deadline);
             loop {

@@ -1,4 +1,5 @@
-//! Takes ~50 ms off every browser connection's setup.
+//! Takes ~50 ms off every browser connection's setup, and reads the STUN
+//! fields the shard routes first packets by.
 //!
 //! The browser (ICE controlling side) sends its first connectivity check with
 //! USE-CANDIDATE at once. webrtc-rs 0.21.1 (rtc-ice, controlled side) ignores
@@ -6,32 +7,22 @@
 //! answer it; the browser only retries after its ~50 ms check interval, and
 //! ICE, then DTLS and SCTP, wait for it.
 //!
-//! This runtime is tokio's, except that each UDP socket remembers the first
-//! USE-CANDIDATE binding request a peer sends, and when the first binding
-//! success response arrives from that peer (the pair has succeeded on our
-//! side), hands the driver an identical copy of the remembered request right
-//! after it. The agent then nominates the pair and answers at once. It fires
-//! at most once per socket (each peer connection has its own), is a STUN
-//! retransmission as far as both agents are concerned, and does nothing once
-//! the crate answers such checks itself.
+//! Each peer remembers the first USE-CANDIDATE binding request its browser
+//! sends, and when the first binding success response arrives from that
+//! address (the pair has succeeded on our side), the shard hands the peer an
+//! identical copy of the remembered request right after it. The agent then
+//! nominates the pair and answers at once. It fires at most once per peer, is
+//! a STUN retransmission as far as both agents are concerned, and does
+//! nothing once the crate answers such checks itself.
 
-use std::future::Future;
-use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
-
-use webrtc::runtime::{
-    AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, RecvMeta, Runtime, TokioRuntime, Transmit,
-};
 
 const STUN_HEADER_LEN: usize = 20;
 const STUN_MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
 const BINDING_REQUEST: u16 = 0x0001;
 const BINDING_SUCCESS: u16 = 0x0101;
 const ATTR_USE_CANDIDATE: u16 = 0x0025;
+const ATTR_USERNAME: u16 = 0x0006;
 
 /// What a datagram is, as far as the nudge cares.
 #[derive(Debug, PartialEq, Eq)]
@@ -58,24 +49,42 @@ fn classify(packet: &[u8]) -> Stun {
     }
 }
 
-fn has_attribute(mut attrs: &[u8], wanted: u16) -> bool {
-    while attrs.len() >= 4 {
-        let kind = u16::from_be_bytes([attrs[0], attrs[1]]);
-        if kind == wanted {
-            return true;
-        }
-        let len = usize::from(u16::from_be_bytes([attrs[2], attrs[3]]));
-        let padded = 4 + len.div_ceil(4) * 4;
-        let Some(rest) = attrs.get(padded..) else {
-            return false;
-        };
-        attrs = rest;
-    }
-    false
+fn has_attribute(attrs: &[u8], wanted: u16) -> bool {
+    attribute(attrs, wanted).is_some()
 }
 
+/// The value of the first attribute of type `wanted`.
+fn attribute(mut attrs: &[u8], wanted: u16) -> Option<&[u8]> {
+    while attrs.len() >= 4 {
+        let kind = u16::from_be_bytes([attrs[0], attrs[1]]);
+        let len = usize::from(u16::from_be_bytes([attrs[2], attrs[3]]));
+        if kind == wanted {
+            return attrs.get(4..4 + len);
+        }
+        let padded = 4 + len.div_ceil(4) * 4;
+        attrs = attrs.get(padded..)?;
+    }
+    None
+}
+
+/// The local ufrag (before ':') of a STUN Binding request's USERNAME: whose
+/// check this is, for a datagram from an address no peer has used yet. Read
+/// in place; `None` for anything else.
+pub(crate) fn binding_request_ufrag(packet: &[u8]) -> Option<&[u8]> {
+    if packet.len() < STUN_HEADER_LEN || packet[4..8] != STUN_MAGIC_COOKIE || packet[0] & 0xc0 != 0 {
+        return None;
+    }
+    if u16::from_be_bytes([packet[0], packet[1]]) != BINDING_REQUEST {
+        return None;
+    }
+    let body_len = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
+    let username = attribute(packet.get(STUN_HEADER_LEN..STUN_HEADER_LEN + body_len)?, ATTR_USERNAME)?;
+    username.split(|b| *b == b':').next()
+}
+
+/// One peer's nudge.
 #[derive(Debug, Default)]
-struct NudgeState {
+pub(crate) struct NudgeState {
     /// The peer's first nominating check, not answered yet.
     remembered: Option<(SocketAddr, Vec<u8>)>,
     /// The copy to hand the driver on its next receive.
@@ -84,8 +93,8 @@ struct NudgeState {
 }
 
 impl NudgeState {
-    /// Looks at one received datagram.
-    fn observe(&mut self, from: SocketAddr, packet: &[u8]) -> bool {
+    /// Looks at one received datagram; true when a replay is ready (take it with [`NudgeState::take_replay`]).
+    pub(crate) fn observe(&mut self, from: SocketAddr, packet: &[u8]) -> bool {
         if self.done {
             return false;
         }
@@ -106,6 +115,13 @@ impl NudgeState {
     }
 }
 
+impl NudgeState {
+    /// The copy of the nominating check to hand the peer now, once.
+    pub(crate) fn take_replay(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.ready.take()
+    }
+}
+
 /// Feeds datagrams from one of two senders through a fresh nudge state and
 /// checks what must hold for any traffic: at most one replay, and only of a
 /// nominating check, to the sender it came from. For the fuzz targets.
@@ -116,6 +132,9 @@ pub(crate) fn observe_sequence(datagrams: &[(bool, &[u8])]) {
     let mut replays = 0;
     for (from_second, packet) in datagrams {
         let from = senders[usize::from(*from_second)];
+        if let Some(ufrag) = binding_request_ufrag(packet) {
+            assert!(ufrag.len() < packet.len(), "the ufrag is read inside the datagram");
+        }
         if state.observe(from, packet) {
             replays += 1;
             let (to, replay) = state.ready.take().expect("a replay is ready when observe says so");
@@ -124,144 +143,6 @@ pub(crate) fn observe_sequence(datagrams: &[(bool, &[u8])]) {
         }
     }
     assert!(replays <= 1, "replayed {replays} times");
-}
-
-/// A UDP socket of tokio's runtime with the nudge on its receive path.
-#[derive(Debug)]
-struct NudgingSocket {
-    inner: Arc<dyn AsyncUdpSocket>,
-    state: Mutex<NudgeState>,
-    /// GRO was turned off (see [`super::gro`]): one datagram per read.
-    single_datagrams: bool,
-}
-
-impl NudgingSocket {
-    fn state(&self) -> std::sync::MutexGuard<'_, NudgeState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl AsyncUdpSocket for NudgingSocket {
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
-    fn poll_send(&self, cx: &mut Context<'_>, transmit: &Transmit<'_>) -> Poll<io::Result<usize>> {
-        self.inner.poll_send(cx, transmit)
-    }
-
-    fn poll_recv(&self, cx: &mut Context<'_>, bufs: &mut [IoSliceMut<'_>], meta: &mut [RecvMeta]) -> Poll<io::Result<usize>> {
-        {
-            let mut state = self.state();
-            if let Some((from, packet)) = state.ready.take() {
-                if let (Some(buf), Some(m)) = (bufs.first_mut(), meta.first_mut()) {
-                    if packet.len() <= buf.len() {
-                        buf[..packet.len()].copy_from_slice(&packet);
-                        let mut copy = RecvMeta::default();
-                        copy.addr = from;
-                        copy.len = packet.len();
-                        copy.stride = packet.len().max(1);
-                        *m = copy;
-                        return Poll::Ready(Ok(1));
-                    }
-                }
-            }
-        }
-        let polled = self.inner.poll_recv(cx, bufs, meta);
-        if let Poll::Ready(Ok(n)) = polled {
-            let mut state = self.state();
-            if !state.done {
-                for (buf, m) in bufs.iter().zip(meta.iter()).take(n) {
-                    // STUN is never coalesced with other datagrams: look at the first segment.
-                    let first = m.len.min(m.stride.max(1)).min(buf.len());
-                    if state.observe(m.addr, &buf[..first]) {
-                        // Make sure the driver comes back for the copy.
-                        cx.waker().wake_by_ref();
-                    }
-                }
-            }
-        }
-        polled
-    }
-
-    fn max_gso_segments(&self) -> usize {
-        self.inner.max_gso_segments()
-    }
-
-    fn max_gro_segments(&self) -> usize {
-        if self.single_datagrams {
-            1
-        } else {
-            self.inner.max_gro_segments()
-        }
-    }
-}
-
-/// tokio's runtime for webrtc-rs, with [`NudgingSocket`]s, GRO off on each.
-#[derive(Debug)]
-pub(crate) struct NudgingRuntime {
-    inner: TokioRuntime,
-}
-
-impl NudgingRuntime {
-    pub(crate) fn new() -> Self {
-        NudgingRuntime { inner: TokioRuntime }
-    }
-}
-
-impl Runtime for NudgingRuntime {
-    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
-        self.inner.spawn(future)
-    }
-
-    fn spawn_reactor(&self, reactor_pool_size: usize, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
-        self.inner.spawn_reactor(reactor_pool_size, future)
-    }
-
-    fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
-        // quinn-udp turns GRO on while wrapping; turn it off after.
-        let (inner, single_datagrams) = super::gro::wrap_without_gro(socket, |s| self.inner.wrap_udp_socket(s))?;
-        Ok(Arc::new(NudgingSocket { inner, state: Mutex::new(NudgeState::default()), single_datagrams }))
-    }
-
-    fn wrap_tcp_listener(&self, listener: std::net::TcpListener) -> io::Result<Arc<dyn AsyncTcpListener>> {
-        self.inner.wrap_tcp_listener(listener)
-    }
-
-    fn connect_tcp<'a>(
-        &'a self,
-        remote_addr: SocketAddr,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Arc<dyn AsyncTcpStream>>> + Send + 'a>> {
-        self.inner.connect_tcp(remote_addr)
-    }
-
-    fn resolve_host<'a>(&'a self, host: &'a str) -> Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a>> {
-        self.inner.resolve_host(host)
-    }
-
-    fn now(&self) -> Instant {
-        self.inner.now()
-    }
-
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
-        self.inner.sleep(duration)
-    }
-
-    fn interval(&self, period: Duration) -> Box<dyn AsyncInterval> {
-        self.inner.interval(period)
-    }
-
-    fn block_on(&self, future: Pin<Box<dyn Future<Output = ()> + '_>>) {
-        self.inner.block_on(future)
-    }
-
-    fn yield_now(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
-        self.inner.yield_now()
-    }
-
-    fn name(&self) -> &'static str {
-        "tokio+ice-nudge"
-    }
 }
 
 #[cfg(test)]
@@ -284,7 +165,17 @@ mod tests {
         packet
     }
 
-    const USERNAME: u16 = 0x0006;
+    const USERNAME: u16 = ATTR_USERNAME;
+
+    #[test]
+    fn the_local_ufrag_is_read_from_binding_requests_only() {
+        let request = stun(BINDING_REQUEST, &[(ATTR_USE_CANDIDATE, b""), (USERNAME, b"ours:theirs")]);
+        assert_eq!(binding_request_ufrag(&request), Some(&b"ours"[..]));
+        assert_eq!(binding_request_ufrag(&stun(BINDING_SUCCESS, &[(USERNAME, b"ours:theirs")])), None);
+        assert_eq!(binding_request_ufrag(&stun(BINDING_REQUEST, &[])), None);
+        assert_eq!(binding_request_ufrag(&request[..request.len() - 2]), None);
+        assert_eq!(binding_request_ufrag(&[22, 254, 253]), None);
+    }
 
     #[test]
     fn stun_packets_are_classified() {
@@ -320,7 +211,7 @@ mod tests {
         assert_eq!(state.ready, Some((browser, request.clone())));
         state.ready = None;
         assert!(!state.observe(browser, &request));
-        assert!(!state.observe(browser, &response), "at most once per socket");
+        assert!(!state.observe(browser, &response), "at most once per peer");
         assert_eq!(state.ready, None);
     }
 }

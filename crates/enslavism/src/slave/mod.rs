@@ -1,14 +1,15 @@
 //! A slave: a game server that registers with a master and accepts WebRTC
-//! data-channel connections from browsers, on webrtc-rs.
+//! data-channel connections from browsers, on webrtc-rs' sans-I/O core.
 //!
-//! [`Slave::connect`] opens the master link (WebSocket, cookies as authData),
+//! [`Slave::connect`] binds the slave's UDP sockets (one per shard, see
+//! `engine`), opens the master link (WebSocket, cookies as authData),
 //! registers the userData, then answers every client's offer through the
-//! master: [`SlaveHooks::on_offer`] decides, a webrtc-rs peer connection
-//! answers, and every data channel the browser opens is reported as
-//! [`SlaveEvent`]s. Channels are addressed by a [`ChannelId`] for sending.
+//! master: [`SlaveHooks::on_offer`] decides, a shard answers, and every data
+//! channel the browser opens is reported as [`SlaveEvent`]s. Channels are
+//! addressed by a [`ChannelId`] for sending.
 
 mod channel;
-mod gro;
+mod engine;
 pub(crate) mod ice_nudge;
 mod link;
 mod nat;
@@ -61,17 +62,27 @@ pub const DEFAULT_PEER_SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How a slave's peer connections are set up.
 #[derive(Debug, Clone)]
 pub struct SlaveConfig {
-    /// Local addresses ICE binds (one UDP socket each, per peer connection).
-    /// `0.0.0.0` stands for every non-loopback IPv4 interface; loopback must
-    /// be named explicitly (`127.0.0.1`).
+    /// Local addresses announced as host candidates. One address is bound
+    /// itself; several are served by one socket on the wildcard address.
+    /// `0.0.0.0` (`::`) stands for every non-loopback, non-link-local IPv4
+    /// (IPv6) address of the host's interfaces; loopback must be named
+    /// explicitly (`127.0.0.1`).
     pub ice_addresses: Vec<IpAddr>,
     /// Addresses announced in the slave's host candidates in place of the
     /// bound ones of the same family (NAT 1:1: a cloud VM's public IP, a
     /// container's host address). Empty: the bound addresses.
     pub public_addresses: Vec<IpAddr>,
-    /// UDP ports to bind ICE sockets on (inclusive); `None`: any free port.
+    /// The one UDP port every peer connection uses (one shard, one core's
+    /// worth of WebRTC work; `Some(0)`: one shard on a free port). `None`:
+    /// see `port_range`.
+    pub udp_port: Option<u16>,
+    /// Ports (inclusive) for the shards, one port each, as many shards as
+    /// cores (a port in use is skipped). `None` with no `udp_port`: one
+    /// shard per core, each on a free port chosen once.
     pub port_range: Option<(u16, u16)>,
-    /// STUN/TURN servers, as `RTCIceServer`s.
+    /// STUN servers (`stun:` and `turn:` URLs over UDP): each shard asks them
+    /// for its server-reflexive address and announces it. The slave does not
+    /// relay through TURN (it is the one with a reachable address).
     pub ice_servers: Vec<IceServer>,
     /// Time to wait for the master's WebSocket handshake.
     pub connect_timeout: Duration,
@@ -105,6 +116,7 @@ impl Default for SlaveConfig {
         SlaveConfig {
             ice_addresses: vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
             public_addresses: Vec::new(),
+            udp_port: None,
             port_range: None,
             ice_servers: Vec::new(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -146,6 +158,10 @@ pub enum SlaveError {
     /// userData cannot be registered (over 65,535 bytes of JSON, or not JSON).
     #[error("cannot register this userData: {0}")]
     UserData(#[from] ProtoError),
+    /// The UDP sockets could not be bound (`udp_port` in use, an address
+    /// that is not this host's, no free port in `port_range`).
+    #[error("cannot bind the slave's UDP socket: {0}")]
+    Bind(#[source] std::io::Error),
     /// A slave needs a tokio runtime; none is running on this thread.
     #[error("no tokio runtime: create the slave from within a tokio runtime")]
     NoRuntime,
@@ -257,10 +273,8 @@ pub(crate) struct SlaveShared {
     next_session: std::sync::atomic::AtomicU64,
     shutdown: CancellationToken,
     tasks: TaskTracker,
-    /// Round-robin cursor into `config.port_range`.
-    next_port: std::sync::atomic::AtomicU32,
-    /// The webrtc-rs runtime every peer connection uses.
-    runtime: Arc<dyn webrtc::runtime::Runtime>,
+    /// The shards every peer connection lives in.
+    engine: engine::Engine,
 }
 
 impl SlaveShared {
@@ -299,6 +313,11 @@ impl Slave {
         hooks: Arc<dyn SlaveHooks>,
     ) -> Result<Slave, SlaveError> {
         crate::proto::check_user_data(user_data)?;
+        let tls = crate::tls::client_config(&config.ca)?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(SlaveError::NoRuntime);
+        }
+        let (engine, bound) = engine::Engine::bind(&config).map_err(SlaveError::Bind)?;
         let shared = Arc::new(SlaveShared {
             config: config.clone(),
             hooks,
@@ -307,19 +326,22 @@ impl Slave {
             next_session: std::sync::atomic::AtomicU64::new(1),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            next_port: std::sync::atomic::AtomicU32::new(0),
-            runtime: if config.ice_nudge {
-                Arc::new(ice_nudge::NudgingRuntime::new())
-            } else {
-                Arc::new(webrtc::runtime::TokioRuntime)
-            },
+            engine,
         });
-        let tls = crate::tls::client_config(&config.ca)?;
+        bound.start(&shared, &engine::stun_servers(&shared.config).await);
+        // Stops the shards if the master cannot be reached.
+        let stop = shared.shutdown.clone().drop_guard();
         let ws = link::open(master_url, auth, &tls, shared.config.connect_timeout).await?;
         let registration =
             link::Registration { url: master_url.to_owned(), auth: auth.to_vec(), user_data: user_data.to_owned(), tls };
         link::start(shared.clone(), ws, registration).await?;
+        stop.disarm();
         Ok(Slave { shared })
+    }
+
+    /// The UDP ports the slave's peer connections use (one per shard).
+    pub fn udp_ports(&self) -> Vec<u16> {
+        self.shared.engine.ports()
     }
 
     /// Queues a message on a data channel (`is_text` sends a text message).

@@ -1,0 +1,127 @@
+'use strict';
+// The slave's engine keeps every peer connection of a shard on one UDP
+// socket: many concurrent setups on one port, and the DTLS flight that
+// webrtc-rs would never send again when it is lost. The slave runs in its own
+// process (so that its sockets can be counted), the native client's bots in
+// another, all inside a network namespace the test makes.
+
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { once } = require('node:events');
+const { execFileSync, fork } = require('node:child_process');
+const dgram = require('node:dgram');
+const path = require('node:path');
+const { NETNS_ADDRESS, enterNamespace } = require('./netns.js');
+
+if (!enterNamespace(__filename, 'one-socket engine tests')) return;
+
+const { Master } = require('..');
+const { runBots } = require('./bots.js');
+
+/** A UDP port free on the namespace's address right now. */
+async function freePort() {
+	const socket = dgram.createSocket('udp4');
+	socket.bind(0, NETNS_ADDRESS);
+	await once(socket, 'listening');
+	const { port } = socket.address();
+	socket.close();
+	return port;
+}
+
+/** A slave in its own process (fixtures/slave-process.js), echoing. */
+async function slaveProcess(url, options) {
+	const child = fork(path.join(__dirname, 'fixtures', 'slave-process.js'), [url, JSON.stringify(options)],
+		{ stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+	const [first] = await once(child, 'message');
+	assert.deepEqual(first, { ready: true });
+	const ask = async (request, key) => {
+		child.send(request);
+		for (;;) {
+			const [reply] = await once(child, 'message');
+			if (key in reply) return reply[key];
+		}
+	};
+	const close = async () => {
+		child.send('close');
+		await once(child, 'exit');
+	};
+	return { ask, close };
+}
+
+/** The packet count of the rule with `comment` in nftables table `name`. */
+function nftPackets(name, comment) {
+	const rules = execFileSync('nft', ['list', 'table', 'inet', name], { encoding: 'utf8' });
+	const line = rules.split('\n').find((l) => l.includes(`comment "${comment}"`));
+	const counted = /packets (\d+)/.exec(line ?? '');
+	assert.ok(counted, `no counter on the rule ${comment}:\n${rules}`);
+	return Number(counted[1]);
+}
+
+describe('one UDP socket per shard', { timeout: 120_000 }, () => {
+	let master;
+	let url;
+
+	before(async () => {
+		master = new Master(0, { host: '127.0.0.1', maxOffersPerSecond: 0 });
+		await once(master, 'listening');
+		url = `ws://127.0.0.1:${master.port}`;
+	});
+
+	after(() => master.close());
+
+	it('200 concurrent setups all complete, every peer on the one socket of udpPort', async () => {
+		const port = await freePort();
+		const slave = await slaveProcess(url, { iceAddresses: [NETNS_ADDRESS], udpPort: port });
+		try {
+			const idle = await slave.ask('stats', 'stats');
+			assert.deepEqual(idle.udpPorts, [port]);
+			assert.equal(idle.udpSockets, 1, 'one UDP socket before any peer');
+			// All 200 start within the first second; each sends for the rest of the run.
+			const bots = runBots(url, ['--bots', '200', '--ramp', '1000', '--seconds', '8', '--rate', '5']);
+			await slave.ask({ whenConnected: 200 }, 'connected');
+			const busy = await slave.ask('stats', 'stats');
+			assert.equal(busy.udpSockets, 1, 'still one UDP socket with 200 peers');
+			assert.ok(busy.fds < idle.fds + 10, `file descriptors ${idle.fds} → ${busy.fds}`);
+			const { report } = await bots;
+			assert.equal(report.connected, 200, JSON.stringify(report));
+			assert.equal(report.failed, 0, JSON.stringify(report));
+			assert.equal(report.lost, 0, JSON.stringify(report));
+		} finally {
+			await slave.close();
+		}
+	});
+
+	it('a slave with no udpPort has one socket per shard, each on its own port', async () => {
+		const slave = await slaveProcess(url, { iceAddresses: [NETNS_ADDRESS] });
+		try {
+			const { udpPorts, udpSockets } = await slave.ask('stats', 'stats');
+			assert.ok(udpPorts.length >= 1 && new Set(udpPorts).size === udpPorts.length, JSON.stringify(udpPorts));
+			assert.equal(udpSockets, udpPorts.length);
+		} finally {
+			await slave.close();
+		}
+	});
+
+	it('a lost DTLS flight (ServerHello …) is sent again when the client repeats its ClientHello, and the connection opens', async () => {
+		const port = await freePort();
+		const slave = await slaveProcess(url, { iceAddresses: [NETNS_ADDRESS], udpPort: port });
+		const table = 'enslavism_dtls';
+		execFileSync('nft', ['add', 'table', 'inet', table]);
+		try {
+			execFileSync('nft', ['add', 'chain', 'inet', table, 'out', '{ type filter hook output priority 0; }']);
+			// The first datagram of each flow from the slave that starts with a
+			// DTLS handshake record at epoch 0 holding a ServerHello (type 2).
+			execFileSync('nft', ['add', 'rule', 'inet', table, 'out',
+				'udp', 'sport', String(port), '@th,64,8', '22', '@th,88,16', '0', '@th,168,8', '2',
+				'ct', 'mark', '0', 'ct', 'mark', 'set', '1', 'counter', 'drop', 'comment', '"server-hello"']);
+			const { report } = await runBots(url, ['--bots', '8', '--ramp', '200', '--seconds', '2', '--rate', '10']);
+			assert.equal(nftPackets(table, 'server-hello'), 8, 'each bot lost its first ServerHello');
+			assert.equal(report.connected, 8, JSON.stringify(report));
+			assert.equal(report.failed, 0, JSON.stringify(report));
+			assert.equal(report.lost, 0, JSON.stringify(report));
+		} finally {
+			execFileSync('nft', ['delete', 'table', 'inet', table]);
+			await slave.close();
+		}
+	});
+});

@@ -1,0 +1,153 @@
+//! The shard's server-reflexive address: what a STUN server sees of the
+//! shard's socket from outside a NAT, announced as an `srflx` candidate.
+//!
+//! Asked once per shard, not per peer: every peer of a shard shares its
+//! socket, so they share its mapping too.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rtc::stun::message::{Getter, Message, TransactionId, BINDING_REQUEST, BINDING_SUCCESS};
+use rtc::stun::xoraddr::XorMappedAddress;
+
+/// Attempts per server, the first at once, then after 250 ms, 500 ms, … (RFC 8489's
+/// retransmissions, shortened: a slave that starts should be listed with its
+/// candidates within a few seconds).
+const ATTEMPTS: u32 = 5;
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+/// Asked again this often (answered or not), so that a NAT that changed its
+/// mapping is followed for the peers that come later.
+const REFRESH: Duration = Duration::from_secs(300);
+
+/// The `host:port` of a `stun:` / `turn:` URL reachable over UDP (TURN
+/// servers answer Binding requests too); `None` for TLS or TCP transports.
+pub(crate) fn udp_server(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once(':')?;
+    let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if !matches!(scheme, "stun" | "turn") || query.split('&').any(|p| p == "transport=tcp") {
+        return None;
+    }
+    let authority = authority.trim_start_matches("//");
+    if authority.is_empty() {
+        return None;
+    }
+    let has_port = match authority.rfind(']') {
+        Some(end) => authority[end..].contains(':'),
+        None => authority.matches(':').count() == 1,
+    };
+    Some(if has_port { authority.to_owned() } else { format!("{authority}:3478") })
+}
+
+/// The STUN client of one shard.
+pub(super) struct Reflexive {
+    servers: Vec<SocketAddr>,
+    /// The requests of the current attempt.
+    pending: Vec<(TransactionId, SocketAddr)>,
+    attempt: u32,
+    next: Option<Instant>,
+}
+
+impl Reflexive {
+    pub(super) fn new(servers: Vec<SocketAddr>, now: Instant) -> Self {
+        let next = (!servers.is_empty()).then_some(now);
+        Reflexive { servers, pending: Vec::new(), attempt: 0, next }
+    }
+
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        self.next
+    }
+
+    /// Sends what is due through `send(to, datagram)`.
+    pub(super) fn handle_timeout(&mut self, now: Instant, mut send: impl FnMut(SocketAddr, &[u8])) {
+        if self.next.is_none_or(|at| at > now) {
+            return;
+        }
+        self.pending.clear();
+        if self.attempt == ATTEMPTS {
+            // Unanswered: the server is down or filtered; ask again later.
+            self.attempt = 0;
+            self.next = Some(now + REFRESH);
+            return;
+        }
+        for server in &self.servers {
+            let mut request = Message::new();
+            if request.build(&[Box::new(BINDING_REQUEST), Box::new(TransactionId::new())]).is_ok() {
+                send(*server, &request.raw);
+                self.pending.push((request.transaction_id, *server));
+            }
+        }
+        self.next = Some(now + FIRST_RETRY * 2u32.pow(self.attempt));
+        self.attempt += 1;
+    }
+
+    /// Looks at a datagram from `from`; returns the mapped address if it is
+    /// the answer to one of our requests.
+    pub(super) fn handle_response(&mut self, from: SocketAddr, datagram: &[u8], now: Instant) -> Option<SocketAddr> {
+        if !self.servers.contains(&from) {
+            return None;
+        }
+        let mut response = Message::new();
+        response.unmarshal_binary(datagram).ok()?;
+        if response.typ != BINDING_SUCCESS {
+            return None;
+        }
+        let index = self.pending.iter().position(|(id, server)| *id == response.transaction_id && *server == from)?;
+        self.pending.swap_remove(index);
+        let mut mapped = XorMappedAddress::default();
+        mapped.get_from(&response).ok()?;
+        // Answered: ask again only to refresh.
+        self.attempt = 0;
+        self.next = Some(now + REFRESH);
+        Some(SocketAddr::new(mapped.ip, mapped.port))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn udp_servers_are_read_from_ice_urls() {
+        assert_eq!(udp_server("stun:stun.example.org").as_deref(), Some("stun.example.org:3478"));
+        assert_eq!(udp_server("stun:10.0.0.1:19302").as_deref(), Some("10.0.0.1:19302"));
+        assert_eq!(udp_server("turn:[2001:db8::1]:3479?transport=udp").as_deref(), Some("[2001:db8::1]:3479"));
+        assert_eq!(udp_server("turn:[2001:db8::1]").as_deref(), Some("[2001:db8::1]:3478"));
+        assert_eq!(udp_server("turn:relay.example.org?transport=tcp"), None);
+        assert_eq!(udp_server("turns:relay.example.org"), None);
+        assert_eq!(udp_server("stun:"), None);
+        assert_eq!(udp_server("nonsense"), None);
+    }
+
+    #[test]
+    fn requests_are_retried_then_answered_with_the_mapped_address() {
+        let server: SocketAddr = "10.0.0.9:3478".parse().unwrap();
+        let t0 = Instant::now();
+        let mut stun = Reflexive::new(vec![server], t0);
+        let mut sent = Vec::new();
+        stun.handle_timeout(t0, |to, d| sent.push((to, d.to_vec())));
+        assert_eq!(sent.len(), 1);
+        assert_eq!(stun.poll_timeout(), Some(t0 + FIRST_RETRY));
+        stun.handle_timeout(t0 + FIRST_RETRY, |to, d| sent.push((to, d.to_vec())));
+        assert_eq!(sent.len(), 2);
+        assert_eq!(stun.poll_timeout(), Some(t0 + FIRST_RETRY * 3));
+        // Unanswered attempts stop after ATTEMPTS, until the next refresh.
+        let mut quiet = Reflexive::new(vec![server], t0);
+        let mut sends = 0;
+        while let Some(at) = quiet.poll_timeout().filter(|at| *at < t0 + REFRESH) {
+            quiet.handle_timeout(at, |_, _| sends += 1);
+        }
+        assert_eq!(sends, ATTEMPTS);
+
+        let mut request = Message::new();
+        request.unmarshal_binary(&sent[1].1).unwrap();
+        let mapped = XorMappedAddress { ip: "203.0.113.7".parse().unwrap(), port: 40000 };
+        let mut response = Message::new();
+        response.build(&[Box::new(BINDING_SUCCESS), Box::new(request.transaction_id), Box::new(mapped)]).unwrap();
+        let now = t0 + Duration::from_secs(1);
+        assert_eq!(stun.handle_response("10.0.0.8:3478".parse().unwrap(), &response.raw, now), None, "not our server");
+        assert_eq!(stun.handle_response(server, &response.raw, now), Some("203.0.113.7:40000".parse().unwrap()));
+        assert_eq!(stun.handle_response(server, &response.raw, now), None, "answered once");
+        assert_eq!(stun.poll_timeout(), Some(now + REFRESH));
+        assert_eq!(stun.handle_response(server, &[1, 1, 0, 0], now), None);
+    }
+}

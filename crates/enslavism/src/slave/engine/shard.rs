@@ -1,0 +1,718 @@
+//! One shard: a task that owns a UDP socket and the peer connections on it.
+//!
+//! The loop waits for one of: commands (a batch at a time), datagrams (a batch
+//! at a time), the earliest peer deadline. What it touched is then driven
+//! once: events and messages out of `rtc`, datagrams onto the socket,
+//! bookkeeping of channels, the peer's next deadline.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rtc::data_channel::RTCDataChannelId;
+use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use tokio::sync::{mpsc, oneshot};
+
+use super::dtls_replay::DtlsReplay;
+use super::reflexive::Reflexive;
+use super::rtc_peer::{self, PeerTemplate};
+use super::socket::ShardSocket;
+use super::{AnswerError, Command, OpenPeer, PeerKey};
+use crate::slave::channel::{ChannelCounters, ChannelHandle, ChannelInfo, LOW_THRESHOLD_DISARMED, SEND_QUEUE_LIMIT};
+use crate::slave::ice_nudge::{binding_request_ufrag, NudgeState};
+use crate::slave::{ChannelId, SlaveEvent, SlaveShared};
+
+/// How long a peer with no channel left waits for the browser to open another.
+const PEER_IDLE_GRACE: Duration = Duration::from_secs(1);
+/// How long a closing channel waits for SCTP to deliver what it was given.
+/// (webrtc-rs resets the stream at once on close, and libwebrtc then neither
+/// gets the rest nor reports the close: 1.2 MB sent then closed, 776 kB
+/// arrived and the browser's channel stayed open.)
+const CLOSE_DRAIN_LIMIT: Duration = Duration::from_secs(10);
+/// Commands taken per wake-up.
+const COMMAND_BATCH: usize = 256;
+/// Addresses remembered per peer (its candidate pairs' remote ends).
+const MAX_PEER_ADDRESSES: usize = 8;
+
+/// One data channel of a peer, as its shard keeps it.
+struct Channel {
+    rtc_id: RTCDataChannelId,
+    /// Our id, given when announced (0 before).
+    id: ChannelId,
+    /// The properties to announce; `None` once announced.
+    pending: Option<ChannelInfo>,
+    counters: Arc<ChannelCounters>,
+    /// `rtc`'s outstanding bytes when last looked at.
+    outstanding: usize,
+    /// Set when the channel is to close once delivered (or at this deadline).
+    closing: Option<Instant>,
+    close_sent: bool,
+}
+
+impl Channel {
+    fn new(rtc_id: RTCDataChannelId, info: ChannelInfo) -> Self {
+        Channel { rtc_id, id: 0, pending: Some(info), counters: Arc::default(), outstanding: 0, closing: None, close_sent: false }
+    }
+}
+
+/// One client's peer connection.
+struct Peer {
+    pc: RTCPeerConnection,
+    client_id: u32,
+    ufrag: Box<[u8]>,
+    /// Remote addresses routed to this peer.
+    addresses: Vec<SocketAddr>,
+    channels: Vec<Channel>,
+    known_streams: HashSet<u16>,
+    nudge: Option<NudgeState>,
+    dtls: DtlsReplay,
+    /// The source address of our last datagram (see [`source`]).
+    source: Option<IpAddr>,
+    /// Dropped on release: tells the peer's signalling task.
+    released: Option<oneshot::Sender<()>>,
+    /// Until a first channel is announced.
+    setup_deadline: Option<Instant>,
+    /// Armed while no channel is live after one was.
+    idle_deadline: Option<Instant>,
+    /// The deadline the peer is filed under in the shard's timers.
+    scheduled: Option<Instant>,
+    dirty: bool,
+    release: bool,
+    /// A panic caught while working on this peer, to report as it is released.
+    panic: Option<String>,
+}
+
+impl Peer {
+    /// Marks the peer for release after a panic (its state may be broken).
+    fn panicked(&mut self, message: String) {
+        self.release = true;
+        self.panic.get_or_insert(message);
+    }
+}
+
+/// What a peer's work needs besides the peer.
+struct Context<'a> {
+    shared: &'a SlaveShared,
+    socket: &'a ShardSocket,
+    by_addr: &'a mut HashMap<SocketAddr, PeerKey>,
+    commands: &'a mpsc::UnboundedSender<Command>,
+    /// The shard serves several addresses: each datagram names its source.
+    wildcard: bool,
+}
+
+pub(crate) struct Shard {
+    shared: Arc<SlaveShared>,
+    socket: ShardSocket,
+    port: u16,
+    wildcard: bool,
+    /// The local address a datagram arrived at, when the kernel did not say.
+    default_local: IpAddr,
+    template: PeerTemplate,
+    reflexive: Reflexive,
+    load: Arc<AtomicUsize>,
+    /// For the channels' handles.
+    commands: mpsc::UnboundedSender<Command>,
+    peers: HashMap<PeerKey, Peer>,
+    by_addr: HashMap<SocketAddr, PeerKey>,
+    by_ufrag: HashMap<Box<[u8]>, PeerKey>,
+    timers: BTreeSet<(Instant, PeerKey)>,
+    dirty: Vec<PeerKey>,
+}
+
+impl Shard {
+    pub(super) fn new(
+        shared: Arc<SlaveShared>,
+        socket: ShardSocket,
+        announced: Vec<IpAddr>,
+        load: Arc<AtomicUsize>,
+        commands: mpsc::UnboundedSender<Command>,
+        certificate: Option<rtc::peer_connection::certificate::RTCCertificate>,
+        stun_servers: Vec<SocketAddr>,
+    ) -> Self {
+        let local = socket.local_addr().expect("a bound socket has an address");
+        let template = PeerTemplate::new(&shared.config, &announced, local.port(), certificate);
+        Shard {
+            port: local.port(),
+            wildcard: local.ip().is_unspecified(),
+            default_local: announced.first().copied().unwrap_or(local.ip()),
+            template,
+            reflexive: Reflexive::new(stun_servers, Instant::now()),
+            socket,
+            load,
+            commands,
+            shared,
+            peers: HashMap::new(),
+            by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            timers: BTreeSet::new(),
+            dirty: Vec::new(),
+        }
+    }
+
+    pub(super) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut batch = Vec::with_capacity(COMMAND_BATCH);
+        // Parked an hour away while no peer has a deadline.
+        let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
+        let timer = tokio::time::sleep_until(far());
+        tokio::pin!(timer);
+        let shutdown = self.shared.shutdown.clone();
+        loop {
+            let next = [self.timers.first().map(|(at, _)| *at), self.reflexive.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
+                .map_or_else(far, tokio::time::Instant::from_std);
+            if timer.deadline() != next {
+                timer.as_mut().reset(next);
+            }
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                n = commands.recv_many(&mut batch, COMMAND_BATCH) => {
+                    if n == 0 {
+                        break;
+                    }
+                    for command in batch.drain(..) {
+                        self.command(command);
+                    }
+                }
+                readable = self.socket.readable() => {
+                    if let Err(e) = readable {
+                        tracing::error!("the UDP socket failed: {e}");
+                        break;
+                    }
+                    self.read();
+                }
+                _ = &mut timer => self.timeouts(),
+            }
+            self.drive_dirty();
+        }
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.release(key, "the slave is closing");
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Open(open) => self.open(*open),
+            Command::Offer { peer, sdp, answer } => {
+                let config = &self.shared.config;
+                let result = match self.peers.get_mut(&peer) {
+                    Some(p) => {
+                        let mut created = Vec::new();
+                        let applied = guarded(|| {
+                            rtc_peer::apply_offer(&mut p.pc, Instant::now(), &sdp, &mut p.known_streams, &mut created, config)
+                        });
+                        match applied {
+                            Ok(Ok(sdp)) => {
+                                p.channels.extend(created.into_iter().map(|(rtc_id, info)| Channel::new(rtc_id, info)));
+                                p.idle_deadline = None;
+                                Ok(sdp)
+                            }
+                            Ok(Err(e)) => Err(AnswerError::Rtc(e)),
+                            Err(panic) => {
+                                p.panicked(panic);
+                                Err(AnswerError::Gone)
+                            }
+                        }
+                    }
+                    None => Err(AnswerError::Gone),
+                };
+                let _ = answer.send(result);
+                self.touch(peer);
+            }
+            Command::Candidate { peer, candidate } => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    let init = RTCIceCandidateInit { candidate, ..Default::default() };
+                    if let Err(e) = p.pc.add_remote_candidate(init) {
+                        tracing::debug!(client_id = p.client_id, "remote candidate refused: {e}");
+                    }
+                    // rtc checks a new pair on its next timeout: look now.
+                    let _ = p.pc.handle_timeout(Instant::now());
+                    self.touch(peer);
+                }
+            }
+            Command::Close { peer } => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.release = true;
+                    self.touch(peer);
+                }
+            }
+            Command::Send { peer, channel, data, is_text } => self.send(peer, channel, data, is_text),
+            Command::Overflowed { peer, channel } => {
+                let Some(p) = self.peers.get_mut(&peer) else { return };
+                let Some(ch) = p.channels.iter_mut().find(|c| c.rtc_id == channel) else { return };
+                tracing::debug!(client_id = p.client_id, channel = ch.id, "send queue over its limit; closing the channel");
+                self.shared.hooks.on_event(SlaveEvent::ChannelError {
+                    channel: ch.id,
+                    message: format!("send queue full ({SEND_QUEUE_LIMIT} bytes the peer has not taken); the channel closes"),
+                });
+                ch.closing.get_or_insert(Instant::now() + CLOSE_DRAIN_LIMIT);
+                self.touch(peer);
+            }
+            Command::CloseChannel { peer, channel } => {
+                let Some(p) = self.peers.get_mut(&peer) else { return };
+                let Some(ch) = p.channels.iter_mut().find(|c| c.rtc_id == channel) else { return };
+                ch.closing.get_or_insert(Instant::now() + CLOSE_DRAIN_LIMIT);
+                self.touch(peer);
+            }
+        }
+    }
+
+    /// Hands a message to SCTP. What cannot be sent leaves the buffered amount.
+    fn send(&mut self, peer: PeerKey, channel: usize, data: Bytes, is_text: bool) {
+        let len = data.len();
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        let Some(ch) = p.channels.iter_mut().find(|c| c.rtc_id == channel) else { return };
+        if ch.counters.overflowed.load(Ordering::Relaxed) || ch.closing.is_some() {
+            ch.counters.buffered.fetch_sub(len, Ordering::Relaxed);
+            return;
+        }
+        let Some(mut dc) = p.pc.data_channel(channel) else {
+            ch.counters.buffered.fetch_sub(len, Ordering::Relaxed);
+            return;
+        };
+        let now = Instant::now();
+        let sent = match is_text.then(|| std::str::from_utf8(&data).ok()).flatten() {
+            Some(text) => dc.send_text(now, text),
+            // A uniquely owned buffer (what the binding passes) converts without a copy.
+            None => dc.send(now, BytesMut::from(data)),
+        };
+        match sent {
+            Ok(()) => ch.outstanding += len,
+            Err(e) => {
+                ch.counters.buffered.fetch_sub(len, Ordering::Relaxed);
+                tracing::debug!(channel = ch.id, "send failed: {e}");
+            }
+        }
+        if !p.dirty {
+            p.dirty = true;
+            self.dirty.push(peer);
+        }
+    }
+
+    fn open(&mut self, open: OpenPeer) {
+        let OpenPeer { key, client_id, offer_sdp, answer, released } = open;
+        let config = &self.shared.config;
+        let mut known_streams = HashSet::new();
+        let made = guarded(|| self.template.answer(Instant::now(), &offer_sdp, config, &mut known_streams));
+        let rtc_peer::Answered { pc, sdp, created } = match made {
+            Ok(Ok(made)) => made,
+            Ok(Err(e)) => {
+                let _ = answer.send(Err(AnswerError::Rtc(e)));
+                return;
+            }
+            Err(panic) => {
+                let message = format!("internal error in a peer connection: {panic}");
+                self.shared.hooks.on_event(SlaveEvent::InternalError { message });
+                let _ = answer.send(Err(AnswerError::Gone));
+                return;
+            }
+        };
+        let Some(ufrag) = rtc_peer::local_ufrag(&sdp).map(|u| u.as_bytes().into()) else {
+            let _ = answer.send(Err(AnswerError::Gone));
+            return;
+        };
+        let peer = Peer {
+            pc,
+            client_id,
+            ufrag,
+            addresses: Vec::new(),
+            channels: created.into_iter().map(|(rtc_id, info)| Channel::new(rtc_id, info)).collect(),
+            known_streams,
+            nudge: config.ice_nudge.then(NudgeState::default),
+            dtls: DtlsReplay::default(),
+            source: None,
+            released: Some(released),
+            setup_deadline: Some(Instant::now() + config.peer_setup_timeout),
+            idle_deadline: None,
+            scheduled: None,
+            dirty: false,
+            release: false,
+            panic: None,
+        };
+        self.by_ufrag.insert(peer.ufrag.clone(), key);
+        self.peers.insert(key, peer);
+        self.load.fetch_add(1, Ordering::Relaxed);
+        self.shared.hooks.on_event(SlaveEvent::Connection { client_id, session: key });
+        if answer.send(Ok(sdp)).is_err() {
+            // The signalling task is gone: nobody will ever use this peer.
+            self.peers.get_mut(&key).expect("just inserted").release = true;
+        }
+        self.touch(key);
+    }
+
+    /// Reads every datagram waiting and hands each to its peer.
+    fn read(&mut self) {
+        let Shard { socket, peers, by_addr, by_ufrag, dirty, port, default_local, reflexive, .. } = self;
+        let (port, default_local) = (*port, *default_local);
+        let now = Instant::now();
+        let mut mapped = None;
+        let drained = socket.drain(|from, to, datagram| {
+            if let Some(address) = reflexive.handle_response(from, datagram, now) {
+                mapped = Some(address);
+                return;
+            }
+            // A Binding request names its peer: a new address, or a browser
+            // that changed sockets. Anything else must come from a known address.
+            let key = match binding_request_ufrag(datagram).and_then(|u| by_ufrag.get(u)) {
+                Some(key) => *key,
+                None => match by_addr.get(&from) {
+                    Some(key) => *key,
+                    None => {
+                        tracing::trace!(%from, "datagram from an unknown address dropped");
+                        return;
+                    }
+                },
+            };
+            let Some(peer) = peers.get_mut(&key) else { return };
+            let transport = TransportContext {
+                local_addr: SocketAddr::new(to.unwrap_or(default_local), port),
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            };
+            let handled = guarded(|| {
+                let replay = peer.nudge.as_mut().is_some_and(|n| n.observe(from, datagram));
+                peer.dtls.received(from, datagram);
+                let _ = peer.pc.handle_read(TaggedBytesMut { now, transport, message: BytesMut::from(datagram) });
+                if replay {
+                    if let Some((from, copy)) = peer.nudge.as_mut().and_then(NudgeState::take_replay) {
+                        let transport = TransportContext { peer_addr: from, ..transport };
+                        let _ = peer.pc.handle_read(TaggedBytesMut { now, transport, message: BytesMut::from(&copy[..]) });
+                    }
+                }
+            });
+            if let Err(panic) = handled {
+                peer.panicked(panic);
+            }
+            if !peer.dirty {
+                peer.dirty = true;
+                dirty.push(key);
+            }
+        });
+        if let Err(e) = drained {
+            tracing::debug!("reading the UDP socket: {e}");
+        }
+        if let Some(mapped) = mapped {
+            self.template.add_reflexive(mapped);
+        }
+    }
+
+    /// Runs the timers that are due.
+    fn timeouts(&mut self) {
+        let now = Instant::now();
+        let socket = &self.socket;
+        self.reflexive.handle_timeout(now, |to, datagram| socket.send(to, None, datagram));
+        while let Some(&(at, key)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            let Some(peer) = self.peers.get_mut(&key) else { continue };
+            peer.scheduled = None;
+            if peer.pc.poll_timeout().is_some_and(|t| t <= now) {
+                if let Err(panic) = guarded(|| peer.pc.handle_timeout(now)) {
+                    peer.panicked(panic);
+                }
+            }
+            self.touch(key);
+        }
+    }
+
+    fn touch(&mut self, key: PeerKey) {
+        if let Some(peer) = self.peers.get_mut(&key) {
+            if !peer.dirty {
+                peer.dirty = true;
+                self.dirty.push(key);
+            }
+        }
+    }
+
+    /// Drives every peer touched since the last time.
+    fn drive_dirty(&mut self) {
+        while let Some(key) = self.dirty.pop() {
+            let Some(peer) = self.peers.get_mut(&key) else { continue };
+            peer.dirty = false;
+            let mut cx = Context {
+                shared: &self.shared,
+                socket: &self.socket,
+                by_addr: &mut self.by_addr,
+                commands: &self.commands,
+                wildcard: self.wildcard,
+            };
+            let next = if peer.release {
+                None
+            } else {
+                guarded(|| drive(key, peer, &mut cx)).unwrap_or_else(|panic| {
+                    peer.panicked(panic);
+                    None
+                })
+            };
+            if let Some(panic) = peer.panic.take() {
+                let message = format!("internal error in a peer connection: {panic}");
+                self.shared.hooks.on_event(SlaveEvent::InternalError { message });
+            }
+            let peer = self.peers.get_mut(&key).expect("driven above");
+            match next {
+                Some(at) => {
+                    if peer.scheduled != Some(at) {
+                        if let Some(old) = peer.scheduled.take() {
+                            self.timers.remove(&(old, key));
+                        }
+                        self.timers.insert((at, key));
+                        peer.scheduled = Some(at);
+                    }
+                }
+                None => self.release(key, "released"),
+            }
+        }
+    }
+
+    /// Removes a peer: its channels close, then the connection, as the
+    /// application hears it; the browser is told (SCTP ABORT, DTLS close_notify).
+    fn release(&mut self, key: PeerKey, why: &str) {
+        let Some(mut peer) = self.peers.remove(&key) else { return };
+        tracing::debug!(client_id = peer.client_id, "peer connection released: {why}");
+        for ch in &peer.channels {
+            close_channel_handle(&self.shared, ch);
+        }
+        if let Some(at) = peer.scheduled.take() {
+            self.timers.remove(&(at, key));
+        }
+        if self.by_ufrag.get(&peer.ufrag) == Some(&key) {
+            self.by_ufrag.remove(&peer.ufrag);
+        }
+        for addr in &peer.addresses {
+            if self.by_addr.get(addr) == Some(&key) {
+                self.by_addr.remove(addr);
+            }
+        }
+        let socket = &self.socket;
+        let wildcard = self.wildcard;
+        let closed = guarded(|| {
+            let _ = peer.pc.close();
+            while let Some(out) = peer.pc.poll_write() {
+                socket.send(out.transport.peer_addr, source(wildcard, out.transport.local_addr.ip()), &out.message);
+            }
+        });
+        if closed.is_err() {
+            tracing::debug!(client_id = peer.client_id, "closing the peer connection failed");
+        }
+        self.load.fetch_sub(1, Ordering::Relaxed);
+        self.shared.hooks.on_event(SlaveEvent::ConnectionClose { client_id: peer.client_id, session: key });
+        drop(peer.released.take());
+    }
+}
+
+/// Runs `f`, turning a panic (a bug in webrtc-rs or ours) into its message:
+/// the caller releases that one peer, the others go on.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
+        let message = crate::panic_message(&*panic);
+        tracing::error!("caught a panic in a peer connection: {message}");
+        message
+    })
+}
+
+/// The application no longer reaches this channel; it hears of the close if
+/// it heard of the channel.
+fn close_channel_handle(shared: &SlaveShared, ch: &Channel) {
+    if ch.pending.is_none() {
+        shared.channels().remove(&ch.id);
+        shared.hooks.on_event(SlaveEvent::ChannelClose { channel: ch.id });
+    }
+}
+
+/// Takes what the peer has for us and sends what it has for the browser;
+/// returns its next deadline, or `None` to release it.
+fn drive(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>) -> Option<Instant> {
+    let now = Instant::now();
+    loop {
+        let mut progress = false;
+        while let Some(event) = peer.pc.poll_event() {
+            progress = true;
+            if !on_event(key, peer, cx, event) {
+                return None;
+            }
+        }
+        while let Some(message) = peer.pc.poll_read() {
+            progress = true;
+            if let RTCMessage::DataChannelMessage(rtc_id, message) = message.message {
+                if let Some(index) = channel_index(peer, rtc_id) {
+                    let ch = &mut peer.channels[index];
+                    announce(key, peer.client_id, ch, cx);
+                    peer.setup_deadline = None;
+                    let event = SlaveEvent::Message { channel: ch.id, data: message.data.freeze(), is_text: message.is_string };
+                    cx.shared.hooks.on_event(event);
+                }
+            }
+        }
+        progress |= channel_bookkeeping(peer, cx, now);
+        while let Some(out) = peer.pc.poll_write() {
+            progress = true;
+            let to = out.transport.peer_addr;
+            peer.dtls.sent(&out.message);
+            learn_address(key, peer, cx, to);
+            peer.source = source(cx.wildcard, out.transport.local_addr.ip());
+            cx.socket.send(to, peer.source, &out.message);
+        }
+        if let Some((to, flight)) = peer.dtls.take_due() {
+            for datagram in flight {
+                cx.socket.send(to, peer.source, datagram);
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+    if peer.setup_deadline.is_some_and(|at| at <= now) {
+        tracing::debug!(client_id = peer.client_id, "no data channel opened in time");
+        return None;
+    }
+    if peer.idle_deadline.is_some_and(|at| at <= now) {
+        tracing::debug!(client_id = peer.client_id, "every channel closed");
+        return None;
+    }
+    let mut next = peer.pc.poll_timeout();
+    let own = [peer.setup_deadline, peer.idle_deadline]
+        .into_iter()
+        .chain(peer.channels.iter().filter(|c| !c.close_sent).map(|c| c.closing));
+    for at in own.flatten() {
+        next = Some(next.map_or(at, |n| n.min(at)));
+    }
+    // A deadline already due runs on the next turn, not in a spin.
+    Some(next.map_or(now + Duration::from_secs(3600), |at| at.max(now + Duration::from_millis(1))))
+}
+
+/// The source address to give a datagram: only a shard bound to a wildcard
+/// chooses (the kernel would pick by route, not by the candidate in use).
+fn source(wildcard: bool, local: IpAddr) -> Option<IpAddr> {
+    (wildcard && !local.is_unspecified()).then_some(local)
+}
+
+/// Routes datagrams from `to` to this peer from now on: the agent sends only
+/// to addresses it learned from signalling or from an authenticated check.
+fn learn_address(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>, to: SocketAddr) {
+    if cx.by_addr.get(&to) == Some(&key) {
+        return;
+    }
+    cx.by_addr.insert(to, key);
+    if !peer.addresses.contains(&to) {
+        if peer.addresses.len() == MAX_PEER_ADDRESSES {
+            let old = peer.addresses.remove(0);
+            if cx.by_addr.get(&old) == Some(&key) {
+                cx.by_addr.remove(&old);
+            }
+        }
+        peer.addresses.push(to);
+    }
+}
+
+/// Handles one event; false to release the peer.
+fn on_event(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>, event: RTCPeerConnectionEvent) -> bool {
+    match event {
+        RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+            tracing::debug!(client_id = peer.client_id, %state, "peer connection state");
+            !matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)
+        }
+        RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(rtc_id)) => {
+            if let Some(index) = channel_index(peer, rtc_id) {
+                announce(key, peer.client_id, &mut peer.channels[index], cx);
+                peer.setup_deadline = None;
+                peer.idle_deadline = None;
+            }
+            true
+        }
+        RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnError(rtc_id)) => {
+            if let Some(ch) = peer.channels.iter().find(|c| c.rtc_id == rtc_id && c.pending.is_none()) {
+                cx.shared.hooks.on_event(SlaveEvent::ChannelError { channel: ch.id, message: "data channel error".into() });
+            }
+            true
+        }
+        RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnClose(rtc_id)) => {
+            if let Some(index) = peer.channels.iter().position(|c| c.rtc_id == rtc_id) {
+                let ch = peer.channels.swap_remove(index);
+                let was_announced = ch.pending.is_none();
+                close_channel_handle(cx.shared, &ch);
+                if peer.channels.is_empty() && was_announced {
+                    peer.idle_deadline = Some(Instant::now() + PEER_IDLE_GRACE);
+                }
+            }
+            true
+        }
+        _ => true,
+    }
+}
+
+/// The index of a channel in `peer.channels`; a channel the browser opened
+/// in-band is added on first sight.
+fn channel_index(peer: &mut Peer, rtc_id: RTCDataChannelId) -> Option<usize> {
+    if let Some(index) = peer.channels.iter().position(|c| c.rtc_id == rtc_id) {
+        return Some(index);
+    }
+    let dc = peer.pc.data_channel(rtc_id)?;
+    let info = ChannelInfo {
+        label: dc.label().to_owned(),
+        protocol: dc.protocol().to_owned(),
+        ordered: dc.ordered(),
+        max_retransmits: dc.max_retransmits(),
+        max_packet_life_time: dc.max_packet_life_time(),
+        id: dc.stream_id().unwrap_or(u16::MAX),
+        negotiated: dc.negotiated(),
+    };
+    peer.channels.push(Channel::new(rtc_id, info));
+    Some(peer.channels.len() - 1)
+}
+
+/// Tells the application of a channel, once.
+fn announce(key: PeerKey, client_id: u32, ch: &mut Channel, cx: &mut Context<'_>) {
+    let Some(info) = ch.pending.take() else { return };
+    ch.id = cx.shared.next_channel.fetch_add(1, Ordering::Relaxed);
+    cx.shared
+        .channels()
+        .insert(ch.id, ChannelHandle { shard: cx.commands.clone(), peer: key, rtc_id: ch.rtc_id, counters: ch.counters.clone() });
+    tracing::debug!(client_id, channel = ch.id, label = %info.label, "data channel");
+    cx.shared.hooks.on_event(SlaveEvent::DataChannel { client_id, session: key, channel: ch.id, info });
+}
+
+/// Follows what SCTP released (buffered amount, its low mark) and closes
+/// channels whose close is due; true when something was handed to `rtc`.
+fn channel_bookkeeping(peer: &mut Peer, cx: &mut Context<'_>, now: Instant) -> bool {
+    let mut acted = false;
+    for ch in &mut peer.channels {
+        let Some(mut dc) = peer.pc.data_channel(ch.rtc_id) else { continue };
+        let outstanding = dc.outstanding_bytes();
+        if outstanding < ch.outstanding {
+            let released = ch.outstanding - outstanding;
+            let before = ch.counters.buffered.fetch_sub(released, Ordering::Relaxed);
+            let threshold = ch.counters.low_threshold.load(Ordering::Relaxed);
+            if threshold != LOW_THRESHOLD_DISARMED && before > threshold && before - released <= threshold && ch.pending.is_none()
+            {
+                cx.shared.hooks.on_event(SlaveEvent::BufferedAmountLow { channel: ch.id });
+            }
+        }
+        ch.outstanding = outstanding;
+        if let Some(deadline) = ch.closing {
+            if !ch.close_sent && (outstanding == 0 || now >= deadline) {
+                ch.close_sent = true;
+                acted = true;
+                if let Err(e) = dc.close() {
+                    tracing::debug!(channel = ch.id, "closing the channel: {e}");
+                }
+            }
+        }
+    }
+    acted
+}

@@ -1,0 +1,220 @@
+//! A shard's UDP socket: bound once, read and written in batches through
+//! quinn-udp (recvmmsg and GRO in, the source address chosen per datagram out),
+//! with large kernel buffers.
+
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use webrtc::runtime::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
+
+/// Kernel buffer asked for each way. With the default 208 KiB, 36–49 of 200
+/// DTLS handshakes started together on one socket lost a flight (and
+/// stalled, see `dtls_replay`); with 4 MiB, none (the `rtc-one-socket` probe).
+const KERNEL_BUFFER: usize = 4 << 20;
+
+/// Datagrams taken per receive call.
+pub(super) const RECV_BATCH: usize = 32;
+/// Room for one coalesced (GRO) read: 64 KiB is the most the kernel merges.
+const RECV_BUFFER: usize = 64 * 1024;
+
+/// One bound UDP socket and its receive buffers.
+pub(super) struct ShardSocket {
+    io: tokio::net::UdpSocket,
+    state: UdpSocketState,
+    /// The socket is IPv6 and dual-stack: IPv4 peers appear as mapped addresses.
+    dual_stack: bool,
+    /// Receive buffers, allocated once.
+    buffers: Vec<Vec<u8>>,
+    meta: Vec<RecvMeta>,
+}
+
+/// Where a shard binds, given the ICE addresses: the one address itself, or
+/// the wildcard when several are served (each datagram then names its own
+/// source, so a reply leaves from the address its check arrived at).
+pub(super) fn bind_address(ice_addresses: &[IpAddr]) -> IpAddr {
+    match ice_addresses {
+        [one] => *one,
+        many if many.iter().all(IpAddr::is_ipv4) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        _ => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    }
+}
+
+impl ShardSocket {
+    /// Binds `addr` (port 0: a free one).
+    pub(super) fn bind(addr: SocketAddr) -> io::Result<ShardSocket> {
+        let std_socket = std::net::UdpSocket::bind(addr)?;
+        std_socket.set_nonblocking(true)?;
+        let dual_stack = addr.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+        let io = tokio::net::UdpSocket::from_std(std_socket)?;
+        let state = UdpSocketState::new(UdpSockRef::from(&io))?;
+        grow_buffers(&io, &state);
+        Ok(ShardSocket {
+            io,
+            state,
+            dual_stack,
+            buffers: (0..RECV_BATCH).map(|_| vec![0; RECV_BUFFER]).collect(),
+            meta: vec![RecvMeta::default(); RECV_BATCH],
+        })
+    }
+
+    pub(super) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.local_addr()
+    }
+
+    /// Waits until a datagram can be read.
+    pub(super) async fn readable(&self) -> io::Result<()> {
+        self.io.readable().await
+    }
+
+    /// Reads what is there without waiting, and calls `each(from, to, datagram)`
+    /// per datagram (GRO batches split). `to` is the local address it arrived
+    /// at, when the kernel said. Returns how many datagrams were read.
+    pub(super) fn drain(&mut self, mut each: impl FnMut(SocketAddr, Option<IpAddr>, &[u8])) -> io::Result<usize> {
+        let ShardSocket { io, state, buffers, meta, .. } = self;
+        let mut total = 0;
+        loop {
+            let mut unused = buffers.iter_mut();
+            // On the stack: no allocation per batch.
+            let mut slices: [IoSliceMut<'_>; RECV_BATCH] =
+                std::array::from_fn(|_| IoSliceMut::new(unused.next().expect("RECV_BATCH buffers")));
+            let read = io.try_io(tokio::io::Interest::READABLE, || match state.recv(UdpSockRef::from(&*io), &mut slices, meta) {
+                Ok(0) => Err(io::ErrorKind::WouldBlock.into()),
+                other => other,
+            });
+            let n = match read {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
+                // ICMP errors surface here on Linux as a failed read: the next one goes on.
+                Err(e) if is_transient(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            for (meta, buffer) in meta.iter().zip(slices.iter()).take(n) {
+                let stride = if meta.stride == 0 { meta.len.max(1) } else { meta.stride };
+                let from = canonical(meta.addr);
+                let to = meta.dst_ip.map(canonical_ip);
+                for datagram in buffer[..meta.len].chunks(stride) {
+                    each(from, to, datagram);
+                    total += 1;
+                }
+            }
+            if n < RECV_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Sends one datagram from `source` (when the socket serves several
+    /// addresses). A full kernel buffer drops it, as the network would:
+    /// every protocol above retransmits.
+    pub(super) fn send(&self, to: SocketAddr, source: Option<IpAddr>, datagram: &[u8]) {
+        let destination = if self.dual_stack { mapped(to) } else { to };
+        let transmit = Transmit {
+            destination,
+            ecn: None,
+            contents: datagram,
+            segment_size: None,
+            src_ip: source.map(|ip| if self.dual_stack { mapped_ip(ip) } else { ip }),
+        };
+        let sent = self.io.try_io(tokio::io::Interest::WRITABLE, || self.state.try_send(UdpSockRef::from(&self.io), &transmit));
+        if let Err(e) = sent {
+            tracing::trace!(%to, "datagram not sent: {e}");
+        }
+    }
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted)
+        || e.raw_os_error() == Some(113) // EHOSTUNREACH
+        || e.raw_os_error() == Some(101) // ENETUNREACH
+}
+
+/// Asks for [`KERNEL_BUFFER`] each way: past `rmem_max` when the process may
+/// (root, or CAP_NET_ADMIN), within it otherwise.
+fn grow_buffers(io: &tokio::net::UdpSocket, state: &UdpSocketState) {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::sys::socket::{setsockopt, sockopt};
+        use std::os::fd::AsFd;
+        let fd = io.as_fd();
+        if setsockopt(&fd, sockopt::RcvBufForce, &KERNEL_BUFFER).is_ok()
+            && setsockopt(&fd, sockopt::SndBufForce, &KERNEL_BUFFER).is_ok()
+        {
+            return;
+        }
+    }
+    let _ = state.set_recv_buffer_size(UdpSockRef::from(io), KERNEL_BUFFER);
+    let _ = state.set_send_buffer_size(UdpSockRef::from(io), KERNEL_BUFFER);
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it stands for: what the
+/// ICE agent and the candidates speak.
+pub(super) fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(canonical_ip(addr.ip()), addr.port())
+}
+
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn mapped(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(mapped_ip(addr.ip()), addr.port())
+}
+
+fn mapped_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V6(v4.to_ipv6_mapped()),
+        v6 => v6,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_address_is_bound_itself_several_through_the_wildcard() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let other: IpAddr = "10.0.0.1".parse().unwrap();
+        let v6: IpAddr = "::1".parse().unwrap();
+        assert_eq!(bind_address(&[lo]), lo);
+        assert_eq!(bind_address(&[lo, other]), IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(bind_address(&[lo, v6]), IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    }
+
+    #[test]
+    fn mapped_addresses_round_trip() {
+        let v4: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        assert_eq!(canonical(mapped(v4)), v4);
+        let v6: SocketAddr = "[2001:db8::1]:5000".parse().unwrap();
+        assert_eq!(canonical(v6), v6);
+        assert_eq!(mapped(v6), v6);
+    }
+
+    #[tokio::test]
+    async fn datagrams_are_read_in_batches_with_their_sender() {
+        let mut socket = ShardSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let to = socket.local_addr().unwrap();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..5u8 {
+            peer.send_to(&[i; 10], to).unwrap();
+        }
+        let mut got = Vec::new();
+        while got.len() < 5 {
+            tokio::time::timeout(std::time::Duration::from_secs(5), socket.readable()).await.unwrap().unwrap();
+            socket
+                .drain(|from, _, datagram| {
+                    assert_eq!(from, peer.local_addr().unwrap());
+                    got.push(datagram.to_vec());
+                })
+                .unwrap();
+        }
+        assert_eq!(got, (0..5u8).map(|i| vec![i; 10]).collect::<Vec<_>>());
+        socket.send(peer.local_addr().unwrap(), None, b"back");
+        let mut buf = [0; 16];
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        assert_eq!(peer.recv(&mut buf).unwrap(), 4);
+    }
+}
