@@ -351,6 +351,88 @@ export interface SlaveConstructor {
 
 export declare const Slave: SlaveConstructor;
 
+/** Options of a Node {@link MasterConnection}. Every field is optional. */
+export interface MasterConnectionOptions {
+	/** Local IP addresses the peer connections bind. Default `['0.0.0.0']` (every non-loopback IPv4 interface). */
+	iceAddresses?: string[];
+	/** STUN/TURN servers for every connection to a slave. Default none. */
+	iceServers?: IceServer[];
+	/** Sent as cookies with the WebSocket handshake (what `clientauth` gets). */
+	authData?: AuthData;
+	/** CA certificates (PEM) trusted for a `wss://` master beyond the Mozilla roots and `NODE_EXTRA_CA_CERTS`. */
+	ca?: string | Buffer | Array<string | Buffer>;
+	/** Reconnect (with backoff) when the connection to the master drops. Default true. */
+	reconnect?: boolean;
+	/** Longest wait (ms) between reconnection attempts; the wait doubles from 250 ms. Default 2000. */
+	reconnectMaxDelay?: number;
+	/** After a reconnection, how long (ms) a slave missing from the new list may take to register again. Default 5000. */
+	resyncGrace?: number;
+	/** Milliseconds to wait for the master's handshake and first list. Default 10000. */
+	connectTimeout?: number;
+	/** Milliseconds a slave has to answer an offer, and a channel to open. Default 10000. */
+	signallingTimeout?: number;
+}
+
+/** One slave of a Node MasterConnection's list (the browser bundle's `SlaveConnection`). */
+export declare class SlaveConnection extends EventEmitter {
+	/** The slave's id, given by the master (a slave listed again after a reconnection keeps this object under its new id). */
+	readonly id: number;
+	/** What the slave registered with. */
+	readonly userData: unknown;
+	/** The MasterConnection that lists the slave. */
+	readonly master: MasterConnection;
+	/** The open data channels, by name. */
+	dataChannels: Record<string, DataChannel>;
+	/** Kept for the browser API: in Node the first channel connects. */
+	connect(): void;
+	/** Closes the peer connection and every channel opened from it; a later channel connects again. */
+	close(): void;
+	/**
+	 * Opens a data channel (connecting first if needed) and resolves once it is
+	 * open. Unreliable channels (`maxRetransmits` or `maxPacketLifeTime`) are
+	 * negotiated, as the browser bundle does. Rejects with `code` `REJECTED`
+	 * (the slave refused; `rejected` fires too), `MASTER_UNAVAILABLE`,
+	 * `ERR_ENSLAVISM_TIMEOUT` or `ERR_ENSLAVISM_CONNECTION_CLOSED`.
+	 */
+	createDataChannel(dataChannelName: string, dcOptions?: { ordered?: boolean; maxRetransmits?: number; maxPacketLifeTime?: number; protocol?: string }): Promise<DataChannel>;
+	/** The slave refused the connection. */
+	on(event: 'rejected', listener: () => void): this;
+	on(event: string | symbol, listener: (...args: any[]) => void): this;
+	/** As the browser bundle: listeners get plain arguments. */
+	addEventListener(event: string, listener: (...args: any[]) => void): void;
+	removeEventListener(event: string, listener: (...args: any[]) => void): void;
+}
+
+/**
+ * The browser bundle's `MasterConnection` in Node, on the engine's native
+ * client: the live slave list and data channels to slaves, with neither
+ * wrtc nor a browser (bots, load tests, server-to-server links).
+ */
+export declare class MasterConnection extends EventEmitter {
+	/** Connects to `masterWsUrl + '/enslavism/clients'`. */
+	constructor(masterWsUrl: string, options?: MasterConnectionOptions);
+	/** The listed slaves, indexed by id. */
+	slaves: SlaveConnection[];
+	/** Closes the connection to the master for good and every connection to a slave; resolves once done. */
+	close(): Promise<void>;
+	/** A slave joined the list. */
+	on(event: 'slaveadded', listener: (slaveCo: SlaveConnection) => void): this;
+	/** A slave left the list; its connection was closed. */
+	on(event: 'slaveremoved', listener: (slaveCo: SlaveConnection) => void): this;
+	/**
+	 * The WebSocket to the master closed; the client reconnects unless told not to.
+	 * A connection that never opened closes with code 1006 and `error` (its
+	 * `code`: `ERR_ENSLAVISM_UNREACHABLE`, `ERR_ENSLAVISM_REFUSED`, `ERR_ENSLAVISM_TLS`, `ERR_INVALID_URL`).
+	 */
+	on(event: 'close', listener: (event: { code: number; reason: string; wasClean: boolean; error?: Error & { code: string } }) => void): this;
+	/** Connected again, and the list brought up to date. */
+	on(event: 'reconnected', listener: () => void): this;
+	on(event: string | symbol, listener: (...args: any[]) => void): this;
+	/** As the browser bundle: listeners get plain arguments. */
+	addEventListener(event: string, listener: (...args: any[]) => void): void;
+	removeEventListener(event: string, listener: (...args: any[]) => void): void;
+}
+
 /** Figures for leak checks and monitoring. */
 export interface Diagnostics {
 	/** Tasks alive in the engine: each connection, channel and peer has a few; back to its baseline once they are gone. */

@@ -4,6 +4,7 @@
 const { Master, PeerSocket } = require('./lib/master.js');
 const { Slave, ClientConnection } = require('./lib/slave.js');
 const { DataChannel } = require('./lib/data-channel.js');
+const { MasterConnection, SlaveConnection } = require('./lib/master-connection.js');
 const { runtimeTasks } = require('./lib/binding.js');
 
 /**
@@ -15,4 +16,4 @@ function diagnostics() {
 	return { engineTasks: runtimeTasks() };
 }
 
-module.exports = { Master, Slave, ClientConnection, DataChannel, PeerSocket, diagnostics };
+module.exports = { Master, Slave, ClientConnection, DataChannel, PeerSocket, MasterConnection, SlaveConnection, diagnostics };

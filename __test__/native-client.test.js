@@ -12,7 +12,7 @@ const { NETNS_ADDRESS, enterNamespace } = require('./netns.js');
 
 if (!enterNamespace(__filename, 'native client tests')) return;
 
-const { example, runBots } = require('./bots.js');
+const { checkSlaves, closeOldSlaves, echoSlave, example, oldMaster, runBots } = require('./client-helpers.js');
 const ours = require('..');
 const old = require('enslavism-0.9.0');
 
@@ -43,24 +43,7 @@ function runCheck(url, restart) {
 
 const ALL_STEPS = ['reliable', 'unreliable', 'both', 'rejected', 'reconnected', 'after-restart'];
 
-/** An echo slave named "echo" and a slave named "refuse" that refuses every offer. */
-async function checkSlaves(Slave, url, options) {
-	const echo = await echoSlave(Slave, url, options);
-	const refuse = await new Slave(url, { name: 'refuse' }, undefined, options);
-	refuse.on('offer', (reject) => reject());
-	return { echo: echo.slave, refuse };
-}
 
-/** A slave of either version, named "echo", that echoes every message. */
-async function echoSlave(Slave, url, options) {
-	const slave = await new Slave(url, { name: 'echo' }, undefined, options);
-	const labels = [];
-	slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
-		labels.push(dc.label);
-		dc.addEventListener('message', (ev) => dc.send(ev.data));
-	}));
-	return { slave, labels };
-}
 
 /** What sane figures for `bots` bots sending for a few seconds are. */
 function assertSane(report, bots, { reliable }) {
@@ -111,11 +94,8 @@ describe('native client (bots)', () => {
 	});
 
 	it('bots on the 0.9.0 master and slave, reliable and unreliable (in-band fallback)', { timeout: 60_000 }, async () => {
-		const http = require('node:http');
-		const server = http.createServer();
-		await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-		new old.Master(server); // eslint-disable-line no-new
-		const url = `ws://127.0.0.1:${server.address().port}`;
+		const master = await oldMaster();
+		const url = `ws://127.0.0.1:${master.port}`;
 		const { slave, labels } = await echoSlave(old.Slave, url);
 		try {
 			assertSane((await runBots(url, ['--bots', '5', '--seconds', '2'])).report, 5, { reliable: true });
@@ -124,8 +104,7 @@ describe('native client (bots)', () => {
 		} finally {
 			slave.ws.terminate();
 			for (const c of slave.connections) c.clientCon.close();
-			server.closeAllConnections();
-			server.close();
+			master.close();
 		}
 	});
 
@@ -151,37 +130,18 @@ describe('native client (bots)', () => {
 	});
 
 	it('the client against the 0.9.0 master and slaves: two channels, rejection, a master restart', { timeout: 90_000 }, async () => {
-		const http = require('node:http');
-		// Upgraded sockets are not the HTTP server's any more: the master's
-		// client sockets are kept to be cut when it "restarts".
-		const clientSockets = new Set();
-		const listen = async (port) => {
-			const server = http.createServer();
-			await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
-			new old.Master(server).on('clientconnection', (ws) => clientSockets.add(ws));
-			return server;
-		};
-		let server = await listen(0);
-		const port = server.address().port;
-		const url = `ws://127.0.0.1:${port}`;
+		let master = await oldMaster();
+		const url = `ws://127.0.0.1:${master.port}`;
 		const slaves = [await checkSlaves(old.Slave, url)];
 		const closeOld = () => {
-			for (const { echo, refuse } of slaves) {
-				for (const slave of [echo, refuse]) {
-					slave.ws.terminate();
-					for (const c of slave.connections) c.clientCon.close();
-				}
-			}
-			for (const ws of clientSockets) ws.terminate();
-			clientSockets.clear();
-			server.closeAllConnections();
-			server.close();
+			closeOldSlaves(slaves);
+			master.close();
 		};
 		try {
 			// 0.9.0 slaves do not reconnect: new ones register with the new master.
 			const passed = await runCheck(url, async () => {
 				closeOld();
-				server = await listen(port);
+				master = await oldMaster(master.port);
 				slaves.push(await checkSlaves(old.Slave, url));
 			});
 			assert.deepEqual(passed, ALL_STEPS);

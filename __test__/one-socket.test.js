@@ -16,7 +16,7 @@ const { NETNS_ADDRESS, enterNamespace } = require('./netns.js');
 if (!enterNamespace(__filename, 'one-socket engine tests')) return;
 
 const { Master } = require('..');
-const { runBots } = require('./bots.js');
+const { runBots } = require('./client-helpers.js');
 
 /** A UDP port free on the namespace's address right now. */
 async function freePort() {

@@ -4,123 +4,28 @@
 // 0.9.0 objects and events.
 
 const { EventEmitter } = require('node:events');
-const fs = require('node:fs');
 const { NativeSlave } = require('./binding.js');
 const { DataChannel } = require('./data-channel.js');
+const { authPairs, checkPeerOptions, createWithExtraCa } = require('./peer-options.js');
 const { checkInteger, codedError, describe, emitError } = require('./util.js');
 
 const TIMEOUT_OPTIONS = ['connectTimeout', 'offerTimeout', 'iceDisconnectedTimeout', 'iceFailedTimeout', 'peerSetupTimeout', 'reconnectMaxDelay', 'heartbeatInterval', 'heartbeatTimeout'];
 const BOOLEAN_OPTIONS = ['iceNudge', 'reconnect'];
 
+/** The options as the engine's slave takes them (see lib/peer-options.js). */
 function nativeOptions(options) {
-	const out = checkOptions(options);
-	const extra = extraCaCerts();
-	if (extra !== null) out.extraCaCerts = extra;
-	return out;
-}
-
-function checkOptions(options) {
-	if (options === undefined) return {};
-	if (options === null || typeof options !== 'object') {
-		throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options must be an object; received ${describe(options)}`);
-	}
-	const out = {};
-	for (const key of TIMEOUT_OPTIONS) checkInteger(options, key, 1, 0xffffffff, out, ' (ms)');
-	for (const key of BOOLEAN_OPTIONS) {
-		const value = options[key];
-		if (value === undefined) continue;
-		if (typeof value !== 'boolean') {
-			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.${key} must be a boolean; received ${describe(value)}`);
-		}
-		out[key] = value;
-	}
-	for (const key of ['iceAddresses', 'publicAddresses']) {
-		const list = options[key];
-		if (list === undefined) continue;
-		if (!Array.isArray(list) || !list.every((a) => typeof a === 'string')) {
-			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.${key} must be an array of IP address strings`);
-		}
-		out[key] = list;
-	}
-	checkInteger(options, 'udpPort', 1, 65535, out);
-	if (options.portRange !== undefined) {
-		const r = options.portRange;
-		if (!Array.isArray(r) || r.length !== 2 || !r.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535) || r[0] > r[1]) {
-			throw codedError(RangeError, 'ERR_OUT_OF_RANGE', 'options.portRange must be [min, max] with 1 <= min <= max <= 65535');
-		}
-		out.portRange = r;
-	}
-	if (options.iceServers !== undefined) {
-		if (!Array.isArray(options.iceServers)) {
-			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', 'options.iceServers must be an array of RTCIceServer objects');
-		}
-		out.iceServers = options.iceServers.map((s) => ({
-			urls: Array.isArray(s?.urls) ? s.urls.map(String) : [String(s?.urls)],
-			username: s?.username === undefined ? undefined : String(s.username),
-			credential: s?.credential === undefined ? undefined : String(s.credential),
-		}));
-	}
-	if (options.ca !== undefined) {
-		const list = Array.isArray(options.ca) ? options.ca : [options.ca];
-		out.ca = list.map((pem, i) => {
-			if (typeof pem !== 'string' && !Buffer.isBuffer(pem)) {
-				throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE',
-					`options.ca must be a PEM string, a Buffer, or an array of them; received ${describe(pem)}${Array.isArray(options.ca) ? ` at index ${i}` : ''}`);
+	const out = checkPeerOptions(options, { timeouts: TIMEOUT_OPTIONS, booleans: BOOLEAN_OPTIONS, addressLists: ['iceAddresses', 'publicAddresses'] });
+	if (options !== undefined) {
+		checkInteger(options, 'udpPort', 1, 65535, out);
+		if (options.portRange !== undefined) {
+			const r = options.portRange;
+			if (!Array.isArray(r) || r.length !== 2 || !r.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535) || r[0] > r[1]) {
+				throw codedError(RangeError, 'ERR_OUT_OF_RANGE', 'options.portRange must be [min, max] with 1 <= min <= max <= 65535');
 			}
-			return Buffer.from(pem);
-		});
+			out.portRange = r;
+		}
 	}
 	return out;
-}
-
-let extraCaCache;
-/**
- * The file named by NODE_EXTRA_CA_CERTS, read once as Node does; an
- * unreadable file is a warning and is skipped, as Node does too.
- */
-function extraCaCerts() {
-	if (extraCaCache !== undefined) return extraCaCache;
-	extraCaCache = null;
-	const file = process.env.NODE_EXTRA_CA_CERTS;
-	if (file) {
-		try {
-			extraCaCache = fs.readFileSync(file);
-		} catch (err) {
-			process.emitWarning(`Ignoring extra certs from \`${file}\`, load failed: ${err.message}`);
-		}
-	}
-	return extraCaCache;
-}
-
-/**
- * The engine's slave. An unusable NODE_EXTRA_CA_CERTS file is, as in Node, a
- * warning, and the file is ignored from then on.
- */
-function createNative(options, onEvent) {
-	try {
-		return NativeSlave.create(options, onEvent);
-	} catch (err) {
-		if (options.extraCaCerts === undefined || err.code !== 'ERR_ENSLAVISM_CERTIFICATE' || !err.message.includes('NODE_EXTRA_CA_CERTS')) throw err;
-		process.emitWarning(`Ignoring extra certs from \`${process.env.NODE_EXTRA_CA_CERTS}\`, load failed: ${err.message}`);
-		extraCaCache = null;
-		const { extraCaCerts, ...rest } = options;
-		return NativeSlave.create(rest, onEvent);
-	}
-}
-
-function authPairs(authData) {
-	if (authData === undefined || authData === null) return [];
-	if (typeof authData !== 'object' || Array.isArray(authData)) {
-		throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `authData must be an object of strings; received ${describe(authData)}`);
-	}
-	const pairs = [];
-	for (const [name, value] of Object.entries(authData)) {
-		if (typeof value !== 'string') {
-			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `authData.${name} must be a string; received ${describe(value)}`);
-		}
-		pairs.push(name, value);
-	}
-	return pairs;
 }
 
 /** One client connected to this slave; emits `datachannel` and `close`. */
@@ -158,11 +63,12 @@ class Slave extends EventEmitter {
 		this._clients = new Map();
 		this._channels = new Map();
 		this._closing = null;
-		this._native = createNative(nativeOptions(options), (event, data) => {
+		const onEvent = (event, data) => {
 			// A message comes as (channel, data), without an event object: it is the hot path.
 			if (typeof event === 'number') this._channels.get(event)?.dc._message(data);
 			else this._onNativeEvent(event);
-		});
+		};
+		this._native = createWithExtraCa((native) => NativeSlave.create(native, onEvent), nativeOptions(options));
 		this.on('newListener', (event) => { if (event === 'offer') this._native.setOffersObserved(true); });
 		this.on('removeListener', (event) => {
 			if (event === 'offer') this._native.setOffersObserved(this.listenerCount('offer') > 0);

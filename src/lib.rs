@@ -4,9 +4,14 @@
 
 #![deny(clippy::all)]
 
+mod client;
+mod convert;
+mod delivery;
 mod master;
 mod slave;
 
+pub use client::*;
+pub use convert::NativeIceServer;
 pub use master::*;
 pub use slave::*;
 

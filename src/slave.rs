@@ -1,33 +1,21 @@
 //! `NativeSlave`: the engine's slave, as the JS wrapper sees it.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use enslavism::dial::DialError;
-use enslavism::tls::{trust_anchors_from_pem, CertificateDer};
-use enslavism::slave::{ChannelId, IceServer, OfferDecision, Slave, SlaveConfig, SlaveError, SlaveEvent, SlaveHooks};
-use napi::bindgen_prelude::{ArrayBuffer, Buffer, Either, FnArgs, Function};
-use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use enslavism::slave::{ChannelId, OfferDecision, Slave, SlaveConfig, SlaveError, SlaveEvent, SlaveHooks};
+use napi::bindgen_prelude::{Buffer, Function};
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::Status;
 use napi_derive::napi;
 use tokio::sync::oneshot;
 
+use crate::convert::{ice_servers, ip_list, millis, trusted_cas, NativeIceServer};
+use crate::delivery::{delivery_args, Delivery, DeliveryArgs, EventCallback};
 use crate::{codes, init_logging, js_error};
-
-/// A STUN/TURN server, as `RTCIceServer`.
-#[napi(object)]
-pub struct NativeIceServer {
-    /// `stun:`/`turn:` URLs.
-    pub urls: Vec<String>,
-    /// TURN username.
-    pub username: Option<String>,
-    /// TURN credential.
-    pub credential: Option<String>,
-}
 
 /// Options of a slave, as passed from JS (all optional).
 #[napi(object)]
@@ -113,37 +101,8 @@ pub struct NativeFailure {
     pub message: String,
 }
 
-/// What the engine hands to the JS thread. Messages are the hot path: they
-/// skip the event object (one property set per field) and arrive as a fresh
-/// `ArrayBuffer`, which is what `ev.data` must be anyway (an external Buffer
-/// cost a finalizer per message plus a copy in JS).
-enum Delivery {
-    Event(NativeSlaveEvent),
-    Message { channel: ChannelId, data: Bytes, is_text: bool },
-}
-
-/// The JS callback's arguments: `(event, undefined)`, or `(channel, data)` for a message.
-type DeliveryArgs = FnArgs<(Either<NativeSlaveEvent, i64>, Option<Either<ArrayBuffer<'static>, String>>)>;
-
-type EventCallback = ThreadsafeFunction<Delivery, (), DeliveryArgs, Status, false>;
-
-/// Turns a delivery into the callback's arguments, on the JS thread.
-fn delivery_args(ctx: ThreadsafeCallContext<Delivery>) -> napi::Result<DeliveryArgs> {
-    Ok(match ctx.value {
-        Delivery::Event(event) => (Either::A(event), None).into(),
-        Delivery::Message { channel, data, is_text } => {
-            let payload = if is_text {
-                Either::B(String::from_utf8_lossy(&data).into_owned())
-            } else {
-                Either::A(ArrayBuffer::copy_from(&ctx.env, &data)?)
-            };
-            (Either::B(channel as i64), Some(payload)).into()
-        }
-    })
-}
-
 struct JsSlaveHooks {
-    events: Mutex<Option<Arc<EventCallback>>>,
+    events: Mutex<Option<Arc<EventCallback<NativeSlaveEvent>>>>,
     offers_observed: AtomicBool,
     tickets: Mutex<HashMap<u32, oneshot::Sender<bool>>>,
     next_ticket: AtomicU32,
@@ -154,7 +113,7 @@ impl JsSlaveHooks {
         self.deliver(Delivery::Event(event))
     }
 
-    fn deliver(&self, delivery: Delivery) -> bool {
+    fn deliver(&self, delivery: Delivery<NativeSlaveEvent>) -> bool {
         let callback = self.events.lock().unwrap_or_else(|p| p.into_inner()).clone();
         callback.is_some_and(|cb| cb.call(delivery, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok)
     }
@@ -250,31 +209,9 @@ fn slave_error(e: SlaveError) -> napi::Error<String> {
     js_error(code, e.to_string())
 }
 
-fn millis(ms: Option<u32>, default: Duration) -> Duration {
-    ms.map_or(default, |ms| Duration::from_millis(u64::from(ms)))
-}
-
-/// The trusted CAs of the options: `ca`, then the `NODE_EXTRA_CA_CERTS` file.
-fn trusted_cas(options: &NativeSlaveOptions) -> napi::Result<Vec<CertificateDer<'static>>, String> {
-    let given = options.ca.iter().flatten().map(|pem| (&pem[..], "ca option"));
-    let extra = options.extra_ca_certs.iter().map(|pem| (&pem[..], "NODE_EXTRA_CA_CERTS file"));
-    let mut certs = Vec::new();
-    for (pem, what) in given.chain(extra) {
-        let parsed = trust_anchors_from_pem(pem, what).map_err(|e| js_error(codes::CERTIFICATE, e.to_string()))?;
-        certs.extend(parsed);
-    }
-    Ok(certs)
-}
-
-fn ip_list(list: &[String], option: &str) -> napi::Result<Vec<IpAddr>, String> {
-    list.iter()
-        .map(|a| a.parse::<IpAddr>().map_err(|_| js_error(codes::INVALID_ARG, format!("{option}: {a:?} is not an IP address"))))
-        .collect()
-}
-
 fn config_from(options: NativeSlaveOptions) -> napi::Result<SlaveConfig, String> {
     let defaults = SlaveConfig::default();
-    let ca = trusted_cas(&options)?;
+    let ca = trusted_cas(options.ca.as_deref(), options.extra_ca_certs.as_ref())?;
     let ice_addresses = match &options.ice_addresses {
         Some(list) => ip_list(list, "iceAddresses")?,
         None => defaults.ice_addresses,
@@ -300,16 +237,7 @@ fn config_from(options: NativeSlaveOptions) -> napi::Result<SlaveConfig, String>
         public_addresses,
         udp_port,
         port_range,
-        ice_servers: options
-            .ice_servers
-            .unwrap_or_default()
-            .into_iter()
-            .map(|s| IceServer {
-                urls: s.urls,
-                username: s.username.unwrap_or_default(),
-                credential: s.credential.unwrap_or_default(),
-            })
-            .collect(),
+        ice_servers: ice_servers(options.ice_servers),
         connect_timeout: millis(options.connect_timeout, defaults.connect_timeout),
         offer_timeout: millis(options.offer_timeout, defaults.offer_timeout),
         ice_disconnected_timeout: millis(options.ice_disconnected_timeout, defaults.ice_disconnected_timeout),
@@ -340,13 +268,13 @@ impl NativeSlave {
     #[napi(factory)]
     pub fn create(
         options: Option<NativeSlaveOptions>,
-        on_event: Function<'_, DeliveryArgs, ()>,
+        on_event: Function<'_, DeliveryArgs<NativeSlaveEvent>, ()>,
     ) -> napi::Result<Self, String> {
         crate::guarded(|| {
             init_logging();
             let config = config_from(options.unwrap_or_default())?;
             let callback = on_event
-                .build_threadsafe_function::<Delivery>()
+                .build_threadsafe_function::<Delivery<NativeSlaveEvent>>()
                 .callee_handled::<false>()
                 .build_callback(delivery_args)
                 .map_err(|e| js_error(codes::INTERNAL, e.reason))?;

@@ -1,6 +1,7 @@
 //! A client's data channel: its options, and the task that takes webrtc-rs's
 //! events for it (until the channel opens, then its messages).
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use webrtc::data_channel::{DataChannel as RtcDataChannel, DataChannelEvent, RTCDataChannelInit, RTCDataChannelState};
 
 use super::ClientError;
+use crate::slave::SEND_QUEUE_LIMIT;
 
 /// How a data channel delivers: reliable and ordered by default, as in the browser.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +123,132 @@ impl ChannelSender {
     pub async fn close(&self) {
         let _ = self.dc.close().await;
     }
+
+    /// This sender as one that queues instead of waiting (see
+    /// [`QueuedSender`]); `on_low` is called, from the queue's task, each
+    /// time the queue falls to its low threshold. Needs a tokio runtime.
+    pub fn queued(self, on_low: impl Fn() + Send + Sync + 'static) -> QueuedSender {
+        QueuedSender::start(self, Box::new(on_low))
+    }
+}
+
+/// What a [`QueuedSender`] hands its task.
+enum Outgoing {
+    Message { data: Bytes, is_text: bool },
+    Close,
+}
+
+/// Counters a [`QueuedSender`] and its task share, without a lock.
+struct QueueCounters {
+    /// Bytes queued and not yet taken by SCTP.
+    buffered: AtomicUsize,
+    /// `on_low` is called when `buffered` falls to this (never while it is `usize::MAX`).
+    low_threshold: AtomicUsize,
+    /// Set once the queue went over [`SEND_QUEUE_LIMIT`].
+    overflowed: AtomicBool,
+}
+
+/// A channel's sending half for callers that cannot wait (a game loop, the
+/// Node binding): [`QueuedSender::send`] queues and returns at once, and a
+/// task hands the queue to SCTP in order, waiting while the slave has
+/// 128 KiB unacknowledged. Past [`SEND_QUEUE_LIMIT`] queued bytes the message
+/// and the queue are dropped and the channel closes, as a browser's does.
+/// Clones share the queue; it ends when the channel closes or every clone is
+/// dropped.
+#[derive(Clone)]
+pub struct QueuedSender {
+    queue: mpsc::UnboundedSender<Outgoing>,
+    counters: Arc<QueueCounters>,
+}
+
+impl QueuedSender {
+    fn start(sender: ChannelSender, on_low: Box<dyn Fn() + Send + Sync>) -> Self {
+        let (queue, rx) = mpsc::unbounded_channel();
+        let counters = Arc::new(QueueCounters {
+            buffered: AtomicUsize::new(0),
+            low_threshold: AtomicUsize::new(usize::MAX),
+            overflowed: AtomicBool::new(false),
+        });
+        tokio::spawn(drain_queue(sender, rx, counters.clone(), on_low));
+        QueuedSender { queue, counters }
+    }
+
+    /// Queues a message (`is_text`: a text message, which must be UTF-8).
+    /// Fails only once the channel is closed; a message over the queue's
+    /// limit closes the channel instead.
+    pub fn send(&self, data: Bytes, is_text: bool) -> Result<(), ClientError> {
+        let counters = &self.counters;
+        if counters.overflowed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let len = data.len();
+        if counters.buffered.load(Ordering::Relaxed) + len > SEND_QUEUE_LIMIT {
+            counters.overflowed.store(true, Ordering::Relaxed);
+            let _ = self.queue.send(Outgoing::Close);
+            return Ok(());
+        }
+        counters.buffered.fetch_add(len, Ordering::Relaxed);
+        self.queue.send(Outgoing::Message { data, is_text }).map_err(|_| {
+            counters.buffered.fetch_sub(len, Ordering::Relaxed);
+            ClientError::ChannelClosed
+        })
+    }
+
+    /// Bytes queued and not yet taken by SCTP.
+    pub fn buffered_amount(&self) -> usize {
+        self.counters.buffered.load(Ordering::Relaxed)
+    }
+
+    /// Calls the `on_low` given to [`ChannelSender::queued`] whenever the
+    /// buffered amount falls to `threshold` (not before a threshold is set).
+    pub fn set_low_threshold(&self, threshold: usize) {
+        self.counters.low_threshold.store(threshold, Ordering::Relaxed);
+    }
+
+    /// Closes the channel once what was queued before is handed to SCTP.
+    pub fn close(&self) {
+        let _ = self.queue.send(Outgoing::Close);
+    }
+}
+
+impl std::fmt::Debug for QueuedSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueuedSender").field("buffered", &self.buffered_amount()).finish_non_exhaustive()
+    }
+}
+
+/// Hands a [`QueuedSender`]'s messages to SCTP, in order, until the channel
+/// closes or the queue is closed (overflow, `close`, every sender dropped).
+async fn drain_queue(
+    sender: ChannelSender,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    counters: Arc<QueueCounters>,
+    on_low: Box<dyn Fn() + Send + Sync>,
+) {
+    while let Some(outgoing) = rx.recv().await {
+        let Outgoing::Message { data, is_text } = outgoing else { break };
+        if counters.overflowed.load(Ordering::Relaxed) {
+            break;
+        }
+        let len = data.len();
+        let sent = match is_text.then(|| std::str::from_utf8(&data).ok()).flatten() {
+            Some(text) => sender.send_text(text).await,
+            None => sender.send(data).await,
+        };
+        let before = counters.buffered.fetch_sub(len, Ordering::Relaxed);
+        let threshold = counters.low_threshold.load(Ordering::Relaxed);
+        if threshold != usize::MAX && before > threshold && before - len <= threshold {
+            on_low();
+        }
+        if sent.is_err() {
+            break;
+        }
+    }
+    // What is still queued is dropped (after an overflow, up to the limit at once).
+    rx.close();
+    while rx.try_recv().is_ok() {}
+    counters.buffered.store(0, Ordering::Relaxed);
+    sender.close().await;
 }
 
 /// The receiving half of a [`DataChannel`].

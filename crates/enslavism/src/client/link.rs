@@ -70,11 +70,11 @@ fn report(shared: &Shared, events: &Events, changes: Vec<Change>) {
             Change::Relisted(info) => {
                 let _ = events.send(MasterEvent::SlaveRelisted(info));
             }
-            Change::Removed(key, info) => {
+            Change::Removed(info) => {
                 let session = {
                     let mut state = shared.state();
-                    state.handles.remove(&key);
-                    state.sessions.remove(&key)
+                    state.handles.remove(&info.uid);
+                    state.sessions.remove(&info.uid)
                 };
                 if let Some(session) = session {
                     let _ = session.send(SessionInput::Close);

@@ -23,6 +23,9 @@ pub struct SlaveInfo {
     /// The slave's id, given by the master (it changes when the client or
     /// the slave reconnects to the master).
     pub id: u32,
+    /// Names this slave for the client's lifetime: the same across
+    /// reconnections, when `id` changes (see [`MasterEvent::SlaveRelisted`](super::MasterEvent::SlaveRelisted)).
+    pub uid: u64,
     /// What the slave registered with, as JSON text.
     pub user_data: String,
 }
@@ -33,7 +36,7 @@ pub(crate) enum Change {
     Added(SlaveInfo),
     /// A slave of an earlier master connection, listed again.
     Relisted(SlaveInfo),
-    Removed(SlaveKey, SlaveInfo),
+    Removed(SlaveInfo),
 }
 
 #[derive(Debug)]
@@ -59,16 +62,16 @@ impl SlaveList {
         for SlaveEntry { id, user_data } in entries {
             if let Some(old) = self.by_id.remove(&id) {
                 self.ids.remove(&old.key);
-                changes.push(Change::Removed(old.key, SlaveInfo { id, user_data: old.user_data }));
+                changes.push(Change::Removed(SlaveInfo { id, uid: old.key, user_data: old.user_data }));
             }
             let key = match self.take_orphan(&user_data) {
                 Some(key) => {
-                    changes.push(Change::Relisted(SlaveInfo { id, user_data: user_data.clone() }));
+                    changes.push(Change::Relisted(SlaveInfo { id, uid: key, user_data: user_data.clone() }));
                     key
                 }
                 None => {
                     self.next_key += 1;
-                    changes.push(Change::Added(SlaveInfo { id, user_data: user_data.clone() }));
+                    changes.push(Change::Added(SlaveInfo { id, uid: self.next_key, user_data: user_data.clone() }));
                     self.next_key
                 }
             };
@@ -94,7 +97,7 @@ impl SlaveList {
             .filter_map(|id| {
                 let gone = self.by_id.remove(id)?;
                 self.ids.remove(&gone.key);
-                Some(Change::Removed(gone.key, SlaveInfo { id: *id, user_data: gone.user_data }))
+                Some(Change::Removed(SlaveInfo { id: *id, uid: gone.key, user_data: gone.user_data }))
             })
             .collect()
     }
@@ -114,7 +117,7 @@ impl SlaveList {
 
     /// The grace period is over: the slaves not listed again are gone.
     pub(crate) fn drop_orphans(&mut self) -> Vec<Change> {
-        self.orphans.drain(..).map(|(key, user_data, id)| Change::Removed(key, SlaveInfo { id, user_data })).collect()
+        self.orphans.drain(..).map(|(uid, user_data, id)| Change::Removed(SlaveInfo { id, uid, user_data })).collect()
     }
 
     /// The current id of a slave, if it is listed now.
@@ -129,7 +132,10 @@ impl SlaveList {
 
     /// The listed slaves, by id.
     pub(crate) fn snapshot(&self) -> Vec<SlaveInfo> {
-        self.by_id.iter().map(|(id, listed)| SlaveInfo { id: *id, user_data: listed.user_data.clone() }).collect()
+        self.by_id
+            .iter()
+            .map(|(id, listed)| SlaveInfo { id: *id, uid: listed.key, user_data: listed.user_data.clone() })
+            .collect()
     }
 }
 
@@ -149,9 +155,10 @@ mod tests {
         assert!(matches!(&added[0], Change::Added(SlaveInfo { id: 1, .. })));
         let key = list.key_of(2).unwrap();
         assert_eq!(list.id_of(key), Some(2));
-        assert_eq!(list.remove(&[2, 99]), vec![Change::Removed(key, SlaveInfo { id: 2, user_data: "{\"n\":2}".into() })]);
+        assert_eq!(list.remove(&[2, 99]), vec![Change::Removed(SlaveInfo { id: 2, uid: key, user_data: "{\"n\":2}".into() })]);
         assert_eq!(list.id_of(key), None);
-        assert_eq!(list.snapshot(), vec![SlaveInfo { id: 1, user_data: "{\"n\":1}".into() }]);
+        let one = list.key_of(1).unwrap();
+        assert_eq!(list.snapshot(), vec![SlaveInfo { id: 1, uid: one, user_data: "{\"n\":1}".into() }]);
     }
 
     #[test]
@@ -161,7 +168,7 @@ mod tests {
         let old = list.key_of(1).unwrap();
         let changes = list.add(vec![entry(1, "\"b\"")]);
         assert_eq!(changes.len(), 2);
-        assert_eq!(changes[0], Change::Removed(old, SlaveInfo { id: 1, user_data: "\"a\"".into() }));
+        assert_eq!(changes[0], Change::Removed(SlaveInfo { id: 1, uid: old, user_data: "\"a\"".into() }));
         assert!(matches!(&changes[1], Change::Added(SlaveInfo { id: 1, .. })));
         assert_ne!(list.key_of(1), Some(old), "a new slave, a new key");
     }
@@ -175,6 +182,7 @@ mod tests {
         assert_eq!(list.id_of(a), None, "no id while orphaned");
         let changes = list.add(vec![entry(10, "\"a\""), entry(11, "\"twin\"")]);
         assert_eq!(list.id_of(a), Some(10));
+        assert!(matches!(&changes[0], Change::Relisted(SlaveInfo { uid, .. }) if *uid == a), "the same uid");
         // Two earlier slaves had this userData: the new one is not proof of either.
         assert!(
             matches!(&changes[..], [Change::Relisted(SlaveInfo { id: 10, .. }), Change::Added(SlaveInfo { id: 11, .. })]),

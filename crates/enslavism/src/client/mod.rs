@@ -49,7 +49,7 @@ use tokio_util::task::TaskTracker;
 use crate::proto::{Message, ProtoError};
 use crate::slave::IceServer;
 
-pub use channel::{ChannelMessage, ChannelOptions, ChannelReceiver, ChannelSender, DataChannel};
+pub use channel::{ChannelMessage, ChannelOptions, ChannelReceiver, ChannelSender, DataChannel, QueuedSender};
 pub use list::SlaveInfo;
 pub use session::SlaveConnection;
 

@@ -5,7 +5,7 @@
 //! once: events and messages out of `rtc`, datagrams onto the socket,
 //! bookkeeping of channels, the peer's next deadline.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::dtls_replay::DtlsReplay;
 use super::reflexive::Reflexive;
 use super::rtc_peer::{self, PeerTemplate};
-use super::socket::ShardSocket;
+use super::socket::{Backlog, ShardSocket};
 use super::{AnswerError, Command, OpenPeer, PeerKey};
 use crate::slave::channel::{ChannelCounters, ChannelHandle, ChannelInfo, LOW_THRESHOLD_DISARMED, SEND_QUEUE_LIMIT};
 use crate::slave::ice_nudge::{binding_request_ufrag, NudgeState};
@@ -43,6 +43,13 @@ const CLOSE_DRAIN_LIMIT: Duration = Duration::from_secs(10);
 const COMMAND_BATCH: usize = 256;
 /// Addresses remembered per peer (its candidate pairs' remote ends).
 const MAX_PEER_ADDRESSES: usize = 8;
+/// Bytes a channel may have in SCTP, unacknowledged; the rest waits in the
+/// channel's queue. Unbounded (rtc's default), SCTP sent bursts as large as
+/// the receiver's window, which overflowed its socket's kernel buffer: a
+/// bulk send to a webrtc-rs peer stalled for seconds on retransmission
+/// timeouts. Loopback needs ~64 KiB for full speed; Chromium aborted
+/// associations more often with 256 KiB and more in flight.
+const SCTP_SEND_BUFFER: usize = 128 * 1024;
 
 /// One data channel of a peer, as its shard keeps it.
 struct Channel {
@@ -52,8 +59,10 @@ struct Channel {
     /// The properties to announce; `None` once announced.
     pending: Option<ChannelInfo>,
     counters: Arc<ChannelCounters>,
-    /// `rtc`'s outstanding bytes when last looked at.
+    /// `rtc`'s outstanding bytes when last looked at (and since counted up by our sends).
     outstanding: usize,
+    /// Messages waiting for room in SCTP (see [`SCTP_SEND_BUFFER`]).
+    queue: VecDeque<(Bytes, bool)>,
     /// Set when the channel is to close once delivered (or at this deadline).
     closing: Option<Instant>,
     close_sent: bool,
@@ -61,7 +70,16 @@ struct Channel {
 
 impl Channel {
     fn new(rtc_id: RTCDataChannelId, info: ChannelInfo) -> Self {
-        Channel { rtc_id, id: 0, pending: Some(info), counters: Arc::default(), outstanding: 0, closing: None, close_sent: false }
+        Channel {
+            rtc_id,
+            id: 0,
+            pending: Some(info),
+            counters: Arc::default(),
+            outstanding: 0,
+            queue: VecDeque::new(),
+            closing: None,
+            close_sent: false,
+        }
     }
 }
 
@@ -104,6 +122,7 @@ impl Peer {
 struct Context<'a> {
     shared: &'a SlaveShared,
     socket: &'a ShardSocket,
+    backlog: &'a mut Backlog,
     by_addr: &'a mut HashMap<SocketAddr, PeerKey>,
     commands: &'a mpsc::UnboundedSender<Command>,
     /// The shard serves several addresses: each datagram names its source.
@@ -113,6 +132,7 @@ struct Context<'a> {
 pub(crate) struct Shard {
     shared: Arc<SlaveShared>,
     socket: ShardSocket,
+    backlog: Backlog,
     port: u16,
     wildcard: bool,
     /// The local address a datagram arrived at, when the kernel did not say.
@@ -148,6 +168,7 @@ impl Shard {
             template,
             reflexive: Reflexive::new(stun_servers, Instant::now()),
             socket,
+            backlog: Backlog::default(),
             load,
             commands,
             shared,
@@ -194,6 +215,11 @@ impl Shard {
                     self.read();
                 }
                 _ = &mut timer => self.timeouts(),
+                writable = self.socket.writable(), if !self.backlog.is_empty() => {
+                    if writable.is_ok() {
+                        self.backlog.flush(&self.socket);
+                    }
+                }
             }
             self.drive_dirty();
         }
@@ -270,7 +296,8 @@ impl Shard {
         }
     }
 
-    /// Hands a message to SCTP. What cannot be sent leaves the buffered amount.
+    /// Queues a message and hands SCTP what it has room for. What cannot be
+    /// sent leaves the buffered amount.
     fn send(&mut self, peer: PeerKey, channel: usize, data: Bytes, is_text: bool) {
         let len = data.len();
         let Some(p) = self.peers.get_mut(&peer) else { return };
@@ -283,19 +310,8 @@ impl Shard {
             ch.counters.buffered.fetch_sub(len, Ordering::Relaxed);
             return;
         };
-        let now = Instant::now();
-        let sent = match is_text.then(|| std::str::from_utf8(&data).ok()).flatten() {
-            Some(text) => dc.send_text(now, text),
-            // A uniquely owned buffer (what the binding passes) converts without a copy.
-            None => dc.send(now, BytesMut::from(data)),
-        };
-        match sent {
-            Ok(()) => ch.outstanding += len,
-            Err(e) => {
-                ch.counters.buffered.fetch_sub(len, Ordering::Relaxed);
-                tracing::debug!(channel = ch.id, "send failed: {e}");
-            }
-        }
+        ch.queue.push_back((data, is_text));
+        feed(ch, &mut dc, Instant::now());
         if !p.dirty {
             p.dirty = true;
             self.dirty.push(peer);
@@ -413,8 +429,8 @@ impl Shard {
     /// Runs the timers that are due.
     fn timeouts(&mut self) {
         let now = Instant::now();
-        let socket = &self.socket;
-        self.reflexive.handle_timeout(now, |to, datagram| socket.send(to, None, datagram));
+        let (socket, backlog) = (&self.socket, &mut self.backlog);
+        self.reflexive.handle_timeout(now, |to, datagram| backlog.send(socket, to, None, datagram));
         while let Some(&(at, key)) = self.timers.first() {
             if at > now {
                 break;
@@ -448,6 +464,7 @@ impl Shard {
             let mut cx = Context {
                 shared: &self.shared,
                 socket: &self.socket,
+                backlog: &mut self.backlog,
                 by_addr: &mut self.by_addr,
                 commands: &self.commands,
                 wildcard: self.wildcard,
@@ -499,12 +516,12 @@ impl Shard {
                 self.by_addr.remove(addr);
             }
         }
-        let socket = &self.socket;
+        let (socket, backlog) = (&self.socket, &mut self.backlog);
         let wildcard = self.wildcard;
         let closed = guarded(|| {
             let _ = peer.pc.close();
             while let Some(out) = peer.pc.poll_write() {
-                socket.send(out.transport.peer_addr, source(wildcard, out.transport.local_addr.ip()), &out.message);
+                backlog.send(socket, out.transport.peer_addr, source(wildcard, out.transport.local_addr.ip()), &out.message);
             }
         });
         if closed.is_err() {
@@ -566,11 +583,11 @@ fn drive(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>) -> Option<Instant>
             peer.dtls.sent(&out.message);
             learn_address(key, peer, cx, to);
             peer.source = source(cx.wildcard, out.transport.local_addr.ip());
-            cx.socket.send(to, peer.source, &out.message);
+            cx.backlog.send(cx.socket, to, peer.source, &out.message);
         }
         if let Some((to, flight)) = peer.dtls.take_due() {
             for datagram in flight {
-                cx.socket.send(to, peer.source, datagram);
+                cx.backlog.send(cx.socket, to, peer.source, datagram);
             }
         }
         if !progress {
@@ -626,6 +643,10 @@ fn on_event(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>, event: RTCPeerC
         RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
             tracing::debug!(client_id = peer.client_id, %state, "peer connection state");
             !matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)
+        }
+        RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) => {
+            tracing::debug!(client_id = peer.client_id, %state, "ICE state");
+            true
         }
         RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(rtc_id)) => {
             if let Some(index) = channel_index(peer, rtc_id) {
@@ -687,8 +708,39 @@ fn announce(key: PeerKey, client_id: u32, ch: &mut Channel, cx: &mut Context<'_>
     cx.shared.hooks.on_event(SlaveEvent::DataChannel { client_id, session: key, channel: ch.id, info });
 }
 
-/// Follows what SCTP released (buffered amount, its low mark) and closes
-/// channels whose close is due; true when something was handed to `rtc`.
+/// Hands SCTP the channel's queued messages while it holds less than
+/// [`SCTP_SEND_BUFFER`]; true when it handed any.
+fn feed(ch: &mut Channel, dc: &mut rtc::data_channel::RTCDataChannel<'_>, now: Instant) -> bool {
+    let mut fed = false;
+    while ch.outstanding < SCTP_SEND_BUFFER {
+        let Some((data, is_text)) = ch.queue.pop_front() else { break };
+        fed = true;
+        let len = data.len();
+        let sent = match is_text.then(|| std::str::from_utf8(&data).ok()).flatten() {
+            Some(text) => dc.send_text(now, text),
+            // A uniquely owned buffer (what the binding passes) converts without a copy.
+            None => dc.send(now, BytesMut::from(data)),
+        };
+        match sent {
+            Ok(()) => ch.outstanding += len,
+            Err(e) => {
+                ch.counters.buffered.fetch_sub(len, Ordering::Relaxed);
+                tracing::debug!(channel = ch.id, "send failed: {e}");
+            }
+        }
+    }
+    fed
+}
+
+/// Drops what a channel still has queued (it overflowed, or its close is due).
+fn drop_queue(ch: &mut Channel) {
+    let queued: usize = ch.queue.drain(..).map(|(data, _)| data.len()).sum();
+    ch.counters.buffered.fetch_sub(queued, Ordering::Relaxed);
+}
+
+/// Follows what SCTP released (buffered amount, its low mark), hands it
+/// what was waiting, and closes channels whose close is due; true when
+/// something was handed to `rtc`.
 fn channel_bookkeeping(peer: &mut Peer, cx: &mut Context<'_>, now: Instant) -> bool {
     let mut acted = false;
     for ch in &mut peer.channels {
@@ -704,8 +756,15 @@ fn channel_bookkeeping(peer: &mut Peer, cx: &mut Context<'_>, now: Instant) -> b
             }
         }
         ch.outstanding = outstanding;
+        if ch.counters.overflowed.load(Ordering::Relaxed) {
+            drop_queue(ch);
+        }
+        acted |= feed(ch, &mut dc, now);
         if let Some(deadline) = ch.closing {
-            if !ch.close_sent && (outstanding == 0 || now >= deadline) {
+            if now >= deadline {
+                drop_queue(ch);
+            }
+            if !ch.close_sent && ((ch.queue.is_empty() && ch.outstanding == 0) || now >= deadline) {
                 ch.close_sent = true;
                 acted = true;
                 if let Err(e) = dc.close() {

@@ -103,10 +103,15 @@ impl ShardSocket {
         }
     }
 
-    /// Sends one datagram from `source` (when the socket serves several
-    /// addresses). A full kernel buffer drops it, as the network would:
-    /// every protocol above retransmits.
-    pub(super) fn send(&self, to: SocketAddr, source: Option<IpAddr>, datagram: &[u8]) {
+    /// Waits until the socket can be written to.
+    pub(super) async fn writable(&self) -> io::Result<()> {
+        self.io.writable().await
+    }
+
+    /// One datagram to the kernel, from `source` when the socket serves
+    /// several addresses; false when its buffer is full (anything else is
+    /// the network's business and counts as sent).
+    pub(super) fn try_send(&self, to: SocketAddr, source: Option<IpAddr>, datagram: &[u8]) -> bool {
         let destination = if self.dual_stack { mapped(to) } else { to };
         let transmit = Transmit {
             destination,
@@ -115,12 +120,59 @@ impl ShardSocket {
             segment_size: None,
             src_ip: source.map(|ip| if self.dual_stack { mapped_ip(ip) } else { ip }),
         };
-        let sent = self.io.try_io(tokio::io::Interest::WRITABLE, || self.state.try_send(UdpSockRef::from(&self.io), &transmit));
-        if let Err(e) = sent {
-            tracing::trace!(%to, "datagram not sent: {e}");
+        match self.io.try_io(tokio::io::Interest::WRITABLE, || self.state.try_send(UdpSockRef::from(&self.io), &transmit)) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(e) => {
+                tracing::trace!(%to, "datagram not sent: {e}");
+                true
+            }
         }
     }
 }
+
+/// Datagrams waiting for the socket's full kernel buffer to drain, in order.
+/// Dropped, they would cost SCTP a retransmission timeout each (a bulk send
+/// stalled for 30 s when they were). Past [`MAX_BACKLOG`] bytes they are
+/// dropped, as a full network would.
+#[derive(Default)]
+pub(super) struct Backlog {
+    datagrams: std::collections::VecDeque<(SocketAddr, Option<IpAddr>, Vec<u8>)>,
+    bytes: usize,
+}
+
+impl Backlog {
+    /// Sends a datagram through `socket`, or keeps it while the kernel's buffer is full.
+    pub(super) fn send(&mut self, socket: &ShardSocket, to: SocketAddr, source: Option<IpAddr>, datagram: &[u8]) {
+        if self.datagrams.is_empty() && socket.try_send(to, source, datagram) {
+            return;
+        }
+        if self.bytes + datagram.len() > MAX_BACKLOG {
+            tracing::trace!(%to, "datagram dropped: the send backlog is full");
+            return;
+        }
+        self.bytes += datagram.len();
+        self.datagrams.push_back((to, source, datagram.to_vec()));
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.datagrams.is_empty()
+    }
+
+    /// Sends what waits, as far as the kernel takes it.
+    pub(super) fn flush(&mut self, socket: &ShardSocket) {
+        while let Some((to, source, datagram)) = self.datagrams.front() {
+            if !socket.try_send(*to, *source, datagram) {
+                return;
+            }
+            self.bytes -= datagram.len();
+            self.datagrams.pop_front();
+        }
+    }
+}
+
+/// Most bytes kept waiting for the kernel (as much again as its buffer).
+const MAX_BACKLOG: usize = KERNEL_BUFFER;
 
 fn is_transient(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted)
@@ -212,7 +264,9 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(got, (0..5u8).map(|i| vec![i; 10]).collect::<Vec<_>>());
-        socket.send(peer.local_addr().unwrap(), None, b"back");
+        let mut backlog = Backlog::default();
+        backlog.send(&socket, peer.local_addr().unwrap(), None, b"back");
+        assert!(backlog.is_empty());
         let mut buf = [0; 16];
         peer.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
         assert_eq!(peer.recv(&mut buf).unwrap(), 4);

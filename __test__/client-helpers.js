@@ -1,0 +1,94 @@
+'use strict';
+// What the native-client tests share: the Rust examples (`bots`,
+// `client_check`) as `npm test` builds them (node scripts/test-rust.js), and
+// the slaves they talk to (echo, refuse), of either version.
+
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const { execFileSync, spawn } = require('node:child_process');
+const http = require('node:http');
+const { NETNS_ADDRESS } = require('./netns.js');
+
+/** An example binary as `npm test` builds it (cargo test builds the examples). */
+function example(name) {
+	const host = /^host: (.+)$/m.exec(execFileSync('rustc', ['-vV'], { encoding: 'utf8' }))[1];
+	const file = path.join(__dirname, '..', 'target', host, 'debug', 'examples', name);
+	assert.ok(fs.existsSync(file), `${file} is missing: \`npm test\` builds it (node scripts/test-rust.js)`);
+	return file;
+}
+
+/**
+ * Runs the bots against the master at `url` to the end; resolves with their
+ * JSON report and what they printed on stderr.
+ */
+function runBots(url, args) {
+	return new Promise((resolve, reject) => {
+		const child = spawn(example('bots'), ['--master', url, '--ice-address', NETNS_ADDRESS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+		let stdout = '';
+		let stderr = '';
+		child.stdout.on('data', (d) => { stdout += d; });
+		child.stderr.on('data', (d) => { stderr += d; });
+		child.on('error', reject);
+		child.on('close', (code) => {
+			if (code !== 0) return reject(new Error(`bots exited with ${code}:\n${stderr}`));
+			try {
+				resolve({ report: JSON.parse(stdout.trim().split('\n').pop()), stderr });
+			} catch (err) {
+				reject(new Error(`no JSON report from the bots: ${err.message}\n${stdout}\n${stderr}`));
+			}
+		});
+	});
+}
+
+/** A slave of either version, named "echo", that echoes every message. */
+async function echoSlave(Slave, url, options) {
+	const slave = await new Slave(url, { name: 'echo' }, undefined, options);
+	const labels = [];
+	slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
+		labels.push(dc.label);
+		dc.addEventListener('message', (ev) => dc.send(ev.data));
+	}));
+	return { slave, labels };
+}
+
+/** An echo slave named "echo" and a slave named "refuse" that refuses every offer. */
+async function checkSlaves(Slave, url, options) {
+	const echo = await echoSlave(Slave, url, options);
+	const refuse = await new Slave(url, { name: 'refuse' }, undefined, options);
+	refuse.on('offer', (reject) => reject());
+	return { echo: echo.slave, refuse };
+}
+
+/**
+ * A 0.9.0 master on an http.Server on 127.0.0.1:`port` (0: a free one).
+ * Upgraded sockets are not the server's any more: its client sockets are
+ * kept, and `close()` cuts them as a restart would.
+ */
+async function oldMaster(port = 0) {
+	const old = require('enslavism-0.9.0');
+	const server = http.createServer();
+	await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+	const clientSockets = new Set();
+	new old.Master(server).on('clientconnection', (ws) => clientSockets.add(ws));
+	return {
+		port: server.address().port,
+		close() {
+			for (const ws of clientSockets) ws.terminate();
+			server.closeAllConnections();
+			server.close();
+		},
+	};
+}
+
+/** Cuts 0.9.0 slaves made by `checkSlaves` (they have no `close()`). */
+function closeOldSlaves(made) {
+	for (const { echo, refuse } of made) {
+		for (const slave of [echo, refuse]) {
+			slave.ws.terminate();
+			for (const c of slave.connections) c.clientCon.close();
+		}
+	}
+}
+
+module.exports = { checkSlaves, closeOldSlaves, echoSlave, example, oldMaster, runBots };

@@ -1,0 +1,424 @@
+//! `NativeMasterConnection`: the engine's native client, as the JS wrapper
+//! (lib/master-connection.js) sees it. Channels are numbered here, and take
+//! the same calls as the slave's (`send`, `bufferedAmount`, …), so that one
+//! JS DataChannel class serves both.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use enslavism::client::{
+    ChannelOptions, ChannelReceiver, ClientError, MasterConnection, MasterConnectionBuilder, MasterEvent, QueuedSender,
+    SlaveConnection, SlaveInfo, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RECONNECT_MAX_DELAY, DEFAULT_RESYNC_GRACE,
+    DEFAULT_SIGNALLING_TIMEOUT,
+};
+use enslavism::dial::DialError;
+use napi::bindgen_prelude::{Buffer, Function};
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
+use napi::Status;
+use napi_derive::napi;
+
+use crate::convert::{ice_servers, ip_list, millis, trusted_cas, NativeIceServer};
+use crate::delivery::{delivery_args, Delivery, DeliveryArgs, EventCallback};
+use crate::slave::NativeFailure;
+use crate::{codes, init_logging, js_error};
+
+/// Options of a MasterConnection, as passed from JS (all optional).
+#[napi(object)]
+#[derive(Default)]
+pub struct NativeClientOptions {
+    /// Local IP addresses ICE binds (default `0.0.0.0`).
+    pub ice_addresses: Option<Vec<String>>,
+    /// STUN/TURN servers.
+    pub ice_servers: Option<Vec<NativeIceServer>>,
+    /// Reconnect to the master when the link drops (default true).
+    pub reconnect: Option<bool>,
+    /// Longest wait (ms) between two reconnection attempts.
+    pub reconnect_max_delay: Option<u32>,
+    /// How long (ms) a slave missing after a reconnection may take to register again.
+    pub resync_grace: Option<u32>,
+    /// Milliseconds to wait for the master's handshake and first list.
+    pub connect_timeout: Option<u32>,
+    /// Milliseconds a slave has to answer, and a channel to open.
+    pub signalling_timeout: Option<u32>,
+    /// CA certificates (PEM) trusted for a `wss://` master beyond the Mozilla roots.
+    pub ca: Option<Vec<Buffer>>,
+    /// The contents of the file named by `NODE_EXTRA_CA_CERTS`, trusted the same way.
+    pub extra_ca_certs: Option<Buffer>,
+}
+
+/// One event delivered to the JS wrapper.
+#[napi(object)]
+#[derive(Default)]
+pub struct NativeClientEvent {
+    /// `slaveadded`, `slaverelisted`, `slaveremoved`, `disconnected`,
+    /// `reconnected`, `closed`, `channelclose`, `bufferedamountlow`.
+    pub r#type: String,
+    /// The slave's lifetime id (for the slave events).
+    pub uid: Option<i64>,
+    /// The slave's id on the current master connection.
+    pub id: Option<u32>,
+    /// The slave's userData, as JSON text.
+    pub user_data: Option<String>,
+    /// The channel (for the channel events).
+    pub channel: Option<i64>,
+    /// Close code (for `disconnected`).
+    pub code: Option<u32>,
+    /// Close reason.
+    pub reason: Option<String>,
+}
+
+/// How a channel delivers, as `createDataChannel` was asked.
+#[napi(object)]
+pub struct NativeChannelOptions {
+    /// Messages arrive in order.
+    pub ordered: bool,
+    /// Retransmission limit (unreliable).
+    pub max_retransmits: Option<u32>,
+    /// Lifetime limit in ms (unreliable).
+    pub max_packet_life_time: Option<u32>,
+    /// Subprotocol name.
+    pub protocol: String,
+}
+
+/// An open channel, as `createDataChannel` resolves (or why it did not).
+#[napi(object)]
+pub struct NativeOpenedChannel {
+    /// The channel's handle for `send` and the other calls.
+    pub channel: Option<i64>,
+    /// Why it did not open.
+    pub failure: Option<NativeFailure>,
+}
+
+/// Delivers events to JS (nothing once closed).
+struct Sink(Mutex<Option<Arc<EventCallback<NativeClientEvent>>>>);
+
+impl Sink {
+    fn deliver(&self, delivery: Delivery<NativeClientEvent>) {
+        let callback = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(callback) = callback {
+            let _ = callback.call(delivery, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok;
+        }
+    }
+
+    fn emit(&self, event: NativeClientEvent) {
+        self.deliver(Delivery::Event(event));
+    }
+
+    fn shut(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
+fn event(kind: &str) -> NativeClientEvent {
+    NativeClientEvent { r#type: kind.to_owned(), ..Default::default() }
+}
+
+fn slave_event(kind: &str, info: SlaveInfo) -> NativeClientEvent {
+    NativeClientEvent { uid: Some(info.uid as i64), id: Some(info.id), user_data: Some(info.user_data), ..event(kind) }
+}
+
+fn channel_event(kind: &str, channel: u64) -> NativeClientEvent {
+    NativeClientEvent { channel: Some(channel as i64), ..event(kind) }
+}
+
+/// The `code` a client error gets in JS (the browser bundle's for the two it has).
+fn client_error(e: &ClientError) -> NativeFailure {
+    let code = match e {
+        ClientError::Dial(DialError::BadUrl { .. }) => "ERR_INVALID_URL",
+        ClientError::Dial(DialError::Refused { .. }) => "ERR_ENSLAVISM_REFUSED",
+        ClientError::Dial(DialError::Tls { .. }) => codes::TLS,
+        ClientError::Dial(_) => "ERR_ENSLAVISM_UNREACHABLE",
+        ClientError::Certificate(_) => codes::CERTIFICATE,
+        ClientError::Config(_) => codes::INVALID_ARG,
+        ClientError::Rejected { .. } => "REJECTED",
+        ClientError::MasterUnavailable => "MASTER_UNAVAILABLE",
+        ClientError::UnknownSlave(_) => "ERR_ENSLAVISM_UNKNOWN_SLAVE",
+        ClientError::Timeout { .. } => "ERR_ENSLAVISM_TIMEOUT",
+        ClientError::Closed => codes::CLOSED,
+        ClientError::ConnectionClosed { .. } | ClientError::ChannelClosed => "ERR_ENSLAVISM_CONNECTION_CLOSED",
+        _ => codes::INTERNAL,
+    };
+    NativeFailure { code: code.into(), message: e.to_string() }
+}
+
+fn builder_from(
+    url: String,
+    options: NativeClientOptions,
+    cookies: Vec<String>,
+) -> napi::Result<MasterConnectionBuilder, String> {
+    let mut builder = MasterConnection::builder(url)
+        .ice_servers(ice_servers(options.ice_servers))
+        .ca(trusted_cas(options.ca.as_deref(), options.extra_ca_certs.as_ref())?)
+        .reconnect(options.reconnect.unwrap_or(true))
+        .reconnect_max_delay(millis(options.reconnect_max_delay, DEFAULT_RECONNECT_MAX_DELAY))
+        .resync_grace(millis(options.resync_grace, DEFAULT_RESYNC_GRACE))
+        .connect_timeout(millis(options.connect_timeout, DEFAULT_CONNECT_TIMEOUT))
+        .signalling_timeout(millis(options.signalling_timeout, DEFAULT_SIGNALLING_TIMEOUT));
+    if let Some(list) = &options.ice_addresses {
+        builder = builder.ice_addresses(ip_list(list, "iceAddresses")?);
+    }
+    for pair in cookies.chunks_exact(2) {
+        builder = builder.cookie(pair[0].clone(), pair[1].clone());
+    }
+    Ok(builder)
+}
+
+/// The engine's client. `create` makes it, `connect` connects it.
+#[napi]
+pub struct NativeMasterConnection {
+    builder: Mutex<Option<MasterConnectionBuilder>>,
+    sink: Arc<Sink>,
+    connection: Mutex<Option<Arc<MasterConnection>>>,
+    channels: Arc<Mutex<HashMap<u64, QueuedSender>>>,
+    /// The slaves channels were opened to, by uid: a `SlaveConnection`
+    /// dropped closes its peer connection, so they are kept until removed.
+    slaves: Arc<Mutex<HashMap<u64, SlaveConnection>>>,
+    /// Channels opened and not started yet (see `start_channel`).
+    unread: Mutex<HashMap<u64, ChannelReceiver>>,
+    next_channel: AtomicU64,
+    /// `close` was called (perhaps while `connect` was still under way).
+    closed: AtomicBool,
+}
+
+#[napi]
+impl NativeMasterConnection {
+    /// Validates the options and prepares event delivery: `onEvent(event)`
+    /// for every event, `onEvent(channel, data)` for a message. `cookies` is
+    /// `[name, value, …]`.
+    #[napi(factory)]
+    pub fn create(
+        url: String,
+        options: Option<NativeClientOptions>,
+        cookies: Vec<String>,
+        on_event: Function<'_, DeliveryArgs<NativeClientEvent>, ()>,
+    ) -> napi::Result<Self, String> {
+        crate::guarded(|| {
+            init_logging();
+            let builder = builder_from(url, options.unwrap_or_default(), cookies)?;
+            let callback = on_event
+                .build_threadsafe_function::<Delivery<NativeClientEvent>>()
+                .callee_handled::<false>()
+                .build_callback(delivery_args)
+                .map_err(|e| js_error(codes::INTERNAL, e.reason))?;
+            Ok(NativeMasterConnection {
+                builder: Mutex::new(Some(builder)),
+                sink: Arc::new(Sink(Mutex::new(Some(Arc::new(callback))))),
+                connection: Mutex::new(None),
+                channels: Arc::new(Mutex::new(HashMap::new())),
+                slaves: Arc::new(Mutex::new(HashMap::new())),
+                unread: Mutex::new(HashMap::new()),
+                next_channel: AtomicU64::new(1),
+                closed: AtomicBool::new(false),
+            })
+        })
+    }
+
+    /// Connects; resolves with null once the first list is in (its slaves
+    /// come as `slaveadded` events), or with the failure.
+    #[napi]
+    pub async fn connect(&self) -> Option<NativeFailure> {
+        let Some(builder) = self.builder.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return Some(NativeFailure { code: codes::CLOSED.into(), message: "connect() was already called".into() });
+        };
+        let connected = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(builder.connect())).await;
+        match connected {
+            Ok(Ok((connection, mut events))) => {
+                // Under the lock `close` takes too: a close meanwhile is never missed.
+                let stored = {
+                    let mut slot = self.connection.lock().unwrap_or_else(|p| p.into_inner());
+                    let open = !self.closed.load(Ordering::Relaxed);
+                    if open {
+                        *slot = Some(Arc::new(connection));
+                        None
+                    } else {
+                        Some(connection)
+                    }
+                };
+                if let Some(connection) = stored {
+                    connection.close().await;
+                    return Some(NativeFailure { code: codes::CLOSED.into(), message: "closed while connecting".into() });
+                }
+                let (sink, slaves) = (self.sink.clone(), self.slaves.clone());
+                tokio::spawn(async move {
+                    while let Some(e) = events.next().await {
+                        let out = match e {
+                            MasterEvent::SlaveAdded(info) => slave_event("slaveadded", info),
+                            MasterEvent::SlaveRelisted(info) => slave_event("slaverelisted", info),
+                            MasterEvent::SlaveRemoved(info) => {
+                                slaves.lock().unwrap_or_else(|p| p.into_inner()).remove(&info.uid);
+                                slave_event("slaveremoved", info)
+                            }
+                            MasterEvent::Disconnected { code, reason } => {
+                                NativeClientEvent { code: Some(u32::from(code)), reason: Some(reason), ..event("disconnected") }
+                            }
+                            MasterEvent::Reconnected => event("reconnected"),
+                            // Dropped by the engine already; JS has nothing to do with it.
+                            _ => continue,
+                        };
+                        sink.emit(out);
+                    }
+                    sink.emit(event("closed"));
+                });
+                None
+            }
+            Ok(Err(e)) => {
+                self.sink.shut();
+                Some(client_error(&e))
+            }
+            Err(panic) => {
+                self.sink.shut();
+                let err = crate::panic_error(&*panic);
+                Some(NativeFailure { code: err.status, message: err.reason })
+            }
+        }
+    }
+
+    fn connection(&self) -> Result<Arc<MasterConnection>, NativeFailure> {
+        self.connection
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| NativeFailure { code: codes::CLOSED.into(), message: "the master connection is not connected".into() })
+    }
+
+    /// The connection to the slave `uid` (listed under `id` now), kept for
+    /// the next calls.
+    fn slave(&self, uid: i64, id: u32) -> Result<SlaveConnection, ClientError> {
+        let mut slaves = self.slaves.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slave) = slaves.get(&(uid as u64)) {
+            return Ok(slave.clone());
+        }
+        let connection = self.connection().map_err(|_| ClientError::Closed)?;
+        let slave = connection.slave(id)?;
+        slaves.insert(uid as u64, slave.clone());
+        Ok(slave)
+    }
+
+    /// Opens a data channel to the slave `uid` (listed under `id`); resolves
+    /// with its handle once open, or with the failure.
+    #[napi]
+    pub async fn create_data_channel(
+        &self,
+        uid: i64,
+        id: u32,
+        label: String,
+        options: NativeChannelOptions,
+    ) -> NativeOpenedChannel {
+        let NativeChannelOptions { ordered, max_retransmits, max_packet_life_time, protocol } = options;
+        let failed = |failure| NativeOpenedChannel { channel: None, failure: Some(failure) };
+        let slave = match self.slave(uid, id) {
+            Ok(slave) => slave,
+            Err(e) => return failed(client_error(&e)),
+        };
+        let mut options = ChannelOptions::reliable().ordered(ordered).protocol(protocol);
+        if let Some(n) = max_retransmits {
+            options = options.max_retransmits(n.min(u32::from(u16::MAX)) as u16);
+        }
+        if let Some(ms) = max_packet_life_time {
+            options = options.max_packet_life_time(ms.min(u32::from(u16::MAX)) as u16);
+        }
+        let opened = slave.create_data_channel(&label, options);
+        let dc = match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(opened)).await {
+            Ok(Ok(dc)) => dc,
+            Ok(Err(e)) => return failed(client_error(&e)),
+            Err(panic) => {
+                let err = crate::panic_error(&*panic);
+                return failed(NativeFailure { code: err.status, message: err.reason });
+            }
+        };
+        let channel = self.next_channel.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = dc.split();
+        let low_sink = self.sink.clone();
+        let queued = sender.queued(move || low_sink.emit(channel_event("bufferedamountlow", channel)));
+        self.channels.lock().unwrap_or_else(|p| p.into_inner()).insert(channel, queued);
+        self.unread.lock().unwrap_or_else(|p| p.into_inner()).insert(channel, receiver);
+        NativeOpenedChannel { channel: Some(channel as i64), failure: None }
+    }
+
+    /// Starts delivering a channel's messages (and its close): called by the
+    /// wrapper once it can take them, so that none arrive before the JS
+    /// DataChannel exists (the slave may send as soon as its end is open).
+    #[napi]
+    pub fn start_channel(&self, channel: i64) {
+        let channel = channel as u64;
+        let Some(mut receiver) = self.unread.lock().unwrap_or_else(|p| p.into_inner()).remove(&channel) else { return };
+        let (sink, channels) = (self.sink.clone(), self.channels.clone());
+        // On the JS thread: no tokio context here, napi-rs' runtime takes it.
+        napi::bindgen_prelude::spawn(async move {
+            while let Some(message) = receiver.recv().await {
+                sink.deliver(Delivery::Message { channel, data: message.data, is_text: message.is_text });
+            }
+            channels.lock().unwrap_or_else(|p| p.into_inner()).remove(&channel);
+            sink.emit(channel_event("channelclose", channel));
+        });
+    }
+
+    fn channel(&self, channel: i64) -> Option<QueuedSender> {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner()).get(&(channel as u64)).cloned()
+    }
+
+    /// Queues a message on a channel; `isText` sends a text message.
+    #[napi]
+    pub fn send(&self, channel: i64, data: &[u8], is_text: bool) -> napi::Result<(), String> {
+        crate::guarded(|| {
+            let closed = || js_error("ERR_ENSLAVISM_CHANNEL_CLOSED", format!("data channel {channel} is not open"));
+            let sender = self.channel(channel).ok_or_else(closed)?;
+            sender.send(Bytes::copy_from_slice(data), is_text).map_err(|_| closed())
+        })
+    }
+
+    /// Bytes queued on a channel and not yet handed to SCTP.
+    #[napi]
+    pub fn buffered_amount(&self, channel: i64) -> u32 {
+        self.channel(channel).map_or(0, |s| u32::try_from(s.buffered_amount()).unwrap_or(u32::MAX))
+    }
+
+    /// Sets a channel's `bufferedamountlow` threshold.
+    #[napi]
+    pub fn set_buffered_amount_low_threshold(&self, channel: i64, threshold: u32) {
+        if let Some(sender) = self.channel(channel) {
+            sender.set_low_threshold(threshold as usize);
+        }
+    }
+
+    /// Closes one channel once what was queued on it is handed to SCTP.
+    #[napi]
+    pub fn close_channel(&self, channel: i64) {
+        if let Some(sender) = self.channel(channel) {
+            sender.close();
+        }
+    }
+
+    /// Closes the peer connection to the slave `uid`, and its channels.
+    #[napi]
+    pub fn close_slave(&self, uid: i64) {
+        if let Some(slave) = self.slaves.lock().unwrap_or_else(|p| p.into_inner()).get(&(uid as u64)) {
+            slave.close();
+        }
+    }
+
+    /// Closes the master connection and every connection to a slave; resolves
+    /// once done. No event is delivered after this (the wrapper closes its
+    /// channels itself).
+    #[napi]
+    pub async fn close(&self) {
+        let connection = {
+            let mut slot = self.connection.lock().unwrap_or_else(|p| p.into_inner());
+            self.closed.store(true, Ordering::Relaxed);
+            slot.take()
+        };
+        if let Some(connection) = connection {
+            let closing = std::panic::AssertUnwindSafe(connection.close());
+            let _ = tokio::time::timeout(Duration::from_secs(6), futures_util::FutureExt::catch_unwind(closing)).await;
+        }
+        self.builder.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.channels.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.slaves.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.unread.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        // Lets Node exit: nothing is delivered from now on.
+        self.sink.shut();
+    }
+}
