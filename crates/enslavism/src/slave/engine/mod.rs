@@ -9,7 +9,7 @@
 //! [`super::SlaveEvent`]s itself, in order per peer.
 //!
 //! Measured against the `webrtc` driver it replaces (one socket and three
-//! tasks per peer): see the README's Performance section.
+//! tasks per peer): see doc/performance.md.
 
 mod dtls_replay;
 mod reflexive;

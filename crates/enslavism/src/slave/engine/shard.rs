@@ -196,8 +196,9 @@ impl Shard {
             if timer.deadline() != next {
                 timer.as_mut().reset(next);
             }
+            // Unbiased: with a priority order, a JS sender that always has a
+            // command waiting would keep the socket (and its SACKs) unread.
             tokio::select! {
-                biased;
                 _ = shutdown.cancelled() => break,
                 n = commands.recv_many(&mut batch, COMMAND_BATCH) => {
                     if n == 0 {
