@@ -201,6 +201,12 @@ export interface SlaveOptions {
 	connectTimeout?: number;
 	/** Milliseconds the `offer` decision may take before the offer is refused. Default 10000. */
 	offerTimeout?: number;
+	/**
+	 * Largest message (bytes) a data channel carries each way, announced to
+	 * browsers; from 1024 to 262144, default 65536. Each peer keeps a buffer of
+	 * this size: 16384 saves ~48 kB per peer and is plenty for game state.
+	 */
+	maxMessageSize?: number;
 	/** Milliseconds of ICE silence before a peer counts as disconnected. Default 5000. */
 	iceDisconnectedTimeout?: number;
 	/** Milliseconds after which a disconnected peer is released (`close`). Default 10000. */

@@ -58,6 +58,7 @@ describe('misuse from JS', () => {
 		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { portRange: [10, 5] }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
 		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { udpPort: 0 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: /udpPort must be an integer from 1 to 65535/ });
 		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { udpPort: '40000' }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { maxMessageSize: 100 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: /maxMessageSize must be an integer from 1024 to 262144/ });
 		// A udpPort in use: the slave binds before it dials, and says so.
 		const taken = require('node:dgram').createSocket('udp4');
 		taken.bind(0, '127.0.0.1');

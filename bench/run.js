@@ -11,7 +11,8 @@
 // the bots section, default 200,500,1000), BENCH_CLIENTS (M values,
 // default 1000,5000,10000,50000), BENCH_NO_BUILD=1 (reuse the last release
 // build), BENCH_MAX_FOREIGN (share of the machine others may use in a run
-// before it is refused, default 0.1).
+// before it is refused, default 0.1), BENCH_SLAVE_OPTIONS (JSON options
+// added to our slave's, to measure a setting).
 //
 // Outside the namespace it first builds this package in release mode (the
 // addon and the Rust tools in crates/enslavism/examples: master, master_load, bots) and, as root,

@@ -17,6 +17,7 @@ function nativeOptions(options) {
 	const out = checkPeerOptions(options, { timeouts: TIMEOUT_OPTIONS, booleans: BOOLEAN_OPTIONS, addressLists: ['iceAddresses', 'publicAddresses'] });
 	if (options !== undefined) {
 		checkInteger(options, 'udpPort', 1, 65535, out);
+		checkInteger(options, 'maxMessageSize', 1024, 262144, out, ' (bytes)');
 		if (options.portRange !== undefined) {
 			const r = options.portRange;
 			if (!Array.isArray(r) || r.length !== 2 || !r.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535) || r[0] > r[1]) {

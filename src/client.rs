@@ -17,7 +17,6 @@ use enslavism::client::{
 use enslavism::dial::DialError;
 use napi::bindgen_prelude::{Buffer, Function};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
-use napi::Status;
 use napi_derive::napi;
 
 use crate::convert::{ice_servers, ip_list, millis, trusted_cas, NativeIceServer};
@@ -99,7 +98,8 @@ impl Sink {
     fn deliver(&self, delivery: Delivery<NativeClientEvent>) {
         let callback = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(callback) = callback {
-            let _ = callback.call(delivery, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok;
+            // Refused only while Node is shutting down: nothing to deliver to then.
+            let _ = callback.call(delivery, ThreadsafeFunctionCallMode::NonBlocking);
         }
     }
 

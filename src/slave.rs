@@ -35,6 +35,8 @@ pub struct NativeSlaveOptions {
     pub connect_timeout: Option<u32>,
     /// Milliseconds the `offer` decision may take.
     pub offer_timeout: Option<u32>,
+    /// Largest message a data channel carries (bytes).
+    pub max_message_size: Option<u32>,
     /// Milliseconds of ICE silence before a peer counts as disconnected.
     pub ice_disconnected_timeout: Option<u32>,
     /// Milliseconds before a disconnected peer is released.
@@ -240,6 +242,7 @@ fn config_from(options: NativeSlaveOptions) -> napi::Result<SlaveConfig, String>
         ice_servers: ice_servers(options.ice_servers),
         connect_timeout: millis(options.connect_timeout, defaults.connect_timeout),
         offer_timeout: millis(options.offer_timeout, defaults.offer_timeout),
+        max_message_size: options.max_message_size.map_or(defaults.max_message_size, |n| n as usize),
         ice_disconnected_timeout: millis(options.ice_disconnected_timeout, defaults.ice_disconnected_timeout),
         ice_failed_timeout: millis(options.ice_failed_timeout, defaults.ice_failed_timeout),
         peer_setup_timeout: millis(options.peer_setup_timeout, defaults.peer_setup_timeout),

@@ -15,8 +15,13 @@ function loadImpl(name) {
 }
 
 /** The fourth Slave argument: ours binds ICE to the namespace's address; 0.9.0 takes none. */
+/**
+ * Our slave's options: its ICE address, plus `BENCH_SLAVE_OPTIONS` (JSON,
+ * e.g. '{"maxMessageSize":16384}') to measure a setting against 0.9.0.
+ */
 function slaveOptions(name, address) {
-	return name === 'ours' ? { iceAddresses: [address] } : undefined;
+	if (name !== 'ours') return undefined;
+	return { iceAddresses: [address], ...JSON.parse(process.env.BENCH_SLAVE_OPTIONS || '{}') };
 }
 
 /** Master options: no per-client offer limit (0.9.0 has none, and the setup loop offers quickly). */

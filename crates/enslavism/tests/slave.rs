@@ -273,3 +273,22 @@ async fn a_stun_server_gives_each_shard_a_server_reflexive_candidate() {
     slave.close().await;
     master.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_answer_announces_the_configured_max_message_size() {
+    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
+    let url = format!("ws://{}", master.local_addr().unwrap());
+    let config =
+        SlaveConfig { ice_addresses: vec!["127.0.0.1".parse().unwrap()], max_message_size: 16 * 1024, ..SlaveConfig::default() };
+    let (events_tx, _events) = mpsc::unbounded_channel();
+    let slave = Slave::connect(&url, "{}", &[], config, Arc::new(Events(events_tx))).await.unwrap();
+    let (_pc, _dc, mut ws, _) = send_offer(&url, "small").await;
+    let sdp = loop {
+        if let Message::AnswerFromSlave(SessionDescription { sdp, .. }) = next_frame(&mut ws).await {
+            break sdp;
+        }
+    };
+    assert!(sdp.lines().any(|l| l.trim_end() == "a=max-message-size:16384"), "{sdp}");
+    slave.close().await;
+    master.close().await;
+}

@@ -8,7 +8,7 @@ use std::time::Instant;
 use rtc::data_channel::RTCDataChannelInit;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
-use rtc::peer_connection::configuration::setting_engine::{SettingEngine, SettingEngineBuilder};
+use rtc::peer_connection::configuration::setting_engine::{SctpMaxMessageSize, SettingEngine, SettingEngineBuilder};
 use rtc::peer_connection::configuration::{RTCConfiguration, RTCConfigurationBuilder};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{RTCDtlsRole, RTCIceCandidateInit};
@@ -94,6 +94,9 @@ impl PeerTemplate {
             // Candidates are ours (the shard's socket); no multicast socket either.
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
             .with_ice_timeouts(Some(config.ice_disconnected_timeout), Some(config.ice_failed_timeout), None)
+            .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(
+                config.max_message_size.clamp(1, crate::slave::MAX_MAX_MESSAGE_SIZE) as u32,
+            ))
             .build();
         let mut configuration = RTCConfigurationBuilder::new();
         if let Some(certificate) = certificate {
