@@ -43,12 +43,13 @@ const CLOSE_DRAIN_LIMIT: Duration = Duration::from_secs(10);
 const COMMAND_BATCH: usize = 256;
 /// Addresses remembered per peer (its candidate pairs' remote ends).
 const MAX_PEER_ADDRESSES: usize = 8;
-/// Bytes a channel may have in SCTP, unacknowledged; the rest waits in the
-/// channel's queue. Unbounded (rtc's default), SCTP sent bursts as large as
-/// the receiver's window, which overflowed its socket's kernel buffer: a
-/// bulk send to a webrtc-rs peer stalled for seconds on retransmission
-/// timeouts. Loopback needs ~64 KiB for full speed; Chromium aborted
-/// associations more often with 256 KiB and more in flight.
+/// Bytes of a channel's messages `rtc` may hold (its `outstanding_bytes`);
+/// the rest waits in the channel's queue. Without it, a bulk send to a
+/// webrtc-rs peer stalled for seconds on retransmission timeouts. It does
+/// not bound what SCTP itself puts in flight: against Chromium (a 5 MiB
+/// window), bursts of 1.1 MB in 100 ms still overflowed the receiver and
+/// ended in an "Out Of Resource" abort in 4 of 12 throughput runs (see
+/// doc/performance.md); bounding the in-flight bytes is still to do.
 const SCTP_SEND_BUFFER: usize = 128 * 1024;
 
 /// One data channel of a peer, as its shard keeps it.

@@ -1,6 +1,6 @@
-//! A shard's UDP socket: bound once, read and written in batches through
-//! quinn-udp (recvmmsg and GRO in, the source address chosen per datagram out),
-//! with large kernel buffers.
+//! A shard's UDP socket: bound once, read in batches through quinn-udp
+//! (recvmmsg and GRO), written a datagram at a time with its source address
+//! chosen, with large kernel buffers.
 
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
