@@ -173,11 +173,12 @@ export interface SlaveOptions {
 	/**
 	 * The one UDP port every peer connection of this slave uses (for
 	 * firewalls, Docker `-p 40000:40000/udp`). All WebRTC work then runs on
-	 * one core. Default: one port per core, each chosen free once.
+	 * one core. `0`: one shard on a free port. Default: one port per core,
+	 * each chosen free once. Not with `portRange`.
 	 */
 	udpPort?: number;
 	/**
-	 * `[min, max]` UDP ports: one shard (socket and core's worth of work) per
+	 * `[first, last]` UDP ports: one shard (socket and core's worth of work) per
 	 * port, as many as there are cores; a port in use is skipped.
 	 */
 	portRange?: [number, number];

@@ -24,13 +24,19 @@ describe('misuse from JS', () => {
 		await close();
 	});
 
-	it('master options out of range are RangeErrors naming the option and its range', () => {
+	it('master options out of range are RangeErrors naming the option and its range (checked by the engine)', () => {
 		assert.throws(() => new Master(0, { maxUserDataSize: 65536 }), {
-			name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: 'options.maxUserDataSize must be an integer from 1 to 65535; received number 65536',
+			name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: 'options.maxUserDataSize must be an integer from 1 to 65535 (bytes); received number 65536',
 		});
-		assert.throws(() => new Master(0, { maxConnections: 0 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
-		assert.throws(() => new Master(0, { maxOffersPerSecond: 1.5 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
-		assert.throws(() => new Master(0, { heartbeatTimeout: '10s' }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+		assert.throws(() => new Master(0, { maxConnections: 0 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: /options.maxConnections must be an integer from 1 to/ });
+		assert.throws(() => new Master(0, { heartbeatInterval: 5 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: /options.heartbeatInterval must be an integer from 10 to 4294967295 \(ms\)/ });
+		assert.throws(() => new Master(0, { maxOffersPerSecond: 2 ** 32 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: /options.maxOffersPerSecond must be an integer from 0 to 4294967295/ });
+		assert.throws(() => new Master(0, { heartbeatInterval: 1000, heartbeatTimeout: 1000 }), {
+			name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: 'options.heartbeatTimeout: must be longer than heartbeat_interval (1000 ms); got 1000 ms',
+		});
+		// Types are the wrapper's to check: a non-integer, a string.
+		assert.throws(() => new Master(0, { maxOffersPerSecond: 1.5 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: /must be a non-negative integer; received number 1.5/ });
+		assert.throws(() => new Master(0, { heartbeatTimeout: '10s' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /options.heartbeatTimeout must be a number; received string 10s/ });
 	});
 
 	it('a peer socket of a closed master refuses send() with ERR_ENSLAVISM_CLOSED', async () => {
@@ -55,10 +61,14 @@ describe('misuse from JS', () => {
 		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, { password: 5 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
 		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { reconnect: 'yes' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
 		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { offerTimeout: -1 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
-		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { portRange: [10, 5] }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
-		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { udpPort: 0 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: /udpPort must be an integer from 1 to 65535/ });
-		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { udpPort: '40000' }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
-		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { maxMessageSize: 100 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: /maxMessageSize must be an integer from 1024 to 262144/ });
+		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { portRange: [10, 5] }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: /options.portRange: must run from a first port to a last one/ });
+		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { portRange: [10] }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { udpPort: 4000, portRange: [5000, 5001] }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: /not both/ });
+		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { udpPort: 70000 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: /options.udpPort must be an integer from 0 to 65535; received number 70000/ });
+		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { udpPort: '40000' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { maxMessageSize: 100 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: /options.maxMessageSize must be an integer from 1024 to 262144 \(bytes\); received number 100/ });
+		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { publicAddresses: ['0.0.0.0'] }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: /options.publicAddresses: 0.0.0.0 cannot be announced/ });
+		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, {}, { iceServers: [{ urls: 'http://stun.example' }] }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: /options.iceServers: "http:\/\/stun.example" is not a stun:/ });
 		// A udpPort in use: the slave binds before it dials, and says so.
 		const taken = require('node:dgram').createSocket('udp4');
 		taken.bind(0, '127.0.0.1');

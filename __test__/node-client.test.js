@@ -144,6 +144,9 @@ describe('MasterConnection in Node', () => {
 		assert.throws(() => new MasterConnection(8081), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
 		assert.throws(() => new MasterConnection('ws://127.0.0.1:1', { reconnect: 'yes' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
 		assert.throws(() => new MasterConnection('ws://127.0.0.1:1', { resyncGrace: -1 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+		assert.throws(() => new MasterConnection('ws://127.0.0.1:1', { connectTimeout: 0 }), {
+			name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: 'options.connectTimeout must be an integer from 1 to 4294967295 (ms); received number 0',
+		});
 		assert.throws(() => new MasterConnection('ws://127.0.0.1:1', { iceAddresses: ['not an ip'] }), { code: 'ERR_INVALID_ARG_VALUE' });
 		assert.throws(() => new MasterConnection('ws://127.0.0.1:1', { authData: { token: 5 } }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
 		const masterCon = new MasterConnection('ws://127.0.0.1:1', { connectTimeout: 2000 });

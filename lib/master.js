@@ -6,7 +6,7 @@
 const { EventEmitter } = require('node:events');
 const net = require('node:net');
 const { NativeMaster, clientScript } = require('./binding.js');
-const { checkInteger, codedError, describe, emitError, toBuffer } = require('./util.js');
+const { checkInteger, codedError, createNative, describe, emitError, toBuffer } = require('./util.js');
 
 const CLIENT_SCRIPT_PATH = '/enslavism/client.js';
 const PEER_PATHS = new Map([['/enslavism/slaves', 'slave'], ['/enslavism/clients', 'client']]);
@@ -26,20 +26,9 @@ function pathOf(url) {
 	return query === -1 ? url : url.slice(0, query);
 }
 
-const U32_MAX = 0xffffffff;
-/** Numeric options: name, smallest and largest value (rates: 0 means no limit). */
-const NUMERIC_OPTIONS = [
-	['maxMessageSize', 1, U32_MAX],
-	['outboundQueueLength', 1, U32_MAX],
-	['handshakeTimeout', 1, U32_MAX],
-	['authTimeout', 1, U32_MAX],
-	['heartbeatInterval', 1, U32_MAX],
-	['heartbeatTimeout', 1, U32_MAX],
-	['maxConnections', 1, U32_MAX],
-	['maxUserDataSize', 1, 65535],
-	['maxOffersPerSecond', 0, U32_MAX],
-	['maxCandidatesPerSecond', 0, U32_MAX],
-];
+/** Numeric options (their ranges are the engine's to check). */
+const NUMERIC_OPTIONS = ['maxMessageSize', 'outboundQueueLength', 'handshakeTimeout', 'authTimeout', 'heartbeatInterval',
+	'heartbeatTimeout', 'maxConnections', 'maxUserDataSize', 'maxOffersPerSecond', 'maxCandidatesPerSecond'];
 
 function checkOptions(options) {
 	if (options === undefined) return {};
@@ -47,7 +36,7 @@ function checkOptions(options) {
 		throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options must be an object; received ${describe(options)}`);
 	}
 	const out = {};
-	for (const [key, min, max] of NUMERIC_OPTIONS) checkInteger(options, key, min, max, out);
+	for (const key of NUMERIC_OPTIONS) checkInteger(options, key, out);
 	if (options.host !== undefined) {
 		if (typeof options.host !== 'string') {
 			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.host must be a string; received ${describe(options.host)}`);
@@ -145,10 +134,11 @@ class Master extends EventEmitter {
 				throw codedError(RangeError, 'ERR_SOCKET_BAD_PORT', `port must be an integer from 0 to 65535; received ${portOrServer}`);
 			}
 			try {
-				this._native = NativeMaster.listen(portOrServer, nativeOptions, onEvent);
+				this._native = createNative(() => NativeMaster.listen(portOrServer, nativeOptions, onEvent));
 			} catch (err) {
-				// A bad certificate is a bad argument, thrown as https.createServer does.
-				if (err.code === 'ERR_ENSLAVISM_CERTIFICATE') throw err;
+				// A bad option or certificate is a bad argument, thrown as
+				// https.createServer does (createNative made it a RangeError or TypeError).
+				if (err.code === 'ERR_ENSLAVISM_CERTIFICATE' || err instanceof RangeError || err instanceof TypeError) throw err;
 				// Like net.Server: a bind failure is an 'error' event, not a throw.
 				this._native = null;
 				process.nextTick(() => this._emitError(err));
@@ -160,7 +150,7 @@ class Master extends EventEmitter {
 				throw codedError(TypeError, 'ERR_INVALID_ARG_VALUE',
 					'options.tls is for the master\'s own port; an attached server (http or https) keeps its own TLS');
 			}
-			this._native = NativeMaster.detached(nativeOptions, onEvent);
+			this._native = createNative(() => NativeMaster.detached(nativeOptions, onEvent));
 			this._attach(portOrServer);
 		} else {
 			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE',

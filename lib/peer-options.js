@@ -4,7 +4,7 @@
 // by the engine.
 
 const fs = require('node:fs');
-const { checkInteger, codedError, describe } = require('./util.js');
+const { checkInteger, codedError, createNative, describe } = require('./util.js');
 
 /**
  * Checks the types of `options` and copies what the engine takes: the
@@ -19,7 +19,7 @@ function checkPeerOptions(options, { timeouts, booleans, addressLists }) {
 	if (options === null || typeof options !== 'object') {
 		throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options must be an object; received ${describe(options)}`);
 	}
-	for (const key of timeouts) checkInteger(options, key, 1, 0xffffffff, out, ' (ms)');
+	for (const key of timeouts) checkInteger(options, key, out);
 	for (const key of booleans) {
 		const value = options[key];
 		if (value === undefined) continue;
@@ -84,13 +84,13 @@ function extraCaCerts() {
  */
 function createWithExtraCa(create, options) {
 	try {
-		return create(options);
+		return createNative(() => create(options));
 	} catch (err) {
 		if (options.extraCaCerts === undefined || err.code !== 'ERR_ENSLAVISM_CERTIFICATE' || !err.message.includes('NODE_EXTRA_CA_CERTS')) throw err;
 		process.emitWarning(`Ignoring extra certs from \`${process.env.NODE_EXTRA_CA_CERTS}\`, load failed: ${err.message}`);
 		extraCaCache = null;
 		const { extraCaCerts: _ignored, ...rest } = options;
-		return create(rest);
+		return createNative(() => create(rest));
 	}
 }
 

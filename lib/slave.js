@@ -7,7 +7,7 @@ const { EventEmitter } = require('node:events');
 const { NativeSlave } = require('./binding.js');
 const { DataChannel } = require('./data-channel.js');
 const { authPairs, checkPeerOptions, createWithExtraCa } = require('./peer-options.js');
-const { checkInteger, codedError, describe, emitError } = require('./util.js');
+const { checkCount, checkInteger, codedError, describe, emitError } = require('./util.js');
 
 const TIMEOUT_OPTIONS = ['connectTimeout', 'offerTimeout', 'iceDisconnectedTimeout', 'iceFailedTimeout', 'peerSetupTimeout', 'reconnectMaxDelay', 'heartbeatInterval', 'heartbeatTimeout'];
 const BOOLEAN_OPTIONS = ['iceNudge', 'reconnect'];
@@ -16,13 +16,14 @@ const BOOLEAN_OPTIONS = ['iceNudge', 'reconnect'];
 function nativeOptions(options) {
 	const out = checkPeerOptions(options, { timeouts: TIMEOUT_OPTIONS, booleans: BOOLEAN_OPTIONS, addressLists: ['iceAddresses', 'publicAddresses'] });
 	if (options !== undefined) {
-		checkInteger(options, 'udpPort', 1, 65535, out);
-		checkInteger(options, 'maxMessageSize', 1024, 262144, out, ' (bytes)');
+		checkInteger(options, 'udpPort', out);
+		checkInteger(options, 'maxMessageSize', out);
 		if (options.portRange !== undefined) {
 			const r = options.portRange;
-			if (!Array.isArray(r) || r.length !== 2 || !r.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535) || r[0] > r[1]) {
-				throw codedError(RangeError, 'ERR_OUT_OF_RANGE', 'options.portRange must be [min, max] with 1 <= min <= max <= 65535');
+			if (!Array.isArray(r) || r.length !== 2) {
+				throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.portRange must be an array [first, last]; received ${describe(r)}`);
 			}
+			r.forEach((port, i) => checkCount(`options.portRange[${i}]`, port));
 			out.portRange = r;
 		}
 	}

@@ -26,16 +26,42 @@ function toBuffer(data) {
 }
 
 /**
- * Copies `options[key]` to `out` when set, after checking that it is an
- * integer from `min` to `max` (`unit` is named in the message).
+ * Throws unless `value` is a non-negative integer (a count, a size, a port or
+ * milliseconds): the type the engine takes. Its range is the engine's to check.
  */
-function checkInteger(options, key, min, max, out, unit = '') {
+function checkCount(name, value) {
+	if (typeof value !== 'number') {
+		throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `${name} must be a number; received ${describe(value)}`);
+	}
+	if (!Number.isSafeInteger(value) || value < 0) {
+		throw codedError(RangeError, 'ERR_OUT_OF_RANGE', `${name} must be a non-negative integer; received ${describe(value)}`);
+	}
+}
+
+/** Copies `options[key]` to `out` when set, after {@link checkCount}. */
+function checkInteger(options, key, out) {
 	const value = options[key];
 	if (value === undefined) return;
-	if (!Number.isInteger(value) || value < min || value > max) {
-		throw codedError(RangeError, 'ERR_OUT_OF_RANGE', `options.${key} must be an integer from ${min} to ${max}${unit}; received ${describe(value)}`);
-	}
+	checkCount(`options.${key}`, value);
 	out[key] = value;
+}
+
+/** The JS classes of the errors the engine reports by code. */
+const ERROR_CLASSES = { ERR_OUT_OF_RANGE: RangeError, ERR_INVALID_ARG_VALUE: TypeError };
+
+/**
+ * `create()` (a constructor of the binding), with the options the engine
+ * refuses thrown as Node throws its own: a RangeError for a number out of
+ * range, a TypeError for another unusable value, each with its `code`.
+ */
+function createNative(create) {
+	try {
+		return create();
+	} catch (err) {
+		const ErrorClass = ERROR_CLASSES[err?.code];
+		if (ErrorClass === undefined) throw err;
+		throw codedError(ErrorClass, err.code, err.message);
+	}
 }
 
 /**
@@ -47,4 +73,4 @@ function emitError(emitter, who, err) {
 	else process.emitWarning(`enslavism ${who}: ${err.message} (listen to 'error' to handle this)`, { code: err.code });
 }
 
-module.exports = { checkInteger, codedError, describe, emitError, toBuffer };
+module.exports = { checkCount, checkInteger, codedError, createNative, describe, emitError, toBuffer };

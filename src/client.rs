@@ -11,15 +11,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use enslavism::client::{
     ChannelOptions, ChannelReceiver, ClientError, MasterConnection, MasterConnectionBuilder, MasterEvent, QueuedSender,
-    SlaveConnection, SlaveInfo, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RECONNECT_MAX_DELAY, DEFAULT_RESYNC_GRACE,
-    DEFAULT_SIGNALLING_TIMEOUT,
+    SlaveConnection, SlaveInfo,
 };
+use enslavism::config::ConfigError;
 use enslavism::dial::DialError;
 use napi::bindgen_prelude::{Buffer, Function};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 
-use crate::convert::{ice_servers, ip_list, millis, trusted_cas, NativeIceServer};
+use crate::convert::{config_error, ice_servers, ip_list, millis, set_each, trusted_cas, NativeIceServer};
 use crate::delivery::{delivery_args, Delivery, DeliveryArgs, EventCallback};
 use crate::slave::NativeFailure;
 use crate::{codes, init_logging, js_error};
@@ -35,13 +35,13 @@ pub struct NativeClientOptions {
     /// Reconnect to the master when the link drops (default true).
     pub reconnect: Option<bool>,
     /// Longest wait (ms) between two reconnection attempts.
-    pub reconnect_max_delay: Option<u32>,
+    pub reconnect_max_delay: Option<i64>,
     /// How long (ms) a slave missing after a reconnection may take to register again.
-    pub resync_grace: Option<u32>,
+    pub resync_grace: Option<i64>,
     /// Milliseconds to wait for the master's handshake and first list.
-    pub connect_timeout: Option<u32>,
+    pub connect_timeout: Option<i64>,
     /// Milliseconds a slave has to answer, and a channel to open.
-    pub signalling_timeout: Option<u32>,
+    pub signalling_timeout: Option<i64>,
     /// CA certificates (PEM) trusted for a `wss://` master beyond the Mozilla roots.
     pub ca: Option<Vec<Buffer>>,
     /// The contents of the file named by `NODE_EXTRA_CA_CERTS`, trusted the same way.
@@ -132,6 +132,7 @@ fn client_error(e: &ClientError) -> NativeFailure {
         ClientError::Dial(DialError::Tls { .. }) => codes::TLS,
         ClientError::Dial(_) => "ERR_ENSLAVISM_UNREACHABLE",
         ClientError::Certificate(_) => codes::CERTIFICATE,
+        ClientError::Config(ConfigError::OutOfRange { .. }) => codes::OUT_OF_RANGE,
         ClientError::Config(_) => codes::INVALID_ARG,
         ClientError::Rejected { .. } => "REJECTED",
         ClientError::MasterUnavailable => "MASTER_UNAVAILABLE",
@@ -144,6 +145,8 @@ fn client_error(e: &ClientError) -> NativeFailure {
     NativeFailure { code: code.into(), message: e.to_string() }
 }
 
+/// The options as the engine's builder takes them; `check` is the
+/// engine's own validation, run now so that bad options throw at once.
 fn builder_from(
     url: String,
     options: NativeClientOptions,
@@ -151,18 +154,27 @@ fn builder_from(
 ) -> napi::Result<MasterConnectionBuilder, String> {
     let mut builder = MasterConnection::builder(url)
         .ice_servers(ice_servers(options.ice_servers))
-        .ca(trusted_cas(options.ca.as_deref(), options.extra_ca_certs.as_ref())?)
-        .reconnect(options.reconnect.unwrap_or(true))
-        .reconnect_max_delay(millis(options.reconnect_max_delay, DEFAULT_RECONNECT_MAX_DELAY))
-        .resync_grace(millis(options.resync_grace, DEFAULT_RESYNC_GRACE))
-        .connect_timeout(millis(options.connect_timeout, DEFAULT_CONNECT_TIMEOUT))
-        .signalling_timeout(millis(options.signalling_timeout, DEFAULT_SIGNALLING_TIMEOUT));
+        .ca(trusted_cas(options.ca.as_deref(), options.extra_ca_certs.as_ref())?);
+    if let Some(on) = options.reconnect {
+        builder = builder.reconnect(on);
+    }
+    builder = set_each(
+        builder,
+        &[
+            (options.reconnect_max_delay, MasterConnectionBuilder::reconnect_max_delay),
+            (options.resync_grace, MasterConnectionBuilder::resync_grace),
+            (options.connect_timeout, MasterConnectionBuilder::connect_timeout),
+            (options.signalling_timeout, MasterConnectionBuilder::signalling_timeout),
+        ],
+        millis,
+    );
     if let Some(list) = &options.ice_addresses {
         builder = builder.ice_addresses(ip_list(list, "iceAddresses")?);
     }
     for pair in cookies.chunks_exact(2) {
         builder = builder.cookie(pair[0].clone(), pair[1].clone());
     }
+    builder.check().map_err(config_error)?;
     Ok(builder)
 }
 

@@ -33,6 +33,8 @@ fn init_runtime() {
 pub(crate) mod codes {
     /// An argument had the right type but an unusable value.
     pub const INVALID_ARG: &str = "ERR_INVALID_ARG_VALUE";
+    /// A number outside the range its option takes.
+    pub const OUT_OF_RANGE: &str = "ERR_OUT_OF_RANGE";
     /// The object was closed.
     pub const CLOSED: &str = "ERR_ENSLAVISM_CLOSED";
     /// A socket handed over from Node could not be used.

@@ -5,13 +5,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
-use enslavism::tls::TlsIdentity;
 use enslavism::master::{
-    AuthDecision, AuthRequest, Master, MasterConfig, MasterError, MasterEvent, MasterHooks, PeerKind, Rejection,
+    AuthDecision, AuthRequest, Master, MasterConfig, MasterConfigBuilder, MasterError, MasterEvent, MasterHooks, PeerKind,
+    Rejection,
 };
+use enslavism::tls::TlsIdentity;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -19,6 +19,7 @@ use napi::Status;
 use napi_derive::napi;
 use tokio::sync::oneshot;
 
+use crate::convert::{config_error, millis, narrow, set_each, size};
 use crate::{codes, init_logging, js_error};
 
 /// Options of a master, as passed from JS (all optional).
@@ -29,25 +30,25 @@ pub struct NativeMasterOptions {
     /// where IPv6 is off).
     pub host: Option<String>,
     /// Largest WebSocket message a peer may send, in bytes.
-    pub max_message_size: Option<u32>,
+    pub max_message_size: Option<i64>,
     /// Frames queued for one peer before it is disconnected as too slow.
-    pub outbound_queue_length: Option<u32>,
+    pub outbound_queue_length: Option<i64>,
     /// Milliseconds a connection has to send its HTTP request headers.
-    pub handshake_timeout: Option<u32>,
+    pub handshake_timeout: Option<i64>,
     /// Milliseconds the auth listeners have to decide.
-    pub auth_timeout: Option<u32>,
+    pub auth_timeout: Option<i64>,
     /// Milliseconds between pings to a quiet peer.
-    pub heartbeat_interval: Option<u32>,
+    pub heartbeat_interval: Option<i64>,
     /// Milliseconds of silence after which a peer is dropped.
-    pub heartbeat_timeout: Option<u32>,
+    pub heartbeat_timeout: Option<i64>,
     /// Most connections at once; more are answered 503.
-    pub max_connections: Option<u32>,
+    pub max_connections: Option<i64>,
     /// Largest userData (bytes of JSON) a slave may register.
-    pub max_user_data_size: Option<u32>,
+    pub max_user_data_size: Option<i64>,
     /// Offers one client may send per second (0: no limit).
-    pub max_offers_per_second: Option<u32>,
+    pub max_offers_per_second: Option<i64>,
     /// ICE candidates one client may send per second (0: no limit).
-    pub max_candidates_per_second: Option<u32>,
+    pub max_candidates_per_second: Option<i64>,
     /// The certificate and key of the master's own HTTPS/WSS server.
     pub tls: Option<NativeTlsOptions>,
 }
@@ -246,42 +247,39 @@ pub struct NativeMaster {
     hooks: Arc<JsHooks>,
 }
 
+/// The options as the engine's builder takes them; it checks the values.
 fn config_from(options: &NativeMasterOptions) -> napi::Result<MasterConfig, String> {
-    let mut config = MasterConfig::default();
+    let mut b = MasterConfig::builder();
     if let Some(tls) = &options.tls {
-        config.tls = Some(tls_identity(tls)?);
+        b = b.tls(tls_identity(tls)?);
     }
-    if let Some(n) = options.max_message_size {
-        config.max_message_size = n as usize;
-    }
-    if let Some(n) = options.outbound_queue_length {
-        config.outbound_queue_len = n as usize;
-    }
-    if let Some(ms) = options.handshake_timeout {
-        config.handshake_timeout = Duration::from_millis(u64::from(ms));
-    }
-    if let Some(ms) = options.auth_timeout {
-        config.auth_timeout = Duration::from_millis(u64::from(ms));
-    }
-    if let Some(ms) = options.heartbeat_interval {
-        config.heartbeat_interval = Duration::from_millis(u64::from(ms));
-    }
-    if let Some(ms) = options.heartbeat_timeout {
-        config.heartbeat_timeout = Duration::from_millis(u64::from(ms));
-    }
-    if let Some(n) = options.max_connections {
-        config.max_connections = n as usize;
-    }
-    if let Some(n) = options.max_user_data_size {
-        config.max_user_data_size = n as usize;
-    }
+    b = set_each(
+        b,
+        &[
+            (options.max_message_size, MasterConfigBuilder::max_message_size),
+            (options.outbound_queue_length, MasterConfigBuilder::outbound_queue_length),
+            (options.max_connections, MasterConfigBuilder::max_connections),
+            (options.max_user_data_size, MasterConfigBuilder::max_user_data_size),
+        ],
+        size,
+    );
+    b = set_each(
+        b,
+        &[
+            (options.handshake_timeout, MasterConfigBuilder::handshake_timeout),
+            (options.auth_timeout, MasterConfigBuilder::auth_timeout),
+            (options.heartbeat_interval, MasterConfigBuilder::heartbeat_interval),
+            (options.heartbeat_timeout, MasterConfigBuilder::heartbeat_timeout),
+        ],
+        millis,
+    );
     if let Some(n) = options.max_offers_per_second {
-        config.max_offers_per_second = n;
+        b = b.max_offers_per_second(narrow("max_offers_per_second", n).map_err(config_error)?);
     }
     if let Some(n) = options.max_candidates_per_second {
-        config.max_candidates_per_second = n;
+        b = b.max_candidates_per_second(narrow("max_candidates_per_second", n).map_err(config_error)?);
     }
-    Ok(config)
+    b.build().map_err(config_error)
 }
 
 fn make_hooks(on_event: Function<'_, NativeMasterEvent, ()>) -> napi::Result<Arc<JsHooks>, String> {
@@ -459,7 +457,6 @@ impl NativeMaster {
     pub fn set_tls(&self, tls: NativeTlsOptions) -> napi::Result<(), String> {
         crate::guarded(|| self.master.set_tls(tls_identity(&tls)?).map_err(master_error))
     }
-
 
     /// Sends a raw binary frame to one peer. Returns false when it is gone.
     #[napi]

@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use enslavism::dial::DialError;
-use enslavism::slave::{ChannelId, OfferDecision, Slave, SlaveConfig, SlaveError, SlaveEvent, SlaveHooks};
+use enslavism::slave::{ChannelId, OfferDecision, Slave, SlaveConfig, SlaveConfigBuilder, SlaveError, SlaveEvent, SlaveHooks};
 use napi::bindgen_prelude::{Buffer, Function};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::Status;
 use napi_derive::napi;
 use tokio::sync::oneshot;
 
-use crate::convert::{ice_servers, ip_list, millis, trusted_cas, NativeIceServer};
+use crate::convert::{config_error, ice_servers, ip_list, millis, narrow, set_each, size, trusted_cas, NativeIceServer};
 use crate::delivery::{delivery_args, Delivery, DeliveryArgs, EventCallback};
 use crate::{codes, init_logging, js_error};
 
@@ -26,33 +26,33 @@ pub struct NativeSlaveOptions {
     /// Addresses announced in place of the bound ones of the same family (NAT 1:1).
     pub public_addresses: Option<Vec<String>>,
     /// The one UDP port of every peer connection.
-    pub udp_port: Option<u32>,
+    pub udp_port: Option<i64>,
     /// `[min, max]` UDP ports for the shards (one port each).
-    pub port_range: Option<Vec<u32>>,
+    pub port_range: Option<Vec<i64>>,
     /// STUN/TURN servers.
     pub ice_servers: Option<Vec<NativeIceServer>>,
     /// Milliseconds to wait for the master's handshake.
-    pub connect_timeout: Option<u32>,
+    pub connect_timeout: Option<i64>,
     /// Milliseconds the `offer` decision may take.
-    pub offer_timeout: Option<u32>,
+    pub offer_timeout: Option<i64>,
     /// Largest message a data channel carries (bytes).
-    pub max_message_size: Option<u32>,
+    pub max_message_size: Option<i64>,
     /// Milliseconds of ICE silence before a peer counts as disconnected.
-    pub ice_disconnected_timeout: Option<u32>,
+    pub ice_disconnected_timeout: Option<i64>,
     /// Milliseconds before a disconnected peer is released.
-    pub ice_failed_timeout: Option<u32>,
+    pub ice_failed_timeout: Option<i64>,
     /// Milliseconds a peer has to open its first data channel.
-    pub peer_setup_timeout: Option<u32>,
+    pub peer_setup_timeout: Option<i64>,
     /// Answer the browser's first nominating ICE check early (default true).
     pub ice_nudge: Option<bool>,
     /// Reconnect to the master when the link drops (default true).
     pub reconnect: Option<bool>,
     /// Longest wait (ms) between two reconnection attempts.
-    pub reconnect_max_delay: Option<u32>,
+    pub reconnect_max_delay: Option<i64>,
     /// Milliseconds between pings to a quiet master.
-    pub heartbeat_interval: Option<u32>,
+    pub heartbeat_interval: Option<i64>,
     /// Milliseconds of master silence after which the link is dropped and reconnected.
-    pub heartbeat_timeout: Option<u32>,
+    pub heartbeat_timeout: Option<i64>,
     /// CA certificates (PEM) trusted for a `wss://` master beyond the Mozilla roots.
     pub ca: Option<Vec<Buffer>>,
     /// The contents of the file named by `NODE_EXTRA_CA_CERTS`, trusted the same way.
@@ -211,48 +211,47 @@ fn slave_error(e: SlaveError) -> napi::Error<String> {
     js_error(code, e.to_string())
 }
 
+/// The options as the engine's builder takes them; it checks the values.
 fn config_from(options: NativeSlaveOptions) -> napi::Result<SlaveConfig, String> {
-    let defaults = SlaveConfig::default();
-    let ca = trusted_cas(options.ca.as_deref(), options.extra_ca_certs.as_ref())?;
-    let ice_addresses = match &options.ice_addresses {
-        Some(list) => ip_list(list, "iceAddresses")?,
-        None => defaults.ice_addresses,
-    };
-    let public_addresses = ip_list(options.public_addresses.as_deref().unwrap_or_default(), "publicAddresses")?;
-    if let Some(bad) = public_addresses.iter().find(|ip| ip.is_unspecified()) {
-        return Err(js_error(codes::INVALID_ARG, format!("publicAddresses: {bad} cannot be announced (it is not an address of this host)")));
+    let mut b = SlaveConfig::builder()
+        .ca(trusted_cas(options.ca.as_deref(), options.extra_ca_certs.as_ref())?)
+        .ice_servers(ice_servers(options.ice_servers))
+        .public_addresses(ip_list(options.public_addresses.as_deref().unwrap_or_default(), "publicAddresses")?);
+    if let Some(list) = &options.ice_addresses {
+        b = b.ice_addresses(ip_list(list, "iceAddresses")?);
     }
-    let port_range = match options.port_range.as_deref() {
-        None => None,
-        Some([lo, hi]) if *lo >= 1 && lo <= hi && *hi <= 65535 => Some((*lo as u16, *hi as u16)),
-        Some(other) => {
-            return Err(js_error(codes::INVALID_ARG, format!("portRange must be [min, max] within 1..65535, not {other:?}")))
-        }
-    };
-    let udp_port = match options.udp_port {
-        None => None,
-        Some(port @ 1..=65535) => Some(port as u16),
-        Some(other) => return Err(js_error(codes::INVALID_ARG, format!("udpPort must be within 1..65535, not {other}"))),
-    };
-    Ok(SlaveConfig {
-        ice_addresses,
-        public_addresses,
-        udp_port,
-        port_range,
-        ice_servers: ice_servers(options.ice_servers),
-        connect_timeout: millis(options.connect_timeout, defaults.connect_timeout),
-        offer_timeout: millis(options.offer_timeout, defaults.offer_timeout),
-        max_message_size: options.max_message_size.map_or(defaults.max_message_size, |n| n as usize),
-        ice_disconnected_timeout: millis(options.ice_disconnected_timeout, defaults.ice_disconnected_timeout),
-        ice_failed_timeout: millis(options.ice_failed_timeout, defaults.ice_failed_timeout),
-        peer_setup_timeout: millis(options.peer_setup_timeout, defaults.peer_setup_timeout),
-        ice_nudge: options.ice_nudge.unwrap_or(defaults.ice_nudge),
-        reconnect: options.reconnect.unwrap_or(defaults.reconnect),
-        reconnect_max_delay: millis(options.reconnect_max_delay, defaults.reconnect_max_delay),
-        heartbeat_interval: millis(options.heartbeat_interval, defaults.heartbeat_interval),
-        heartbeat_timeout: millis(options.heartbeat_timeout, defaults.heartbeat_timeout),
-        ca,
-    })
+    if let Some(port) = options.udp_port {
+        b = b.udp_port(narrow("udp_port", port).map_err(config_error)?);
+    }
+    if let Some(range) = options.port_range.as_deref() {
+        let [first, last] = range else {
+            return Err(js_error(codes::INVALID_ARG, "options.portRange must be [first, last]"));
+        };
+        let port = |n| narrow("port_range", n).map_err(config_error);
+        b = b.port_range(port(*first)?, port(*last)?);
+    }
+    b = set_each(
+        b,
+        &[
+            (options.connect_timeout, SlaveConfigBuilder::connect_timeout),
+            (options.offer_timeout, SlaveConfigBuilder::offer_timeout),
+            (options.ice_disconnected_timeout, SlaveConfigBuilder::ice_disconnected_timeout),
+            (options.ice_failed_timeout, SlaveConfigBuilder::ice_failed_timeout),
+            (options.peer_setup_timeout, SlaveConfigBuilder::peer_setup_timeout),
+            (options.reconnect_max_delay, SlaveConfigBuilder::reconnect_max_delay),
+            (options.heartbeat_interval, SlaveConfigBuilder::heartbeat_interval),
+            (options.heartbeat_timeout, SlaveConfigBuilder::heartbeat_timeout),
+        ],
+        millis,
+    );
+    b = set_each(b, &[(options.max_message_size, SlaveConfigBuilder::max_message_size)], size);
+    if let Some(on) = options.ice_nudge {
+        b = b.ice_nudge(on);
+    }
+    if let Some(on) = options.reconnect {
+        b = b.reconnect(on);
+    }
+    b.build().map_err(config_error)
 }
 
 /// The engine's slave. `create` makes it, `connect` registers it.
@@ -311,8 +310,11 @@ impl NativeSlave {
         let Some(config) = self.config.lock().unwrap_or_else(|p| p.into_inner()).take() else {
             return Some(NativeFailure { code: codes::CLOSED.into(), message: "connect() was already called".into() });
         };
-        let pairs: Vec<(String, String)> = auth.chunks_exact(2).map(|p| (p[0].clone(), p[1].clone())).collect();
-        match Slave::connect(&master_url, &user_data, &pairs, config, self.hooks.clone()).await {
+        let mut builder = Slave::builder(master_url).user_data(user_data).config(config).hooks(self.hooks.clone());
+        for pair in auth.chunks_exact(2) {
+            builder = builder.cookie(pair[0].clone(), pair[1].clone());
+        }
+        match builder.connect().await {
             Ok(slave) => {
                 *self.slave.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(slave));
                 None

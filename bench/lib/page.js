@@ -113,6 +113,9 @@ window.bench = {
 		let received = 0;
 		let first;
 		let last;
+		// What closed the channel, when it closes early (an SCTP abort says why here).
+		let channelError = 'none';
+		dc.addEventListener('error', (ev) => { channelError = ev.error?.message ?? String(ev.error); });
 		const report = new Promise((resolve) => dc.addEventListener('message', (ev) => {
 			if (typeof ev.data === 'string') { resolve(JSON.parse(ev.data)); return; }
 			last = performance.now();
@@ -120,7 +123,7 @@ window.bench = {
 		}));
 		dc.send(`go:${ms}`);
 		const slave = await withTimeout(report, ms + 30_000, 'download report').catch((err) => {
-			throw new Error(`${err.message} (${received} messages received, channel ${dc.readyState}, connection ${slaveCo.slaveCon?.connectionState ?? slaveCo.pc?.connectionState})`);
+			throw new Error(`${err.message} (${received} messages received, channel ${dc.readyState}, channel error ${channelError}, connection ${slaveCo.slaveCon?.connectionState ?? slaveCo.pc?.connectionState})`);
 		});
 		slaveCo.close();
 		masterCon.close?.();

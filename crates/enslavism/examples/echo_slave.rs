@@ -28,15 +28,21 @@ mod support;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let url = args.next().unwrap_or_else(|| "ws://127.0.0.1:8081".into());
-    let mut config = SlaveConfig::default();
     let addresses = args.map(|a| a.parse()).collect::<Result<Vec<_>, _>>()?;
+    let mut config = SlaveConfig::builder();
     if !addresses.is_empty() {
-        config.ice_addresses = addresses;
+        config = config.ice_addresses(addresses);
     }
+    let config = config.build()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let cell = Arc::new(OnceLock::new());
-        let slave = Slave::connect(&url, r#"{"name":"echo"}"#, &[], config, Arc::new(Echo(cell.clone()))).await?;
+        let slave = Slave::builder(url)
+            .user_data(r#"{"name":"echo"}"#)
+            .config(config)
+            .hooks(Arc::new(Echo(cell.clone())))
+            .connect()
+            .await?;
         let _ = cell.set(slave);
         println!("registered");
         support::stdin_closed().await;

@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod config;
 pub mod dial;
 pub mod master;
 pub mod proto;

@@ -41,8 +41,9 @@ impl SlaveHooks for Hooks {
 /// A slave on loopback that echoes every message and records its channels.
 async fn echo_slave(url: &str, user_data: &str, accept: bool) -> (Arc<Slave>, Arc<Mutex<Vec<ChannelInfo>>>) {
     let (events, mut rx) = mpsc::unbounded_channel();
-    let config = SlaveConfig { ice_addresses: vec!["127.0.0.1".parse().unwrap()], ..SlaveConfig::default() };
-    let slave = Arc::new(Slave::connect(url, user_data, &[], config, Arc::new(Hooks { accept, events })).await.unwrap());
+    let config = SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()]).build().unwrap();
+    let slave = Slave::builder(url).user_data(user_data).config(config).hooks(Arc::new(Hooks { accept, events }));
+    let slave = Arc::new(slave.connect().await.unwrap());
     let channels = Arc::new(Mutex::new(Vec::new()));
     let (echo, seen) = (slave.clone(), channels.clone());
     tokio::spawn(async move {

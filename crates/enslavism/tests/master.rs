@@ -200,7 +200,7 @@ async fn adopted_connections_signal_like_our_own() {
 
 #[tokio::test]
 async fn connections_over_the_limit_are_refused_with_503_and_the_rest_keep_working() {
-    let config = MasterConfig { max_connections: 2, ..MasterConfig::default() };
+    let config = MasterConfig::builder().max_connections(2).build().unwrap();
     let master = Master::bind(loopback(), config, Arc::new(NoHooks)).unwrap();
     let addr = master.local_addr().unwrap();
     let mut first = open(addr, "/enslavism/clients", None).await.unwrap();
@@ -234,7 +234,7 @@ async fn connections_over_the_limit_are_refused_with_503_and_the_rest_keep_worki
 
 #[tokio::test]
 async fn offers_over_the_rate_are_rejected_and_candidates_dropped() {
-    let config = MasterConfig { max_offers_per_second: 3, max_candidates_per_second: 5, ..MasterConfig::default() };
+    let config = MasterConfig::builder().max_offers_per_second(3).max_candidates_per_second(5).build().unwrap();
     let master = Master::bind(loopback(), config, Arc::new(NoHooks)).unwrap();
     let addr = master.local_addr().unwrap();
     let mut slave = open(addr, "/enslavism/slaves", None).await.unwrap();

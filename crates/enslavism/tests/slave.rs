@@ -123,8 +123,9 @@ async fn a_webrtc_rs_peer_connects_through_the_master_and_talks_to_the_slave() {
     let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
     let url = format!("ws://{}", master.local_addr().unwrap());
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let config = SlaveConfig { ice_addresses: vec!["127.0.0.1".parse().unwrap()], ..SlaveConfig::default() };
-    let slave = Slave::connect(&url, r#"{"name":"rust"}"#, &[], config, Arc::new(Events(events_tx))).await.unwrap();
+    let config = SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()]).build().unwrap();
+    let slave = Slave::builder(&url).user_data(r#"{"name":"rust"}"#).config(config).hooks(Arc::new(Events(events_tx)));
+    let slave = slave.connect().await.unwrap();
 
     let (pc, dc, _ws) = open_channel(&url, "echo").await;
 
@@ -192,8 +193,8 @@ async fn a_panic_in_the_engine_is_reported_and_leaves_nothing_behind() {
     let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
     let url = format!("ws://{}", master.local_addr().unwrap());
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let config = SlaveConfig { ice_addresses: vec!["127.0.0.1".parse().unwrap()], ..SlaveConfig::default() };
-    let slave = Slave::connect(&url, "{}", &[], config, Arc::new(PanicOnChannel(events_tx))).await.unwrap();
+    let config = SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()]).build().unwrap();
+    let slave = Slave::builder(&url).config(config).hooks(Arc::new(PanicOnChannel(events_tx))).connect().await.unwrap();
     let (_pc, _dc, _ws) = open_channel(&url, "doomed").await;
 
     let client_id = match next_event(&mut events).await {
@@ -248,14 +249,14 @@ async fn a_stun_server_gives_each_shard_a_server_reflexive_candidate() {
     let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
     let url = format!("ws://{}", master.local_addr().unwrap());
     let (stun, mut asked) = stun_server_behind_a_nat().await;
-    let config = SlaveConfig {
-        ice_addresses: vec!["127.0.0.1".parse().unwrap()],
-        udp_port: Some(0),
-        ice_servers: vec![enslavism::slave::IceServer { urls: vec![format!("stun:{stun}")], ..Default::default() }],
-        ..SlaveConfig::default()
-    };
+    let config = SlaveConfig::builder()
+        .ice_addresses(["127.0.0.1".parse().unwrap()])
+        .udp_port(0)
+        .ice_servers([enslavism::slave::IceServer { urls: vec![format!("stun:{stun}")], ..Default::default() }])
+        .build()
+        .unwrap();
     let (events_tx, _events) = mpsc::unbounded_channel();
-    let slave = Slave::connect(&url, "{}", &[], config, Arc::new(Events(events_tx))).await.unwrap();
+    let slave = Slave::builder(&url).config(config).hooks(Arc::new(Events(events_tx))).connect().await.unwrap();
     let port = slave.udp_ports()[0];
     let from = tokio::time::timeout(Duration::from_secs(5), asked.recv()).await.expect("asked in time").unwrap();
     assert_eq!(from.port(), port, "asked from the shard's socket");
@@ -279,9 +280,9 @@ async fn the_answer_announces_the_configured_max_message_size() {
     let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
     let url = format!("ws://{}", master.local_addr().unwrap());
     let config =
-        SlaveConfig { ice_addresses: vec!["127.0.0.1".parse().unwrap()], max_message_size: 16 * 1024, ..SlaveConfig::default() };
+        SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()]).max_message_size(16 * 1024).build().unwrap();
     let (events_tx, _events) = mpsc::unbounded_channel();
-    let slave = Slave::connect(&url, "{}", &[], config, Arc::new(Events(events_tx))).await.unwrap();
+    let slave = Slave::builder(&url).config(config).hooks(Arc::new(Events(events_tx))).connect().await.unwrap();
     let (_pc, _dc, mut ws, _) = send_offer(&url, "small").await;
     let sdp = loop {
         if let Message::AnswerFromSlave(SessionDescription { sdp, .. }) = next_frame(&mut ws).await {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use enslavism::dial::DialError;
 use enslavism::master::{Master, MasterConfig, NoHooks};
-use enslavism::slave::{Slave, SlaveConfig, SlaveError, SlaveHooks};
+use enslavism::slave::{Slave, SlaveConfig, SlaveError};
 use enslavism::tls::{rustls, CertificateDer, TlsIdentity};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
@@ -37,23 +37,19 @@ impl TestCa {
     }
 }
 
-/// A slave that accepts every offer and observes nothing.
-struct Quiet;
-impl SlaveHooks for Quiet {}
-
 const VALID: (i32, i32) = (2020, 2200);
 const EXPIRED: (i32, i32) = (2000, 2001);
 
 fn tls_master(identity: TlsIdentity) -> (Master, String) {
-    let config = MasterConfig { tls: Some(identity), ..MasterConfig::default() };
+    let config = MasterConfig::builder().tls(identity).build().unwrap();
     let master = Master::bind("127.0.0.1:0".parse().unwrap(), config, Arc::new(NoHooks)).unwrap();
     let url = format!("wss://{}", master.local_addr().unwrap());
     (master, url)
 }
 
 async fn slave(url: &str, ca: Vec<CertificateDer<'static>>) -> Result<Slave, SlaveError> {
-    let config = SlaveConfig { ca, reconnect: false, ..SlaveConfig::default() };
-    let connecting = Slave::connect(url, r#"{"name":"tls"}"#, &[], config, Arc::new(Quiet));
+    let config = SlaveConfig::builder().ca(ca).reconnect(false).build().unwrap();
+    let connecting = Slave::builder(url).user_data(r#"{"name":"tls"}"#).config(config).connect();
     tokio::time::timeout(Duration::from_secs(10), connecting).await.expect("connect() ends in time")
 }
 

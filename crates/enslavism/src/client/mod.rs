@@ -81,9 +81,9 @@ pub enum ClientError {
     /// A certificate given with [`MasterConnectionBuilder::ca`] is unusable.
     #[error("{0}")]
     Certificate(#[from] crate::tls::TlsError),
-    /// A builder setting is out of range.
+    /// A builder setting cannot be used.
     #[error("invalid client configuration: {0}")]
-    Config(String),
+    Config(#[from] crate::config::ConfigError),
     /// No slave is listed under this id.
     #[error("no slave is listed under id {0}")]
     UnknownSlave(u32),
@@ -256,31 +256,36 @@ impl MasterConnectionBuilder {
         self
     }
 
-    /// Ping a quiet master every `interval`; a master silent for `timeout`
-    /// counts as gone (defaults 5 s and 15 s).
-    pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
+    /// How often to ping a quiet master (default 5 s).
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
         self.settings.heartbeat_interval = interval;
+        self
+    }
+
+    /// A master silent this long counts as gone (default 15 s; longer than
+    /// the interval).
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
         self.settings.heartbeat_timeout = timeout;
         self
     }
 
-    fn validate(&self) -> Result<(), ClientError> {
+    /// Checks every setting (what [`connect`](Self::connect) does first).
+    pub fn check(&self) -> Result<(), crate::config::ConfigError> {
         let s = &self.settings;
-        let positive = [
+        let one_ms = Duration::from_millis(1);
+        for (setting, value) in [
             ("connect_timeout", s.connect_timeout),
             ("signalling_timeout", s.signalling_timeout),
             ("reconnect_max_delay", s.reconnect_max_delay),
-            ("heartbeat interval", s.heartbeat_interval),
-            ("heartbeat timeout", s.heartbeat_timeout),
-        ];
-        if let Some((name, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
-            return Err(ClientError::Config(format!("{name} must be longer than 0")));
+            ("resync_grace", s.resync_grace),
+            ("heartbeat_interval", s.heartbeat_interval),
+            ("heartbeat_timeout", s.heartbeat_timeout),
+        ] {
+            crate::config::duration(setting, value, one_ms)?;
         }
-        if s.heartbeat_timeout <= s.heartbeat_interval {
-            return Err(ClientError::Config("the heartbeat timeout must be longer than its interval".into()));
-        }
+        crate::config::heartbeat(s.heartbeat_interval, s.heartbeat_timeout)?;
         if s.ice_addresses.is_empty() {
-            return Err(ClientError::Config("ice_addresses must name at least one address".into()));
+            return Err(crate::config::invalid("ice_addresses", "name at least one address (0.0.0.0: every interface)"));
         }
         Ok(())
     }
@@ -288,7 +293,7 @@ impl MasterConnectionBuilder {
     /// Connects, and resolves once the master's first slave list is in
     /// ([`MasterConnection::slaves`] holds it). Must run within a tokio runtime.
     pub async fn connect(self) -> Result<(MasterConnection, MasterEvents), ClientError> {
-        self.validate()?;
+        self.check()?;
         let settings = self.settings;
         let tls = crate::tls::client_config(&settings.ca)?;
         let ws = crate::dial::open(&settings.url, link::PATH, &settings.cookies, &tls, settings.connect_timeout).await?;

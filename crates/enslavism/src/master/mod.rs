@@ -6,6 +6,7 @@
 //! over WebSocket upgrades that another HTTP server has parsed
 //! ([`Master::adopt_upgrade`]). Either way the routing runs entirely here.
 
+mod config;
 pub(crate) mod handshake;
 mod hooks;
 mod outbox;
@@ -27,37 +28,22 @@ use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpSocket;
 use tokio::runtime::Handle;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use config::{
+    MasterConfig, MasterConfigBuilder, DEFAULT_AUTH_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_HEARTBEAT_TIMEOUT, DEFAULT_MAX_CANDIDATES_PER_SECOND, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HTTP_HEADER_SIZE,
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_OFFERS_PER_SECOND, DEFAULT_OUTBOUND_QUEUE_LENGTH, MIN_HEARTBEAT_INTERVAL,
+    MIN_HTTP_HEADER_SIZE,
+};
 pub use hooks::{AuthDecision, AuthRequest, MasterEvent, MasterHooks, NoHooks, Rejection};
 pub use router::{IdAllocator, IdsExhausted, PeerKind, PeerLink, RoutingError, SignallingRouter, CLOSE_SLOW_CONSUMER};
 
 use crate::tls::{ServerTls, TlsIdentity};
 use peer::{run_peer, SocketLink};
-
-/// Default largest WebSocket message a peer may send (SDP offers are a few kB;
-/// a Register carries at most 64 KiB of userData).
-pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 256 * 1024;
-/// Default number of frames queued for one peer before it counts as too slow
-/// and is disconnected.
-pub const DEFAULT_OUTBOUND_QUEUE_LEN: usize = 1024;
-/// Default time a peer has to send its HTTP request headers.
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default time the application has to decide a handshake.
-pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default largest HTTP request head our own server reads.
-pub const DEFAULT_MAX_HTTP_HEADER_SIZE: usize = 64 * 1024;
-/// Default time between pings to a quiet peer.
-pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
-/// Default silence after which a peer is dropped (a vanished slave leaves
-/// every client's list within 15 s).
-pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default largest number of connections (HTTP, handshaking and WebSocket
-/// together); more are answered 503.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
 
 /// Connections the kernel may hold for [`Master::bind`]'s listener before
 /// they are accepted (it caps this at `net.core.somaxconn`, 4096 by
@@ -66,99 +52,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
 /// 1,000 clients at once took 1.03 s to connect, 60 ms with this.
 const LISTEN_BACKLOG: u32 = 4096;
 
-/// Default offers a client may send per second (a burst of as many is
-/// allowed); offers over the rate are answered with a rejection.
-pub const DEFAULT_MAX_OFFERS_PER_SECOND: u32 = 10;
-/// Default ICE candidates a client may send per second; more are dropped.
-pub const DEFAULT_MAX_CANDIDATES_PER_SECOND: u32 = 200;
-
-/// Bytes read from a peer's socket at a time. Signalling frames are small, and
-/// tungstenite zeroes this much of its read buffer before every read and keeps
-/// it per connection: its 128 KiB default was most of the CPU of a broadcast
-/// to 5,000 clients, and 1 KiB instead of 4 KiB took the master with 5,000
-/// clients from 46 to 32 MB. 256 bytes hold a pong or a candidate, and take
-/// another 0.75 kB off every idle client. Larger frames (offers, answers:
-/// 1–4 kB of SDP, a few per peer) still arrive, in several reads.
-const READ_CHUNK: usize = 256;
-
 /// How long [`Master::close`] waits for connections to say goodbye.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
-
-/// Limits and timeouts of a master. `MasterConfig::default()` holds the
-/// documented defaults.
-#[derive(Debug, Clone)]
-pub struct MasterConfig {
-    /// Largest WebSocket message (and frame) a peer may send; larger ones
-    /// close the connection with code 1009.
-    pub max_message_size: usize,
-    /// Frames waiting for one peer (queued, not yet taken by its
-    /// connection) before it is disconnected as too slow.
-    pub outbound_queue_len: usize,
-    /// Time a connection has to send its HTTP request headers.
-    pub handshake_timeout: Duration,
-    /// Time the application has to decide a handshake; then it is refused.
-    pub auth_timeout: Duration,
-    /// Largest HTTP request head read by the master's own server.
-    pub max_http_header_size: usize,
-    /// How often the master pings a quiet peer.
-    pub heartbeat_interval: Duration,
-    /// A peer silent this long (no frame, no pong) is dropped: it vanished
-    /// without closing (crashed host, cut network).
-    pub heartbeat_timeout: Duration,
-    /// Most connections at once (HTTP requests, handshakes and WebSockets of
-    /// both kinds); more are answered HTTP 503 and closed.
-    pub max_connections: usize,
-    /// Largest userData (JSON bytes) a slave may register, at most 65,535
-    /// (what the protocol carries); a slave over it is closed with 1009.
-    pub max_user_data_size: usize,
-    /// Offers one client may send per second (a burst of as many is allowed);
-    /// over it, the client gets a rejection from that slave. 0: no limit.
-    pub max_offers_per_second: u32,
-    /// ICE candidates one client may send per second; over it they are
-    /// dropped. 0: no limit.
-    pub max_candidates_per_second: u32,
-    /// The certificate [`Master::bind`]'s server presents: with one, it
-    /// speaks HTTPS and WSS only. Swapped while running by [`Master::set_tls`].
-    pub tls: Option<TlsIdentity>,
-}
-
-impl Default for MasterConfig {
-    fn default() -> Self {
-        MasterConfig {
-            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-            outbound_queue_len: DEFAULT_OUTBOUND_QUEUE_LEN,
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-            auth_timeout: DEFAULT_AUTH_TIMEOUT,
-            max_http_header_size: DEFAULT_MAX_HTTP_HEADER_SIZE,
-            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
-            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            max_user_data_size: crate::proto::MAX_USER_DATA_LEN,
-            max_offers_per_second: DEFAULT_MAX_OFFERS_PER_SECOND,
-            max_candidates_per_second: DEFAULT_MAX_CANDIDATES_PER_SECOND,
-            tls: None,
-        }
-    }
-}
-
-impl MasterConfig {
-    fn websocket_config(&self) -> WebSocketConfig {
-        WebSocketConfig::default()
-            .read_buffer_size(READ_CHUNK)
-            .max_message_size(Some(self.max_message_size))
-            .max_frame_size(Some(self.max_message_size))
-    }
-
-    fn validated(mut self) -> Self {
-        // hyper refuses buffers under 8 KiB; a zero-length queue cannot exist.
-        self.max_http_header_size = self.max_http_header_size.max(8192);
-        self.outbound_queue_len = self.outbound_queue_len.max(1);
-        self.heartbeat_interval = self.heartbeat_interval.max(Duration::from_millis(10));
-        // 0 would refuse everyone; the rates use 0 for "no limit", this one cannot.
-        self.max_connections = self.max_connections.max(1);
-        self
-    }
-}
 
 /// What can go wrong when starting or using a master.
 #[derive(Debug, Error)]
@@ -270,7 +165,7 @@ impl Master {
     }
 
     fn new(runtime: Handle, local_addr: Option<SocketAddr>, config: MasterConfig, hooks: Arc<dyn MasterHooks>) -> Master {
-        let mut config = config.validated();
+        let mut config = config;
         // A detached master never sees TLS: the server that hands it
         // connections has decrypted them.
         let tls = config.tls.take().filter(|_| local_addr.is_some()).map(ServerTls::new);

@@ -79,7 +79,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     async move {
-        let outbox = Arc::new(Outbox::new(shared.config.outbound_queue_len));
+        let outbox = Arc::new(Outbox::new(shared.config.outbound_queue_length));
         let added = {
             let mut router = shared.router();
             let link = SocketLink(outbox.clone());

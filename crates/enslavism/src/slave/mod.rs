@@ -1,7 +1,7 @@
 //! A slave: a game server that registers with a master and accepts WebRTC
 //! data-channel connections from browsers, on webrtc-rs' sans-I/O core.
 //!
-//! [`Slave::connect`] binds the slave's UDP sockets (one per shard, see
+//! [`Slave::builder`]'s `connect` binds the slave's UDP sockets (one per shard, see
 //! `engine`), opens the master link (WebSocket, cookies as authData),
 //! registers the userData, then answers every client's offer through the
 //! master: [`SlaveHooks::on_offer`] decides, a shard answers, and every data
@@ -9,6 +9,7 @@
 //! addressed by a [`ChannelId`] for sending.
 
 mod channel;
+mod config;
 mod engine;
 pub(crate) mod ice_nudge;
 mod link;
@@ -18,7 +19,6 @@ pub(crate) mod peer;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -32,6 +32,11 @@ use crate::proto::ProtoError;
 
 use channel::ChannelHandle;
 pub use channel::{ChannelInfo, SEND_QUEUE_LIMIT};
+pub use config::{
+    IceServer, SlaveConfig, SlaveConfigBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_TIMEOUT,
+    DEFAULT_ICE_DISCONNECTED_TIMEOUT, DEFAULT_ICE_FAILED_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_OFFER_TIMEOUT,
+    DEFAULT_PEER_SETUP_TIMEOUT, DEFAULT_RECONNECT_MAX_DELAY, MAX_MAX_MESSAGE_SIZE, MIN_MAX_MESSAGE_SIZE,
+};
 
 /// A data channel, as numbered by its slave (unique for the slave's lifetime).
 pub type ChannelId = u64;
@@ -40,121 +45,6 @@ pub type ChannelId = u64;
 /// slave's lifetime). A client that reconnects keeps its client id but gets a
 /// new session, so events of the old and new connections never mix.
 pub type SessionId = u64;
-
-/// Default time to wait for the master's WebSocket handshake.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default time the `offer` decision may take before the offer is refused.
-pub const DEFAULT_OFFER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default time after which a peer whose ICE went quiet counts as disconnected.
-pub const DEFAULT_ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default time after which a disconnected peer counts as failed and is released.
-pub const DEFAULT_ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default longest wait between two reconnection attempts to the master.
-pub const DEFAULT_RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
-/// Default time between pings to a quiet master.
-pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
-/// Default silence after which the master counts as gone (half-open link) and
-/// the slave reconnects.
-pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default largest message a data channel carries (RFC 8841's default).
-pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
-/// The largest `max_message_size` webrtc-rs takes.
-pub const MAX_MAX_MESSAGE_SIZE: usize = 256 * 1024;
-/// Default time a peer has to open its first data channel after its offer.
-pub const DEFAULT_PEER_SETUP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How a slave's peer connections are set up.
-#[derive(Debug, Clone)]
-pub struct SlaveConfig {
-    /// Local addresses announced as host candidates. One address is bound
-    /// itself; several are served by one socket on the wildcard address.
-    /// `0.0.0.0` (`::`) stands for every non-loopback, non-link-local IPv4
-    /// (IPv6) address of the host's interfaces; loopback must be named
-    /// explicitly (`127.0.0.1`).
-    pub ice_addresses: Vec<IpAddr>,
-    /// Addresses announced in the slave's host candidates in place of the
-    /// bound ones of the same family (NAT 1:1: a cloud VM's public IP, a
-    /// container's host address). Empty: the bound addresses.
-    pub public_addresses: Vec<IpAddr>,
-    /// The one UDP port every peer connection uses (one shard, one core's
-    /// worth of WebRTC work; `Some(0)`: one shard on a free port). `None`:
-    /// see `port_range`.
-    pub udp_port: Option<u16>,
-    /// Ports (inclusive) for the shards, one port each, as many shards as
-    /// cores (a port in use is skipped). `None` with no `udp_port`: one
-    /// shard per core, each on a free port chosen once.
-    pub port_range: Option<(u16, u16)>,
-    /// STUN servers (`stun:` and `turn:` URLs over UDP): each shard asks them
-    /// for its server-reflexive address and announces it. The slave does not
-    /// relay through TURN (it is the one with a reachable address).
-    pub ice_servers: Vec<IceServer>,
-    /// Time to wait for the master's WebSocket handshake.
-    pub connect_timeout: Duration,
-    /// Time the offer decision may take before the offer is refused.
-    pub offer_timeout: Duration,
-    /// Largest message a data channel carries each way, announced to the
-    /// browser (`a=max-message-size`). Each peer keeps a zero-filled buffer
-    /// of this size: with the default 64 KiB, a third of a peer's memory
-    /// (heap profile of 150 peers); 16 KiB is plenty for game state. At most
-    /// [`MAX_MAX_MESSAGE_SIZE`].
-    pub max_message_size: usize,
-    /// ICE disconnected timeout.
-    pub ice_disconnected_timeout: Duration,
-    /// ICE failed timeout: a failed peer connection is closed and reported.
-    pub ice_failed_timeout: Duration,
-    /// Time a peer has to open its first data channel before it is released.
-    pub peer_setup_timeout: Duration,
-    /// Answer a browser's first nominating ICE check as soon as our side can
-    /// (see `ice_nudge`): ~50 ms less per connection with webrtc-rs 0.21.1.
-    pub ice_nudge: bool,
-    /// Reconnect to the master (and register again) when the link drops.
-    pub reconnect: bool,
-    /// Longest wait between two reconnection attempts (the wait doubles from 250 ms).
-    pub reconnect_max_delay: Duration,
-    /// How often the slave pings a quiet master.
-    pub heartbeat_interval: Duration,
-    /// Certificates trusted for a `wss://` master beyond the Mozilla roots
-    /// (a private CA, a self-signed master); see [`crate::tls::certificates_from_pem`].
-    pub ca: Vec<crate::tls::CertificateDer<'static>>,
-    /// A master silent this long (no frame, no pong) counts as gone: the
-    /// link is dropped (and reconnected, unless `reconnect` is off).
-    pub heartbeat_timeout: Duration,
-}
-
-impl Default for SlaveConfig {
-    fn default() -> Self {
-        SlaveConfig {
-            ice_addresses: vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
-            public_addresses: Vec::new(),
-            udp_port: None,
-            port_range: None,
-            ice_servers: Vec::new(),
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            offer_timeout: DEFAULT_OFFER_TIMEOUT,
-            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-            ice_disconnected_timeout: DEFAULT_ICE_DISCONNECTED_TIMEOUT,
-            ice_failed_timeout: DEFAULT_ICE_FAILED_TIMEOUT,
-            peer_setup_timeout: DEFAULT_PEER_SETUP_TIMEOUT,
-            ice_nudge: true,
-            reconnect: true,
-            reconnect_max_delay: DEFAULT_RECONNECT_MAX_DELAY,
-            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
-            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
-            ca: Vec::new(),
-        }
-    }
-}
-
-/// A STUN or TURN server.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IceServer {
-    /// `stun:` / `turn:` URLs.
-    pub urls: Vec<String>,
-    /// TURN username.
-    pub username: String,
-    /// TURN credential.
-    pub credential: String,
-}
 
 /// What can go wrong when starting or using a slave.
 #[derive(Debug, Error)]
@@ -312,11 +202,71 @@ pub struct Slave {
     shared: Arc<SlaveShared>,
 }
 
+/// How a [`Slave`] connects; made by [`Slave::builder`].
+#[must_use = "a builder does nothing until connect() is called"]
+pub struct SlaveBuilder {
+    master_url: String,
+    user_data: String,
+    cookies: Vec<(String, String)>,
+    config: SlaveConfig,
+    hooks: Arc<dyn SlaveHooks>,
+}
+
+/// The hooks of a slave built without any: accept every offer, observe nothing.
+struct DefaultHooks;
+impl SlaveHooks for DefaultHooks {}
+
+impl SlaveBuilder {
+    /// The userData every client's list shows for this slave, as JSON text
+    /// (at most 65,535 bytes; default `{}`).
+    pub fn user_data(mut self, json: impl Into<String>) -> Self {
+        self.user_data = json.into();
+        self
+    }
+
+    /// Sends a cookie with the WebSocket handshake (what `slaveauth` reads,
+    /// 0.9.0's authData).
+    pub fn cookie(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.cookies.push((name.into(), value.into()));
+        self
+    }
+
+    /// How the slave's peer connections are set up (default `SlaveConfig::default()`).
+    pub fn config(mut self, config: SlaveConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The application's side: offer decisions and events (default: accept
+    /// every offer, observe nothing).
+    pub fn hooks(mut self, hooks: Arc<dyn SlaveHooks>) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// Binds the UDP sockets, connects to the master, and resolves once
+    /// registered. Must run within a tokio runtime.
+    pub async fn connect(self) -> Result<Slave, SlaveError> {
+        let SlaveBuilder { master_url, user_data, cookies, config, hooks } = self;
+        Slave::start(&master_url, &user_data, &cookies, config, hooks).await
+    }
+}
+
 impl Slave {
-    /// Connects to the master at `master_url` (`ws://host:port`; the path
-    /// `/enslavism/slaves` is appended), sending `auth` as cookies, and
-    /// registers `user_data` (JSON text). Resolves once registered.
-    pub async fn connect(
+    /// A slave of the master at `master_url` (`ws://host:port` or
+    /// `wss://…`; the path `/enslavism/slaves` is appended), to configure
+    /// and [`connect`](SlaveBuilder::connect).
+    pub fn builder(master_url: impl Into<String>) -> SlaveBuilder {
+        SlaveBuilder {
+            master_url: master_url.into(),
+            user_data: "{}".to_owned(),
+            cookies: Vec::new(),
+            config: SlaveConfig::default(),
+            hooks: Arc::new(DefaultHooks),
+        }
+    }
+
+    async fn start(
         master_url: &str,
         user_data: &str,
         auth: &[(String, String)],

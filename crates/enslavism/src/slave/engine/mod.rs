@@ -119,7 +119,7 @@ fn shard_ports(config: &SlaveConfig) -> Vec<u16> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     match (config.udp_port, config.port_range) {
         (Some(port), _) => vec![port],
-        (None, Some((lo, hi))) => (lo..=hi).take(cores).collect(),
+        (_, Some((lo, hi))) => (lo..=hi).take(cores).collect(),
         (None, None) => vec![0; cores],
     }
 }
@@ -132,7 +132,8 @@ impl Engine {
         let announced = rtc_peer::host_addresses(&config.ice_addresses);
         let wanted = shard_ports(config);
         let mut candidates: Box<dyn Iterator<Item = u16>> = match config.port_range {
-            Some((lo, hi)) if config.udp_port.is_none() => Box::new(lo..=hi),
+            // `build` refused a range with a port.
+            Some((lo, hi)) => Box::new(lo..=hi),
             _ => Box::new(wanted.clone().into_iter()),
         };
         let mut shards = Vec::new();
@@ -144,7 +145,7 @@ impl Engine {
             };
             let socket = match socket::ShardSocket::bind(SocketAddr::new(bind_ip, port)) {
                 Ok(socket) => socket,
-                Err(e) if config.port_range.is_some() && config.udp_port.is_none() => {
+                Err(e) if config.port_range.is_some() => {
                     tracing::debug!(port, "cannot bind: {e}");
                     last_error = Some(e);
                     continue;

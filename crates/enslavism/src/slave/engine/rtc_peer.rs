@@ -94,9 +94,8 @@ impl PeerTemplate {
             // Candidates are ours (the shard's socket); no multicast socket either.
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
             .with_ice_timeouts(Some(config.ice_disconnected_timeout), Some(config.ice_failed_timeout), None)
-            .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(
-                config.max_message_size.clamp(1, crate::slave::MAX_MAX_MESSAGE_SIZE) as u32,
-            ))
+            // Checked by `SlaveConfigBuilder::build`: at most 256 KiB.
+            .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(config.max_message_size as u32))
             .build();
         let mut configuration = RTCConfigurationBuilder::new();
         if let Some(certificate) = certificate {
