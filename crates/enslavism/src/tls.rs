@@ -66,7 +66,7 @@ pub fn certificates_from_pem(pem: &[u8], what: &'static str) -> Result<Vec<Certi
 }
 
 /// The CA certificates in `pem`, each checked to be usable as a trust anchor
-/// (what [`crate::slave::SlaveConfig::ca`] takes). `what` names the input in errors.
+/// (what [`crate::slave::SlaveConfigBuilder::ca`] takes). `what` names the input in errors.
 pub fn trust_anchors_from_pem(pem: &[u8], what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = certificates_from_pem(pem, what)?;
     let mut scratch = RootCertStore::empty();
