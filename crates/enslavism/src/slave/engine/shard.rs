@@ -43,14 +43,19 @@ const CLOSE_DRAIN_LIMIT: Duration = Duration::from_secs(10);
 const COMMAND_BATCH: usize = 256;
 /// Addresses remembered per peer (its candidate pairs' remote ends).
 const MAX_PEER_ADDRESSES: usize = 8;
-/// Bytes of a channel's messages `rtc` may hold (its `outstanding_bytes`);
-/// the rest waits in the channel's queue. Without it, a bulk send to a
-/// webrtc-rs peer stalled for seconds on retransmission timeouts. It does
-/// not bound what SCTP itself puts in flight: against Chromium (a 5 MiB
-/// window), bursts of 1.1 MB in 100 ms still overflowed the receiver and
-/// ended in an "Out Of Resource" abort in 4 of 12 throughput runs (see
-/// doc/performance.md); bounding the in-flight bytes is still to do.
-const SCTP_SEND_BUFFER: usize = 128 * 1024;
+/// Bytes of a channel's messages `rtc` may hold (its `outstanding_bytes`,
+/// released when SCTP has them acknowledged); the rest waits in the
+/// channel's queue. This bounds what is in flight to the browser, and
+/// Chromium reads WebRTC through a small UDP receive buffer: with 128 KiB,
+/// bulk sends overflowed it (RcvbufErrors in the namespace), the
+/// retransmissions were lost too, Chromium's reassembly queue filled
+/// behind the gap, its advertised window wrapped below zero to 4 GiB and
+/// it aborted ("Reassembly Queue is exhausted", see doc/upstream.md) in 8
+/// of 12 throughput runs; 64 KiB failed 2 of 4, 48 KiB 0 of 5, 32 KiB 0 of
+/// 4, at the same rate (100–129k msg/s). Without any bound, a bulk send to
+/// a webrtc-rs peer stalled for seconds on retransmission timeouts. The
+/// cost: at most 32 KiB per round trip and channel (2.6 Mbit/s at 100 ms).
+const SCTP_SEND_BUFFER: usize = 32 * 1024;
 
 /// One data channel of a peer, as its shard keeps it.
 struct Channel {
