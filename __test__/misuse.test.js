@@ -11,6 +11,22 @@ const binding = require('../lib/binding.js');
 const { connect, startMaster } = require('./helpers.js');
 
 describe('misuse from JS', () => {
+	it('a listener that throws costs none of the other events of its batch; its error is still thrown', () => {
+		const { batchHandler } = require('../lib/util.js');
+		const seen = [];
+		const rethrown = [];
+		const nextTick = process.nextTick;
+		process.nextTick = (fn) => { try { fn(); } catch (err) { rethrown.push(err.message); } };
+		try {
+			batchHandler((event) => { seen.push(event.type); if (event.type === 'bad') throw new Error('listener bug'); },
+				(channel, data) => seen.push(`${channel}:${data}`))([{ type: 'a' }, 7, 'x', { type: 'bad' }, 8, 'y', { type: 'b' }]);
+		} finally {
+			process.nextTick = nextTick;
+		}
+		assert.deepEqual(seen, ['a', '7:x', 'bad', '8:y', 'b']);
+		assert.deepEqual(rethrown, ['listener bug']);
+	});
+
 	it('a panic inside the engine is an Error with code ERR_ENSLAVISM_INTERNAL, and the process goes on', async () => {
 		assert.throws(() => binding.__panicForTests(), {
 			name: 'Error',

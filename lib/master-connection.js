@@ -8,7 +8,7 @@ const { EventEmitter } = require('node:events');
 const { NativeMasterConnection } = require('./binding.js');
 const { DataChannel } = require('./data-channel.js');
 const { authPairs, checkPeerOptions, createWithExtraCa } = require('./peer-options.js');
-const { codedError, describe, emitError } = require('./util.js');
+const { batchHandler, codedError, describe, emitError } = require('./util.js');
 
 const TIMEOUT_OPTIONS = ['connectTimeout', 'signallingTimeout', 'reconnectMaxDelay', 'resyncGrace'];
 
@@ -109,11 +109,8 @@ class MasterConnection extends Emitter {
 		this._byUid = new Map();
 		this._channels = new Map();
 		this._closing = null;
-		const onEvent = (event, data) => {
-			// A message comes as (channel, data), without an event object: it is the hot path.
-			if (typeof event === 'number') this._channels.get(event)?.dc._message(data);
-			else this._onNativeEvent(event);
-		};
+		// Messages come as (channel, data), without an event object: they are the hot path.
+		const onEvent = batchHandler((event) => this._onNativeEvent(event), (channel, data) => this._channels.get(channel)?.dc._message(data));
 		this._native = createWithExtraCa((opts) => NativeMasterConnection.create(masterWsUrl, opts, cookies, onEvent), native);
 		this._native.connect().then((failure) => {
 			if (failure === null || failure === undefined || this._closing !== null) return;

@@ -7,7 +7,7 @@ const { EventEmitter } = require('node:events');
 const { NativeSlave } = require('./binding.js');
 const { DataChannel } = require('./data-channel.js');
 const { authPairs, checkPeerOptions, createWithExtraCa } = require('./peer-options.js');
-const { checkCount, checkInteger, codedError, describe, emitError } = require('./util.js');
+const { batchHandler, checkCount, checkInteger, codedError, describe, emitError } = require('./util.js');
 
 const TIMEOUT_OPTIONS = ['connectTimeout', 'offerTimeout', 'iceDisconnectedTimeout', 'iceFailedTimeout', 'peerSetupTimeout', 'reconnectMaxDelay', 'heartbeatInterval', 'heartbeatTimeout'];
 const BOOLEAN_OPTIONS = ['iceNudge', 'reconnect'];
@@ -65,11 +65,8 @@ class Slave extends EventEmitter {
 		this._clients = new Map();
 		this._channels = new Map();
 		this._closing = null;
-		const onEvent = (event, data) => {
-			// A message comes as (channel, data), without an event object: it is the hot path.
-			if (typeof event === 'number') this._channels.get(event)?.dc._message(data);
-			else this._onNativeEvent(event);
-		};
+		// Messages come as (channel, data), without an event object: they are the hot path.
+		const onEvent = batchHandler((event) => this._onNativeEvent(event), (channel, data) => this._channels.get(channel)?.dc._message(data));
 		this._native = createWithExtraCa((native) => NativeSlave.create(native, onEvent), nativeOptions(options));
 		this.on('newListener', (event) => { if (event === 'offer') this._native.setOffersObserved(true); });
 		this.on('removeListener', (event) => {

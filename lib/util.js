@@ -46,6 +46,26 @@ function checkInteger(options, key, out) {
 	out[key] = value;
 }
 
+/**
+ * The callback of a binding object's event batches: in order, each event
+ * object goes to `onEvent`, and each channel id followed by its data to
+ * `onMessage`. A listener that throws does not cost the rest of the batch:
+ * its error is thrown again on its own, as an uncaught listener error is.
+ */
+function batchHandler(onEvent, onMessage) {
+	return (batch) => {
+		for (let i = 0; i < batch.length; i++) {
+			const entry = batch[i];
+			try {
+				if (typeof entry === 'number') onMessage(entry, batch[++i]);
+				else onEvent(entry);
+			} catch (err) {
+				process.nextTick(() => { throw err; });
+			}
+		}
+	};
+}
+
 /** The JS classes of the errors the engine reports by code. */
 const ERROR_CLASSES = { ERR_OUT_OF_RANGE: RangeError, ERR_INVALID_ARG_VALUE: TypeError };
 
@@ -73,4 +93,4 @@ function emitError(emitter, who, err) {
 	else process.emitWarning(`enslavism ${who}: ${err.message} (listen to 'error' to handle this)`, { code: err.code });
 }
 
-module.exports = { checkCount, checkInteger, codedError, createNative, describe, emitError, toBuffer };
+module.exports = { batchHandler, checkCount, checkInteger, codedError, createNative, describe, emitError, toBuffer };

@@ -16,11 +16,10 @@ use enslavism::client::{
 use enslavism::config::ConfigError;
 use enslavism::dial::DialError;
 use napi::bindgen_prelude::{Buffer, Function};
-use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 
 use crate::convert::{config_error, ice_servers, ip_list, millis, set_each, trusted_cas, NativeIceServer};
-use crate::delivery::{delivery_args, Delivery, DeliveryArgs, EventCallback};
+use crate::delivery::{BatchArgs, Deliverer, Delivery};
 use crate::slave::NativeFailure;
 use crate::{codes, init_logging, js_error};
 
@@ -91,24 +90,21 @@ pub struct NativeOpenedChannel {
     pub failure: Option<NativeFailure>,
 }
 
-/// Delivers events to JS (nothing once closed).
-struct Sink(Mutex<Option<Arc<EventCallback<NativeClientEvent>>>>);
+/// Delivers events to JS (nothing once closed; refused only while Node is
+/// shutting down, when there is nothing to deliver to).
+struct Sink(Deliverer<NativeClientEvent>);
 
 impl Sink {
     fn deliver(&self, delivery: Delivery<NativeClientEvent>) {
-        let callback = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some(callback) = callback {
-            // Refused only while Node is shutting down: nothing to deliver to then.
-            let _ = callback.call(delivery, ThreadsafeFunctionCallMode::NonBlocking);
-        }
+        self.0.deliver(delivery);
     }
 
     fn emit(&self, event: NativeClientEvent) {
-        self.deliver(Delivery::Event(event));
+        self.0.emit(event);
     }
 
     fn shut(&self) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.0.shut();
     }
 }
 
@@ -197,27 +193,22 @@ pub struct NativeMasterConnection {
 
 #[napi]
 impl NativeMasterConnection {
-    /// Validates the options and prepares event delivery: `onEvent(event)`
-    /// for every event, `onEvent(channel, data)` for a message. `cookies` is
-    /// `[name, value, …]`.
+    /// Validates the options and prepares event delivery: `onEvents(batch)`
+    /// as for `NativeSlave.create`. `cookies` is `[name, value, …]`.
     #[napi(factory)]
     pub fn create(
         url: String,
         options: Option<NativeClientOptions>,
         cookies: Vec<String>,
-        on_event: Function<'_, DeliveryArgs<NativeClientEvent>, ()>,
+        on_events: Function<'_, BatchArgs<NativeClientEvent>, ()>,
     ) -> napi::Result<Self, String> {
         crate::guarded(|| {
             init_logging();
             let builder = builder_from(url, options.unwrap_or_default(), cookies)?;
-            let callback = on_event
-                .build_threadsafe_function::<Delivery<NativeClientEvent>>()
-                .callee_handled::<false>()
-                .build_callback(delivery_args)
-                .map_err(|e| js_error(codes::INTERNAL, e.reason))?;
+            let events = Deliverer::new(on_events).map_err(|e| js_error(codes::INTERNAL, e.reason))?;
             Ok(NativeMasterConnection {
                 builder: Mutex::new(Some(builder)),
-                sink: Arc::new(Sink(Mutex::new(Some(Arc::new(callback))))),
+                sink: Arc::new(Sink(events)),
                 connection: Mutex::new(None),
                 channels: Arc::new(Mutex::new(HashMap::new())),
                 slaves: Arc::new(Mutex::new(HashMap::new())),

@@ -8,13 +8,11 @@ use bytes::Bytes;
 use enslavism::dial::DialError;
 use enslavism::slave::{ChannelId, OfferDecision, Slave, SlaveConfig, SlaveConfigBuilder, SlaveError, SlaveEvent, SlaveHooks};
 use napi::bindgen_prelude::{Buffer, Function};
-use napi::threadsafe_function::ThreadsafeFunctionCallMode;
-use napi::Status;
 use napi_derive::napi;
 use tokio::sync::oneshot;
 
 use crate::convert::{config_error, ice_servers, ip_list, millis, narrow, set_each, size, trusted_cas, NativeIceServer};
-use crate::delivery::{delivery_args, Delivery, DeliveryArgs, EventCallback};
+use crate::delivery::{BatchArgs, Deliverer, Delivery};
 use crate::{codes, init_logging, js_error};
 
 /// Options of a slave, as passed from JS (all optional).
@@ -104,7 +102,7 @@ pub struct NativeFailure {
 }
 
 struct JsSlaveHooks {
-    events: Mutex<Option<Arc<EventCallback<NativeSlaveEvent>>>>,
+    events: Deliverer<NativeSlaveEvent>,
     offers_observed: AtomicBool,
     tickets: Mutex<HashMap<u32, oneshot::Sender<bool>>>,
     next_ticket: AtomicU32,
@@ -112,16 +110,11 @@ struct JsSlaveHooks {
 
 impl JsSlaveHooks {
     fn emit(&self, event: NativeSlaveEvent) -> bool {
-        self.deliver(Delivery::Event(event))
-    }
-
-    fn deliver(&self, delivery: Delivery<NativeSlaveEvent>) -> bool {
-        let callback = self.events.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        callback.is_some_and(|cb| cb.call(delivery, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok)
+        self.events.emit(event)
     }
 
     fn shut(&self) {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.events.shut();
         self.tickets.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
@@ -167,7 +160,7 @@ impl SlaveHooks for JsSlaveHooks {
                 ..channel_event("datachannel", channel)
             },
             SlaveEvent::Message { channel, data, is_text } => {
-                self.deliver(Delivery::Message { channel, data, is_text });
+                self.events.deliver(Delivery::Message { channel, data, is_text });
                 return;
             }
             SlaveEvent::BufferedAmountLow { channel } => channel_event("bufferedamountlow", channel),
@@ -264,26 +257,22 @@ pub struct NativeSlave {
 
 #[napi]
 impl NativeSlave {
-    /// Validates the options and prepares event delivery: `onEvent(event)`
-    /// for every event, `onEvent(channel, data)` for a message (an
-    /// `ArrayBuffer`, or a string for a text message).
+    /// Validates the options and prepares event delivery: `onEvents(batch)`
+    /// with, in order, each event object, and for each message its channel
+    /// id followed by its data (an `ArrayBuffer`, or a string for a text message).
     #[napi(factory)]
     pub fn create(
         options: Option<NativeSlaveOptions>,
-        on_event: Function<'_, DeliveryArgs<NativeSlaveEvent>, ()>,
+        on_events: Function<'_, BatchArgs<NativeSlaveEvent>, ()>,
     ) -> napi::Result<Self, String> {
         crate::guarded(|| {
             init_logging();
             let config = config_from(options.unwrap_or_default())?;
-            let callback = on_event
-                .build_threadsafe_function::<Delivery<NativeSlaveEvent>>()
-                .callee_handled::<false>()
-                .build_callback(delivery_args)
-                .map_err(|e| js_error(codes::INTERNAL, e.reason))?;
+            let events = Deliverer::new(on_events).map_err(|e| js_error(codes::INTERNAL, e.reason))?;
             Ok(NativeSlave {
                 config: Mutex::new(Some(config)),
                 hooks: Arc::new(JsSlaveHooks {
-                    events: Mutex::new(Some(Arc::new(callback))),
+                    events,
                     offers_observed: AtomicBool::new(false),
                     tickets: Mutex::new(HashMap::new()),
                     next_ticket: AtomicU32::new(0),
