@@ -166,8 +166,9 @@ export interface SlaveOptions {
 	/**
 	 * Local IP addresses announced as host candidates. One address is bound
 	 * itself; several are served by one socket on the wildcard address.
-	 * Default `['0.0.0.0']`: every non-loopback IPv4 interface. Loopback must be
-	 * named explicitly (`'127.0.0.1'`).
+	 * Default `['0.0.0.0']`: every non-loopback IPv4 interface, or `127.0.0.1`
+	 * on a host that has no other. Loopback must otherwise be named
+	 * explicitly (`'127.0.0.1'`).
 	 */
 	iceAddresses?: string[];
 	/**

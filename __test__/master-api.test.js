@@ -146,7 +146,7 @@ describe('Master attached to an http.Server', () => {
 
 	it('restores the user\'s request listeners on close()', async () => {
 		const { master, server, httpUrl, close } = await startMaster('server');
-		assert.equal((await fetch(`${httpUrl}/enslavism/client.js`)).headers.get('content-type'), 'application/javascript');
+		assert.equal((await fetch(`${httpUrl}/enslavism/client.js`)).headers.get('content-type'), 'application/javascript; charset=utf-8');
 		await master.close();
 		const res = await fetch(`${httpUrl}/enslavism/client.js`);
 		assert.equal(await res.text(), 'user handler: /enslavism/client.js');

@@ -24,8 +24,19 @@ for (const mode of ['port', 'server']) {
 		it('serves the browser bundle, which defines the global MasterConnection', () => withMaster(async ({ httpUrl }) => {
 			const res = await fetch(`${httpUrl}/enslavism/client.js`);
 			assert.equal(res.status, 200);
-			assert.equal(res.headers.get('content-type'), 'application/javascript');
+			assert.equal(res.headers.get('content-type'), 'application/javascript; charset=utf-8');
+			assert.equal(res.headers.get('cache-control'), 'no-cache');
+			const etag = res.headers.get('etag');
+			assert.match(etag, /^"[0-9a-f]{16}"$/);
 			const source = await res.text();
+			// A browser holding the current copy gets a 304 without a body; an old copy gets the bundle.
+			const again = await fetch(`${httpUrl}/enslavism/client.js`, { headers: { 'If-None-Match': `W/"0", ${etag}` } });
+			assert.equal(again.status, 304);
+			assert.equal(again.headers.get('etag'), etag);
+			assert.equal(await again.text(), '');
+			const stale = await fetch(`${httpUrl}/enslavism/client.js`, { headers: { 'If-None-Match': '"0123456789abcdef"' } });
+			assert.equal(stale.status, 200);
+			assert.equal(await stale.text(), source);
 			const context = { WebSocket: class {}, RTCPeerConnection: class {}, TextEncoder, TextDecoder };
 			context.globalThis = context;
 			vm.runInNewContext(source, context);

@@ -5,7 +5,7 @@
 
 const { EventEmitter } = require('node:events');
 const net = require('node:net');
-const { NativeMaster, clientScript } = require('./binding.js');
+const { NativeMaster, clientScript, clientScriptHeaders, clientScriptNotModified } = require('./binding.js');
 const { checkInteger, codedError, createNative, describe, emitError, toBuffer } = require('./util.js');
 
 const CLIENT_SCRIPT_PATH = '/enslavism/client.js';
@@ -15,9 +15,19 @@ const PEER_KINDS = ['slave', 'client'];
 const RELAY_LINGER_MS = 5000;
 
 let clientScriptBuffer;
-function serveClientScript(res) {
+let scriptHeaders;
+/** The bundle, with the engine's validators: 304 when the browser's copy is current. */
+function serveClientScript(req, res) {
+	scriptHeaders ??= clientScriptHeaders();
+	const validators = { 'Cache-Control': scriptHeaders.cacheControl, ETag: scriptHeaders.etag };
+	const ifNoneMatch = req.headers['if-none-match'];
+	if (typeof ifNoneMatch === 'string' && clientScriptNotModified(ifNoneMatch)) {
+		res.writeHead(304, validators);
+		res.end();
+		return;
+	}
 	clientScriptBuffer ??= clientScript();
-	res.writeHead(200, { 'Content-Type': 'application/javascript' });
+	res.writeHead(200, { 'Content-Type': scriptHeaders.contentType, ...validators });
 	res.end(clientScriptBuffer);
 }
 
@@ -260,7 +270,7 @@ class Master extends EventEmitter {
 		server.removeAllListeners('request');
 		this._onRequest = (req, res) => {
 			if (pathOf(req.url) === CLIENT_SCRIPT_PATH && (req.method === 'GET' || req.method === 'HEAD')) {
-				serveClientScript(res);
+				serveClientScript(req, res);
 				return;
 			}
 			for (const listener of this._userRequestListeners) listener.call(server, req, res);

@@ -520,3 +520,30 @@ fn header_map(raw_headers: &[String]) -> HeaderMap {
 pub fn client_script() -> Buffer {
     Buffer::from(enslavism::CLIENT_SCRIPT.as_bytes().to_vec())
 }
+
+/// The bundle's response headers (`Content-Type`, `Cache-Control`, `ETag`).
+#[napi(object)]
+pub struct NativeScriptHeaders {
+    /// `Content-Type`.
+    pub content_type: String,
+    /// `Cache-Control`.
+    pub cache_control: String,
+    /// `ETag`.
+    pub etag: String,
+}
+
+/// The headers the bundle is served with.
+#[napi]
+pub fn client_script_headers() -> NativeScriptHeaders {
+    NativeScriptHeaders {
+        content_type: enslavism::CLIENT_SCRIPT_CONTENT_TYPE.into(),
+        cache_control: enslavism::CLIENT_SCRIPT_CACHE_CONTROL.into(),
+        etag: enslavism::client_script_etag().into(),
+    }
+}
+
+/// True when a request's `If-None-Match` names the bundle: answer 304.
+#[napi]
+pub fn client_script_not_modified(if_none_match: String) -> bool {
+    enslavism::client_script_not_modified(&if_none_match)
+}

@@ -170,9 +170,18 @@ async fn handle_request(
     }
 
     let response = if req.uri().path() == CLIENT_SCRIPT_PATH && matches!(*req.method(), Method::GET | Method::HEAD) {
-        Response::builder()
-            .header(header::CONTENT_TYPE, "application/javascript")
-            .body(Full::new(Bytes::from_static(crate::CLIENT_SCRIPT.as_bytes())))
+        let fresh =
+            req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(crate::client_script_not_modified);
+        let builder = Response::builder()
+            .header(header::ETAG, crate::client_script_etag())
+            .header(header::CACHE_CONTROL, crate::CLIENT_SCRIPT_CACHE_CONTROL);
+        if fresh {
+            builder.status(StatusCode::NOT_MODIFIED).body(Full::new(Bytes::new()))
+        } else {
+            builder
+                .header(header::CONTENT_TYPE, crate::CLIENT_SCRIPT_CONTENT_TYPE)
+                .body(Full::new(Bytes::from_static(crate::CLIENT_SCRIPT.as_bytes())))
+        }
     } else {
         Response::builder().status(StatusCode::NOT_FOUND).body(Full::new(Bytes::from_static(b"404\nNot found")))
     };

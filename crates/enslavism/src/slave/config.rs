@@ -107,8 +107,9 @@ impl SlaveConfigBuilder {
     /// Local addresses announced as host candidates (default `0.0.0.0`).
     /// One address is bound itself; several are served by one socket on the
     /// wildcard address. `0.0.0.0` (`::`) stands for every non-loopback,
-    /// non-link-local IPv4 (IPv6) address of the host's interfaces; loopback
-    /// must be named explicitly (`127.0.0.1`).
+    /// non-link-local IPv4 (IPv6) address of the host's interfaces, or its
+    /// loopback on a host that has no other; loopback must otherwise be
+    /// named explicitly (`127.0.0.1`).
     pub fn ice_addresses(mut self, addresses: impl IntoIterator<Item = IpAddr>) -> Self {
         self.config.ice_addresses = addresses.into_iter().collect();
         self

@@ -22,13 +22,26 @@ use crate::slave::{nat, negotiated, SlaveConfig};
 /// for a wildcard every address of that family on the host's interfaces,
 /// loopback and link-local ones excepted (name those to use them).
 pub(super) fn host_addresses(ice_addresses: &[IpAddr]) -> Vec<IpAddr> {
+    expand(ice_addresses, &interface_addresses())
+}
+
+/// [`host_addresses`] with the interfaces' addresses given. A wildcard on a
+/// host with no other address of its family (a container, CI, a laptop
+/// offline) stands for that family's loopback, as 0.9.0's libwebrtc did:
+/// announcing nothing, or `0.0.0.0`, leaves browsers nothing to reach.
+fn expand(ice_addresses: &[IpAddr], interfaces: &[IpAddr]) -> Vec<IpAddr> {
     let mut out = Vec::new();
     for ip in ice_addresses {
         if ip.is_unspecified() {
-            for found in interface_addresses() {
-                if found.is_ipv4() == ip.is_ipv4() && !found.is_loopback() && !is_link_local(&found) && !out.contains(&found) {
-                    out.push(found);
+            let before = out.len();
+            for found in interfaces {
+                if found.is_ipv4() == ip.is_ipv4() && !found.is_loopback() && !is_link_local(found) && !out.contains(found) {
+                    out.push(*found);
                 }
+            }
+            let loopback = if ip.is_ipv4() { IpAddr::from([127, 0, 0, 1]) } else { IpAddr::from(std::net::Ipv6Addr::LOCALHOST) };
+            if out.len() == before && !out.contains(&loopback) {
+                out.push(loopback);
             }
         } else if !out.contains(ip) {
             out.push(*ip);
@@ -202,4 +215,24 @@ pub(super) fn apply_offer(
     pc.set_local_description(now, answer)?;
     let sdp = pc.local_description().map(|d| d.sdp).unwrap_or_default();
     Ok(nat::announced_sdp(&negotiated::mark_answer(&sdp), &config.public_addresses))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand;
+    use std::net::IpAddr;
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_wildcard_is_every_outside_address_or_else_loopback() {
+        let host = ips(&["127.0.0.1", "10.1.2.3", "169.254.1.1", "::1", "fe80::1"]);
+        assert_eq!(expand(&ips(&["0.0.0.0"]), &host), ips(&["10.1.2.3"]));
+        // Loopback only: 0.9.0 announced 127.0.0.1 there too.
+        assert_eq!(expand(&ips(&["0.0.0.0"]), &ips(&["127.0.0.1", "::1"])), ips(&["127.0.0.1"]));
+        assert_eq!(expand(&ips(&["::"]), &host), ips(&["::1"]));
+        assert_eq!(expand(&ips(&["127.0.0.1", "10.1.2.3"]), &host), ips(&["127.0.0.1", "10.1.2.3"]));
+    }
 }
