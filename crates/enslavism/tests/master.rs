@@ -88,19 +88,26 @@ async fn own_port_signalling_and_close_frees_the_port() {
 async fn the_bundle_and_404() {
     let master = Master::bind(loopback(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
     let addr = master.local_addr().unwrap();
-    let get = |path: &'static str| async move {
+    let get = |path: &'static str, extra: String| async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n").as_bytes()).await.unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         out
     };
-    let bundle = get("/enslavism/client.js").await;
+    let bundle = get("/enslavism/client.js", String::new()).await;
     assert!(bundle.starts_with("HTTP/1.1 200 OK\r\n"), "{bundle}");
-    assert!(bundle.contains("content-type: application/javascript\r\n"));
+    assert!(bundle.contains("content-type: application/javascript; charset=utf-8\r\n"), "{bundle}");
+    assert!(bundle.contains("cache-control: no-cache\r\n"));
+    let etag = enslavism::client_script_etag();
+    assert!(bundle.contains(&format!("etag: {etag}\r\n")));
     assert!(bundle.contains("globalThis.MasterConnection = MasterConnection;"));
-    assert!(get("/nothing").await.starts_with("HTTP/1.1 404 Not Found\r\n"));
+    // The browser's copy is current: 304, no body.
+    let cached = get("/enslavism/client.js", format!("If-None-Match: {etag}\r\n")).await;
+    assert!(cached.starts_with("HTTP/1.1 304 Not Modified\r\n"), "{cached}");
+    assert!(!cached.contains("MasterConnection"));
+    assert!(get("/nothing", String::new()).await.starts_with("HTTP/1.1 404 Not Found\r\n"));
     master.close().await;
 }
 
