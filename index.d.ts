@@ -115,6 +115,8 @@ export declare class Master extends EventEmitter {
 	readonly port: number | null;
 	/** How many slaves (registered or not) and clients are connected. */
 	readonly peerCounts: { slaves: number; clients: number };
+	/** The registered slaves, by the id clients see (the objects the `slave…register` events carry). */
+	readonly slaves: Map<number, RegisteredSlave>;
 	/**
 	 * Presents a new certificate from the next TLS handshake on; open
 	 * connections are kept. For a master started with `tls` (else throws
@@ -137,6 +139,12 @@ export declare class Master extends EventEmitter {
 	on(event: 'slaveconnection', listener: (ws: PeerSocket) => void): this;
 	/** A client is connected. */
 	on(event: 'clientconnection', listener: (ws: PeerSocket) => void): this;
+	/** A slave registered: clients list it from now on. */
+	on(event: 'slaveregister', listener: (slave: RegisteredSlave) => void): this;
+	/** A registered slave registered again with new userData (same id; `slave.userData` replaced in place). */
+	on(event: 'slaveupdate', listener: (slave: RegisteredSlave) => void): this;
+	/** A registered slave is gone from every list: closed, dropped, or silent past `heartbeatTimeout`. */
+	on(event: 'slaveunregister', listener: (slave: RegisteredSlave) => void): this;
 	/** The master's own port is bound (own-port mode only). */
 	on(event: 'listening', listener: () => void): this;
 	/**
@@ -149,9 +157,21 @@ export declare class Master extends EventEmitter {
 	on(event: string | symbol, listener: (...args: any[]) => void): this;
 	once(event: 'slaveauth' | 'clientauth', listener: (authData: AuthData, reject: RejectFunction) => void): this;
 	once(event: 'slaveconnection' | 'clientconnection', listener: (ws: PeerSocket) => void): this;
+	once(event: 'slaveregister' | 'slaveupdate' | 'slaveunregister', listener: (slave: RegisteredSlave) => void): this;
 	once(event: 'listening', listener: () => void): this;
 	once(event: 'error', listener: (err: Error & { code?: string }) => void): this;
 	once(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+/** A registered slave, as the master's `slave…register` events and `master.slaves` show it. */
+export interface RegisteredSlave {
+	/** The id clients see. */
+	readonly id: number;
+	/** Its userData (the latest registered). */
+	userData: unknown;
+	/** Where it connects from. */
+	readonly remoteAddress: string;
+	readonly remotePort: number;
 }
 
 /** A STUN or TURN server, as in `RTCIceServer`. */

@@ -11,7 +11,7 @@ const path = require('node:path');
 const { execFile } = require('node:child_process');
 const WebSocket = require('ws');
 const { Master } = require('..');
-const { T, connect, startMaster } = require('./helpers.js');
+const { T, connect, frame, registeredSlave, startMaster } = require('./helpers.js');
 
 function runChild(source) {
 	return new Promise((resolve) => {
@@ -93,6 +93,69 @@ describe('Master API', () => {
 		`);
 		assert.equal(code, 0);
 		assert.deepEqual(stdout.trim().split('\n').sort(), ['status: 401', 'uncaught: listener bug']);
+	});
+});
+
+describe('Master slave lifecycle', () => {
+	it('reports every registration change with the id clients see, and keeps master.slaves in step', async () => {
+		const { master, url, close } = await startMaster('port', { heartbeatInterval: 50, heartbeatTimeout: 300 });
+		const events = [];
+		for (const type of ['slaveregister', 'slaveupdate', 'slaveunregister']) {
+			master.on(type, (slave) => events.push([type, slave.id, structuredClone(slave.userData)]));
+		}
+		const watcher = await connect(`${url}/enslavism/clients`);
+		await watcher.next(); // the empty list
+		const registered = once(master, 'slaveregister');
+		const { slave, id } = await registeredSlave(url, { name: 'one', players: 0 }, watcher);
+		const [info] = await registered;
+		assert.equal(info.id, id, 'the id clients see');
+		assert.deepEqual(info.userData, { name: 'one', players: 0 });
+		assert.equal(info.remoteAddress, '127.0.0.1');
+		assert.ok(info.remotePort > 0);
+		assert.equal(master.slaves.get(id), info);
+
+		// Registering again (what a 0.9.0 slave does to change its userData) is an update, in place.
+		const updated = once(master, 'slaveupdate');
+		slave.send(frame.register({ name: 'one', players: 3 }));
+		const [same] = await updated;
+		assert.equal(same, info);
+		assert.deepEqual(master.slaves.get(id).userData, { name: 'one', players: 3 });
+		await watcher.next(); // clients see it as RemoveSlaves…
+		await watcher.next(); // …then AddSlaves
+
+		// A close, a dropped connection and a heartbeat timeout each unregister.
+		let gone = once(master, 'slaveunregister');
+		slave.close();
+		assert.equal((await gone)[0].id, id);
+		await watcher.next(); // RemoveSlaves
+		const second = await registeredSlave(url, { name: 'two' }, watcher);
+		gone = once(master, 'slaveunregister');
+		second.slave.ws._socket.destroy();
+		assert.equal((await gone)[0].id, second.id);
+		const raw = net.connect(master.port, '127.0.0.1');
+		await once(raw, 'connect');
+		const silentRegistered = once(master, 'slaveregister');
+		raw.write('GET /enslavism/slaves HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+			+ 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+		await once(raw, 'data'); // 101
+		// One masked binary frame: Register {"name":"silent"}, then silence (no pong ever).
+		const payload = frame.register({ name: 'silent' });
+		const mask = Buffer.from([1, 2, 3, 4]);
+		raw.write(Buffer.concat([Buffer.from([0x82, 0x80 | payload.length]), mask, payload.map((b, i) => b ^ mask[i % 4])]));
+		const [silent] = await silentRegistered;
+		raw.pause();
+		gone = once(master, 'slaveunregister');
+		assert.equal((await gone)[0].id, silent.id);
+		raw.destroy();
+
+		assert.equal(master.slaves.size, 0);
+		assert.deepEqual(events.map(([type, slaveId]) => [type, slaveId]), [
+			['slaveregister', id], ['slaveupdate', id], ['slaveunregister', id],
+			['slaveregister', second.id], ['slaveunregister', second.id],
+			['slaveregister', silent.id], ['slaveunregister', silent.id],
+		]);
+		watcher.close();
+		await close();
 	});
 });
 

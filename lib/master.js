@@ -31,6 +31,15 @@ function serveClientScript(req, res) {
 	res.end(clientScriptBuffer);
 }
 
+/** A slave's userData as the application gave it (the engine checked it is JSON). */
+function parseUserData(json) {
+	try {
+		return JSON.parse(json);
+	} catch {
+		return json;
+	}
+}
+
 function pathOf(url) {
 	const query = url.indexOf('?');
 	return query === -1 ? url : url.slice(0, query);
@@ -135,6 +144,12 @@ class Master extends EventEmitter {
 		super();
 		const nativeOptions = checkOptions(options);
 		this._sockets = { slave: new Map(), client: new Map() };
+		/**
+		 * The registered slaves, by the id clients see: `{ id, userData,
+		 * remoteAddress, remotePort }`, the objects the `slave…` events carry.
+		 * @type {Map<number, RegisteredSlave>}
+		 */
+		this.slaves = new Map();
 		this._server = null;
 		this._closing = null;
 		const onEvent = (event) => this._onNativeEvent(event);
@@ -255,6 +270,26 @@ class Master extends EventEmitter {
 				this._sockets[kind].delete(event.id);
 				socket.readyState = PeerSocket.CLOSED;
 				socket.emit('close', event.code, event.reason);
+				break;
+			}
+			case 'slaveregister': {
+				const slave = { id: event.id, userData: parseUserData(event.userData), remoteAddress: event.remoteAddress, remotePort: event.remotePort };
+				this.slaves.set(event.id, slave);
+				this.emit('slaveregister', slave);
+				break;
+			}
+			case 'slaveupdate': {
+				const slave = this.slaves.get(event.id);
+				if (slave === undefined) break;
+				slave.userData = parseUserData(event.userData);
+				this.emit('slaveupdate', slave);
+				break;
+			}
+			case 'slaveunregister': {
+				const slave = this.slaves.get(event.id);
+				if (slave === undefined) break;
+				this.slaves.delete(event.id);
+				this.emit('slaveunregister', slave);
 				break;
 			}
 			case 'error':

@@ -69,7 +69,8 @@ fn tls_identity(tls: &NativeTlsOptions) -> napi::Result<TlsIdentity, String> {
 /// One event delivered to the JS wrapper.
 #[napi(object)]
 pub struct NativeMasterEvent {
-    /// `auth`, `connection`, `close` or `error`.
+    /// `auth`, `connection`, `close`, `error`, `slaveregister`, `slaveupdate`
+    /// or `slaveunregister`.
     pub r#type: String,
     /// `slave` or `client`.
     pub kind: String,
@@ -89,6 +90,8 @@ pub struct NativeMasterEvent {
     pub code: Option<u32>,
     /// The close reason (for `close`), or what went wrong (for `error`).
     pub reason: Option<String>,
+    /// The slave's userData, JSON text (for the `slave…register` and `slaveupdate` events).
+    pub user_data: Option<String>,
 }
 
 type EventCallback = ThreadsafeFunction<NativeMasterEvent, (), NativeMasterEvent, Status, false>;
@@ -171,6 +174,7 @@ impl MasterHooks for JsHooks {
             remote_family,
             code: None,
             reason: None,
+            user_data: None,
         });
         if !delivered {
             self.tickets.lock().unwrap_or_else(|p| p.into_inner()).remove(&ticket);
@@ -201,7 +205,15 @@ impl MasterHooks for JsHooks {
                     remote_family,
                     code: None,
                     reason: None,
+                    user_data: None,
                 }
+            }
+            MasterEvent::SlaveRegistered { id, user_data, remote_addr } => {
+                slave_event("slaveregister", id, user_data, remote_addr)
+            }
+            MasterEvent::SlaveUpdated { id, user_data, remote_addr } => slave_event("slaveupdate", id, user_data, remote_addr),
+            MasterEvent::SlaveUnregistered { id, user_data, remote_addr } => {
+                slave_event("slaveunregister", id, user_data, remote_addr)
             }
             MasterEvent::Closed { kind, id, code, reason } => {
                 if !self.announced.lock().unwrap_or_else(|p| p.into_inner()).remove(&(kind_index(kind), id)) {
@@ -218,6 +230,7 @@ impl MasterHooks for JsHooks {
                     remote_family: None,
                     code: Some(u32::from(code)),
                     reason: Some(reason),
+                    user_data: None,
                 }
             }
             MasterEvent::InternalError { message } => NativeMasterEvent {
@@ -231,6 +244,7 @@ impl MasterHooks for JsHooks {
                 remote_family: None,
                 code: None,
                 reason: Some(message),
+                user_data: None,
             },
             // Events added to the engine later are not shown to JS until the binding knows them.
             _ => return,
@@ -280,6 +294,24 @@ fn config_from(options: &NativeMasterOptions) -> napi::Result<MasterConfig, Stri
         b = b.max_candidates_per_second(narrow("max_candidates_per_second", n).map_err(config_error)?);
     }
     b.build().map_err(config_error)
+}
+
+/// A registration change of a slave (always delivered: they are rare).
+fn slave_event(kind: &str, id: u32, user_data: String, remote_addr: SocketAddr) -> NativeMasterEvent {
+    let (remote_address, remote_port, remote_family) = address_fields(remote_addr);
+    NativeMasterEvent {
+        r#type: kind.into(),
+        kind: "slave".into(),
+        id: Some(id),
+        ticket: None,
+        cookies: None,
+        remote_address,
+        remote_port,
+        remote_family,
+        code: None,
+        reason: None,
+        user_data: Some(user_data),
+    }
 }
 
 fn make_hooks(on_event: Function<'_, NativeMasterEvent, ()>) -> napi::Result<Arc<JsHooks>, String> {

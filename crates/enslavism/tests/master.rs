@@ -133,6 +133,9 @@ impl MasterHooks for Recorder {
         let line = match event {
             MasterEvent::Connected { kind, .. } => format!("connected {}", kind.name()),
             MasterEvent::Closed { kind, code, .. } => format!("closed {} {code}", kind.name()),
+            MasterEvent::SlaveRegistered { user_data, remote_addr, .. } => format!("registered {user_data} {}", remote_addr.ip()),
+            MasterEvent::SlaveUpdated { user_data, .. } => format!("updated {user_data}"),
+            MasterEvent::SlaveUnregistered { user_data, .. } => format!("unregistered {user_data}"),
             other => format!("{other:?}"),
         };
         self.events.lock().unwrap().push(line);
@@ -152,10 +155,23 @@ async fn auth_refusal_is_a_401_with_the_reason_and_events_are_reported() {
         other => panic!("expected a 401, got {other:?}"),
     }
     let mut slave = open(addr, "/enslavism/slaves", Some("token=s3cret")).await.unwrap();
+    for user_data in [r#"{"players":0}"#, r#"{"players":1}"#] {
+        let register = Message::Register { user_data: user_data.into() }.encode().unwrap();
+        slave.send(WsMessage::Binary(register.into())).await.unwrap();
+    }
     slave.close(None).await.unwrap();
     while slave.next().await.is_some() {}
     master.close().await;
-    assert_eq!(*hooks.events.lock().unwrap(), ["connected slave", "closed slave 1005"]);
+    assert_eq!(
+        *hooks.events.lock().unwrap(),
+        [
+            "connected slave",
+            r#"registered {"players":0} 127.0.0.1"#,
+            r#"updated {"players":1}"#,
+            r#"unregistered {"players":1}"#,
+            "closed slave 1005"
+        ]
+    );
 }
 
 /// Stands in for Node's http.Server: parses the request head with httparse

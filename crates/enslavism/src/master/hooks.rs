@@ -54,6 +54,36 @@ pub enum MasterEvent {
         /// The close reason the peer sent.
         reason: String,
     },
+    /// A slave registered: clients list it under `id` from now on.
+    SlaveRegistered {
+        /// The id clients see.
+        id: u32,
+        /// Its userData (JSON text).
+        user_data: String,
+        /// Where it connects from.
+        remote_addr: SocketAddr,
+    },
+    /// A registered slave registered again with new userData (0.9.0
+    /// slaves' only way to change it): same id, every client's list updated.
+    SlaveUpdated {
+        /// The id clients see.
+        id: u32,
+        /// Its new userData (JSON text).
+        user_data: String,
+        /// Where it connects from.
+        remote_addr: SocketAddr,
+    },
+    /// A registered slave is gone from every list: it closed, its
+    /// connection dropped, or it missed its heartbeats. Reported before its
+    /// [`MasterEvent::Closed`].
+    SlaveUnregistered {
+        /// The id clients saw.
+        id: u32,
+        /// Its last userData (JSON text).
+        user_data: String,
+        /// Where it connected from.
+        remote_addr: SocketAddr,
+    },
     /// A bug in the engine was caught while serving one peer; that peer was
     /// dropped, everything else goes on.
     InternalError {

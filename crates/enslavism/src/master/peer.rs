@@ -129,9 +129,12 @@ where
             }
         };
 
-        shared.router().remove(kind, id);
+        let unregistered = shared.router().remove(kind, id);
         drop(slot);
         tracing::debug!(kind = kind.name(), id, code, "peer closed");
+        if let Some(entry) = unregistered {
+            shared.hooks.on_event(MasterEvent::SlaveUnregistered { id, user_data: entry.user_data, remote_addr });
+        }
         shared.hooks.on_event(MasterEvent::Closed { kind, id, code, reason });
     }
 }
@@ -151,7 +154,7 @@ where
     shared.hooks.on_event(MasterEvent::Connected { kind, id, remote_addr });
     // In a block of its own: its room is then reused by the closing writes below.
     let ended = {
-        let mut connection = Connection::new(shared, kind, id, outbox);
+        let mut connection = Connection::new(shared, kind, id, remote_addr, outbox);
         std::future::poll_fn(|cx| connection.poll(cx, ws)).await
     };
     match ended {
@@ -208,11 +211,19 @@ struct Connection<'a> {
     write_deadline_armed: bool,
     heartbeat: tokio::time::Interval,
     last_heard: tokio::time::Instant,
-    limits: Option<ClientLimits>,
+    side: Side,
+}
+
+/// What only one kind of peer needs (in the room of the other's).
+enum Side {
+    /// A client is held to rates.
+    Client(ClientLimits),
+    /// A slave's address goes with its registration events.
+    Slave(SocketAddr),
 }
 
 impl<'a> Connection<'a> {
-    fn new(shared: &'a Shared, kind: PeerKind, id: u32, outbox: &'a Outbox) -> Self {
+    fn new(shared: &'a Shared, kind: PeerKind, id: u32, remote_addr: SocketAddr, outbox: &'a Outbox) -> Self {
         let mut heartbeat = tokio::time::interval(shared.config.heartbeat_interval);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         heartbeat.reset();
@@ -227,7 +238,10 @@ impl<'a> Connection<'a> {
             write_deadline_armed: false,
             heartbeat,
             last_heard: tokio::time::Instant::now(),
-            limits: (kind == PeerKind::Client).then(|| ClientLimits::new(&shared.config)),
+            side: match kind {
+                PeerKind::Client => Side::Client(ClientLimits::new(&shared.config)),
+                PeerKind::Slave => Side::Slave(remote_addr),
+            },
         }
     }
 
@@ -327,7 +341,7 @@ impl<'a> Connection<'a> {
         match incoming {
             Some(Ok(WsMessage::Binary(data))) => {
                 self.last_heard = tokio::time::Instant::now();
-                handle_frame(self.shared, kind, id, &data, self.limits.as_mut());
+                handle_frame(self.shared, kind, id, &mut self.side, &data);
             }
             Some(Ok(WsMessage::Pong(_))) => self.last_heard = tokio::time::Instant::now(),
             Some(Ok(WsMessage::Text(_))) => {
@@ -406,7 +420,7 @@ impl ClientLimits {
 }
 
 /// Decodes one frame and routes it; bad frames are dropped with a debug log.
-fn handle_frame(shared: &Shared, kind: PeerKind, id: u32, data: &[u8], limits: Option<&mut ClientLimits>) {
+fn handle_frame(shared: &Shared, kind: PeerKind, id: u32, side: &mut Side, data: &[u8]) {
     let msg = match Message::decode(data) {
         Ok(msg) => msg,
         Err(e) => {
@@ -414,7 +428,7 @@ fn handle_frame(shared: &Shared, kind: PeerKind, id: u32, data: &[u8], limits: O
             return;
         }
     };
-    if let Some(limits) = limits {
+    if let Side::Client(limits) = side {
         let now = tokio::time::Instant::now();
         match &msg {
             Message::OfferToSlave(SessionDescription { id: slave_id, .. }) if !limits.offers.try_take(now) => {
@@ -429,8 +443,23 @@ fn handle_frame(shared: &Shared, kind: PeerKind, id: u32, data: &[u8], limits: O
             _ => {}
         }
     }
-    if let Err(e) = shared.router().route(kind, id, msg) {
+    let registers = matches!(msg, Message::Register { .. });
+    let mut router = shared.router();
+    let was_registered = registers && router.registered_slave(id).is_some();
+    if let Err(e) = router.route(kind, id, msg) {
         tracing::debug!(kind = kind.name(), id, "message dropped: {e}");
+        return;
+    }
+    // Registration changes are rare: the application hears of each, outside the lock.
+    let registered = if registers { router.registered_slave(id).map(|e| e.user_data.clone()) } else { None };
+    drop(router);
+    if let (Some(user_data), Side::Slave(remote_addr)) = (registered, side) {
+        let remote_addr = *remote_addr;
+        shared.hooks.on_event(if was_registered {
+            MasterEvent::SlaveUpdated { id, user_data, remote_addr }
+        } else {
+            MasterEvent::SlaveRegistered { id, user_data, remote_addr }
+        });
     }
 }
 

@@ -227,19 +227,25 @@ impl<L: PeerLink> SignallingRouter<L> {
     }
 
     /// Forgets a peer. A registered slave's departure is broadcast to every
-    /// client as RemoveSlaves.
-    pub fn remove(&mut self, kind: PeerKind, id: u32) {
+    /// client as RemoveSlaves, and its entry returned.
+    pub fn remove(&mut self, kind: PeerKind, id: u32) -> Option<SlaveEntry> {
         match kind {
             PeerKind::Client => {
                 self.clients.remove(&id);
+                None
             }
             PeerKind::Slave => {
-                if let Some(SlaveState { entry: Some(_), .. }) = self.slaves.remove(&id) {
-                    self.slave_list_frame = None;
-                    self.broadcast(&Message::RemoveSlaves(vec![id]));
-                }
+                let entry = self.slaves.remove(&id)?.entry?;
+                self.slave_list_frame = None;
+                self.broadcast(&Message::RemoveSlaves(vec![id]));
+                Some(entry)
             }
         }
+    }
+
+    /// The entry of a registered slave.
+    pub fn registered_slave(&self, id: u32) -> Option<&SlaveEntry> {
+        self.slaves.get(&id)?.entry.as_ref()
     }
 
     /// Routes one decoded message from a peer.
