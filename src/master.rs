@@ -68,6 +68,7 @@ fn tls_identity(tls: &NativeTlsOptions) -> napi::Result<TlsIdentity, String> {
 
 /// One event delivered to the JS wrapper.
 #[napi(object)]
+#[derive(Default)]
 pub struct NativeMasterEvent {
     /// `auth`, `connection`, `close`, `error`, `slaveregister`, `slaveupdate`
     /// or `slaveunregister`.
@@ -166,15 +167,12 @@ impl MasterHooks for JsHooks {
         let delivered = self.emit(NativeMasterEvent {
             r#type: "auth".into(),
             kind: request.kind.name().into(),
-            id: None,
             ticket: Some(ticket),
             cookies: Some(request.cookies),
             remote_address,
             remote_port,
             remote_family,
-            code: None,
-            reason: None,
-            user_data: None,
+            ..Default::default()
         });
         if !delivered {
             self.tickets.lock().unwrap_or_else(|p| p.into_inner()).remove(&ticket);
@@ -198,14 +196,10 @@ impl MasterHooks for JsHooks {
                     r#type: "connection".into(),
                     kind: kind.name().into(),
                     id: Some(id),
-                    ticket: None,
-                    cookies: None,
                     remote_address,
                     remote_port,
                     remote_family,
-                    code: None,
-                    reason: None,
-                    user_data: None,
+                    ..Default::default()
                 }
             }
             MasterEvent::SlaveRegistered { id, user_data, remote_addr } => {
@@ -223,29 +217,14 @@ impl MasterHooks for JsHooks {
                     r#type: "close".into(),
                     kind: kind.name().into(),
                     id: Some(id),
-                    ticket: None,
-                    cookies: None,
-                    remote_address: None,
-                    remote_port: None,
-                    remote_family: None,
                     code: Some(u32::from(code)),
                     reason: Some(reason),
-                    user_data: None,
+                    ..Default::default()
                 }
             }
-            MasterEvent::InternalError { message } => NativeMasterEvent {
-                r#type: "error".into(),
-                kind: String::new(),
-                id: None,
-                ticket: None,
-                cookies: None,
-                remote_address: None,
-                remote_port: None,
-                remote_family: None,
-                code: None,
-                reason: Some(message),
-                user_data: None,
-            },
+            MasterEvent::InternalError { message } => {
+                NativeMasterEvent { r#type: "error".into(), kind: String::new(), reason: Some(message), ..Default::default() }
+            }
             // Events added to the engine later are not shown to JS until the binding knows them.
             _ => return,
         };
@@ -303,14 +282,11 @@ fn slave_event(kind: &str, id: u32, user_data: String, remote_addr: SocketAddr) 
         r#type: kind.into(),
         kind: "slave".into(),
         id: Some(id),
-        ticket: None,
-        cookies: None,
         remote_address,
         remote_port,
         remote_family,
-        code: None,
-        reason: None,
         user_data: Some(user_data),
+        ..Default::default()
     }
 }
 

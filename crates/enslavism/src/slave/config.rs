@@ -84,16 +84,6 @@ impl SlaveConfig {
     pub fn builder() -> SlaveConfigBuilder {
         SlaveConfigBuilder { config: SlaveConfig::default() }
     }
-
-    /// The largest message a data channel carries each way.
-    pub fn max_message_size(&self) -> usize {
-        self.max_message_size
-    }
-
-    /// The local addresses announced as host candidates.
-    pub fn ice_addresses(&self) -> &[IpAddr] {
-        &self.ice_addresses
-    }
 }
 
 /// Makes a [`SlaveConfig`]; every value is checked by [`build`](Self::build).
