@@ -27,6 +27,12 @@ export interface MasterOptions {
 	maxConnections?: number;
 	/** Largest userData (bytes of JSON, at most 65535) a slave may register; over it the slave is closed with 1009 and a reason. Default 65535. */
 	maxUserDataSize?: number;
+	/**
+	 * userData updates (`slave.setUserData`) one slave may make per second (a
+	 * burst of as many is allowed); more are merged and applied when the rate
+	 * allows, the latest winning. 0: no limit. Default 10.
+	 */
+	maxUserDataUpdatesPerSecond?: number;
 	/** Offers one client may send per second (a burst of as many is allowed); more are answered with a rejection. 0: no limit. Default 10. */
 	maxOffersPerSecond?: number;
 	/** ICE candidates one client may send per second; more are dropped. 0: no limit. Default 200. */
@@ -53,10 +59,28 @@ export type AuthData = Record<string, string>;
 
 /**
  * Refuses the handshake being decided: the peer gets HTTP 401 with `reason`
- * as the body (or `Unauthorized`). Must be called synchronously inside the
- * `slaveauth`/`clientauth` listener.
+ * as the body (or `Unauthorized`). Call it synchronously inside the
+ * `slaveauth`/`clientauth` listener, or, if the listener returned a Promise,
+ * before that Promise settles.
  */
 export type RejectFunction = (reason?: string) => void;
+
+/** Where a handshake being decided comes from: the third argument of `slaveauth`/`clientauth`. */
+export interface AuthInfo {
+	/** The peer's IP address (as `PeerSocket.remoteAddress`). */
+	readonly remoteAddress: string;
+	readonly remotePort: number;
+	/** The request's headers, as Node's `req.headers` has them (lower-case names, repeats joined with `, `). */
+	readonly headers: Record<string, string>;
+}
+
+/**
+ * A `slaveauth`/`clientauth` listener. A synchronous one decides at once, as
+ * in 0.9.0. One that is `async` or returns a Promise holds the handshake
+ * until it settles (at most `authTimeout`, then 401): `reject()` called before
+ * then, or a rejected Promise, refuses with 401.
+ */
+export type AuthListener = (authData: AuthData, reject: RejectFunction, info: AuthInfo) => void | Promise<unknown>;
 
 /**
  * A connected slave or client, as `slaveconnection`/`clientconnection` show
@@ -131,17 +155,17 @@ export declare class Master extends EventEmitter {
 	 */
 	close(): Promise<void>;
 
-	/** A slave wants to connect; `authData` holds the cookies it sent (its `authData`). Accepted unless `reject` is called synchronously. */
-	on(event: 'slaveauth', listener: (authData: AuthData, reject: RejectFunction) => void): this;
-	/** A client wants to connect; `authData` holds its cookies. Accepted unless `reject` is called synchronously. */
-	on(event: 'clientauth', listener: (authData: AuthData, reject: RejectFunction) => void): this;
+	/** A slave wants to connect; `authData` holds the cookies it sent (its `authData`). Accepted unless `reject` is called (see {@link AuthListener}). */
+	on(event: 'slaveauth', listener: AuthListener): this;
+	/** A client wants to connect; `authData` holds its cookies. Accepted unless `reject` is called (see {@link AuthListener}). */
+	on(event: 'clientauth', listener: AuthListener): this;
 	/** A slave is connected. */
 	on(event: 'slaveconnection', listener: (ws: PeerSocket) => void): this;
 	/** A client is connected. */
 	on(event: 'clientconnection', listener: (ws: PeerSocket) => void): this;
 	/** A slave registered: clients list it from now on. */
 	on(event: 'slaveregister', listener: (slave: RegisteredSlave) => void): this;
-	/** A registered slave registered again with new userData (same id; `slave.userData` replaced in place). */
+	/** A registered slave has new userData (`setUserData`, or a second registration; same id, `slave.userData` replaced in place). */
 	on(event: 'slaveupdate', listener: (slave: RegisteredSlave) => void): this;
 	/** A registered slave is gone from every list: closed, dropped, or silent past `heartbeatTimeout`. */
 	on(event: 'slaveunregister', listener: (slave: RegisteredSlave) => void): this;
@@ -155,7 +179,7 @@ export declare class Master extends EventEmitter {
 	 */
 	on(event: 'error', listener: (err: Error & { code?: string }) => void): this;
 	on(event: string | symbol, listener: (...args: any[]) => void): this;
-	once(event: 'slaveauth' | 'clientauth', listener: (authData: AuthData, reject: RejectFunction) => void): this;
+	once(event: 'slaveauth' | 'clientauth', listener: AuthListener): this;
 	once(event: 'slaveconnection' | 'clientconnection', listener: (ws: PeerSocket) => void): this;
 	once(event: 'slaveregister' | 'slaveupdate' | 'slaveunregister', listener: (slave: RegisteredSlave) => void): this;
 	once(event: 'listening', listener: () => void): this;
@@ -352,10 +376,28 @@ export interface Slave extends EventEmitter {
 	readonly connections: ClientConnection[];
 	/** The UDP ports peer connections arrive on, one per shard (see `udpPort`). */
 	readonly udpPorts: number[];
+	/** The latest userData set (by the constructor or `setUserData`). */
+	readonly userData: unknown;
+	/**
+	 * Replaces the userData every client's list shows (any JSON value, at most
+	 * 65,535 bytes of JSON). Resolves once the master has it: a master of
+	 * ours has then sent it to every client (`slaveupdated` in browsers, the
+	 * open channels untouched). A 0.9.0 master gets a second registration:
+	 * new clients see the new userData, 0.9.0 bundles get a second
+	 * `slaveadded`, ours update in place. While the master is unreachable it
+	 * resolves once the slave registers again, with the latest userData.
+	 * Rejects with `ERR_ENSLAVISM_USERDATA_REFUSED` when the master refused
+	 * it (over its `maxUserDataSize`; `userData` is the previous value
+	 * again), `ERR_INVALID_ARG_TYPE`/`ERR_INVALID_ARG_VALUE` for no JSON or
+	 * too much of it, `ERR_ENSLAVISM_NO_MASTER` once the master link is
+	 * closed for good (`reconnect: false`), `ERR_ENSLAVISM_CLOSED` after `close()`.
+	 * Calls in quick succession are merged: the master gets the latest.
+	 */
+	setUserData(userData: unknown): Promise<void>;
 	/** Closes every client connection and the link to the master; resolves once done. */
 	close(): Promise<void>;
-	/** A client offers a connection: call `reject()` synchronously to refuse it. */
-	on(event: 'offer', listener: (reject: () => void) => void): this;
+	/** A client offers a connection: call `reject()` synchronously to refuse it. `info.clientId` is the client's id. */
+	on(event: 'offer', listener: (reject: () => void, info: { clientId: number }) => void): this;
 	/** A client is connected. */
 	on(event: 'connection', listener: (clientCo: ClientConnection) => void): this;
 	/** The WebSocket to the master closed; open client connections go on, and the slave reconnects (option `reconnect`). */
@@ -405,7 +447,7 @@ export interface MasterConnectionOptions {
 export declare class SlaveConnection extends EventEmitter {
 	/** The slave's id, given by the master (a slave listed again after a reconnection keeps this object under its new id). */
 	readonly id: number;
-	/** What the slave registered with. */
+	/** What the slave registered with; replaced in place on an update (`slaveupdated`). */
 	readonly userData: unknown;
 	/** The MasterConnection that lists the slave. */
 	readonly master: MasterConnection;
@@ -447,6 +489,8 @@ export declare class MasterConnection extends EventEmitter {
 	on(event: 'slaveadded', listener: (slaveCo: SlaveConnection) => void): this;
 	/** A slave left the list; its connection was closed. */
 	on(event: 'slaveremoved', listener: (slaveCo: SlaveConnection) => void): this;
+	/** A listed slave has new userData (`slaveCo.userData`); its connection is not touched. */
+	on(event: 'slaveupdated', listener: (slaveCo: SlaveConnection) => void): this;
 	/**
 	 * The WebSocket to the master closed; the client reconnects unless told not to.
 	 * A connection that never opened closes with code 1006 and `error` (its

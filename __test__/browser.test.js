@@ -8,7 +8,7 @@ const assert = require('node:assert/strict');
 const { once } = require('node:events');
 const http = require('node:http');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
+const { execFileSync, spawn } = require('node:child_process');
 const { NETNS_ADDRESS, enterNamespace } = require('./netns.js');
 
 if (!enterNamespace(__filename, 'browser tests')) return;
@@ -131,7 +131,8 @@ describe('browser client in Chromium', () => {
 	});
 
 	it('a refused offer rejects createDataChannel and fires rejected', async () => {
-		slave.once('offer', (reject) => reject());
+		let offered;
+		slave.once('offer', (reject, info) => { offered = info; reject(); });
 		const outcome = await page.evaluate(async (url) => {
 			const masterCon = new MasterConnection(url);
 			const slaveCo = await new Promise((resolve) => masterCon.addEventListener('slaveadded', resolve));
@@ -143,6 +144,38 @@ describe('browser client in Chromium', () => {
 		}, `ws://127.0.0.1:${server.address().port}`);
 		assert.equal(outcome.err.code, 'REJECTED');
 		assert.equal(outcome.fired, true);
+		assert.ok(Number.isInteger(offered.clientId), 'the offer names its client');
+	});
+
+	it('shows a live userData update in place, the open channel untouched', async () => {
+		const url = `ws://127.0.0.1:${server.address().port}`;
+		await page.evaluate(async (wsUrl) => {
+			const masterCon = new MasterConnection(wsUrl);
+			const slaveCo = await new Promise((resolve) => masterCon.addEventListener('slaveadded', resolve));
+			const dc = await slaveCo.createDataChannel('live');
+			const replies = [];
+			dc.addEventListener('message', (ev) => replies.push(ev.data));
+			const updated = new Promise((resolve) => masterCon.addEventListener('slaveupdated', resolve));
+			window.live = { masterCon, slaveCo, dc, replies, updated };
+		}, url);
+		await slave.setUserData({ name: 'chromium test', players: 1 });
+		assert.deepEqual(slave.userData, { name: 'chromium test', players: 1 });
+		const seen = await page.evaluate(async () => {
+			const { masterCon, slaveCo, dc, replies, updated } = window.live;
+			const updatedCo = await updated;
+			const echo = new Promise((resolve) => dc.addEventListener('message', (ev) => {
+				if (ev.data === 'echo:after the update') resolve(ev.data);
+			}));
+			dc.send('after the update');
+			const reply = await echo;
+			const state = { same: updatedCo === slaveCo, listed: masterCon.slaves[slaveCo.id] === slaveCo,
+				userData: slaveCo.userData, dcState: dc.readyState, reply, replies: replies.length };
+			masterCon.close();
+			return state;
+		});
+		assert.deepEqual(seen, { same: true, listed: true, userData: { name: 'chromium test', players: 1 },
+			dcState: 'open', reply: 'echo:after the update', replies: 2 });
+		await slave.setUserData({ name: 'chromium test' });
 	});
 
 	it('a slave killed with SIGKILL leaves every list', async () => {
@@ -191,6 +224,59 @@ describe('browser client in Chromium', () => {
 		assert.equal(event.code, 1001);
 		assert.equal(event.reason, 'master closing');
 		assert.equal(event.wasClean, true);
+	});
+});
+
+describe('a master cut off without closing, seen from Chromium', () => {
+	it('is noticed within deadMasterTimeout and handled like a close: reconnect, resync', async () => {
+		const server = http.createServer((req, res) => {
+			res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+			res.end(PAGE);
+		});
+		await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+		const { port } = server.address();
+		const master = new Master(server);
+		const cutSlave = await new Slave(`ws://127.0.0.1:${port}`, { name: 'behind the cut' }, undefined, { iceAddresses: [NETNS_ADDRESS] });
+		const browser = await launch();
+		const nft = (script) => execFileSync('nft', ['-f', '-'], { input: script });
+		try {
+			const page = await browser.newPage();
+			await page.goto(`http://127.0.0.1:${port}/`);
+			await page.evaluate((wsUrl) => new Promise((resolve) => {
+				const masterCon = new MasterConnection(wsUrl, { deadMasterTimeout: 1500, reconnectMaxDelay: 300 });
+				const reconnected = new Promise((done) => masterCon.addEventListener('reconnected', done));
+				window.cut = { masterCon, closes: [], reconnected };
+				masterCon.addEventListener('close', (ev) => window.cut.closes.push({ ...ev, at: performance.now() }));
+				masterCon.addEventListener('slaveadded', resolve);
+			}), `ws://127.0.0.1:${port}`);
+			// Every packet to or from the master's port is dropped: no FIN, no RST,
+			// the TCP connection just goes quiet, as behind a cut cable.
+			nft(`table inet cut {
+				chain out { type filter hook output priority 0; tcp dport ${port} drop; tcp sport ${port} drop; }
+			}`);
+			const cutAt = await page.evaluate(() => performance.now());
+			const closed = await page.evaluate(() => new Promise((resolve) => {
+				window.cut.masterCon.addEventListener('close', resolve);
+			}));
+			const noticedMs = (await page.evaluate(() => window.cut.closes[0].at)) - cutAt;
+			assert.equal(closed.code, 1006);
+			assert.match(closed.reason, /sent nothing/);
+			assert.ok(noticedMs < 5000, `noticed after ${noticedMs} ms`);
+			console.log(`# a cut master noticed after ${noticedMs.toFixed(0)} ms (deadMasterTimeout 1500)`);
+			nft('delete table inet cut');
+			const listed = await page.evaluate(async () => {
+				await window.cut.reconnected;
+				return window.cut.masterCon.slaves.filter(Boolean).map((s) => s.userData);
+			});
+			assert.deepEqual(listed, [{ name: 'behind the cut' }], 'the list after resync');
+		} finally {
+			try { nft('delete table inet cut'); } catch { /* already gone */ }
+			await browser.close();
+			await cutSlave.close();
+			await master.close();
+			server.closeAllConnections();
+			server.close();
+		}
 	});
 });
 

@@ -23,13 +23,17 @@ const old = require('enslavism-0.9.0');
 const OLD_PACKAGE = path.dirname(require.resolve('enslavism-0.9.0/package.json'));
 const OLD_BUNDLE = fs.readFileSync(path.join(OLD_PACKAGE, 'dist', 'client.bundle.js'));
 
-/** An http.Server serving a page that loads `bundlePath`, plus the old bundle at /old-client.js. */
-async function pageServer(bundlePath) {
+/**
+ * An http.Server serving a page that loads `bundlePath`, plus the old bundle
+ * at /old-client.js and the `scripts` given (path → source).
+ */
+async function pageServer(bundlePath, scripts = {}) {
 	const page = `<!DOCTYPE html><html><head><meta charset="utf-8"></head><body><script src="${bundlePath}"></script></body></html>`;
+	const served = { '/old-client.js': OLD_BUNDLE, ...scripts };
 	const server = http.createServer((req, res) => {
-		if (req.url === '/old-client.js') {
+		if (Object.hasOwn(served, req.url)) {
 			res.writeHead(200, { 'Content-Type': 'application/javascript' });
-			res.end(OLD_BUNDLE);
+			res.end(served[req.url]);
 			return;
 		}
 		res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
@@ -121,6 +125,91 @@ describe('compatibility with enslavism 0.9.0', () => {
 
 	it('the 0.9.0 browser bundle on our master and our slave', () =>
 		ourSlaveExchange('/old-client.js', (server) => new ours.Master(server)));
+
+	/** In the page: list the first slave, open a channel to it; kept as `window.kept`. */
+	async function listAndConnect(page, wsUrl) {
+		return page.evaluate(async (url) => {
+			const masterCon = new MasterConnection(url);
+			const slaveCo = await new Promise((resolve) => masterCon.addEventListener('slaveadded', resolve));
+			const dc = await slaveCo.createDataChannel('test');
+			const updated = new Promise((resolve) => masterCon.addEventListener('slaveupdated', resolve));
+			window.kept = { masterCon, slaveCo, dc, updated };
+			return slaveCo.userData;
+		}, wsUrl);
+	}
+
+	/** In the page: the kept channel still carries a message. */
+	function stillExchanges(page) {
+		return page.evaluate(() => new Promise((resolve) => {
+			window.kept.dc.addEventListener('message', (ev) => resolve(String(ev.data)));
+			window.kept.dc.send('still there?');
+		}));
+	}
+
+	it('setUserData on our master: the 0.9.0 bundle keeps a working list, new pages see the update', async () => {
+		const server = await pageServer('/old-client.js');
+		const master = new ours.Master(server);
+		const url = `ws://127.0.0.1:${server.address().port}`;
+		const { slave } = await helloSlave(ours.Slave, url, { iceAddresses: [NETNS_ADDRESS] });
+		const page = await browser.newPage();
+		const errors = [];
+		page.on('pageerror', (err) => errors.push(err.message));
+		try {
+			await page.goto(`http://127.0.0.1:${server.address().port}/`);
+			assert.deepEqual(await listAndConnect(page, url), { name: 'compat' });
+			await slave.setUserData({ name: 'compat', players: 1 });
+			assert.equal(await stillExchanges(page), 'hallo welt');
+			// 0.9.0 bundles are not sent updates (their RemoveSlaves would close the
+			// connection): the list keeps the slave, under its id, as it was.
+			const listed = await page.evaluate(() => window.kept.masterCon.slaves.filter(Boolean).map((s) => [s.id, s.userData]));
+			assert.deepEqual(listed, [[await page.evaluate(() => window.kept.slaveCo.id), { name: 'compat' }]]);
+			await page.reload();
+			assert.deepEqual(await listAndConnect(page, url), { name: 'compat', players: 1 }, 'a new page lists the latest');
+			assert.deepEqual(errors, []);
+		} finally {
+			await page.close();
+			await slave.close();
+			await master.close();
+			server.closeAllConnections();
+			server.close();
+		}
+	});
+
+	it('setUserData on the 0.9.0 master: registers again; our bundle updates in place, 0.9.0\'s lists it', async () => {
+		// Our bundle, as our master serves it, on a page of its own (both
+		// bundles define the same global names).
+		const ourMaster = new ours.Master(0, { host: '127.0.0.1' });
+		await new Promise((resolve) => ourMaster.once('listening', resolve));
+		const ourBundle = await (await fetch(`http://127.0.0.1:${ourMaster.port}/enslavism/client.js`)).text();
+		await ourMaster.close();
+		const ourPageServer = await pageServer('/our-client.js', { '/our-client.js': ourBundle });
+		const server = await pageServer('/enslavism/client.js');
+		const master = new old.Master(server);
+		const url = `ws://127.0.0.1:${server.address().port}`;
+		const { slave } = await helloSlave(ours.Slave, url, { iceAddresses: [NETNS_ADDRESS] });
+		const ourPage = await browser.newPage();
+		const oldPage = await browser.newPage();
+		try {
+			await ourPage.goto(`http://127.0.0.1:${ourPageServer.address().port}/`);
+			assert.deepEqual(await listAndConnect(ourPage, url), { name: 'compat' });
+			await slave.setUserData({ name: 'compat', players: 2 });
+			const seen = await ourPage.evaluate(async () => {
+				const updatedCo = await window.kept.updated;
+				return { same: updatedCo === window.kept.slaveCo, userData: updatedCo.userData };
+			});
+			assert.deepEqual(seen, { same: true, userData: { name: 'compat', players: 2 } }, 'in place, from a second AddSlaves');
+			assert.equal(await stillExchanges(ourPage), 'hallo welt');
+			await oldPage.goto(`http://127.0.0.1:${server.address().port}/`);
+			assert.deepEqual(await listAndConnect(oldPage, url), { name: 'compat', players: 2 });
+		} finally {
+			await ourPage.close();
+			await oldPage.close();
+			await slave.close();
+			server.closeAllConnections();
+			server.close();
+			ourPageServer.close();
+		}
+	});
 
 	it('0.9.0\'s own examples run unchanged on this package', async () => {
 		// The examples `require('..')`: copy them, untouched, under a folder whose

@@ -8,9 +8,9 @@ const { once } = require('node:events');
 const http = require('node:http');
 const net = require('node:net');
 const path = require('node:path');
-const { execFile } = require('node:child_process');
+const { execFile, spawn } = require('node:child_process');
 const WebSocket = require('ws');
-const { Master } = require('..');
+const { Master, MasterConnection } = require('..');
 const { T, connect, frame, registeredSlave, startMaster } = require('./helpers.js');
 
 function runChild(source) {
@@ -155,6 +155,93 @@ describe('Master slave lifecycle', () => {
 			['slaveregister', silent.id], ['slaveunregister', silent.id],
 		]);
 		watcher.close();
+		await close();
+	});
+});
+
+describe('Master and our slave', () => {
+	it('sees setUserData as an update in place, and a killed slave process unregister', async () => {
+		const { master, url, close } = await startMaster('port');
+		const watcher = new MasterConnection(url, { iceAddresses: ['127.0.0.1'] });
+		const registered = once(master, 'slaveregister');
+		const child = spawn(process.execPath, ['-e', `
+			const { Slave } = require('.');
+			new Slave(${JSON.stringify(url)}, { name: 'child', players: 0 }, undefined, { iceAddresses: ['127.0.0.1'] })
+				.then((slave) => slave.setUserData({ name: 'child', players: 1 }))
+				.then(() => console.log('updated'));
+		`], { cwd: path.join(__dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] });
+		try {
+			const [slave] = await registered;
+			const [update] = await once(master, 'slaveupdate');
+			assert.equal(update, slave, 'the same object');
+			assert.deepEqual(master.slaves.get(slave.id).userData, { name: 'child', players: 1 });
+			const [line] = await once(child.stdout, 'data');
+			assert.equal(String(line).trim(), 'updated', 'setUserData resolved once the master had it');
+			if (watcher.slaves[slave.id]?.userData?.players !== 1) {
+				const [slaveCo] = await once(watcher, 'slaveupdated');
+				assert.equal(slaveCo.id, slave.id);
+			}
+			assert.deepEqual(watcher.slaves[slave.id].userData, { name: 'child', players: 1 });
+
+			const gone = once(master, 'slaveunregister');
+			child.kill('SIGKILL');
+			assert.equal((await gone)[0].id, slave.id);
+			assert.equal(master.slaves.size, 0);
+		} finally {
+			child.kill('SIGKILL');
+			await watcher.close();
+			await close();
+		}
+	});
+});
+
+describe('Master auth listeners', () => {
+	it('get the peer\'s address and headers, and may decide asynchronously, bounded by authTimeout', async () => {
+		const { master, url, close } = await startMaster('port', { authTimeout: 300 });
+		try {
+			const seen = [];
+			master.on('clientauth', async (cookies, reject, info) => {
+				seen.push({ cookies, info });
+				await new Promise((resolve) => setImmediate(resolve));
+				if (cookies.token === 'late') reject('not you');
+				if (cookies.token === 'throws') throw new Error('database down');
+				if (cookies.token === 'never') await new Promise(() => {});
+			});
+			// A second listener that decides synchronously: both must agree.
+			master.on('clientauth', (cookies, reject) => { if (cookies.token === 'banned') reject('banned'); });
+
+			const accepted = await connect(`${url}/enslavism/clients`, { cookie: 'token=ok' });
+			assert.equal((await accepted.next()).type, T.addSlaves, 'accepted: it gets the list');
+			accepted.close();
+			const { info } = seen[0];
+			assert.equal(info.remoteAddress, '127.0.0.1');
+			assert.ok(Number.isInteger(info.remotePort) && info.remotePort > 0);
+			assert.equal(info.headers.cookie, 'token=ok');
+			assert.equal(info.headers.upgrade, 'websocket');
+			assert.equal(info.headers.host, new URL(url).host);
+
+			const refusal = (token) => connect(`${url}/enslavism/clients`, { cookie: `token=${token}` }).then(
+				() => assert.fail(`${token}: accepted`), (err) => [err.status, err.body]);
+			assert.deepEqual(await refusal('late'), [401, 'not you'], 'reject() before the Promise settles');
+			assert.deepEqual(await refusal('banned'), [401, 'banned'], 'a synchronous reject beside an async listener');
+			assert.equal((await refusal('throws'))[0], 401, 'a rejected Promise');
+			assert.deepEqual(await refusal('never'), [401, 'authorization timed out']);
+			assert.equal(seen.length, 5);
+		} finally {
+			await close();
+		}
+	});
+
+	it('keep 0.9.0\'s synchronous behaviour: reject() after the listener returned does nothing', async () => {
+		const { master, url, close } = await startMaster('port');
+		let lateReject;
+		master.on('slaveauth', (cookies, reject) => { lateReject = reject; });
+		const connected = once(master, 'slaveconnection');
+		const slave = await connect(`${url}/enslavism/slaves`);
+		lateReject('too late');
+		const [ws] = await connected;
+		assert.equal(ws.readyState, 1, 'still open');
+		slave.close();
 		await close();
 	});
 });

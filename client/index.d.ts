@@ -14,7 +14,10 @@ export declare class SlaveConnection extends Emitter<{
 }> {
 	/** The slave's id, given by the master. */
 	readonly id: number;
-	/** What the slave registered with. */
+	/**
+	 * What the slave registered with; replaced in place when the slave
+	 * updates it (`slaveupdated` on the MasterConnection).
+	 */
 	readonly userData: unknown;
 	/** The MasterConnection this slave was listed by. */
 	readonly master: MasterConnection;
@@ -41,10 +44,16 @@ export declare class MasterConnection extends Emitter<{
 	/** A slave left the list; its connection was closed. */
 	slaveremoved: (slaveCo: SlaveConnection) => void;
 	/**
+	 * A listed slave has new userData (`slaveCo.userData` is it now); its
+	 * connection and open channels are not touched.
+	 */
+	slaveupdated: (slaveCo: SlaveConnection) => void;
+	/**
 	 * The WebSocket to the master closed (after an auth refusal, `code` is 1006
 	 * and it never opened). Unless `close()` was called or the connection never
 	 * opened, it reconnects by itself (option `reconnect`); failed attempts are
-	 * not reported.
+	 * not reported. A master that sent nothing for `deadMasterTimeout` ms is
+	 * reported as a close too (code 1006), then reconnected to.
 	 */
 	close: (event: { code: number; reason: string; wasClean: boolean }) => void;
 	/**
@@ -79,6 +88,13 @@ export interface MasterConnectionOptions {
 	 * take to register again (same userData) before it is removed. Default 5000.
 	 */
 	resyncGrace?: number;
+	/**
+	 * How long (ms) a master may send nothing, not even an answer to the
+	 * pings sent after a third of this, before it is taken for gone (a cut
+	 * cable, a frozen VM) and handled like a close: reconnect, resync. Needs a
+	 * master of ours (0.9.0 masters do not answer pings). 0 turns it off. Default 15000.
+	 */
+	deadMasterTimeout?: number;
 	/** STUN/TURN servers for every connection to a slave (players behind strict NATs need TURN). Default none. */
 	iceServers?: RTCIceServer[];
 	/** `'relay'` connects through a TURN server only; default `'all'`. */

@@ -13,7 +13,16 @@ const TYPE = Object.freeze({
 	iceCandidateToSlave: 7,
 	iceCandidateFromSlave: 10,
 	rejectFromSlave: 12,
+	updateSlaves: 15,
+	ping: 16,
+	pong: 17,
 });
+
+// Offered in the WebSocket handshake, V1 (0.9.0's messages) first: a 0.9.0
+// master agrees to the first one offered, ours to V2, with live userData
+// updates and pings.
+const SUBPROTOCOL_V1 = 'enslavism.1';
+const SUBPROTOCOL_V2 = 'enslavism.2';
 
 // Unreliable channels: webrtc-rs treats a channel the browser opens in-band
 // as reliable whatever it asked for, so channels with maxRetransmits or
@@ -59,7 +68,8 @@ function decodeFrame(buffer) {
 	const view = new DataView(buffer);
 	try {
 		switch (bytes[0]) {
-			case TYPE.addSlaves: {
+			case TYPE.addSlaves:
+			case TYPE.updateSlaves: {
 				const slaves = [];
 				for (let offset = 1; offset < bytes.byteLength;) {
 					const id = view.getUint32(offset);
@@ -69,7 +79,7 @@ function decodeFrame(buffer) {
 					slaves.push({ id, userData: JSON.parse(decoder.decode(bytes.subarray(offset + 6, end))) });
 					offset = end;
 				}
-				return { type: TYPE.addSlaves, slaves };
+				return { type: bytes[0], slaves };
 			}
 			case TYPE.removeSlaves:
 				return { type: TYPE.removeSlaves, ids: JSON.parse(decoder.decode(bytes.subarray(1))) };
@@ -87,6 +97,9 @@ function decodeFrame(buffer) {
 			case TYPE.rejectFromSlave:
 				if (bytes.byteLength !== 5) return null;
 				return { type: TYPE.rejectFromSlave, id: view.getUint32(1) };
+			case TYPE.pong:
+				if (bytes.byteLength !== 5) return null;
+				return { type: TYPE.pong };
 			default:
 				return null;
 		}
@@ -386,6 +399,9 @@ export class MasterConnection extends Emitter {
 	 * register again before it is removed). `iceServers` (STUN/TURN servers,
 	 * as RTCIceServer objects) and `iceTransportPolicy` (`'all'` or
 	 * `'relay'`) are passed to every RTCPeerConnection made to a slave.
+	 * `deadMasterTimeout` (ms, default 15000; 0 turns it off): a master of
+	 * ours that sends nothing for that long, pings included, is taken for
+	 * gone (a cut cable, a frozen VM) and handled like a close.
 	 */
 	constructor(masterWsUrl, options = {}) {
 		super();
@@ -395,6 +411,7 @@ export class MasterConnection extends Emitter {
 		this._reconnect = options.reconnect ?? true;
 		this._reconnectMaxDelay = options.reconnectMaxDelay ?? 2000;
 		this._resyncGrace = options.resyncGrace ?? 5000;
+		this._deadMasterTimeout = options.deadMasterTimeout ?? 15000;
 		/** @internal The RTCConfiguration of every connection to a slave. */
 		this._rtcConfiguration = {};
 		if (options.iceServers !== undefined) this._rtcConfiguration.iceServers = options.iceServers;
@@ -419,34 +436,61 @@ export class MasterConnection extends Emitter {
 	}
 
 	_open() {
-		const socket = new WebSocket(this._url);
+		const socket = new WebSocket(this._url, [SUBPROTOCOL_V1, SUBPROTOCOL_V2]);
 		this._masterSocket = socket;
 		socket.binaryType = 'arraybuffer';
 		// The first list after a reconnection replaces the whole list.
 		const reconnecting = this._everOpen;
 		let fresh = reconnecting;
 		let opened = false;
+		let ended = false;
+		let watchdog;
+		let lastHeard = 0;
+		const end = (code, reason, wasClean) => {
+			if (ended) return;
+			ended = true;
+			clearInterval(watchdog);
+			// Reported for a connection that was open, and for a first attempt that
+			// failed (a refusal); failed reconnection attempts are not news.
+			if (opened || !reconnecting) this._emit('close', { code, reason, wasClean });
+			// Never after close(), nor for a connection that was refused from the start.
+			if (this._closed || !this._reconnect || !this._everOpen) return;
+			this._retry = setTimeout(() => this._open(), this._delay);
+			this._delay = Math.min(this._delay * 2, this._reconnectMaxDelay);
+		};
 		socket.addEventListener('open', () => {
 			opened = true;
 			this._delay = RECONNECT_INITIAL_DELAY;
 			this._everOpen = true;
+			if (socket.protocol === SUBPROTOCOL_V2 && this._deadMasterTimeout > 0) {
+				// A ping a third of the timeout after the last frame heard: a live
+				// master always answers well within the timeout.
+				lastHeard = Date.now();
+				const ping = new Uint8Array(5);
+				ping[0] = TYPE.ping;
+				watchdog = setInterval(() => {
+					const silent = Date.now() - lastHeard;
+					if (silent >= this._deadMasterTimeout) {
+						// Closing waits for a master that will never answer: the
+						// connection is over now, the socket's own close event ignored.
+						end(1006, 'the master sent nothing for ' + this._deadMasterTimeout + ' ms', false);
+						socket.close();
+					} else if (silent >= this._deadMasterTimeout / 3) {
+						this._send(ping);
+					}
+				}, Math.max(50, this._deadMasterTimeout / 6));
+			}
 		});
 		socket.addEventListener('message', (ev) => {
+			if (ended) return;
+			lastHeard = Date.now();
 			const resync = fresh;
 			fresh = false;
 			this._onFrame(ev.data, resync);
 			// Once the list is up to date, not before.
 			if (resync) this._emit('reconnected');
 		});
-		socket.addEventListener('close', (ev) => {
-			// Reported for a connection that was open, and for a first attempt that
-			// failed (a refusal); failed reconnection attempts are not news.
-			if (opened || !reconnecting) this._emit('close', { code: ev.code, reason: ev.reason, wasClean: ev.wasClean });
-			// Never after close(), nor for a connection that was refused from the start.
-			if (this._closed || !this._reconnect || !this._everOpen) return;
-			this._retry = setTimeout(() => this._open(), this._delay);
-			this._delay = Math.min(this._delay * 2, this._reconnectMaxDelay);
-		});
+		socket.addEventListener('close', (ev) => end(ev.code, ev.reason, ev.wasClean));
 	}
 
 	/** Sends a frame; false when the master is not connected. */
@@ -485,6 +529,12 @@ export class MasterConnection extends Emitter {
 			orphansByData.set(key, orphansByData.has(key) ? null : orphan);
 		}
 		for (const { id, userData } of listed) {
+			if (this.slaves[id] !== undefined) {
+				// Listed already: a 0.9.0 master lists a slave again when it
+				// registers a second time (masters never reuse ids).
+				this._updateSlave(id, userData);
+				continue;
+			}
 			const orphan = orphansByData.size === 0 ? null : orphansByData.get(JSON.stringify(userData));
 			if (orphan) {
 				orphansByData.delete(JSON.stringify(userData));
@@ -498,6 +548,14 @@ export class MasterConnection extends Emitter {
 			this.slaves[id] = slaveCo;
 			this._emit('slaveadded', slaveCo);
 		}
+	}
+
+	/** New userData for a listed slave: changed in place, its connection untouched. */
+	_updateSlave(id, userData) {
+		const slaveCo = this.slaves[id];
+		if (slaveCo === undefined) return;
+		slaveCo.userData = userData;
+		this._emit('slaveupdated', slaveCo);
 	}
 
 	_dropOrphans() {
@@ -519,6 +577,9 @@ export class MasterConnection extends Emitter {
 		switch (msg.type) {
 			case TYPE.addSlaves:
 				this._addSlaves(msg.slaves);
+				break;
+			case TYPE.updateSlaves:
+				for (const { id, userData } of msg.slaves) this._updateSlave(id, userData);
 				break;
 			case TYPE.removeSlaves:
 				for (const id of msg.ids) {

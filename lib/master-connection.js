@@ -150,6 +150,13 @@ class MasterConnection extends Emitter {
 				this.slaves[event.id] = slaveCo;
 				break;
 			}
+			case 'slaveupdated': {
+				const slaveCo = this._byUid.get(event.uid);
+				if (slaveCo === undefined) break;
+				slaveCo.userData = JSON.parse(event.userData);
+				this.emit('slaveupdated', slaveCo);
+				break;
+			}
 			case 'slaveremoved': {
 				const slaveCo = this._byUid.get(event.uid);
 				if (slaveCo === undefined) break;

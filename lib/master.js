@@ -47,7 +47,7 @@ function pathOf(url) {
 
 /** Numeric options (their ranges are the engine's to check). */
 const NUMERIC_OPTIONS = ['maxMessageSize', 'outboundQueueLength', 'handshakeTimeout', 'authTimeout', 'heartbeatInterval',
-	'heartbeatTimeout', 'maxConnections', 'maxUserDataSize', 'maxOffersPerSecond', 'maxCandidatesPerSecond'];
+	'heartbeatTimeout', 'maxConnections', 'maxUserDataSize', 'maxOffersPerSecond', 'maxCandidatesPerSecond', 'maxUserDataUpdatesPerSecond'];
 
 function checkOptions(options) {
 	if (options === undefined) return {};
@@ -239,25 +239,52 @@ class Master extends EventEmitter {
 		emitError(this, 'master', err);
 	}
 
+	/**
+	 * Runs the auth listeners as 0.9.0 did (each gets the cookies and
+	 * `reject`), adding the peer's `{ remoteAddress, remotePort, headers }`.
+	 * Synchronous listeners decide at once; if any returns a Promise, the
+	 * decision waits for all of them (the engine bounds it by `authTimeout`):
+	 * `reject` called before then, or a rejected Promise, refuses.
+	 */
+	_authorize(kind, event) {
+		let rejected = false;
+		let reason = null;
+		let settled = false;
+		const resolve = (refuse, why) => {
+			if (settled) return;
+			settled = true;
+			this._native.resolveAuth(event.ticket, refuse, why);
+		};
+		const reject = (why) => {
+			if (settled) return;
+			rejected = true;
+			reason = why === undefined || why === null ? null : String(why);
+		};
+		const info = { remoteAddress: event.remoteAddress, remotePort: event.remotePort, headers: event.headers ?? {} };
+		const pending = [];
+		try {
+			for (const listener of this.rawListeners(`${kind}auth`)) {
+				const result = Reflect.apply(listener, this, [event.cookies, reject, info]);
+				if (result !== null && typeof result === 'object' && typeof result.then === 'function') pending.push(result);
+			}
+		} catch (err) {
+			// A throwing listener refuses, and the error goes on as in 0.9.0.
+			resolve(true, 'internal error');
+			throw err;
+		}
+		if (pending.length === 0 || rejected) {
+			resolve(rejected, reason);
+			return;
+		}
+		Promise.all(pending).then(() => resolve(rejected, reason), () => resolve(true, null));
+	}
+
 	_onNativeEvent(event) {
 		const { kind } = event;
 		switch (event.type) {
-			case 'auth': {
-				let rejected = false;
-				let reason = null;
-				let threw = true;
-				try {
-					this.emit(`${kind}auth`, event.cookies, (why) => {
-						rejected = true;
-						reason = why === undefined || why === null ? null : String(why);
-					});
-					threw = false;
-				} finally {
-					// Decided synchronously, as in 0.9.0; a throwing listener refuses.
-					this._native.resolveAuth(event.ticket, rejected || threw, threw ? 'internal error' : reason);
-				}
+			case 'auth':
+				this._authorize(kind, event);
 				break;
-			}
 			case 'connection': {
 				const socket = new PeerSocket(this._native, kind, event);
 				this._sockets[kind].set(event.id, socket);

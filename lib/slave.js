@@ -30,6 +30,11 @@ function nativeOptions(options) {
 	return out;
 }
 
+/** The Error of a failed engine call. */
+function failureError(failure) {
+	return codedError(failure.code === 'ERR_INVALID_ARG_VALUE' ? TypeError : Error, failure.code, failure.message);
+}
+
 /** One client connected to this slave; emits `datachannel` and `close`. */
 class ClientConnection extends EventEmitter {
 	/** @internal */
@@ -59,6 +64,10 @@ class Slave extends EventEmitter {
 			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `userData must be a JSON value; received ${describe(userData)}`);
 		}
 		const pairs = authPairs(authData);
+		// The latest userData set, and the last one the master took (a refused
+		// update falls back to it).
+		this._userData = userData;
+		this._acceptedUserData = userData;
 		/** The connected clients. */
 		this.connections = [];
 		// By session: a reconnecting client keeps its id but gets a new session.
@@ -75,10 +84,40 @@ class Slave extends EventEmitter {
 		// 0.9.0's constructor returned a Promise of the slave; so does this one.
 		return this._native.connect(masterWsUrl, json, pairs).then((failure) => {
 			if (failure === null || failure === undefined) return this;
-			const err = codedError(failure.code === 'ERR_INVALID_ARG_VALUE' ? TypeError : Error, failure.code, failure.message);
+			const err = failureError(failure);
 			const status = /HTTP (\d{3})/.exec(failure.message);
 			if (status) err.status = Number(status[1]);
 			throw err;
+		});
+	}
+
+	/** The latest userData set (by the constructor or `setUserData`). */
+	get userData() {
+		return this._userData;
+	}
+
+	/**
+	 * Replaces the userData every client's list shows. Resolves once the
+	 * master has it (a master of ours then has it in every client's list);
+	 * rejects with `ERR_ENSLAVISM_USERDATA_REFUSED` if the master refused it
+	 * (`userData` is then the previous value again). On a 0.9.0 master the
+	 * slave registers again: see the README.
+	 * @param {*} userData any JSON value
+	 * @returns {Promise<void>}
+	 */
+	setUserData(userData) {
+		const json = JSON.stringify(userData);
+		if (json === undefined) {
+			return Promise.reject(codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `userData must be a JSON value; received ${describe(userData)}`));
+		}
+		this._userData = userData;
+		return this._native.setUserData(json).then((failure) => {
+			if (failure === null || failure === undefined) {
+				if (this._userData === userData) this._acceptedUserData = userData;
+				return;
+			}
+			if (this._userData === userData) this._userData = this._acceptedUserData;
+			throw failureError(failure);
 		});
 	}
 
@@ -106,7 +145,7 @@ class Slave extends EventEmitter {
 				let accept = true;
 				let threw = true;
 				try {
-					this.emit('offer', () => { accept = false; });
+					this.emit('offer', () => { accept = false; }, { clientId: event.clientId });
 					threw = false;
 				} finally {
 					this._native.resolveOffer(event.ticket, accept && !threw);

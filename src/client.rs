@@ -51,7 +51,7 @@ pub struct NativeClientOptions {
 #[napi(object)]
 #[derive(Default)]
 pub struct NativeClientEvent {
-    /// `slaveadded`, `slaverelisted`, `slaveremoved`, `disconnected`,
+    /// `slaveadded`, `slaverelisted`, `slaveupdated`, `slaveremoved`, `disconnected`,
     /// `reconnected`, `closed`, `channelclose`, `bufferedamountlow`.
     pub r#type: String,
     /// The slave's lifetime id (for the slave events).
@@ -250,6 +250,7 @@ impl NativeMasterConnection {
                         let out = match e {
                             MasterEvent::SlaveAdded(info) => slave_event("slaveadded", info),
                             MasterEvent::SlaveRelisted(info) => slave_event("slaverelisted", info),
+                            MasterEvent::SlaveUpdated(info) => slave_event("slaveupdated", info),
                             MasterEvent::SlaveRemoved(info) => {
                                 slaves.lock().unwrap_or_else(|p| p.into_inner()).remove(&info.uid);
                                 slave_event("slaveremoved", info)

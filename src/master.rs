@@ -49,6 +49,8 @@ pub struct NativeMasterOptions {
     pub max_offers_per_second: Option<i64>,
     /// ICE candidates one client may send per second (0: no limit).
     pub max_candidates_per_second: Option<i64>,
+    /// userData updates a slave may make per second (0: no limit); more are merged and delayed.
+    pub max_user_data_updates_per_second: Option<i64>,
     /// The certificate and key of the master's own HTTPS/WSS server.
     pub tls: Option<NativeTlsOptions>,
 }
@@ -81,6 +83,8 @@ pub struct NativeMasterEvent {
     pub ticket: Option<u32>,
     /// The request's cookies (for `auth`).
     pub cookies: Option<HashMap<String, String>>,
+    /// The request's headers, lower-case names, repeated ones joined with `, ` (for `auth`).
+    pub headers: Option<HashMap<String, String>>,
     /// The peer's address (for `auth` and `connection`).
     pub remote_address: Option<String>,
     /// The peer's port (for `auth` and `connection`).
@@ -155,6 +159,23 @@ impl JsHooks {
     }
 }
 
+/// Headers as Node's `req.headers` has them: lower-case names (the `http`
+/// crate's already are), repeated headers joined with `, `, values that are
+/// not UTF-8 decoded lossily.
+fn headers_object(headers: &http::HeaderMap) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = HashMap::with_capacity(headers.keys_len());
+    for (name, value) in headers {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        out.entry(name.as_str().to_owned())
+            .and_modify(|joined| {
+                joined.push_str(", ");
+                joined.push_str(&value);
+            })
+            .or_insert_with(|| value.into_owned());
+    }
+    out
+}
+
 impl MasterHooks for JsHooks {
     fn authorize(&self, request: AuthRequest) -> AuthDecision {
         if !self.auth_observed[kind_index(request.kind)].load(Ordering::Relaxed) {
@@ -169,6 +190,7 @@ impl MasterHooks for JsHooks {
             kind: request.kind.name().into(),
             ticket: Some(ticket),
             cookies: Some(request.cookies),
+            headers: Some(headers_object(&request.headers)),
             remote_address,
             remote_port,
             remote_family,
@@ -271,6 +293,9 @@ fn config_from(options: &NativeMasterOptions) -> napi::Result<MasterConfig, Stri
     }
     if let Some(n) = options.max_candidates_per_second {
         b = b.max_candidates_per_second(narrow("max_candidates_per_second", n).map_err(config_error)?);
+    }
+    if let Some(n) = options.max_user_data_updates_per_second {
+        b = b.max_user_data_updates_per_second(narrow("max_user_data_updates_per_second", n).map_err(config_error)?);
     }
     b.build().map_err(config_error)
 }

@@ -190,6 +190,8 @@ fn slave_error(e: SlaveError) -> napi::Error<String> {
         SlaveError::Dial(DialError::Tls { .. }) => codes::TLS,
         SlaveError::Dial(_) => "ERR_ENSLAVISM_UNREACHABLE",
         SlaveError::UserData(_) => codes::INVALID_ARG,
+        SlaveError::UserDataRefused(_) => "ERR_ENSLAVISM_USERDATA_REFUSED",
+        SlaveError::NoMaster => "ERR_ENSLAVISM_NO_MASTER",
         SlaveError::NoRuntime => codes::INTERNAL,
         SlaveError::Closed => codes::CLOSED,
         SlaveError::ChannelNotOpen(_) => "ERR_ENSLAVISM_CHANNEL_CLOSED",
@@ -322,6 +324,28 @@ impl NativeSlave {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .ok_or_else(|| js_error(codes::CLOSED, "the slave is not connected"))
+    }
+
+    /// Replaces the userData (JSON text); resolves with null once the master
+    /// has it, or with the failure (a refusal, a closed slave).
+    #[napi]
+    pub async fn set_user_data(&self, user_data: String) -> Option<NativeFailure> {
+        let slave = match self.slave() {
+            Ok(slave) => slave,
+            Err(err) => return Some(NativeFailure { code: err.status, message: err.reason }),
+        };
+        let attempt = std::panic::AssertUnwindSafe(slave.set_user_data(user_data));
+        match futures_util::FutureExt::catch_unwind(attempt).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => {
+                let err = slave_error(e);
+                Some(NativeFailure { code: err.status, message: err.reason })
+            }
+            Err(panic) => {
+                let err = crate::panic_error(&*panic);
+                Some(NativeFailure { code: err.status, message: err.reason })
+            }
+        }
     }
 
     /// The UDP ports the slave's peer connections use (empty before `connect` resolves).

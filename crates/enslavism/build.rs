@@ -7,7 +7,8 @@
 //!
 //! The bundle's wire constants are checked against the engine's here, so
 //! that the two cannot drift apart: the type bytes against `src/proto.rs`,
-//! the negotiated-channel lines against `src/slave/negotiated.rs`.
+//! the subprotocol names against `src/proto.rs`, the negotiated-channel
+//! lines against `src/slave/negotiated.rs`.
 
 use std::path::{Path, PathBuf};
 
@@ -95,9 +96,11 @@ fn check_wire_constants(manifest: &Path, bundle: &str) {
         );
     }
     let negotiated = read("src/slave/negotiated.rs");
-    for (js, rust) in [
-        ("NEGOTIATED_CHANNEL_ATTRIBUTE", "CHANNEL_ATTRIBUTE"),
-        ("NEGOTIATED_SUPPORT_LINE", "SUPPORT_LINE"),
+    for (js, rust, file, text) in [
+        ("NEGOTIATED_CHANNEL_ATTRIBUTE", "CHANNEL_ATTRIBUTE", "src/slave/negotiated.rs", &negotiated),
+        ("NEGOTIATED_SUPPORT_LINE", "SUPPORT_LINE", "src/slave/negotiated.rs", &negotiated),
+        ("SUBPROTOCOL_V1", "SUBPROTOCOL_V1", "src/proto.rs", &proto),
+        ("SUBPROTOCOL_V2", "SUBPROTOCOL_V2", "src/proto.rs", &proto),
     ] {
         let js_value = bundle
             .lines()
@@ -106,8 +109,8 @@ fn check_wire_constants(manifest: &Path, bundle: &str) {
             .unwrap_or_else(|| panic!("client/index.mjs: no `const {js} = '…';`"));
         let rust_decl = format!("const {rust}: &str = \"{js_value}\";");
         assert!(
-            negotiated.lines().any(|l| l.ends_with(&rust_decl)),
-            "client/index.mjs: {js} is {js_value:?}, but src/slave/negotiated.rs has no `{rust_decl}`"
+            text.lines().any(|l| l.ends_with(&rust_decl)),
+            "client/index.mjs: {js} is {js_value:?}, but {file} has no `{rust_decl}`"
         );
     }
 }

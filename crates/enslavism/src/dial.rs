@@ -5,12 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{HeaderValue, COOKIE};
+use http::header::{HeaderValue, COOKIE, SEC_WEBSOCKET_PROTOCOL};
 use thiserror::Error;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use crate::proto::{ProtocolVersion, OFFERED_SUBPROTOCOLS};
 
 /// An open WebSocket to a master.
 pub(crate) type MasterSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -64,14 +66,16 @@ fn cookie_header(auth: &[(String, String)]) -> String {
 }
 
 /// Opens the WebSocket to `master_url + path` (`/enslavism/slaves` or
-/// `/enslavism/clients`); a `wss://` URL is verified with `tls`.
+/// `/enslavism/clients`); a `wss://` URL is verified with `tls`. Offers
+/// [`OFFERED_SUBPROTOCOLS`] and returns the version the master agreed to
+/// (a 0.9.0 master agrees to V1, the first offered).
 pub(crate) async fn open(
     master_url: &str,
     path: &str,
     auth: &[(String, String)],
     tls: &Arc<rustls::ClientConfig>,
     timeout: Duration,
-) -> Result<MasterSocket, DialError> {
+) -> Result<(MasterSocket, ProtocolVersion), DialError> {
     let bad_url = |reason: String| DialError::BadUrl { url: master_url.to_owned(), reason };
     if !(master_url.starts_with("ws://") || master_url.starts_with("wss://")) {
         return Err(bad_url("it must start with ws:// or wss://".into()));
@@ -83,13 +87,16 @@ pub(crate) async fn open(
             .map_err(|e| bad_url(format!("authData cannot be sent as cookies: {e}")))?;
         request.headers_mut().insert(COOKIE, value);
     }
+    request.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(OFFERED_SUBPROTOCOLS));
     let unreachable = |reason: String| DialError::Unreachable { url: url.clone(), reason };
-    // Nagle off, as the master's side has it: with it, an answer written while
-    // the previous frame waits for its (delayed) ACK sat up to 40 ms.
     let connector = Some(Connector::Rustls(tls.clone()));
-    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector)).await {
+    let connect = tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector);
+    match tokio::time::timeout(timeout, connect).await {
         Err(_) => Err(unreachable(format!("no WebSocket handshake within {timeout:?}"))),
-        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Ok((ws, response))) => {
+            let agreed = response.headers().get(SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok());
+            Ok((ws, ProtocolVersion::from_subprotocol(agreed)))
+        }
         Ok(Err(WsError::Io(e))) => match crate::tls::rustls_error(&e) {
             Some(source) => Err(DialError::Tls { url, source: source.clone() }),
             None => Err(unreachable(e.to_string())),
@@ -161,23 +168,52 @@ pub(crate) async fn within(limit: Duration, write: impl std::future::Future<Outp
 mod tests {
     use std::time::Duration;
 
-    use tokio_tungstenite::MaybeTlsStream;
+    use http::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+    use crate::proto::ProtocolVersion;
+
+    /// A master that agrees to the subprotocol `choose` picks from the offer.
+    async fn master(choose: fn(&str) -> &str) -> (String, tokio::task::JoinHandle<WebSocketStream<TcpStream>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            // tungstenite's callback type has the large error, not ours.
+            #[allow(clippy::result_large_err)]
+            let agree = move |request: &Request, mut response: Response| {
+                let offered = request.headers()[SEC_WEBSOCKET_PROTOCOL].to_str().unwrap();
+                response.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_str(choose(offered)).unwrap());
+                Ok(response)
+            };
+            tokio_tungstenite::accept_hdr_async(stream, agree).await.unwrap()
+        });
+        (url, task)
+    }
 
     /// With Nagle on, a frame written while the previous one waited for the
     /// master's delayed ACK sat up to 40 ms: 10 setups at once had a p95 40 ms
     /// above their p50.
     #[tokio::test]
     async fn the_link_to_the_master_sends_small_frames_at_once() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let master = tokio::spawn(async move {
-            let (stream, _) = listener.accept().await.unwrap();
-            tokio_tungstenite::accept_async(stream).await.unwrap()
-        });
+        let (url, master) = master(|_| "enslavism.2").await;
         let tls = crate::tls::client_config(&[]).unwrap();
-        let ws = super::open(&format!("ws://{addr}"), "/enslavism/slaves", &[], &tls, Duration::from_secs(5)).await.unwrap();
+        let (ws, protocol) = super::open(&url, "/enslavism/slaves", &[], &tls, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(protocol, ProtocolVersion::V2);
         let MaybeTlsStream::Plain(tcp) = ws.get_ref() else { panic!("a ws:// link is plain TCP") };
         assert!(tcp.nodelay().unwrap(), "Nagle's algorithm is on for the master link");
-        drop(master.await.unwrap());
+        drop(tokio::time::timeout(Duration::from_secs(5), master).await.unwrap().unwrap());
+    }
+
+    /// 0.9.0's master (`ws` 7) agrees to the first subprotocol offered.
+    #[tokio::test]
+    async fn a_master_that_agrees_to_the_first_offered_speaks_v1() {
+        let (url, master) = master(|offered| offered.split(',').next().unwrap().trim()).await;
+        let tls = crate::tls::client_config(&[]).unwrap();
+        let (_ws, protocol) = super::open(&url, "/enslavism/slaves", &[], &tls, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(protocol, ProtocolVersion::V1, "0.9.0's messages only");
+        drop(tokio::time::timeout(Duration::from_secs(5), master).await.unwrap().unwrap());
     }
 }

@@ -42,7 +42,7 @@ pub fn handshake_headers(data: &[u8]) {
     let cookies = handshake::parse_cookies(&headers);
     assert!(cookies.keys().all(|name| !name.is_empty()), "a cookie without a name");
     let _ = handshake::is_websocket_upgrade(&headers);
-    let _ = handshake::first_protocol(&headers);
+    let _ = handshake::choose_protocol(&headers);
     if let Some(key) = headers.get(http::header::SEC_WEBSOCKET_KEY) {
         let _ = handshake::is_valid_key(key.as_bytes());
     }

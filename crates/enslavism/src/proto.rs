@@ -1,4 +1,6 @@
-//! The enslavism 0.9.0 wire format, bit for bit.
+//! The enslavism wire format: 0.9.0's thirteen messages bit for bit, and the
+//! five that peers speaking [`ProtocolVersion::V2`] add (live userData, an
+//! application-level ping). `doc/protocol.md` draws every frame.
 //!
 //! Every frame is one binary WebSocket message: a type byte, then a body whose
 //! shape depends on the type. Integers are big-endian. [`Message::decode`]
@@ -15,6 +17,38 @@ pub const MAX_USER_DATA_LEN: usize = u16::MAX as usize;
 /// The largest `sdpMid` an ICE candidate can carry: its length is a `u8`,
 /// and length 0 is reserved for the null (end-of-candidates) candidate.
 pub const MAX_SDP_MID_LEN: usize = u8::MAX as usize;
+
+/// The WebSocket subprotocol that names [`ProtocolVersion::V1`], 0.9.0's messages.
+pub const SUBPROTOCOL_V1: &str = "enslavism.1";
+
+/// The WebSocket subprotocol a peer offers to speak [`ProtocolVersion::V2`].
+pub const SUBPROTOCOL_V2: &str = "enslavism.2";
+
+/// What our slaves and clients offer in `Sec-WebSocket-Protocol`. V1 comes
+/// first because a 0.9.0 master (its `ws` server) agrees to the first one
+/// offered: it then agrees to V1, which it speaks. Our master picks V2.
+pub const OFFERED_SUBPROTOCOLS: &str = "enslavism.1, enslavism.2";
+
+/// Which messages a peer understands, agreed in its WebSocket handshake.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProtocolVersion {
+    /// enslavism 0.9.0's thirteen messages; no subprotocol.
+    #[default]
+    V1,
+    /// Subprotocol [`SUBPROTOCOL_V2`]: V1 and the five messages after it
+    /// (userData updates and their outcome, [`Message::UpdateSlaves`], ping and pong).
+    V2,
+}
+
+impl ProtocolVersion {
+    /// The version a handshake's agreed subprotocol stands for.
+    pub fn from_subprotocol(subprotocol: Option<&str>) -> Self {
+        match subprotocol {
+            Some(SUBPROTOCOL_V2) => ProtocolVersion::V2,
+            _ => ProtocolVersion::V1,
+        }
+    }
+}
 
 /// The type byte that starts every frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,6 +80,27 @@ pub enum MessageType {
     RejectToClient = 11,
     /// master → client: the slave with this id refused the connection.
     RejectFromSlave = 12,
+    /// slave → master (V2): new userData for the registered slave.
+    UpdateUserData = 13,
+    /// master → slave (V2): whether the update with this sequence number was applied.
+    UserDataResult = 14,
+    /// master → client (V2): listed slaves whose userData changed.
+    UpdateSlaves = 15,
+    /// peer → master (V2): are you there?
+    Ping = 16,
+    /// master → peer (V2): the answer to a ping.
+    Pong = 17,
+}
+
+impl MessageType {
+    /// The oldest protocol version that has this message.
+    pub fn since(self) -> ProtocolVersion {
+        if (self as u8) < MessageType::UpdateUserData as u8 {
+            ProtocolVersion::V1
+        } else {
+            ProtocolVersion::V2
+        }
+    }
 }
 
 impl MessageType {
@@ -66,6 +121,11 @@ impl MessageType {
             10 => IceCandidateFromSlave,
             11 => RejectToClient,
             12 => RejectFromSlave,
+            13 => UpdateUserData,
+            14 => UserDataResult,
+            15 => UpdateSlaves,
+            16 => Ping,
+            17 => Pong,
             _ => return None,
         })
     }
@@ -203,6 +263,33 @@ pub enum Message {
         /// The refusing slave's id.
         id: u32,
     },
+    /// slave → master (V2): replace the registered slave's userData.
+    UpdateUserData {
+        /// Numbers the slave's updates, so that their results can be told apart.
+        seq: u32,
+        /// The new userData, JSON text of at most [`MAX_USER_DATA_LEN`] bytes.
+        user_data: String,
+    },
+    /// master → slave (V2): the outcome of the update numbered `seq` (and of
+    /// every earlier one still waiting: the master keeps only the latest).
+    UserDataResult {
+        /// The update's number.
+        seq: u32,
+        /// `None` when applied; otherwise why it was refused.
+        refusal: Option<String>,
+    },
+    /// master → client (V2): these listed slaves have new userData.
+    UpdateSlaves(Vec<SlaveEntry>),
+    /// peer → master (V2): asks for a [`Message::Pong`] with the same token.
+    Ping {
+        /// Chosen by the peer, sent back as is.
+        token: u32,
+    },
+    /// master → peer (V2): answers the [`Message::Ping`] with this token.
+    Pong {
+        /// The ping's token.
+        token: u32,
+    },
 }
 
 impl Message {
@@ -223,6 +310,11 @@ impl Message {
             Message::IceCandidateFromSlave(_) => T::IceCandidateFromSlave,
             Message::RejectToClient { .. } => T::RejectToClient,
             Message::RejectFromSlave { .. } => T::RejectFromSlave,
+            Message::UpdateUserData { .. } => T::UpdateUserData,
+            Message::UserDataResult { .. } => T::UserDataResult,
+            Message::UpdateSlaves(_) => T::UpdateSlaves,
+            Message::Ping { .. } => T::Ping,
+            Message::Pong { .. } => T::Pong,
         }
     }
 
@@ -238,17 +330,7 @@ impl Message {
                 check_user_data(&user_data)?;
                 Message::Register { user_data }
             }
-            T::AddSlaves => {
-                let mut slaves = Vec::new();
-                while !r.at_end() {
-                    let id = r.u32()?;
-                    let len = r.u16()? as usize;
-                    let user_data = r.str(len)?;
-                    r.check_json(&user_data)?;
-                    slaves.push(SlaveEntry { id, user_data });
-                }
-                Message::AddSlaves(slaves)
-            }
+            T::AddSlaves => Message::AddSlaves(r.slave_entries()?),
             T::RemoveSlaves => {
                 let text = r.rest_str()?;
                 let ids: Vec<u32> = serde_json::from_str(&text).map_err(|e| r.json_error(e))?;
@@ -264,6 +346,24 @@ impl Message {
             T::IceCandidateFromSlave => Message::IceCandidateFromSlave(r.ice_candidate()?),
             T::RejectToClient => Message::RejectToClient { id: r.u32()? },
             T::RejectFromSlave => Message::RejectFromSlave { id: r.u32()? },
+            T::UpdateUserData => {
+                let seq = r.u32()?;
+                let user_data = r.rest_str()?;
+                check_user_data_len(&user_data)?;
+                r.check_json(&user_data)?;
+                Message::UpdateUserData { seq, user_data }
+            }
+            T::UserDataResult => {
+                let seq = r.u32()?;
+                let refusal = match r.u8()? {
+                    0 => None,
+                    _ => Some(r.rest_str()?),
+                };
+                Message::UserDataResult { seq, refusal }
+            }
+            T::UpdateSlaves => Message::UpdateSlaves(r.slave_entries()?),
+            T::Ping => Message::Ping { token: r.u32()? },
+            T::Pong => Message::Pong { token: r.u32()? },
         };
         r.finish()?;
         Ok(msg)
@@ -282,7 +382,7 @@ impl Message {
                 check_user_data_len(user_data)?;
                 out.extend_from_slice(user_data.as_bytes());
             }
-            Message::AddSlaves(slaves) => {
+            Message::AddSlaves(slaves) | Message::UpdateSlaves(slaves) => {
                 for slave in slaves {
                     check_user_data_len(&slave.user_data)?;
                     out.extend_from_slice(&slave.id.to_be_bytes());
@@ -327,6 +427,22 @@ impl Message {
             Message::RejectToClient { id } | Message::RejectFromSlave { id } => {
                 out.extend_from_slice(&id.to_be_bytes());
             }
+            Message::UpdateUserData { seq, user_data } => {
+                check_user_data_len(user_data)?;
+                out.extend_from_slice(&seq.to_be_bytes());
+                out.extend_from_slice(user_data.as_bytes());
+            }
+            Message::UserDataResult { seq, refusal } => {
+                out.extend_from_slice(&seq.to_be_bytes());
+                match refusal {
+                    None => out.push(0),
+                    Some(reason) => {
+                        out.push(1);
+                        out.extend_from_slice(reason.as_bytes());
+                    }
+                }
+            }
+            Message::Ping { token } | Message::Pong { token } => out.extend_from_slice(&token.to_be_bytes()),
         }
         Ok(out)
     }
@@ -334,7 +450,7 @@ impl Message {
     fn encoded_len_hint(&self) -> usize {
         match self {
             Message::Register { user_data } => 1 + user_data.len(),
-            Message::AddSlaves(s) => 1 + s.iter().map(|e| 6 + e.user_data.len()).sum::<usize>(),
+            Message::AddSlaves(s) | Message::UpdateSlaves(s) => 1 + s.iter().map(|e| 6 + e.user_data.len()).sum::<usize>(),
             Message::RemoveSlaves(ids) => 3 + ids.len() * 11,
             Message::OfferToSlave(d) | Message::OfferFromClient(d) | Message::AnswerToClient(d) | Message::AnswerFromSlave(d) => {
                 5 + d.sdp.len()
@@ -344,6 +460,9 @@ impl Message {
             | Message::IceCandidateToClient(c)
             | Message::IceCandidateFromSlave(c) => 8 + c.candidate.as_ref().map_or(0, |c| c.sdp_mid.len() + c.candidate.len()),
             Message::RejectToClient { .. } | Message::RejectFromSlave { .. } => 5,
+            Message::UpdateUserData { user_data, .. } => 5 + user_data.len(),
+            Message::UserDataResult { refusal, .. } => 6 + refusal.as_ref().map_or(0, String::len),
+            Message::Ping { .. } | Message::Pong { .. } => 5,
         }
     }
 }
@@ -417,6 +536,19 @@ impl Reader<'_> {
 
     fn check_json(&self, text: &str) -> Result<(), ProtoError> {
         serde_json::from_str::<serde::de::IgnoredAny>(text).map(|_| ()).map_err(|e| self.json_error(e))
+    }
+
+    /// AddSlaves' and UpdateSlaves' body: (id, length, JSON) until the end.
+    fn slave_entries(&mut self) -> Result<Vec<SlaveEntry>, ProtoError> {
+        let mut slaves = Vec::new();
+        while !self.at_end() {
+            let id = self.u32()?;
+            let len = self.u16()? as usize;
+            let user_data = self.str(len)?;
+            self.check_json(&user_data)?;
+            slaves.push(SlaveEntry { id, user_data });
+        }
+        Ok(slaves)
     }
 
     fn session_description(&mut self) -> Result<SessionDescription, ProtoError> {

@@ -10,9 +10,10 @@ use enslavism::client::{ChannelOptions, ClientError, MasterConnection, MasterEve
 use enslavism::dial::DialError;
 use enslavism::master::{Master, MasterConfig, NoHooks};
 use enslavism::proto::{Message, SlaveEntry};
-use enslavism::slave::{ChannelInfo, OfferDecision, Slave, SlaveConfig, SlaveEvent, SlaveHooks};
+use enslavism::slave::{ChannelInfo, OfferDecision, Slave, SlaveConfig, SlaveError, SlaveEvent, SlaveHooks};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// Every wait of these tests.
@@ -197,6 +198,56 @@ async fn the_list_follows_slaves_and_survives_a_master_restart() {
     master.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slave_updates_its_user_data_live_and_open_channels_stay() {
+    let config = MasterConfig::builder().max_user_data_size(64).build().unwrap();
+    let master = Master::bind("127.0.0.1:0".parse().unwrap(), config, Arc::new(NoHooks)).unwrap();
+    let url = format!("ws://{}", master.local_addr().unwrap());
+    let (slave, _) = echo_slave(&url, r#"{"players":0}"#, true).await;
+    let (client, mut events) = client(&url).connect().await.unwrap();
+    let id = first_slave(&client, &mut events).await;
+    let mut chat =
+        within("chat open", client.slave(id).unwrap().create_data_channel("chat", ChannelOptions::reliable())).await.unwrap();
+
+    within("the update", slave.set_user_data(r#"{"players":1}"#)).await.unwrap();
+    assert_eq!(slave.user_data(), r#"{"players":1}"#);
+    let updated = within("SlaveUpdated", async {
+        loop {
+            match events.next().await.expect("events open") {
+                MasterEvent::SlaveUpdated(info) => return info,
+                MasterEvent::SlaveAdded(_) => {} // the first list's
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!((updated.id, updated.user_data.as_str()), (id, r#"{"players":1}"#), "in place, under the same id");
+    assert_eq!(client.slaves(), vec![updated]);
+    chat.send_text("still open").await.unwrap();
+    assert_eq!(&within("an echo after the update", chat.recv()).await.unwrap().data[..], b"still open");
+
+    // Over the master's limit: refused, and the slave keeps what it had.
+    let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(100));
+    let refused = within("the refusal", slave.set_user_data(big)).await;
+    assert!(matches!(&refused, Err(SlaveError::UserDataRefused(reason)) if reason.contains("64")), "{refused:?}");
+    assert_eq!(slave.user_data(), r#"{"players":1}"#);
+    assert!(matches!(slave.set_user_data("not json").await, Err(SlaveError::UserData(_))));
+    // A burst is merged: every call settles, the list ends on the latest.
+    let burst: Vec<_> = (2..7).map(|n| slave.set_user_data(format!(r#"{{"players":{n}}}"#))).collect();
+    for outcome in within("the burst", futures_util::future::join_all(burst)).await {
+        outcome.unwrap();
+    }
+    within("the latest listed", async {
+        while client.slaves()[0].user_data != r#"{"players":6}"# {
+            events.next().await.expect("events open");
+        }
+    })
+    .await;
+    client.close().await;
+    slave.close().await;
+    master.close().await;
+}
+
 /// A master that speaks garbage and lies: every frame below is dropped with
 /// an event or ignored, an offer never answered fails in time, nothing panics.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,7 +256,15 @@ async fn a_lying_or_silent_master_gives_errors_and_events_never_a_hang() {
     let url = format!("ws://{}", listener.local_addr().unwrap());
     let fake = tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
-        let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+        // Like 0.9.0's `ws` server, it agrees to the first subprotocol offered (V1).
+        #[allow(clippy::result_large_err)]
+        let first_offered = |request: &Request, mut response: Response| {
+            let offered = request.headers()["sec-websocket-protocol"].to_str().unwrap();
+            let first = offered.split(',').next().unwrap().trim().parse().unwrap();
+            response.headers_mut().insert("sec-websocket-protocol", first);
+            Ok(response)
+        };
+        let mut ws = tokio_tungstenite::accept_hdr_async(stream, first_offered).await.unwrap();
         let frame = |m: Message| WsMessage::Binary(m.encode().unwrap().into());
         ws.send(WsMessage::Binary(vec![99u8].into())).await.unwrap();
         ws.send(frame(Message::AddSlaves(vec![SlaveEntry { id: 7, user_data: "{}".into() }]))).await.unwrap();

@@ -346,3 +346,52 @@ async fn a_panic_while_serving_a_peer_drops_that_peer_only() {
     assert!(matches!(slave.next().await, Some(Ok(WsMessage::Pong(_)))));
     master.close().await;
 }
+
+/// Opens a WebSocket offering these subprotocols; returns it and the one agreed.
+async fn open_offering(addr: SocketAddr, path: &str, offer: &str) -> (Ws, Option<String>) {
+    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", offer.parse().unwrap());
+    let (ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let agreed = response.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap().to_owned());
+    (ws, agreed)
+}
+
+#[tokio::test]
+async fn enslavism_2_is_agreed_and_its_messages_reach_only_peers_that_agreed() {
+    let master = Master::bind(loopback(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
+    let addr = master.local_addr().unwrap();
+    let (mut v2_client, agreed) = open_offering(addr, "/enslavism/clients", "chat, enslavism.2").await;
+    assert_eq!(agreed.as_deref(), Some("enslavism.2"));
+    assert_eq!(recv(&mut v2_client).await, Message::AddSlaves(vec![]));
+    let mut v1_client = open(addr, "/enslavism/clients", None).await.unwrap();
+    assert_eq!(recv(&mut v1_client).await, Message::AddSlaves(vec![]));
+    // A later version this master does not know: no subprotocol, so the peer
+    // (by RFC 6455) gives up and may dial again offering an older one.
+    let mut request = format!("ws://{addr}/enslavism/clients").into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", "enslavism.9".parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(request).await.is_err(), "no agreement on enslavism.9");
+
+    // Ping: answered for a V2 peer, ignored (like any unknown type) for a V1 one.
+    send(&mut v1_client, Message::Ping { token: 1 }).await;
+    send(&mut v2_client, Message::Ping { token: 7 }).await;
+    assert_eq!(recv(&mut v2_client).await, Message::Pong { token: 7 });
+
+    let (mut slave, agreed) = open_offering(addr, "/enslavism/slaves", "enslavism.2").await;
+    assert_eq!(agreed.as_deref(), Some("enslavism.2"));
+    // An update before registering is refused, the list untouched.
+    send(&mut slave, Message::UpdateUserData { seq: 1, user_data: "1".into() }).await;
+    let Message::UserDataResult { seq: 1, refusal: Some(reason) } = recv(&mut slave).await else { panic!("a refusal expected") };
+    assert!(reason.contains("regist"), "{reason}");
+    send(&mut slave, Message::Register { user_data: r#"{"n":0}"#.into() }).await;
+    let Message::AddSlaves(list) = recv(&mut v2_client).await else { panic!("AddSlaves expected") };
+    let id = list[0].id;
+    assert_eq!(recv(&mut v1_client).await, Message::AddSlaves(list));
+    send(&mut slave, Message::UpdateUserData { seq: 2, user_data: r#"{"n":1}"#.into() }).await;
+    assert_eq!(recv(&mut slave).await, Message::UserDataResult { seq: 2, refusal: None });
+    assert_eq!(recv(&mut v2_client).await, Message::UpdateSlaves(vec![SlaveEntry { id, user_data: r#"{"n":1}"#.into() }]));
+    // The V1 client got nothing since: its next frame is the slave's removal.
+    slave.close(None).await.unwrap();
+    assert_eq!(recv(&mut v1_client).await, Message::RemoveSlaves(vec![id]));
+    assert_eq!(recv(&mut v2_client).await, Message::RemoveSlaves(vec![id]));
+    master.close().await;
+}

@@ -70,6 +70,9 @@ fn report(shared: &Shared, events: &Events, changes: Vec<Change>) {
             Change::Relisted(info) => {
                 let _ = events.send(MasterEvent::SlaveRelisted(info));
             }
+            Change::Updated(info) => {
+                let _ = events.send(MasterEvent::SlaveUpdated(info));
+            }
             Change::Removed(info) => {
                 let session = {
                     let mut state = shared.state();
@@ -129,7 +132,7 @@ async fn reconnect(shared: &Arc<Shared>, tls: &Arc<rustls::ClientConfig>, events
             _ = shared.shutdown.cancelled() => return None,
         }
         let attempt = async {
-            let ws = crate::dial::open(&settings.url, PATH, &settings.cookies, tls, settings.connect_timeout).await?;
+            let (ws, _) = crate::dial::open(&settings.url, PATH, &settings.cookies, tls, settings.connect_timeout).await?;
             shared.state().list.orphan_all();
             first_list(shared, ws, events).await
         };
@@ -215,6 +218,10 @@ fn dispatch(shared: &Shared, events: &Events, msg: Message) {
     match msg {
         Message::AddSlaves(list) => {
             let changes = shared.state().list.add(list);
+            report(shared, events, changes);
+        }
+        Message::UpdateSlaves(list) => {
+            let changes = shared.state().list.update(list);
             report(shared, events, changes);
         }
         Message::RemoveSlaves(ids) => {

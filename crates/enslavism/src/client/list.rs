@@ -37,6 +37,8 @@ pub(crate) enum Change {
     /// A slave of an earlier master connection, listed again.
     Relisted(SlaveInfo),
     Removed(SlaveInfo),
+    /// A listed slave's userData changed; it stays listed under the same id.
+    Updated(SlaveInfo),
 }
 
 #[derive(Debug)]
@@ -55,14 +57,15 @@ pub(crate) struct SlaveList {
 }
 
 impl SlaveList {
-    /// Adds what an AddSlaves frame lists. An id listed already is replaced
-    /// (a master that reuses ids): the old slave is removed first.
+    /// Adds what an AddSlaves frame lists. An id listed already is an update
+    /// of that slave's userData: masters never reuse ids, and a 0.9.0
+    /// master lists a slave again when it registers a second time.
     pub(crate) fn add(&mut self, entries: Vec<SlaveEntry>) -> Vec<Change> {
         let mut changes = Vec::new();
         for SlaveEntry { id, user_data } in entries {
-            if let Some(old) = self.by_id.remove(&id) {
-                self.ids.remove(&old.key);
-                changes.push(Change::Removed(SlaveInfo { id, uid: old.key, user_data: old.user_data }));
+            if self.by_id.contains_key(&id) {
+                changes.extend(self.update(vec![SlaveEntry { id, user_data }]));
+                continue;
             }
             let key = match self.take_orphan(&user_data) {
                 Some(key) => {
@@ -79,6 +82,19 @@ impl SlaveList {
             self.by_id.insert(id, Listed { key, user_data });
         }
         changes
+    }
+
+    /// Takes in what an UpdateSlaves frame lists: new userData for listed
+    /// slaves. Unknown ids (a slave removed meanwhile) are ignored.
+    pub(crate) fn update(&mut self, entries: Vec<SlaveEntry>) -> Vec<Change> {
+        entries
+            .into_iter()
+            .filter_map(|SlaveEntry { id, user_data }| {
+                let listed = self.by_id.get_mut(&id)?;
+                listed.user_data.clone_from(&user_data);
+                Some(Change::Updated(SlaveInfo { id, uid: listed.key, user_data }))
+            })
+            .collect()
     }
 
     /// The orphan with this userData, if it is the only one that has it.
@@ -162,15 +178,15 @@ mod tests {
     }
 
     #[test]
-    fn a_reused_id_replaces_the_slave_listed_under_it() {
+    fn a_slave_listed_again_or_updated_keeps_its_key() {
         let mut list = SlaveList::default();
         list.add(vec![entry(1, "\"a\"")]);
-        let old = list.key_of(1).unwrap();
-        let changes = list.add(vec![entry(1, "\"b\"")]);
-        assert_eq!(changes.len(), 2);
-        assert_eq!(changes[0], Change::Removed(SlaveInfo { id: 1, uid: old, user_data: "\"a\"".into() }));
-        assert!(matches!(&changes[1], Change::Added(SlaveInfo { id: 1, .. })));
-        assert_ne!(list.key_of(1), Some(old), "a new slave, a new key");
+        let key = list.key_of(1).unwrap();
+        let relisted = list.add(vec![entry(1, "\"b\"")]);
+        assert_eq!(relisted, vec![Change::Updated(SlaveInfo { id: 1, uid: key, user_data: "\"b\"".into() })]);
+        let updated = list.update(vec![entry(1, "\"c\""), entry(99, "\"unknown\"")]);
+        assert_eq!(updated, vec![Change::Updated(SlaveInfo { id: 1, uid: key, user_data: "\"c\"".into() })]);
+        assert_eq!(list.snapshot(), vec![SlaveInfo { id: 1, uid: key, user_data: "\"c\"".into() }]);
     }
 
     #[test]

@@ -139,6 +139,10 @@ pub enum MasterEvent {
     SlaveRelisted(SlaveInfo),
     /// A slave is gone; its SlaveConnection is closed.
     SlaveRemoved(SlaveInfo),
+    /// A listed slave has new userData (from a master speaking
+    /// [`ProtocolVersion::V2`](crate::proto::ProtocolVersion::V2)); its
+    /// SlaveConnection is not touched.
+    SlaveUpdated(SlaveInfo),
     /// The WebSocket to the master closed; unless reconnection is off, the
     /// client reconnects (open data channels are not touched).
     Disconnected {
@@ -296,7 +300,7 @@ impl MasterConnectionBuilder {
         self.check()?;
         let settings = self.settings;
         let tls = crate::tls::client_config(&settings.ca)?;
-        let ws = crate::dial::open(&settings.url, link::PATH, &settings.cookies, &tls, settings.connect_timeout).await?;
+        let (ws, _) = crate::dial::open(&settings.url, link::PATH, &settings.cookies, &tls, settings.connect_timeout).await?;
         let (to_link, outgoing) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             settings,

@@ -34,6 +34,11 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
 pub const DEFAULT_MAX_OFFERS_PER_SECOND: u32 = 10;
 /// Default ICE candidates a client may send per second; more are dropped.
 pub const DEFAULT_MAX_CANDIDATES_PER_SECOND: u32 = 200;
+/// Default userData updates a slave may make per second (a burst of as
+/// many is allowed); faster ones wait, the latest replacing the others.
+/// Each is a frame to every V2 client: 100 slaves at this rate and 1,000
+/// clients are a million frames a second.
+pub const DEFAULT_MAX_USER_DATA_UPDATES_PER_SECOND: u32 = 10;
 
 /// Bytes read from a peer's socket at a time. Signalling frames are small, and
 /// tungstenite zeroes this much of its read buffer before every read and keeps
@@ -65,6 +70,7 @@ pub struct MasterConfig {
     pub(crate) max_user_data_size: usize,
     pub(crate) max_offers_per_second: u32,
     pub(crate) max_candidates_per_second: u32,
+    pub(crate) max_user_data_updates_per_second: u32,
     pub(crate) tls: Option<TlsIdentity>,
 }
 
@@ -82,6 +88,7 @@ impl Default for MasterConfig {
             max_user_data_size: crate::proto::MAX_USER_DATA_LEN,
             max_offers_per_second: DEFAULT_MAX_OFFERS_PER_SECOND,
             max_candidates_per_second: DEFAULT_MAX_CANDIDATES_PER_SECOND,
+            max_user_data_updates_per_second: DEFAULT_MAX_USER_DATA_UPDATES_PER_SECOND,
             tls: None,
         }
     }
@@ -185,6 +192,15 @@ impl MasterConfigBuilder {
     /// dropped. 0: no limit (default 200).
     pub fn max_candidates_per_second(mut self, candidates: u32) -> Self {
         self.config.max_candidates_per_second = candidates;
+        self
+    }
+
+    /// userData updates one slave may make per second (a burst of as many
+    /// is allowed). Faster ones are not refused: the latest waits until the
+    /// rate allows it, replacing any that waited before it, and the slave
+    /// hears of it then. 0: no limit (default 10).
+    pub fn max_user_data_updates_per_second(mut self, updates: u32) -> Self {
+        self.config.max_user_data_updates_per_second = updates;
         self
     }
 

@@ -13,12 +13,13 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use super::hooks::{AuthRequest, MasterHooks, Rejection};
 use super::router::PeerKind;
+use crate::proto::{ProtocolVersion, SUBPROTOCOL_V1, SUBPROTOCOL_V2};
 
 /// The outcome of a handshake: the response to write and, when it is a 101,
-/// the kind of peer that now speaks WebSocket.
+/// the kind of peer that now speaks WebSocket and the protocol it speaks.
 pub(crate) struct Outcome {
     pub response: Response<Bytes>,
-    pub upgraded: Option<PeerKind>,
+    pub upgraded: Option<(PeerKind, ProtocolVersion)>,
 }
 
 /// True when the request asks for a WebSocket upgrade.
@@ -48,7 +49,7 @@ pub(crate) async fn negotiate(
     };
     let accept = derive_accept_key(key.as_bytes());
 
-    let request = AuthRequest { kind, cookies: parse_cookies(headers), remote_addr };
+    let request = AuthRequest { kind, cookies: parse_cookies(headers), remote_addr, headers: headers.clone() };
     let decision = match tokio::time::timeout(auth_timeout, hooks.authorize(request)).await {
         Ok(decision) => decision,
         Err(_) => Err(Rejection { reason: Some("authorization timed out".into()) }),
@@ -63,12 +64,12 @@ pub(crate) async fn negotiate(
         .header(header::UPGRADE, "websocket")
         .header(header::CONNECTION, "Upgrade")
         .header(header::SEC_WEBSOCKET_ACCEPT, accept);
-    // Like 0.9.0's `ws` server: agree to the first subprotocol offered.
-    if let Some(first) = first_protocol(headers) {
-        builder = builder.header(header::SEC_WEBSOCKET_PROTOCOL, first);
+    let (subprotocol, protocol) = choose_protocol(headers);
+    if let Some(subprotocol) = subprotocol {
+        builder = builder.header(header::SEC_WEBSOCKET_PROTOCOL, subprotocol);
     }
     match builder.body(Bytes::new()) {
-        Ok(response) => Outcome { response, upgraded: Some(kind) },
+        Ok(response) => Outcome { response, upgraded: Some((kind, protocol)) },
         Err(_) => refuse(StatusCode::BAD_REQUEST, "Invalid Sec-WebSocket-Protocol"),
     }
 }
@@ -120,9 +121,32 @@ pub(crate) fn serialize_response(response: &Response<Bytes>) -> Vec<u8> {
     out
 }
 
-pub(crate) fn first_protocol(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::SEC_WEBSOCKET_PROTOCOL)?.to_str().ok()?;
-    value.split(',').map(str::trim).find(|p| !p.is_empty())
+/// The subprotocol to agree to, and the protocol version it means:
+/// [`SUBPROTOCOL_V2`] whenever it is offered, else [`SUBPROTOCOL_V1`].
+/// Otherwise, like 0.9.0's `ws` server, the first one offered (an
+/// application's own; the peer speaks V1), except an `enslavism.*` version
+/// this master does not know: then none, and the peer decides whether V1 will do.
+pub(crate) fn choose_protocol(headers: &HeaderMap) -> (Option<&str>, ProtocolVersion) {
+    let offered = || {
+        headers
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+    };
+    let Some(first) = offered().next() else { return (None, ProtocolVersion::V1) };
+    for (known, version) in [(SUBPROTOCOL_V2, ProtocolVersion::V2), (SUBPROTOCOL_V1, ProtocolVersion::V1)] {
+        if offered().any(|p| p == known) {
+            return (Some(known), version);
+        }
+    }
+    if first.starts_with("enslavism.") {
+        tracing::debug!(subprotocol = first, "unknown enslavism protocol version offered: agreeing to none (0.9.0's)");
+        return (None, ProtocolVersion::V1);
+    }
+    (Some(first), ProtocolVersion::V1)
 }
 
 fn header_has_token(headers: &HeaderMap, name: &header::HeaderName, token: &str) -> bool {
@@ -186,10 +210,25 @@ mod tests {
     #[tokio::test]
     async fn a_good_request_is_switched_with_the_rfc_accept_key() {
         let out = negotiate("/enslavism/slaves", &headers(&[KEY, VERSION]), addr(), &NoHooks, Duration::from_secs(1)).await;
-        assert_eq!(out.upgraded, Some(PeerKind::Slave));
+        assert_eq!(out.upgraded, Some((PeerKind::Slave, ProtocolVersion::V1)));
         assert_eq!(out.response.status(), StatusCode::SWITCHING_PROTOCOLS);
         // The example of RFC 6455, section 1.3.
         assert_eq!(out.response.headers()[header::SEC_WEBSOCKET_ACCEPT], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn version_2_is_chosen_when_offered_and_unknown_versions_are_not_agreed_to() {
+        let choose = |offer: &str| {
+            let h = headers(&[("sec-websocket-protocol", offer)]);
+            let (sub, version) = choose_protocol(&h);
+            (sub.map(str::to_owned), version)
+        };
+        assert_eq!(choose("chat, enslavism.2"), (Some("enslavism.2".into()), ProtocolVersion::V2));
+        assert_eq!(choose("enslavism.1, enslavism.2"), (Some("enslavism.2".into()), ProtocolVersion::V2));
+        assert_eq!(choose("enslavism.1, enslavism.9"), (Some("enslavism.1".into()), ProtocolVersion::V1));
+        assert_eq!(choose("chat, superchat"), (Some("chat".into()), ProtocolVersion::V1));
+        assert_eq!(choose("enslavism.9"), (None, ProtocolVersion::V1));
+        assert_eq!(choose_protocol(&HeaderMap::new()), (None, ProtocolVersion::V1));
     }
 
     #[tokio::test]

@@ -17,6 +17,8 @@ pub struct AuthRequest {
     pub cookies: HashMap<String, String>,
     /// Where the peer connects from.
     pub remote_addr: SocketAddr,
+    /// The request's headers, as received.
+    pub headers: http::HeaderMap,
 }
 
 /// A refused handshake: the peer gets HTTP 401 with this reason as the body.
@@ -63,8 +65,8 @@ pub enum MasterEvent {
         /// Where it connects from.
         remote_addr: SocketAddr,
     },
-    /// A registered slave registered again with new userData (0.9.0
-    /// slaves' only way to change it): same id, every client's list updated.
+    /// A registered slave changed its userData (an update, or a second
+    /// registration, 0.9.0 slaves' only way): same id, clients' lists updated.
     SlaveUpdated {
         /// The id clients see.
         id: u32,

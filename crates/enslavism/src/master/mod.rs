@@ -36,12 +36,13 @@ use tokio_util::task::TaskTracker;
 pub use config::{
     MasterConfig, MasterConfigBuilder, DEFAULT_AUTH_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_HEARTBEAT_TIMEOUT, DEFAULT_MAX_CANDIDATES_PER_SECOND, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HTTP_HEADER_SIZE,
-    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_OFFERS_PER_SECOND, DEFAULT_OUTBOUND_QUEUE_LENGTH, MIN_HEARTBEAT_INTERVAL,
-    MIN_HTTP_HEADER_SIZE,
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_OFFERS_PER_SECOND, DEFAULT_MAX_USER_DATA_UPDATES_PER_SECOND,
+    DEFAULT_OUTBOUND_QUEUE_LENGTH, MIN_HEARTBEAT_INTERVAL, MIN_HTTP_HEADER_SIZE,
 };
 pub use hooks::{AuthDecision, AuthRequest, MasterEvent, MasterHooks, NoHooks, Rejection};
 pub use router::{IdAllocator, IdsExhausted, PeerKind, PeerLink, RoutingError, SignallingRouter, CLOSE_SLOW_CONSUMER};
 
+use crate::proto::ProtocolVersion;
 use crate::tls::{ServerTls, TlsIdentity};
 use peer::{run_peer, SocketLink};
 
@@ -246,7 +247,7 @@ impl Master {
         // 1 kB instead of 1.3 (-Zprint-type-sizes).
         let handshake = Box::pin(adopted_handshake(shared.clone(), stream, remote_addr, path.to_owned(), headers, head));
         let peer = handshake.then(move |upgraded| match upgraded {
-            Some((ws, kind)) => Either::Left(run_peer(shared, ws, kind, remote_addr, slot)),
+            Some((ws, kind, protocol)) => Either::Left(run_peer(shared, ws, kind, protocol, remote_addr, slot)),
             None => Either::Right(std::future::ready(())),
         });
         self.shared.tasks.spawn_on(peer, &self.runtime);
@@ -335,7 +336,7 @@ async fn adopted_handshake<S>(
     path: String,
     headers: HeaderMap,
     head: Vec<u8>,
-) -> Option<(WebSocketStream<S>, PeerKind)>
+) -> Option<(WebSocketStream<S>, PeerKind, ProtocolVersion)>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -350,9 +351,9 @@ where
         return None;
     }
     match outcome.upgraded {
-        Some(kind) => {
+        Some((kind, protocol)) => {
             let config = shared.config.websocket_config();
-            Some((WebSocketStream::from_partially_read(stream, head, Role::Server, Some(config)).await, kind))
+            Some((WebSocketStream::from_partially_read(stream, head, Role::Server, Some(config)).await, kind, protocol))
         }
         None => {
             let _ = stream.shutdown().await;

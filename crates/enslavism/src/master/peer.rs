@@ -21,7 +21,7 @@ use super::outbox::{Outbox, Outgoing};
 use super::rate::TokenBucket;
 use super::router::{PeerKind, PeerLink};
 use super::Shared;
-use crate::proto::{IceCandidate, Message, SessionDescription};
+use crate::proto::{IceCandidate, Message, ProtocolVersion, SessionDescription};
 
 /// Close code for a peer that connects while every id is taken.
 const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
@@ -72,6 +72,7 @@ pub(crate) fn run_peer<S, Slot>(
     shared: Arc<Shared>,
     mut ws: WebSocketStream<S>,
     kind: PeerKind,
+    protocol: ProtocolVersion,
     remote_addr: SocketAddr,
     slot: Slot,
 ) -> impl Future<Output = ()>
@@ -84,8 +85,8 @@ where
             let mut router = shared.router();
             let link = SocketLink(outbox.clone());
             match kind {
-                PeerKind::Slave => router.add_slave(link),
-                PeerKind::Client => router.add_client(link),
+                PeerKind::Slave => router.add_slave(link, protocol),
+                PeerKind::Client => router.add_client(link, protocol),
             }
         };
         // After the router's lock: a master closing from now on found this
@@ -103,15 +104,14 @@ where
                 return;
             }
         };
-        tracing::debug!(kind = kind.name(), id, %remote_addr, "peer connected");
+        tracing::debug!(kind = kind.name(), id, %remote_addr, ?protocol, "peer connected");
 
         // A bug while serving one peer must cost that peer only: the panic is
         // caught here, the peer dropped and forgotten like any other.
         let served = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(serve(
             &shared,
             &mut ws,
-            kind,
-            id,
+            Peer { kind, id, protocol },
             remote_addr,
             &outbox,
         )))
@@ -143,18 +143,17 @@ where
 async fn serve<S>(
     shared: &Shared,
     ws: &mut WebSocketStream<S>,
-    kind: PeerKind,
-    id: u32,
+    peer: Peer,
     remote_addr: SocketAddr,
     outbox: &Outbox,
 ) -> (u16, String)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    shared.hooks.on_event(MasterEvent::Connected { kind, id, remote_addr });
+    shared.hooks.on_event(MasterEvent::Connected { kind: peer.kind, id: peer.id, remote_addr });
     // In a block of its own: its room is then reused by the closing writes below.
     let ended = {
-        let mut connection = Connection::new(shared, kind, id, remote_addr, outbox);
+        let mut connection = Connection::new(shared, peer, remote_addr, outbox);
         std::future::poll_fn(|cx| connection.poll(cx, ws)).await
     };
     match ended {
@@ -197,8 +196,7 @@ enum Ended {
 struct Connection<'a> {
     shared: &'a Shared,
     outbox: &'a Outbox,
-    kind: PeerKind,
-    id: u32,
+    peer: Peer,
     /// Frames taken from the outbox and not yet handed to the socket; its
     /// capacity is kept for the next batch.
     batch: VecDeque<Bytes>,
@@ -214,38 +212,60 @@ struct Connection<'a> {
     side: Side,
 }
 
+/// Who a connection serves.
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    kind: PeerKind,
+    id: u32,
+    protocol: ProtocolVersion,
+}
+
 /// What only one kind of peer needs (in the room of the other's).
 enum Side {
     /// A client is held to rates.
     Client(ClientLimits),
-    /// A slave's address goes with its registration events.
-    Slave(SocketAddr),
+    /// A slave's registration: few peers are slaves, so it is boxed.
+    Slave(Box<SlaveState>),
 }
 
-// A slave's address fits in the room of a client's two rate buckets: the
-// lifecycle events cost no peer a byte (64 bytes, as `Option<ClientLimits>` was).
+// A slave's state costs clients nothing: 64 bytes, as `Option<ClientLimits>` was.
 #[cfg(target_pointer_width = "64")]
 const _: () = assert!(std::mem::size_of::<Side>() == std::mem::size_of::<Option<ClientLimits>>());
 
+/// A slave's address (for its registration events) and the pace of its
+/// userData updates.
+struct SlaveState {
+    remote_addr: SocketAddr,
+    updates: TokenBucket,
+    /// The latest update over the rate (sequence number, userData): applied
+    /// when `retry` fires; a newer one replaces it.
+    deferred: Option<(u32, String)>,
+    retry: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
 impl<'a> Connection<'a> {
-    fn new(shared: &'a Shared, kind: PeerKind, id: u32, remote_addr: SocketAddr, outbox: &'a Outbox) -> Self {
+    fn new(shared: &'a Shared, peer: Peer, remote_addr: SocketAddr, outbox: &'a Outbox) -> Self {
         let mut heartbeat = tokio::time::interval(shared.config.heartbeat_interval);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         heartbeat.reset();
         Connection {
             shared,
             outbox,
-            kind,
-            id,
+            peer,
             batch: VecDeque::new(),
             unflushed: 0,
             write_deadline: None,
             write_deadline_armed: false,
             heartbeat,
             last_heard: tokio::time::Instant::now(),
-            side: match kind {
+            side: match peer.kind {
                 PeerKind::Client => Side::Client(ClientLimits::new(&shared.config)),
-                PeerKind::Slave => Side::Slave(remote_addr),
+                PeerKind::Slave => Side::Slave(Box::new(SlaveState {
+                    remote_addr,
+                    updates: TokenBucket::new(shared.config.max_user_data_updates_per_second, tokio::time::Instant::now()),
+                    deferred: None,
+                    retry: None,
+                })),
             },
         }
     }
@@ -292,6 +312,15 @@ impl<'a> Connection<'a> {
                 }
                 continue;
             }
+            if let Side::Slave(slave) = &mut self.side {
+                if slave.retry.as_mut().is_some_and(|retry| retry.as_mut().poll(cx).is_ready()) {
+                    slave.retry = None;
+                    if let Some((seq, user_data)) = slave.deferred.take() {
+                        update_user_data(self.shared, self.peer.id, slave, self.outbox, seq, user_data);
+                    }
+                    continue;
+                }
+            }
             return Poll::Pending;
         }
     }
@@ -316,7 +345,7 @@ impl<'a> Connection<'a> {
             self.write_deadline_armed = true;
         }
         if deadline.as_mut().poll(cx).is_ready() {
-            tracing::debug!(kind = self.kind.name(), id = self.id, "the peer takes nothing: dropping it");
+            tracing::debug!(kind = self.peer.kind.name(), id = self.peer.id, "the peer takes nothing: dropping it");
             return Poll::Ready(Err(Ended::Dropped(CLOSE_ABNORMAL, "write timeout")));
         }
         Poll::Pending
@@ -342,11 +371,11 @@ impl<'a> Connection<'a> {
 
     /// Takes one frame (or the end) from the socket; `Some` when the connection is over.
     fn on_incoming(&mut self, incoming: Option<Result<WsMessage, WsError>>) -> Option<Ended> {
-        let (kind, id) = (self.kind, self.id);
+        let (kind, id) = (self.peer.kind, self.peer.id);
         match incoming {
             Some(Ok(WsMessage::Binary(data))) => {
                 self.last_heard = tokio::time::Instant::now();
-                handle_frame(self.shared, kind, id, &mut self.side, &data);
+                handle_frame(self.shared, self.peer, &mut self.side, self.outbox, &data);
             }
             Some(Ok(WsMessage::Pong(_))) => self.last_heard = tokio::time::Instant::now(),
             Some(Ok(WsMessage::Text(_))) => {
@@ -387,7 +416,7 @@ impl<'a> Connection<'a> {
     {
         let quiet = self.last_heard.elapsed();
         if quiet >= self.shared.config.heartbeat_timeout {
-            tracing::debug!(kind = self.kind.name(), id = self.id, "no sign of life: dropping the peer");
+            tracing::debug!(kind = self.peer.kind.name(), id = self.peer.id, "no sign of life: dropping the peer");
             return Some(Ended::Dropped(CLOSE_ABNORMAL, "heartbeat timeout"));
         }
         // A socket still busy with earlier frames gets no ping: its write
@@ -425,7 +454,8 @@ impl ClientLimits {
 }
 
 /// Decodes one frame and routes it; bad frames are dropped with a debug log.
-fn handle_frame(shared: &Shared, kind: PeerKind, id: u32, side: &mut Side, data: &[u8]) {
+fn handle_frame(shared: &Shared, peer: Peer, side: &mut Side, outbox: &Outbox, data: &[u8]) {
+    let Peer { kind, id, protocol } = peer;
     let msg = match Message::decode(data) {
         Ok(msg) => msg,
         Err(e) => {
@@ -433,21 +463,51 @@ fn handle_frame(shared: &Shared, kind: PeerKind, id: u32, side: &mut Side, data:
             return;
         }
     };
-    if let Side::Client(limits) = side {
-        let now = tokio::time::Instant::now();
-        match &msg {
-            Message::OfferToSlave(SessionDescription { id: slave_id, .. }) if !limits.offers.try_take(now) => {
-                tracing::debug!(id, slave_id, "offer over the client's rate refused");
-                shared.router().reject_offer(id, *slave_id);
-                return;
-            }
-            Message::IceCandidateToSlave(IceCandidate { .. }) if !limits.candidates.try_take(now) => {
-                tracing::debug!(id, "candidate over the client's rate dropped");
-                return;
-            }
-            _ => {}
-        }
+    if msg.message_type().since() > protocol {
+        let e = super::RoutingError::NotNegotiated { kind, msg_type: msg.message_type() };
+        tracing::debug!(kind = kind.name(), id, "message dropped: {e}");
+        return;
     }
+    let slave = match side {
+        Side::Client(limits) => {
+            let now = tokio::time::Instant::now();
+            match &msg {
+                Message::OfferToSlave(SessionDescription { id: slave_id, .. }) if !limits.offers.try_take(now) => {
+                    tracing::debug!(id, slave_id, "offer over the client's rate refused");
+                    shared.router().reject_offer(id, *slave_id);
+                    return;
+                }
+                Message::IceCandidateToSlave(IceCandidate { .. }) if !limits.candidates.try_take(now) => {
+                    tracing::debug!(id, "candidate over the client's rate dropped");
+                    return;
+                }
+                _ => {}
+            }
+            None
+        }
+        Side::Slave(slave) => Some(slave),
+    };
+    let msg = match msg {
+        Message::Ping { token } => return reply(outbox, &Message::Pong { token }),
+        Message::UpdateUserData { seq, user_data } => {
+            if let Some(slave) = slave {
+                let now = tokio::time::Instant::now();
+                if slave.deferred.is_some() || !slave.updates.try_take(now) {
+                    // Over the rate: the latest waits for the next token.
+                    tracing::debug!(id, seq, "userData update over the slave's rate deferred");
+                    slave.deferred = Some((seq, user_data));
+                    if slave.retry.is_none() {
+                        slave.retry = Some(Box::pin(tokio::time::sleep(slave.updates.wait(now))));
+                    }
+                } else {
+                    update_user_data(shared, id, slave, outbox, seq, user_data);
+                }
+                return;
+            }
+            Message::UpdateUserData { seq, user_data }
+        }
+        msg => msg,
+    };
     let registers = matches!(msg, Message::Register { .. });
     let mut router = shared.router();
     let was_registered = registers && router.registered_slave(id).is_some();
@@ -458,13 +518,43 @@ fn handle_frame(shared: &Shared, kind: PeerKind, id: u32, side: &mut Side, data:
     // Registration changes are rare: the application hears of each, outside the lock.
     let registered = if registers { router.registered_slave(id).map(|e| e.user_data.clone()) } else { None };
     drop(router);
-    if let (Some(user_data), Side::Slave(remote_addr)) = (registered, side) {
-        let remote_addr = *remote_addr;
+    if let (Some(user_data), Some(slave)) = (registered, slave) {
+        let remote_addr = slave.remote_addr;
         shared.hooks.on_event(if was_registered {
             MasterEvent::SlaveUpdated { id, user_data, remote_addr }
         } else {
             MasterEvent::SlaveRegistered { id, user_data, remote_addr }
         });
+    }
+}
+
+/// Applies a slave's userData update (every V2 client's list shows it),
+/// and tells the slave whether it was.
+fn update_user_data(shared: &Shared, id: u32, slave: &mut SlaveState, outbox: &Outbox, seq: u32, user_data: String) {
+    // The event's copy; updates are rare next to signalling.
+    let event_data = user_data.clone();
+    let routed = shared.router().route(PeerKind::Slave, id, Message::UpdateUserData { seq, user_data });
+    let refusal = match routed {
+        Ok(()) => {
+            let remote_addr = slave.remote_addr;
+            shared.hooks.on_event(MasterEvent::SlaveUpdated { id, user_data: event_data, remote_addr });
+            None
+        }
+        Err(e) => {
+            tracing::debug!(id, seq, "userData update refused: {e}");
+            Some(e.to_string())
+        }
+    };
+    reply(outbox, &Message::UserDataResult { seq, refusal });
+}
+
+/// Queues an answer for the peer itself; a peer whose queue is full is
+/// closed, as the router closes it.
+fn reply(outbox: &Outbox, msg: &Message) {
+    if let Ok(frame) = msg.encode() {
+        if !outbox.push(Bytes::from(frame)) {
+            outbox.request_close(super::CLOSE_SLOW_CONSUMER, "outbound queue full");
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! Per-client rate limits on what a client may ask slaves for.
+//! Rate limits: what a client may ask slaves for, how often a slave may
+//! change its userData.
 
 use tokio::time::Instant;
 
@@ -21,15 +22,30 @@ impl TokenBucket {
         if self.rate == 0.0 {
             return true;
         }
-        let elapsed = now.saturating_duration_since(self.last);
-        self.last = now;
-        self.tokens = (self.tokens + elapsed.as_secs_f64() * self.rate).min(self.rate);
+        self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
         } else {
             false
         }
+    }
+}
+
+impl TokenBucket {
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last);
+        self.last = now;
+        self.tokens = (self.tokens + elapsed.as_secs_f64() * self.rate).min(self.rate);
+    }
+
+    /// How long until a token is there (zero when one is).
+    pub(crate) fn wait(&mut self, now: Instant) -> std::time::Duration {
+        if self.rate == 0.0 {
+            return std::time::Duration::ZERO;
+        }
+        self.refill(now);
+        std::time::Duration::from_secs_f64((1.0 - self.tokens).max(0.0) / self.rate)
     }
 }
 
@@ -48,6 +64,18 @@ mod tests {
         // Never more than a second's worth, however long the pause.
         let much_later = later + Duration::from_secs(60);
         assert_eq!((0..20).filter(|_| bucket.try_take(much_later)).count(), 10);
+    }
+
+    #[test]
+    fn the_wait_is_until_the_next_token() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(4, start);
+        assert_eq!(bucket.wait(start), Duration::ZERO);
+        while bucket.try_take(start) {}
+        assert_eq!(bucket.wait(start), Duration::from_millis(250));
+        let wait = bucket.wait(start + Duration::from_millis(100));
+        assert!(wait.abs_diff(Duration::from_millis(150)) < Duration::from_micros(1), "{wait:?}");
+        assert!(bucket.try_take(start + Duration::from_millis(250)));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use thiserror::Error;
 
-use crate::proto::{IceCandidate, Message, MessageType, ProtoError, SessionDescription, SlaveEntry};
+use crate::proto::{IceCandidate, Message, MessageType, ProtoError, ProtocolVersion, SessionDescription, SlaveEntry};
 
 /// The two kinds of peer a master talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,6 +98,20 @@ pub enum RoutingError {
         /// The limit.
         max: usize,
     },
+    /// A slave sent a userData update before registering.
+    #[error("slave {id} is not registered: it must register before it updates its userData")]
+    NotRegistered {
+        /// The slave's id.
+        id: u32,
+    },
+    /// The peer sent a message of a protocol version it did not agree to.
+    #[error("{msg_type:?} needs the enslavism.2 subprotocol, which this {kind} did not agree to", kind = .kind.name())]
+    NotNegotiated {
+        /// Who sent it.
+        kind: PeerKind,
+        /// What it sent.
+        msg_type: MessageType,
+    },
     /// The message could not be re-encoded (cannot happen for decoded input).
     #[error(transparent)]
     Encode(#[from] ProtoError),
@@ -139,12 +153,19 @@ struct SlaveState<L> {
     link: L,
     /// The AddSlaves entry of a registered slave; `None` until it registers.
     entry: Option<SlaveEntry>,
+    protocol: ProtocolVersion,
+}
+
+struct ClientState<L> {
+    link: L,
+    /// A V2 client hears of userData changes as UpdateSlaves.
+    protocol: ProtocolVersion,
 }
 
 /// The registry of peers and the routing rules between them.
 pub struct SignallingRouter<L> {
     slaves: HashMap<u32, SlaveState<L>>,
-    clients: HashMap<u32, L>,
+    clients: HashMap<u32, ClientState<L>>,
     slave_ids: IdAllocator,
     client_ids: IdAllocator,
     /// AddSlaves of every registered slave, built once per change of the list.
@@ -188,7 +209,7 @@ impl<L: PeerLink> SignallingRouter<L> {
     pub fn reject_offer(&self, client_id: u32, slave_id: u32) {
         if let Some(client) = self.clients.get(&client_id) {
             if let Ok(frame) = (Message::RejectFromSlave { id: slave_id }).encode() {
-                push_or_close(client, Bytes::from(frame));
+                push_or_close(&client.link, Bytes::from(frame));
             }
         }
     }
@@ -208,21 +229,21 @@ impl<L: PeerLink> SignallingRouter<L> {
         self.slaves.values().filter_map(|s| s.entry.as_ref())
     }
 
-    /// Adds a slave; it is listed to clients once it registers.
-    pub fn add_slave(&mut self, link: L) -> Result<u32, IdsExhausted> {
+    /// Adds a slave speaking `protocol`; it is listed to clients once it registers.
+    pub fn add_slave(&mut self, link: L, protocol: ProtocolVersion) -> Result<u32, IdsExhausted> {
         let slaves = &self.slaves;
         let id = self.slave_ids.allocate(slaves.len(), |id| slaves.contains_key(&id)).ok_or(IdsExhausted(PeerKind::Slave))?;
-        self.slaves.insert(id, SlaveState { link, entry: None });
+        self.slaves.insert(id, SlaveState { link, entry: None, protocol });
         Ok(id)
     }
 
-    /// Adds a client and sends it the list of registered slaves (a bare
-    /// AddSlaves type byte when there are none).
-    pub fn add_client(&mut self, link: L) -> Result<u32, IdsExhausted> {
+    /// Adds a client speaking `protocol` and sends it the list of registered
+    /// slaves (a bare AddSlaves type byte when there are none).
+    pub fn add_client(&mut self, link: L, protocol: ProtocolVersion) -> Result<u32, IdsExhausted> {
         let clients = &self.clients;
         let id = self.client_ids.allocate(clients.len(), |id| clients.contains_key(&id)).ok_or(IdsExhausted(PeerKind::Client))?;
         push_or_close(&link, self.slave_list_frame());
-        self.clients.insert(id, link);
+        self.clients.insert(id, ClientState { link, protocol });
         Ok(id)
     }
 
@@ -282,13 +303,13 @@ impl<L: PeerLink> SignallingRouter<L> {
 
     /// Every connection's link, slaves first.
     pub fn links(&self) -> impl Iterator<Item = &L> {
-        self.slaves.values().map(|s| &s.link).chain(self.clients.values())
+        self.slaves.values().map(|s| &s.link).chain(self.clients.values().map(|c| &c.link))
     }
 
     fn link(&self, kind: PeerKind, id: u32) -> Option<&L> {
         match kind {
             PeerKind::Slave => self.slaves.get(&id).map(|s| &s.link),
-            PeerKind::Client => self.clients.get(&id),
+            PeerKind::Client => self.clients.get(&id).map(|c| &c.link),
         }
     }
 
@@ -329,14 +350,36 @@ impl<L: PeerLink> SignallingRouter<L> {
                     return Err(err);
                 }
                 let entry = SlaveEntry { id: slave_id, user_data };
-                let frame = Bytes::from(Message::AddSlaves(vec![entry.clone()]).encode()?);
-                // Registering again replaces the slave in every client's list.
-                let was_registered = slave.entry.replace(entry).is_some();
+                let was_registered = slave.entry.replace(entry.clone()).is_some();
                 self.slave_list_frame = None;
                 if was_registered {
-                    self.broadcast(&Message::RemoveSlaves(vec![slave_id]));
+                    // Registering again (0.9.0 slaves' way to change their
+                    // userData) is an update; V1 clients, who know no
+                    // update, see the slave replaced.
+                    self.broadcast_update(entry, true)?;
+                } else {
+                    self.broadcast(&Message::AddSlaves(vec![entry]));
                 }
-                self.broadcast_frame(frame);
+                return Ok(());
+            }
+            Message::UpdateUserData { user_data, .. } => {
+                if slave.protocol < ProtocolVersion::V2 {
+                    return Err(RoutingError::NotNegotiated { kind: PeerKind::Slave, msg_type: MessageType::UpdateUserData });
+                }
+                if user_data.len() > self.max_user_data_len {
+                    return Err(RoutingError::UserDataTooLarge { len: user_data.len(), max: self.max_user_data_len });
+                }
+                let Some(entry) = slave.entry.as_mut() else {
+                    return Err(RoutingError::NotRegistered { id: slave_id });
+                };
+                entry.user_data = user_data;
+                let entry = entry.clone();
+                self.slave_list_frame = None;
+                // V1 clients are left alone: replacing the slave in their
+                // lists would close their connections to it (0.9.0's bundle
+                // does on RemoveSlaves). They see the new userData the next
+                // time they connect.
+                self.broadcast_update(entry, false)?;
                 return Ok(());
             }
             Message::AnswerToClient(SessionDescription { id, sdp }) => {
@@ -350,7 +393,7 @@ impl<L: PeerLink> SignallingRouter<L> {
         };
         let client =
             self.clients.get(&client_id).ok_or(RoutingError::UnknownDestination { kind: PeerKind::Client, id: client_id })?;
-        push_or_close(client, Bytes::from(out.encode()?));
+        push_or_close(&client.link, Bytes::from(out.encode()?));
         Ok(())
     }
 
@@ -374,9 +417,33 @@ impl<L: PeerLink> SignallingRouter<L> {
     }
 
     fn broadcast_frame(&self, frame: Bytes) {
-        for link in self.clients.values() {
-            push_or_close(link, frame.clone());
+        for client in self.clients.values() {
+            push_or_close(&client.link, frame.clone());
         }
+    }
+
+    /// Tells every V2 client of `entry`'s new userData (UpdateSlaves); with
+    /// `replace_for_v1`, V1 clients see the slave removed and added again.
+    fn broadcast_update(&self, entry: SlaveEntry, replace_for_v1: bool) -> Result<(), RoutingError> {
+        let replace = match replace_for_v1 {
+            true => Some((
+                Bytes::from(Message::RemoveSlaves(vec![entry.id]).encode()?),
+                Bytes::from(Message::AddSlaves(vec![entry.clone()]).encode()?),
+            )),
+            false => None,
+        };
+        let update = Bytes::from(Message::UpdateSlaves(vec![entry]).encode()?);
+        for client in self.clients.values() {
+            match (client.protocol, &replace) {
+                (ProtocolVersion::V2, _) => push_or_close(&client.link, update.clone()),
+                (ProtocolVersion::V1, Some((remove, add))) => {
+                    push_or_close(&client.link, remove.clone());
+                    push_or_close(&client.link, add.clone());
+                }
+                (ProtocolVersion::V1, None) => {}
+            }
+        }
+        Ok(())
     }
 }
 

@@ -151,7 +151,7 @@ async fn handle_request(
     if handshake::is_websocket_upgrade(req.headers()) {
         let outcome =
             handshake::negotiate(req.uri().path(), req.headers(), remote_addr, &*shared.hooks, shared.config.auth_timeout).await;
-        if let Some(kind) = outcome.upgraded {
+        if let Some((kind, protocol)) = outcome.upgraded {
             let on_upgrade = hyper::upgrade::on(&mut req);
             let peer_shared = shared.clone();
             shared.tasks.spawn(async move {
@@ -163,7 +163,7 @@ async fn handle_request(
                 };
                 let config = peer_shared.config.websocket_config();
                 let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                run_peer(peer_shared, ws, kind, remote_addr, slot).await;
+                run_peer(peer_shared, ws, kind, protocol, remote_addr, slot).await;
             });
         }
         return Ok(outcome.response.map(Full::new));

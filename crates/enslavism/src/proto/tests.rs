@@ -58,12 +58,61 @@ fn every_type_encodes_to_the_bytes_of_0_9_0_and_decodes_back() {
     assert_eq!(seen.len(), 13, "a vector for each of the 13 types");
 }
 
+/// The five messages of version 2, with their bytes (doc/protocol.md).
+fn v2_vectors() -> Vec<(Message, Vec<u8>)> {
+    vec![
+        (Message::UpdateUserData { seq: 2, user_data: r#"{"p":3}"#.into() }, b"\x0d\x00\x00\x00\x02{\"p\":3}".to_vec()),
+        (Message::UserDataResult { seq: 2, refusal: None }, vec![14, 0, 0, 0, 2, 0]),
+        (Message::UserDataResult { seq: 3, refusal: Some("too big".into()) }, b"\x0e\x00\x00\x00\x03\x01too big".to_vec()),
+        (Message::UpdateSlaves(vec![SlaveEntry { id: 7, user_data: "1".into() }]), vec![15, 0, 0, 0, 7, 0, 1, b'1']),
+        (Message::Ping { token: 0x0102_0304 }, vec![16, 1, 2, 3, 4]),
+        (Message::Pong { token: 0x0102_0304 }, vec![17, 1, 2, 3, 4]),
+    ]
+}
+
+#[test]
+fn the_version_2_messages_have_their_documented_bytes() {
+    let mut seen = std::collections::HashSet::new();
+    for (msg, bytes) in v2_vectors() {
+        assert_eq!(msg.encode().unwrap(), bytes, "encoding {msg:?}");
+        assert_eq!(Message::decode(&bytes).unwrap(), msg, "decoding {bytes:?}");
+        assert_eq!(msg.message_type().since(), ProtocolVersion::V2);
+        seen.insert(msg.message_type() as u8);
+    }
+    assert_eq!(seen.len(), 5);
+    for (msg, _) in vectors() {
+        assert_eq!(msg.message_type().since(), ProtocolVersion::V1);
+    }
+}
+
+#[test]
+fn the_subprotocol_names_version_2() {
+    assert_eq!(ProtocolVersion::from_subprotocol(Some(SUBPROTOCOL_V2)), ProtocolVersion::V2);
+    assert_eq!(ProtocolVersion::from_subprotocol(Some(SUBPROTOCOL_V1)), ProtocolVersion::V1);
+    assert_eq!(OFFERED_SUBPROTOCOLS, format!("{SUBPROTOCOL_V1}, {SUBPROTOCOL_V2}"), "V1 first, for 0.9.0 masters");
+    assert_eq!(ProtocolVersion::from_subprotocol(Some("enslavism.3")), ProtocolVersion::V1);
+    assert_eq!(ProtocolVersion::from_subprotocol(None), ProtocolVersion::V1);
+}
+
+#[test]
+fn updates_are_checked_as_registrations_are() {
+    let mut frame = vec![13, 0, 0, 0, 1];
+    frame.extend_from_slice(b"{not json");
+    assert!(matches!(Message::decode(&frame), Err(ProtoError::InvalidJson { .. })));
+    let mut frame = vec![13, 0, 0, 0, 1, b'"'];
+    frame.extend(std::iter::repeat_n(b'a', MAX_USER_DATA_LEN));
+    frame.push(b'"');
+    assert!(matches!(Message::decode(&frame), Err(ProtoError::UserDataTooLong { .. })));
+    assert!(matches!(Message::decode(&[16, 0, 0]), Err(ProtoError::Truncated { .. })));
+    assert!(matches!(Message::decode(&[17, 0, 0, 0, 0, 0]), Err(ProtoError::TrailingBytes { .. })));
+}
+
 #[test]
 fn type_bytes_round_trip() {
     for b in 0..=255u8 {
         match MessageType::from_byte(b) {
             Some(t) => assert_eq!(t as u8, b),
-            None => assert!(b > 12),
+            None => assert!(b > 17),
         }
     }
 }
@@ -75,14 +124,14 @@ fn an_empty_frame_is_an_error() {
 
 #[test]
 fn unknown_types_are_errors() {
-    for b in 13..=255u8 {
+    for b in 18..=255u8 {
         assert_eq!(Message::decode(&[b, 0, 0, 0, 0]), Err(ProtoError::UnknownType(b)));
     }
 }
 
 #[test]
 fn every_truncation_of_every_vector_is_an_error_never_a_panic() {
-    for (msg, bytes) in vectors() {
+    for (msg, bytes) in vectors().into_iter().chain(v2_vectors()) {
         for cut in 0..bytes.len() {
             let res = Message::decode(&bytes[..cut]);
             // Some prefixes are themselves valid frames (an SDP cut short is
@@ -256,6 +305,12 @@ mod properties {
             candidate().prop_map(Message::IceCandidateFromSlave),
             any::<u32>().prop_map(|id| Message::RejectToClient { id }),
             any::<u32>().prop_map(|id| Message::RejectFromSlave { id }),
+            (any::<u32>(), user_data()).prop_map(|(seq, user_data)| Message::UpdateUserData { seq, user_data }),
+            (any::<u32>(), prop::option::of(".{0,40}")).prop_map(|(seq, refusal)| Message::UserDataResult { seq, refusal }),
+            prop::collection::vec((any::<u32>(), user_data()).prop_map(|(id, user_data)| SlaveEntry { id, user_data }), 0..5)
+                .prop_map(Message::UpdateSlaves),
+            any::<u32>().prop_map(|token| Message::Ping { token }),
+            any::<u32>().prop_map(|token| Message::Pong { token }),
         ]
     }
 

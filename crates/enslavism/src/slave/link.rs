@@ -13,7 +13,13 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use super::peer::{ice_session, run_peer, PeerCommand};
 use super::{SlaveError, SlaveEvent, SlaveShared};
 use crate::dial::{inbound, within, DialError, Inbound, MasterSocket, CLOSE_WRITE_LIMIT, RECONNECT_INITIAL_DELAY};
-use crate::proto::{IceCandidate, Message, SessionDescription};
+use crate::proto::{IceCandidate, Message, ProtocolVersion, SessionDescription};
+
+/// An open master connection, and the messages agreed in its handshake.
+pub(crate) struct Link {
+    ws: MasterSocket,
+    protocol: ProtocolVersion,
+}
 
 /// Opens the WebSocket to `master_url + "/enslavism/slaves"`; a `wss://`
 /// URL is verified with `tls`.
@@ -22,32 +28,36 @@ pub(crate) async fn open(
     auth: &[(String, String)],
     tls: &Arc<rustls::ClientConfig>,
     timeout: Duration,
-) -> Result<MasterSocket, SlaveError> {
-    Ok(crate::dial::open(master_url, "/enslavism/slaves", auth, tls, timeout).await?)
+) -> Result<Link, SlaveError> {
+    let (ws, protocol) = crate::dial::open(master_url, "/enslavism/slaves", auth, tls, timeout).await?;
+    Ok(Link { ws, protocol })
 }
 
 /// Where and as whom the slave registers (kept to register again after a reconnect).
 pub(crate) struct Registration {
     pub url: String,
     pub auth: Vec<(String, String)>,
-    pub user_data: String,
     /// How a `wss://` master is verified.
     pub tls: Arc<rustls::ClientConfig>,
 }
 
-async fn register(mut ws: MasterSocket, registration: &Registration, limit: Duration) -> Result<MasterSocket, SlaveError> {
-    let frame = Message::Register { user_data: registration.user_data.clone() }.encode()?;
-    within(limit, ws.send(WsMessage::Binary(frame.into())))
+/// Registers with the latest userData, which settles every update waiting:
+/// the master has the latest now.
+async fn register(shared: &SlaveShared, mut link: Link, registration: &Registration) -> Result<Link, SlaveError> {
+    let pending = shared.user_data.for_registration();
+    let frame = Message::Register { user_data: pending.user_data }.encode()?;
+    within(shared.config.connect_timeout, link.ws.send(WsMessage::Binary(frame.into())))
         .await
         .map_err(|reason| DialError::Unreachable { url: registration.url.clone(), reason })?;
-    Ok(ws)
+    shared.user_data.settle(pending.seq, None);
+    Ok(link)
 }
 
 /// Registers and starts the signalling loop.
-pub(crate) async fn start(shared: Arc<SlaveShared>, ws: MasterSocket, registration: Registration) -> Result<(), SlaveError> {
-    let ws = register(ws, &registration, shared.config.connect_timeout).await?;
+pub(crate) async fn start(shared: Arc<SlaveShared>, link: Link, registration: Registration) -> Result<(), SlaveError> {
+    let link = register(&shared, link, &registration).await?;
     let task_shared = shared.clone();
-    shared.spawn_guarded("the master link", run_link(task_shared, ws, registration));
+    shared.spawn_guarded("the master link", run_link(task_shared, link, registration));
     Ok(())
 }
 
@@ -60,14 +70,19 @@ struct PeerEntry {
 
 /// The master link for the slave's lifetime: serves one master connection,
 /// and when it drops, reconnects (with backoff) and registers again.
-async fn run_link(shared: Arc<SlaveShared>, mut ws: MasterSocket, registration: Registration) {
+async fn run_link(shared: Arc<SlaveShared>, mut link: Link, registration: Registration) {
+    serve_for_life(&shared, &mut link, &registration).await;
+    shared.user_data.end_link();
+}
+
+async fn serve_for_life(shared: &Arc<SlaveShared>, link: &mut Link, registration: &Registration) {
     let (to_master, mut outgoing) = mpsc::unbounded_channel::<Bytes>();
     let mut peers: HashMap<u32, PeerEntry> = HashMap::new();
     // Peers of earlier master connections: their client ids meant something
     // only to that master, so they keep running but can no longer be addressed.
     let mut detached: Vec<PeerEntry> = Vec::new();
     loop {
-        let Some((code, reason)) = serve(&shared, &mut ws, &mut peers, &mut detached, &to_master, &mut outgoing).await else {
+        let Some((code, reason)) = serve(shared, link, &mut peers, &mut detached, &to_master, &mut outgoing).await else {
             return;
         };
         tracing::info!(code, %reason, "the master link closed");
@@ -86,10 +101,10 @@ async fn run_link(shared: Arc<SlaveShared>, mut ws: MasterSocket, registration: 
             }
             return;
         }
-        let Some(new_ws) = reconnect(&shared, &registration, &mut outgoing).await else {
+        let Some(new_link) = reconnect(shared, registration, &mut outgoing).await else {
             return;
         };
-        ws = new_ws;
+        *link = new_link;
         tracing::info!("registered with the master again");
         shared.hooks.on_event(SlaveEvent::MasterReconnect);
     }
@@ -98,7 +113,7 @@ async fn run_link(shared: Arc<SlaveShared>, mut ws: MasterSocket, registration: 
 /// Serves one master connection; `None` when the slave is closing.
 async fn serve(
     shared: &Arc<SlaveShared>,
-    ws: &mut MasterSocket,
+    link: &mut Link,
     peers: &mut HashMap<u32, PeerEntry>,
     detached: &mut Vec<PeerEntry>,
     to_master: &mpsc::UnboundedSender<Bytes>,
@@ -109,8 +124,14 @@ async fn serve(
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     heartbeat.reset();
     let mut last_heard = tokio::time::Instant::now();
+    let Link { ws, protocol } = link;
     loop {
         tokio::select! {
+            _ = shared.user_data.changed.notified() => {
+                if let Err(reason) = send_update(shared, ws, *protocol).await {
+                    return Some((1006, reason));
+                }
+            }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() >= shared.config.heartbeat_timeout {
                     tracing::info!("no sign of life from the master: dropping the link");
@@ -150,6 +171,24 @@ async fn serve(
     }
 }
 
+/// Sends the latest userData if it is new to the master: as an update to a
+/// V2 master (its result settles the wait), as a second Register to a 0.9.0
+/// master, which answers nothing (sent is all that can be known).
+async fn send_update(shared: &SlaveShared, ws: &mut MasterSocket, protocol: ProtocolVersion) -> Result<(), String> {
+    let Some(pending) = shared.user_data.take_unsent() else { return Ok(()) };
+    let message = match protocol {
+        ProtocolVersion::V2 => Message::UpdateUserData { seq: pending.seq, user_data: pending.user_data },
+        ProtocolVersion::V1 => Message::Register { user_data: pending.user_data },
+    };
+    // Checked when set: the only error left would be a bug of ours.
+    let frame = message.encode().map_err(|e| e.to_string())?;
+    within(shared.config.heartbeat_timeout, ws.send(WsMessage::Binary(frame.into()))).await?;
+    if protocol == ProtocolVersion::V1 {
+        shared.user_data.settle(pending.seq, None);
+    }
+    Ok(())
+}
+
 /// Connects and registers again, retrying with backoff; `None` when the
 /// slave is closing. Signalling queued meanwhile was for the old master and
 /// is dropped.
@@ -157,7 +196,7 @@ async fn reconnect(
     shared: &Arc<SlaveShared>,
     registration: &Registration,
     outgoing: &mut mpsc::UnboundedReceiver<Bytes>,
-) -> Option<MasterSocket> {
+) -> Option<Link> {
     let mut delay = RECONNECT_INITIAL_DELAY.min(shared.config.reconnect_max_delay);
     loop {
         let wait = tokio::time::sleep(delay);
@@ -170,8 +209,8 @@ async fn reconnect(
             }
         }
         let attempt = async {
-            let ws = open(&registration.url, &registration.auth, &registration.tls, shared.config.connect_timeout).await?;
-            register(ws, registration, shared.config.connect_timeout).await
+            let link = open(&registration.url, &registration.auth, &registration.tls, shared.config.connect_timeout).await?;
+            register(shared, link, registration).await
         };
         tokio::select! {
             result = attempt => match result {
@@ -216,6 +255,13 @@ fn dispatch(
             peers.insert(id, PeerEntry { commands, ice });
             shared.spawn_guarded("a peer connection", run_peer(shared.clone(), id, sdp, receiver, to_master.clone()));
         }
+        Message::UserDataResult { seq, refusal } => {
+            if let Some(reason) = &refusal {
+                tracing::info!(seq, %reason, "the master refused a userData update");
+            }
+            shared.user_data.settle(seq, refusal);
+        }
+        Message::Pong { .. } => {}
         Message::IceCandidateFromClient(IceCandidate { id, candidate }) => match peers.get(&id) {
             Some(entry) if !entry.commands.is_closed() => {
                 tracing::trace!(client_id = id, "remote candidate");

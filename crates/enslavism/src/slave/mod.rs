@@ -16,6 +16,7 @@ mod link;
 mod nat;
 pub(crate) mod negotiated;
 pub(crate) mod peer;
+mod user_data;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -59,6 +60,14 @@ pub enum SlaveError {
     /// userData cannot be registered (over 65,535 bytes of JSON, or not JSON).
     #[error("cannot register this userData: {0}")]
     UserData(#[from] ProtoError),
+    /// The master refused a userData update (over its `maxUserDataLength`,
+    /// say); the slave's userData is the one it had before.
+    #[error("the master refused the userData update: {0}")]
+    UserDataRefused(String),
+    /// The master link closed for good (`reconnect` is off): nothing can
+    /// reach the master any more.
+    #[error("the slave is no longer connected to its master (reconnect is off)")]
+    NoMaster,
     /// The UDP sockets could not be bound (`udp_port` in use, an address
     /// that is not this host's, no free port in `port_range`).
     #[error("cannot bind the slave's UDP socket: {0}")]
@@ -176,6 +185,8 @@ pub(crate) struct SlaveShared {
     tasks: TaskTracker,
     /// The shards every peer connection lives in.
     engine: engine::Engine,
+    /// What the slave registers with, and updates of it on their way.
+    user_data: user_data::UserData,
 }
 
 impl SlaveShared {
@@ -288,16 +299,47 @@ impl Slave {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             engine,
+            user_data: user_data::UserData::new(user_data.to_owned()),
         });
         bound.start(&shared, &engine::stun_servers(&shared.config).await);
         // Stops the shards if the master cannot be reached.
         let stop = shared.shutdown.clone().drop_guard();
-        let ws = link::open(master_url, auth, &tls, shared.config.connect_timeout).await?;
-        let registration =
-            link::Registration { url: master_url.to_owned(), auth: auth.to_vec(), user_data: user_data.to_owned(), tls };
-        link::start(shared.clone(), ws, registration).await?;
+        let link = link::open(master_url, auth, &tls, shared.config.connect_timeout).await?;
+        let registration = link::Registration { url: master_url.to_owned(), auth: auth.to_vec(), tls };
+        link::start(shared.clone(), link, registration).await?;
         stop.disarm();
         Ok(Slave { shared })
+    }
+
+    /// The latest userData set (by the builder or [`Slave::set_user_data`]).
+    pub fn user_data(&self) -> String {
+        self.shared.user_data.latest()
+    }
+
+    /// Replaces the slave's userData (JSON text, at most 65,535 bytes) and
+    /// resolves once the master has it, when every client's list shows it.
+    /// A master that speaks [`ProtocolVersion::V2`](crate::proto::ProtocolVersion::V2)
+    /// updates the listing in place and confirms; a 0.9.0 master gets a
+    /// second Register (it lists the slave again) and this resolves once it
+    /// is sent. While the master link is down, this resolves when the slave
+    /// registers again, with the latest userData. Updates in quick
+    /// succession are merged: the master gets the latest.
+    pub async fn set_user_data(&self, json: impl Into<String>) -> Result<(), SlaveError> {
+        let json = json.into();
+        crate::proto::check_user_data(&json)?;
+        if self.is_closed() {
+            return Err(SlaveError::Closed);
+        }
+        let settled = self.shared.user_data.set(json);
+        tokio::select! {
+            outcome = settled => match outcome {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(user_data::NotApplied::Refused(reason))) => Err(SlaveError::UserDataRefused(reason)),
+                Ok(Err(user_data::NotApplied::NoMaster)) => Err(SlaveError::NoMaster),
+                Err(_) => Err(SlaveError::Closed),
+            },
+            _ = self.shared.shutdown.cancelled() => Err(SlaveError::Closed),
+        }
     }
 
     /// The UDP ports the slave's peer connections use (one per shard).

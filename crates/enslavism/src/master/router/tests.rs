@@ -3,6 +3,7 @@ use std::rc::Rc;
 
 use super::*;
 use crate::proto::Candidate;
+use crate::proto::ProtocolVersion::{V1, V2};
 
 /// An in-memory peer: what was queued for it, and whether it was asked to close.
 #[derive(Clone, Default)]
@@ -53,12 +54,12 @@ fn entry(id: u32, user_data: &str) -> SlaveEntry {
 fn a_new_client_gets_the_registered_slaves_only() {
     let mut router = SignallingRouter::new();
     let (a, b) = (Inbox::default(), Inbox::default());
-    let sa = router.add_slave(a).unwrap();
-    let _sb = router.add_slave(b).unwrap(); // never registers
+    let sa = router.add_slave(a, V1).unwrap();
+    let _sb = router.add_slave(b, V1).unwrap(); // never registers
     router.route(PeerKind::Slave, sa, register(r#"{"name":"a"}"#)).unwrap();
 
     let c = Inbox::default();
-    router.add_client(c.clone()).unwrap();
+    router.add_client(c.clone(), V1).unwrap();
     assert_eq!(c.take(), vec![Message::AddSlaves(vec![entry(sa, r#"{"name":"a"}"#)])]);
 }
 
@@ -66,7 +67,7 @@ fn a_new_client_gets_the_registered_slaves_only() {
 fn an_empty_list_is_a_bare_type_byte() {
     let mut router = SignallingRouter::new();
     let c = Inbox::default();
-    router.add_client(c.clone()).unwrap();
+    router.add_client(c.clone(), V1).unwrap();
     assert_eq!(c.frames.borrow().as_slice(), &[Bytes::from_static(&[1])]);
 }
 
@@ -75,10 +76,10 @@ fn register_and_disconnect_are_broadcast_to_every_client() {
     let mut router = SignallingRouter::new();
     let clients: Vec<Inbox> = (0..3).map(|_| Inbox::default()).collect();
     for c in &clients {
-        router.add_client(c.clone()).unwrap();
+        router.add_client(c.clone(), V1).unwrap();
         c.take();
     }
-    let s = router.add_slave(Inbox::default()).unwrap();
+    let s = router.add_slave(Inbox::default(), V1).unwrap();
     router.route(PeerKind::Slave, s, register("[1,2]")).unwrap();
     router.remove(PeerKind::Slave, s);
     for c in &clients {
@@ -90,9 +91,9 @@ fn register_and_disconnect_are_broadcast_to_every_client() {
 fn an_unregistered_slave_leaves_silently() {
     let mut router = SignallingRouter::new();
     let c = Inbox::default();
-    router.add_client(c.clone()).unwrap();
+    router.add_client(c.clone(), V1).unwrap();
     c.take();
-    let s = router.add_slave(Inbox::default()).unwrap();
+    let s = router.add_slave(Inbox::default(), V1).unwrap();
     router.remove(PeerKind::Slave, s);
     assert!(c.take().is_empty());
 }
@@ -101,8 +102,8 @@ fn an_unregistered_slave_leaves_silently() {
 fn registering_again_replaces_the_slave_in_every_list() {
     let mut router = SignallingRouter::new();
     let c = Inbox::default();
-    router.add_client(c.clone()).unwrap();
-    let s = router.add_slave(Inbox::default()).unwrap();
+    router.add_client(c.clone(), V1).unwrap();
+    let s = router.add_slave(Inbox::default(), V1).unwrap();
     router.route(PeerKind::Slave, s, register("1")).unwrap();
     router.route(PeerKind::Slave, s, register("2")).unwrap();
     assert_eq!(
@@ -115,8 +116,61 @@ fn registering_again_replaces_the_slave_in_every_list() {
         ]
     );
     let late = Inbox::default();
-    router.add_client(late.clone()).unwrap();
+    router.add_client(late.clone(), V1).unwrap();
     assert_eq!(late.take(), vec![Message::AddSlaves(vec![entry(s, "2")])]);
+}
+
+fn update(user_data: &str) -> Message {
+    Message::UpdateUserData { seq: 1, user_data: user_data.to_owned() }
+}
+
+#[test]
+fn an_update_reaches_v2_clients_in_place_and_leaves_v1_clients_alone() {
+    let mut router = SignallingRouter::new();
+    let (old, new) = (Inbox::default(), Inbox::default());
+    router.add_client(old.clone(), V1).unwrap();
+    router.add_client(new.clone(), V2).unwrap();
+    let s = router.add_slave(Inbox::default(), V2).unwrap();
+    router.route(PeerKind::Slave, s, register("1")).unwrap();
+    router.route(PeerKind::Slave, s, update("2")).unwrap();
+    assert_eq!(old.take(), vec![Message::AddSlaves(vec![]), Message::AddSlaves(vec![entry(s, "1")])]);
+    assert_eq!(
+        new.take(),
+        vec![Message::AddSlaves(vec![]), Message::AddSlaves(vec![entry(s, "1")]), Message::UpdateSlaves(vec![entry(s, "2")])]
+    );
+    // Registering again is an update too; V1 clients see the slave replaced.
+    router.route(PeerKind::Slave, s, register("3")).unwrap();
+    assert_eq!(new.take(), vec![Message::UpdateSlaves(vec![entry(s, "3")])]);
+    assert_eq!(old.take(), vec![Message::RemoveSlaves(vec![s]), Message::AddSlaves(vec![entry(s, "3")])]);
+    // Whoever connects later gets the latest.
+    let late = Inbox::default();
+    router.add_client(late.clone(), V1).unwrap();
+    assert_eq!(late.take(), vec![Message::AddSlaves(vec![entry(s, "3")])]);
+    assert_eq!(router.registered_slave(s).map(|e| e.user_data.as_str()), Some("3"));
+}
+
+#[test]
+fn bad_updates_are_refused_and_change_nothing() {
+    let mut router = SignallingRouter::new();
+    router.set_max_user_data_len(10);
+    let c = Inbox::default();
+    router.add_client(c.clone(), V2).unwrap();
+    let (v1_link, v2_link) = (Inbox::default(), Inbox::default());
+    let v1 = router.add_slave(v1_link.clone(), V1).unwrap();
+    let v2 = router.add_slave(v2_link.clone(), V2).unwrap();
+    assert_eq!(router.route(PeerKind::Slave, v2, update("1")), Err(RoutingError::NotRegistered { id: v2 }));
+    router.route(PeerKind::Slave, v1, register("1")).unwrap();
+    router.route(PeerKind::Slave, v2, register("1")).unwrap();
+    assert!(matches!(router.route(PeerKind::Slave, v1, update("2")), Err(RoutingError::NotNegotiated { .. })));
+    let big = format!("\"{}\"", "x".repeat(20));
+    assert!(matches!(router.route(PeerKind::Slave, v2, update(&big)), Err(RoutingError::UserDataTooLarge { len: 22, max: 10 })));
+    // Not a reason to close the slave, unlike a registration over the limit.
+    assert_eq!(*v2_link.closed.borrow(), None);
+    assert_eq!(
+        c.take(),
+        vec![Message::AddSlaves(vec![]), Message::AddSlaves(vec![entry(v1, "1")]), Message::AddSlaves(vec![entry(v2, "1")])]
+    );
+    assert!(matches!(router.route(PeerKind::Client, 0, update("1")), Err(RoutingError::WrongDirection { .. })));
 }
 
 #[test]
@@ -124,9 +178,9 @@ fn signalling_is_routed_with_ids_rewritten() {
     let mut router = SignallingRouter::new();
     let (slave, client) = (Inbox::default(), Inbox::default());
     // Offset the id spaces so that a mix-up of ids shows.
-    router.add_client(Inbox::default()).unwrap();
-    let s = router.add_slave(slave.clone()).unwrap();
-    let c = router.add_client(client.clone()).unwrap();
+    router.add_client(Inbox::default(), V1).unwrap();
+    let s = router.add_slave(slave.clone(), V1).unwrap();
+    let c = router.add_client(client.clone(), V1).unwrap();
     assert_ne!(s, c);
     router.route(PeerKind::Slave, s, register("{}")).unwrap();
     client.take();
@@ -165,8 +219,8 @@ fn signalling_is_routed_with_ids_rewritten() {
 fn wrong_direction_messages_are_refused_and_nothing_is_sent() {
     let mut router = SignallingRouter::new();
     let (slave, client) = (Inbox::default(), Inbox::default());
-    let s = router.add_slave(slave.clone()).unwrap();
-    let c = router.add_client(client.clone()).unwrap();
+    let s = router.add_slave(slave.clone(), V1).unwrap();
+    let c = router.add_client(client.clone(), V1).unwrap();
     router.route(PeerKind::Slave, s, register("{}")).unwrap();
     client.take();
 
@@ -216,10 +270,10 @@ fn wrong_direction_messages_are_refused_and_nothing_is_sent() {
 fn unknown_destinations_are_refused() {
     let mut router = SignallingRouter::new();
     let client = Inbox::default();
-    let c = router.add_client(client.clone()).unwrap();
+    let c = router.add_client(client.clone(), V1).unwrap();
     client.take(); // the (empty) slave list
-    let unregistered = router.add_slave(Inbox::default()).unwrap();
-    let s = router.add_slave(Inbox::default()).unwrap();
+    let unregistered = router.add_slave(Inbox::default(), V1).unwrap();
+    let s = router.add_slave(Inbox::default(), V1).unwrap();
     assert_eq!(
         router.route(PeerKind::Client, c, Message::OfferToSlave(sd(unregistered, "x"))),
         Err(RoutingError::UnknownDestination { kind: PeerKind::Slave, id: unregistered })
@@ -246,9 +300,9 @@ fn unknown_destinations_are_refused() {
 #[test]
 fn ids_wrap_around_and_skip_ids_in_use() {
     let mut router = SignallingRouter::with_allocators(IdAllocator::starting_at(u32::MAX - 1), IdAllocator::default());
-    let a = router.add_slave(Inbox::default()).unwrap();
-    let b = router.add_slave(Inbox::default()).unwrap();
-    let c = router.add_slave(Inbox::default()).unwrap();
+    let a = router.add_slave(Inbox::default(), V1).unwrap();
+    let b = router.add_slave(Inbox::default(), V1).unwrap();
+    let c = router.add_slave(Inbox::default(), V1).unwrap();
     assert_eq!((a, b, c), (u32::MAX - 1, u32::MAX, 0));
     router.remove(PeerKind::Slave, b);
     // Two full turns later the allocator meets a, c (in use) and b (free).
@@ -261,13 +315,13 @@ fn ids_wrap_around_and_skip_ids_in_use() {
 #[test]
 fn ids_are_not_reused_while_in_use() {
     let mut router = SignallingRouter::new();
-    let ids: Vec<u32> = (0..100).map(|_| router.add_client(Inbox::default()).unwrap()).collect();
+    let ids: Vec<u32> = (0..100).map(|_| router.add_client(Inbox::default(), V1).unwrap()).collect();
     let mut sorted = ids.clone();
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), 100);
     router.remove(PeerKind::Client, ids[5]);
-    let next = router.add_client(Inbox::default()).unwrap();
+    let next = router.add_client(Inbox::default(), V1).unwrap();
     assert!(!ids[..5].contains(&next) && !ids[6..].contains(&next));
 }
 
@@ -276,10 +330,10 @@ fn a_client_whose_queue_overflows_is_closed_and_others_still_get_messages() {
     let mut router = SignallingRouter::new();
     let slow = Inbox::with_capacity(2);
     let fast = Inbox::default();
-    router.add_client(slow.clone()).unwrap();
-    router.add_client(fast.clone()).unwrap();
+    router.add_client(slow.clone(), V1).unwrap();
+    router.add_client(fast.clone(), V1).unwrap();
     for i in 0..3 {
-        let s = router.add_slave(Inbox::default()).unwrap();
+        let s = router.add_slave(Inbox::default(), V1).unwrap();
         router.route(PeerKind::Slave, s, register(&i.to_string())).unwrap();
     }
     assert_eq!(slow.closed.borrow().as_ref().map(|c| c.0), Some(CLOSE_SLOW_CONSUMER));
@@ -291,8 +345,8 @@ fn a_client_whose_queue_overflows_is_closed_and_others_still_get_messages() {
 fn raw_sends_and_closes_reach_only_their_peer() {
     let mut router = SignallingRouter::new();
     let (a, b) = (Inbox::default(), Inbox::default());
-    let ia = router.add_slave(a.clone()).unwrap();
-    router.add_slave(b.clone()).unwrap();
+    let ia = router.add_slave(a.clone(), V1).unwrap();
+    router.add_slave(b.clone(), V1).unwrap();
     assert!(router.send_raw(PeerKind::Slave, ia, Bytes::from_static(b"hi")));
     assert!(!router.send_raw(PeerKind::Client, ia, Bytes::from_static(b"hi")));
     assert!(router.close(PeerKind::Slave, ia, 4000, "bye"));
@@ -306,10 +360,10 @@ fn user_data_over_the_limit_closes_the_slave_unlisted() {
     let mut router = SignallingRouter::new();
     router.set_max_user_data_len(16);
     let client = Inbox::default();
-    router.add_client(client.clone()).unwrap();
+    router.add_client(client.clone(), V1).unwrap();
     client.take();
     let slave = Inbox::default();
-    let s = router.add_slave(slave.clone()).unwrap();
+    let s = router.add_slave(slave.clone(), V1).unwrap();
     let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(20));
     assert_eq!(router.route(PeerKind::Slave, s, register(&big)), Err(RoutingError::UserDataTooLarge { len: big.len(), max: 16 }));
     assert_eq!(
