@@ -489,6 +489,8 @@ export declare class MasterConnection extends EventEmitter {
 	on(event: 'slaveadded', listener: (slaveCo: SlaveConnection) => void): this;
 	/** A slave left the list; its connection was closed. */
 	on(event: 'slaveremoved', listener: (slaveCo: SlaveConnection) => void): this;
+	/** A slave listed before a reconnection is listed again: the same SlaveConnection, under its new id. */
+	on(event: 'slaverelisted', listener: (slaveCo: SlaveConnection) => void): this;
 	/** A listed slave has new userData (`slaveCo.userData`); its connection is not touched. */
 	on(event: 'slaveupdated', listener: (slaveCo: SlaveConnection) => void): this;
 	/**

@@ -18,17 +18,23 @@ const { checkSlaves, closeOldSlaves, oldMaster } = require('./client-helpers.js'
 
 const { MasterConnection } = ours;
 
-/** Resolves with the slave named `name` once `masterCon` lists it. */
+/**
+ * Resolves with the slave named `name` once `masterCon` lists it: added, or
+ * listed again after a reconnection (the slave may register with a restarted
+ * master after the client is back).
+ */
 function listed(masterCon, name) {
 	const found = masterCon.slaves.find((s) => s?.userData?.name === name);
 	if (found) return Promise.resolve(found);
 	return new Promise((resolve) => {
-		const onAdded = (slaveCo) => {
+		const onListed = (slaveCo) => {
 			if (slaveCo.userData?.name !== name) return;
-			masterCon.removeEventListener('slaveadded', onAdded);
+			masterCon.removeEventListener('slaveadded', onListed);
+			masterCon.removeEventListener('slaverelisted', onListed);
 			resolve(slaveCo);
 		};
-		masterCon.addEventListener('slaveadded', onAdded);
+		masterCon.addEventListener('slaveadded', onListed);
+		masterCon.addEventListener('slaverelisted', onListed);
 	});
 }
 

@@ -59,11 +59,18 @@ export declare class MasterConnection extends Emitter<{
 	/**
 	 * Connected to the master again, and the list brought up to date: a slave
 	 * that registered again with the same userData (one no other earlier slave
-	 * had) keeps its SlaveConnection (and open channels) under its new id; new
+	 * had) keeps its SlaveConnection (and open channels) under its new id
+	 * (`slaverelisted`); new
 	 * slaves fire `slaveadded`; slaves that do not register again within
 	 * `resyncGrace` fire `slaveremoved`.
 	 */
 	reconnected: () => void;
+	/**
+	 * A slave listed before a reconnection to the master is listed again (it
+	 * registered again with the same userData): the same SlaveConnection,
+	 * with its open channels, under its new id (`slaveCo.id`).
+	 */
+	slaverelisted: (slaveCo: SlaveConnection) => void;
 }> {
 	/** Connects to `masterWsUrl + '/enslavism/clients'`, e.g. `new MasterConnection('ws://localhost:8081')`. */
 	constructor(masterWsUrl: string, options?: MasterConnectionOptions);

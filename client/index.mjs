@@ -504,7 +504,7 @@ export class MasterConnection extends Emitter {
 	 * Brings the list up to date after a reconnection. Slave ids are the new
 	 * master's; a slave with the same userData as one listed before is the
 	 * same slave (it registered again): its SlaveConnection is kept, with its
-	 * open channels, under its new id, and no event fires. Slaves may
+	 * open channels, under its new id (`slaverelisted`). Slaves may
 	 * register again after this client is back, so the ones missing from the
 	 * first list wait `resyncGrace` ms before they are removed.
 	 */
@@ -542,6 +542,7 @@ export class MasterConnection extends Emitter {
 				orphan.id = id;
 				orphan._orphaned = false;
 				this.slaves[id] = orphan;
+				this._emit('slaverelisted', orphan);
 				continue;
 			}
 			const slaveCo = new SlaveConnection(id, userData, this);

@@ -148,6 +148,7 @@ class MasterConnection extends Emitter {
 				if (slaveCo === undefined) break;
 				slaveCo.id = event.id;
 				this.slaves[event.id] = slaveCo;
+				this.emit('slaverelisted', slaveCo);
 				break;
 			}
 			case 'slaveupdated': {
