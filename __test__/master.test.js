@@ -6,6 +6,9 @@ const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
 const { once } = require('node:events');
 const vm = require('node:vm');
+const fs = require('node:fs');
+const path = require('node:path');
+const { SourceMap } = require('node:module');
 const { T, frame, connect, startMaster, registeredSlave } = require('./helpers.js');
 
 const CANDIDATE = { sdpMid: '0', sdpMLineIndex: 0, candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host' };
@@ -41,6 +44,41 @@ for (const mode of ['port', 'server']) {
 			context.globalThis = context;
 			vm.runInNewContext(source, context);
 			assert.equal(typeof context.MasterConnection, 'function');
+		}));
+
+		it('serves the bundle minified, with a source map that leads back to client/index.mjs', () => withMaster(async ({ httpUrl }) => {
+			const script = await (await fetch(`${httpUrl}/enslavism/client.js`)).text();
+			assert.ok(script.endsWith('\n//# sourceMappingURL=client.js.map\n'), script.slice(-80));
+			const module = fs.readFileSync(path.join(__dirname, '..', 'client', 'index.mjs'), 'utf8');
+			assert.ok(script.length < module.length / 2, `${script.length} bytes minified, ${module.length} in the module`);
+			assert.ok(!script.includes('Style rules'), 'comments are left out');
+
+			const res = await fetch(`${httpUrl}/enslavism/client.js.map`);
+			assert.equal(res.status, 200);
+			assert.equal(res.headers.get('content-type'), 'application/json; charset=utf-8');
+			assert.equal(res.headers.get('cache-control'), 'no-cache');
+			const etag = res.headers.get('etag');
+			const payload = await res.json();
+			assert.deepEqual(payload.sources, ['index.mjs']);
+			assert.equal(payload.sourcesContent[0], module);
+			const again = await fetch(`${httpUrl}/enslavism/client.js.map`, { headers: { 'If-None-Match': etag } });
+			assert.equal(again.status, 304);
+
+			// Every string argument of the module found once in each leads
+			// from the script back to the module's line that holds it (not
+			// constants: the minifier writes them where they are used).
+			const map = new SourceMap(payload);
+			const lines = module.split('\n');
+			const strings = [...new Set([...module.matchAll(/\('([^'\\\n]{16,})'/g)].map((m) => m[1]))]
+				.filter((text) => module.split(text).length === 2 && script.split(text).length === 2);
+			assert.ok(strings.length >= 3, strings.join('\n'));
+			for (const text of strings) {
+				const at = script.indexOf(text);
+				const line = script.slice(0, at).split('\n').length - 1;
+				const column = at - (script.lastIndexOf('\n', at) + 1);
+				const entry = map.findEntry(line, column);
+				assert.ok(lines[entry.originalLine]?.includes(text), `${text} maps to line ${entry.originalLine + 1}: ${lines[entry.originalLine]}`);
+			}
 		}));
 
 		it(mode === 'port' ? 'answers 404 to any other request' : 'leaves other requests to the user\'s handlers', () => withMaster(async ({ httpUrl }) => {

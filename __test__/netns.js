@@ -15,10 +15,17 @@ function insideNamespace() {
 }
 
 /**
- * Re-runs `file` with `node --test` inside a new network namespace. Returns
+ * Re-runs `file` with `node --test` inside a new network namespace (with
+ * `veth: false`, one whose only interface is loopback). Returns
  * `{ status, output }`; the caller asserts on them.
  */
-function runInNamespace(file) {
+function runInNamespace(file, { veth = true } = {}) {
+	const interfaces = veth ? [
+		'ip link add v0 type veth peer name v1',
+		`ip addr add ${NETNS_ADDRESS}/24 dev v0`,
+		'ip link set v0 up',
+		'ip link set v1 up',
+	] : [];
 	const setup = [
 		'set -e',
 		// No duplicate address detection: the veth's IPv6 link-local address
@@ -27,10 +34,7 @@ function runInNamespace(file) {
 		// (ERR_NETWORK_CHANGED).
 		'echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad',
 		'ip link set lo up',
-		'ip link add v0 type veth peer name v1',
-		`ip addr add ${NETNS_ADDRESS}/24 dev v0`,
-		'ip link set v0 up',
-		'ip link set v1 up',
+		...interfaces,
 		'exec "$0" --test --test-reporter=spec --test-timeout=120000 "$1"',
 	].join('\n');
 	// The outer test runner's context variable would make the inner runner
@@ -49,16 +53,16 @@ function runInNamespace(file) {
  * For a test file that must run inside its own namespace. Inside one, returns
  * true and the file goes on. Outside, registers one test that re-runs `file`
  * inside a new namespace and passes if every test in there passes (with
- * `summary`, it also prints their results), and returns false: the file then
- * returns at once.
+ * `summary`, it also prints their results; `veth` as for `runInNamespace`),
+ * and returns false: the file then returns at once.
  */
-function enterNamespace(file, what, { summary = false } = {}) {
+function enterNamespace(file, what, { summary = false, veth = true } = {}) {
 	if (insideNamespace()) return true;
 	// Required here: inside the namespace the file registers its own tests.
 	const { it } = require('node:test');
 	const assert = require('node:assert/strict');
 	it(`${what} pass inside a private network namespace`, () => {
-		const { status, output } = runInNamespace(file);
+		const { status, output } = runInNamespace(file, { veth });
 		assert.equal(status, 0, output);
 		if (summary) process.stdout.write(output.split('\n').filter((l) => /^\s*(✔|✖|ℹ|#)/.test(l)).join('\n') + '\n');
 	});

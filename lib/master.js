@@ -5,30 +5,31 @@
 
 const { EventEmitter } = require('node:events');
 const net = require('node:net');
-const { NativeMaster, clientScript, clientScriptHeaders, clientScriptNotModified } = require('./binding.js');
+const { NativeMaster, assetNotModified, assets } = require('./binding.js');
 const { checkInteger, codedError, createNative, describe, emitError, toBuffer } = require('./util.js');
 
-const CLIENT_SCRIPT_PATH = '/enslavism/client.js';
 const PEER_PATHS = new Map([['/enslavism/slaves', 'slave'], ['/enslavism/clients', 'client']]);
 const PEER_KINDS = ['slave', 'client'];
 /** How long a relayed TLS socket may take to flush its last bytes once the engine closed. */
 const RELAY_LINGER_MS = 5000;
 
-let clientScriptBuffer;
-let scriptHeaders;
-/** The bundle, with the engine's validators: 304 when the browser's copy is current. */
-function serveClientScript(req, res) {
-	scriptHeaders ??= clientScriptHeaders();
-	const validators = { 'Cache-Control': scriptHeaders.cacheControl, ETag: scriptHeaders.etag };
+/** The files the engine serves on its own port (the bundle, its source map), by path. */
+let servedAssets;
+/** Serves the asset at `path`, if there is one there, with the engine's validators (304 when the browser's copy is current). */
+function serveAsset(path, req, res) {
+	servedAssets ??= new Map(assets().map((asset) => [asset.path, asset]));
+	const asset = servedAssets.get(path);
+	if (asset === undefined || (req.method !== 'GET' && req.method !== 'HEAD')) return false;
+	const validators = { 'Cache-Control': asset.cacheControl, ETag: asset.etag };
 	const ifNoneMatch = req.headers['if-none-match'];
-	if (typeof ifNoneMatch === 'string' && clientScriptNotModified(ifNoneMatch)) {
+	if (typeof ifNoneMatch === 'string' && assetNotModified(path, ifNoneMatch)) {
 		res.writeHead(304, validators);
 		res.end();
-		return;
+	} else {
+		res.writeHead(200, { 'Content-Type': asset.contentType, ...validators });
+		res.end(asset.body);
 	}
-	clientScriptBuffer ??= clientScript();
-	res.writeHead(200, { 'Content-Type': scriptHeaders.contentType, ...validators });
-	res.end(clientScriptBuffer);
+	return true;
 }
 
 /** A slave's userData as the application gave it (the engine checked it is JSON). */
@@ -331,10 +332,7 @@ class Master extends EventEmitter {
 		this._userRequestListeners = server.listeners('request');
 		server.removeAllListeners('request');
 		this._onRequest = (req, res) => {
-			if (pathOf(req.url) === CLIENT_SCRIPT_PATH && (req.method === 'GET' || req.method === 'HEAD')) {
-				serveClientScript(req, res);
-				return;
-			}
+			if (serveAsset(pathOf(req.url), req, res)) return;
 			for (const listener of this._userRequestListeners) listener.call(server, req, res);
 		};
 		server.on('request', this._onRequest);

@@ -548,15 +548,13 @@ fn header_map(raw_headers: &[String]) -> HeaderMap {
     headers
 }
 
-/// The browser bundle served at `/enslavism/client.js`.
-#[napi]
-pub fn client_script() -> Buffer {
-    Buffer::from(enslavism::CLIENT_SCRIPT.as_bytes().to_vec())
-}
-
-/// The bundle's response headers (`Content-Type`, `Cache-Control`, `ETag`).
+/// A file the master serves from the binary (the browser client, its source map).
 #[napi(object)]
-pub struct NativeScriptHeaders {
+pub struct NativeAsset {
+    /// The request path it is served at.
+    pub path: String,
+    /// Its bytes.
+    pub body: Buffer,
     /// `Content-Type`.
     pub content_type: String,
     /// `Cache-Control`.
@@ -565,18 +563,23 @@ pub struct NativeScriptHeaders {
     pub etag: String,
 }
 
-/// The headers the bundle is served with.
+/// Every file the master serves, for an attached server to serve the same.
 #[napi]
-pub fn client_script_headers() -> NativeScriptHeaders {
-    NativeScriptHeaders {
-        content_type: enslavism::CLIENT_SCRIPT_CONTENT_TYPE.into(),
-        cache_control: enslavism::CLIENT_SCRIPT_CACHE_CONTROL.into(),
-        etag: enslavism::client_script_etag().into(),
-    }
+pub fn assets() -> Vec<NativeAsset> {
+    enslavism::assets::ALL
+        .into_iter()
+        .map(|asset| NativeAsset {
+            path: asset.path.into(),
+            body: Buffer::from(asset.body.as_bytes()),
+            content_type: asset.content_type.into(),
+            cache_control: enslavism::assets::CACHE_CONTROL.into(),
+            etag: asset.etag.into(),
+        })
+        .collect()
 }
 
-/// True when a request's `If-None-Match` names the bundle: answer 304.
+/// True when a request's `If-None-Match` names the asset at `path`: answer 304.
 #[napi]
-pub fn client_script_not_modified(if_none_match: String) -> bool {
-    enslavism::client_script_not_modified(&if_none_match)
+pub fn asset_not_modified(path: String, if_none_match: String) -> bool {
+    enslavism::assets::find(&path).is_some_and(|asset| asset.not_modified(&if_none_match))
 }

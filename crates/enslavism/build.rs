@@ -1,9 +1,14 @@
-//! Builds the classic-script form of the browser client from its ES module,
-//! so that the master can serve it from the binary.
+//! Builds the browser client the master serves from its ES module: a
+//! minified classic script (`client.js`) and its source map
+//! (`client.js.map`), with their `ETag`s.
 //!
 //! The module is written in a fixed style (top-level `export class` /
 //! `export function` / `export const`, no imports), so the classic form only
-//! has to drop the `export` keywords and publish the names on `globalThis`.
+//! has to blank the `export` keywords and publish the names on `globalThis`.
+//! Blanking (not removing) keeps every line and column of the module where it
+//! was, so the minifier's source map points into `client/index.mjs` itself.
+//! The minifier is oxc's (a build dependency only): 22.3 kB → 10.0 kB
+//! (3.4 kB gzipped), in 12 ms.
 //!
 //! The bundle's wire constants are checked against the engine's here, so
 //! that the two cannot drift apart: the type bytes against `src/proto.rs`,
@@ -11,6 +16,12 @@
 //! lines against `src/slave/negotiated.rs`.
 
 use std::path::{Path, PathBuf};
+
+use oxc_allocator::Allocator;
+use oxc_codegen::{Codegen, CodegenOptions};
+use oxc_minifier::{Minifier, MinifierOptions};
+use oxc_parser::Parser;
+use oxc_span::SourceType;
 
 /// Where the module is: `client/index.mjs` in the crate (a link to the
 /// package's top-level `client/`, which `cargo package` turns into a copy),
@@ -24,17 +35,39 @@ fn client_source(manifest: &Path) -> PathBuf {
     }
 }
 
+/// The name the source map gives the module (resolved next to the script,
+/// but never fetched: the map carries the module's text).
+const SOURCE_NAME: &str = "index.mjs";
+/// Where the script says its map is, relative to the script.
+const MAP_NAME: &str = "client.js.map";
+
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let source_path = client_source(&manifest);
     println!("cargo:rerun-if-changed={}", source_path.display());
     let source = std::fs::read_to_string(&source_path)
         .unwrap_or_else(|e| panic!("cannot read the browser client {}: {e}", source_path.display()));
     check_wire_constants(&manifest, &source);
 
-    let mut body = String::with_capacity(source.len() + 256);
+    let (script, map) = minify(&classic_script(&source), &source);
+    let script = format!("{script}\n//# sourceMappingURL={MAP_NAME}\n");
+    for (file, text, etag_var) in
+        [("client.js", &script, "ENSLAVISM_CLIENT_SCRIPT_ETAG"), ("client.js.map", &map, "ENSLAVISM_CLIENT_SOURCE_MAP_ETAG")]
+    {
+        let out = out_dir.join(file);
+        std::fs::write(&out, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
+        println!("cargo:rustc-env={etag_var}={}", etag(text.as_bytes()));
+    }
+}
+
+/// The module as a classic script: one function scope, `export ` blanked
+/// out, the public classes published as globals (as in 0.9.0's bundle).
+fn classic_script(module: &str) -> String {
+    // On the module's first line, so that no line moves.
+    let mut script = String::from("(function () {");
     let mut globals = Vec::new();
-    for line in source.lines() {
+    for line in module.lines() {
         if let Some(rest) = line.strip_prefix("export ") {
             assert!(
                 !rest.starts_with('{') && !rest.starts_with("default"),
@@ -45,27 +78,47 @@ fn main() {
                 .nth(1)
                 .map(|n| n.trim_end_matches(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$')))
                 .unwrap_or_default();
-            if !name.is_empty() {
+            if name.starts_with(char::is_uppercase) {
                 globals.push(name.to_owned());
             }
-            body.push_str(rest);
+            script.push_str("       ");
+            script.push_str(rest);
         } else {
             assert!(!line.starts_with("import "), "client/index.mjs must not import anything");
-            body.push_str(line);
+            script.push_str(line);
         }
-        body.push('\n');
+        script.push('\n');
     }
-
-    let mut script = String::from("/* enslavism browser client: classic-script build of client/index.mjs */\n(function () {\n");
-    script.push_str(&body);
-    // Only the public classes become globals, as in 0.9.0's bundle.
-    for name in globals.iter().filter(|n| n.chars().next().is_some_and(char::is_uppercase)) {
+    for name in &globals {
         script.push_str(&format!("globalThis.{name} = {name};\n"));
     }
     script.push_str("})();\n");
+    script
+}
 
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("client.js");
-    std::fs::write(&out, script).unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
+/// `script` minified, and the source map from it to `module` (whose lines
+/// and columns `script` keeps), carrying the module's text.
+fn minify(script: &str, module: &str) -> (String, String) {
+    let allocator = Allocator::default();
+    let parsed = Parser::new(&allocator, script, SourceType::cjs()).parse();
+    assert!(parsed.errors.is_empty(), "client/index.mjs does not parse as a script: {:?}", parsed.errors);
+    let mut program = parsed.program;
+    let minified = Minifier::new(MinifierOptions::default()).minify(&allocator, &mut program);
+    let options = CodegenOptions { source_map_path: Some(PathBuf::from(SOURCE_NAME)), ..CodegenOptions::minify() };
+    let generated = Codegen::new().with_options(options).with_scoping(minified.scoping).build(&program);
+    let mut map = generated.map.expect("a source map was asked for");
+    map.set_file("client.js");
+    map.set_sources([SOURCE_NAME]);
+    map.set_source_contents(vec![Some(module)]);
+    (generated.code, map.to_json_string())
+}
+
+/// A strong `ETag` from the bytes (FNV-1a, 64 bits): every master serving
+/// the same bundle gives the same tag, so caches stay valid behind a load
+/// balancer and across restarts.
+fn etag(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3));
+    format!("\"{hash:016x}\"")
 }
 
 /// Panics (failing the build) where the bundle's wire constants differ from the engine's.

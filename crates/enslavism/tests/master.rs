@@ -100,13 +100,19 @@ async fn the_bundle_and_404() {
     assert!(bundle.starts_with("HTTP/1.1 200 OK\r\n"), "{bundle}");
     assert!(bundle.contains("content-type: application/javascript; charset=utf-8\r\n"), "{bundle}");
     assert!(bundle.contains("cache-control: no-cache\r\n"));
-    let etag = enslavism::client_script_etag();
+    let etag = enslavism::assets::CLIENT_SCRIPT.etag;
     assert!(bundle.contains(&format!("etag: {etag}\r\n")));
-    assert!(bundle.contains("globalThis.MasterConnection = MasterConnection;"));
+    assert!(bundle.contains("globalThis.MasterConnection="));
+    assert!(bundle.ends_with("\n//# sourceMappingURL=client.js.map\n"));
     // The browser's copy is current: 304, no body.
     let cached = get("/enslavism/client.js", format!("If-None-Match: {etag}\r\n")).await;
     assert!(cached.starts_with("HTTP/1.1 304 Not Modified\r\n"), "{cached}");
     assert!(!cached.contains("MasterConnection"));
+    let map = get("/enslavism/client.js.map", String::new()).await;
+    assert!(map.starts_with("HTTP/1.1 200 OK\r\n"), "{map}");
+    assert!(map.contains("content-type: application/json; charset=utf-8\r\n"), "{map}");
+    assert!(map.contains(&format!("etag: {}\r\n", enslavism::assets::CLIENT_SOURCE_MAP.etag)));
+    assert!(map.contains("\"sources\":[\"index.mjs\"]"), "{map}");
     assert!(get("/nothing", String::new()).await.starts_with("HTTP/1.1 404 Not Found\r\n"));
     master.close().await;
 }

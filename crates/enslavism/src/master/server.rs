@@ -1,5 +1,6 @@
-//! The master's own HTTP server (hyper): the browser bundle, 404 for the rest,
-//! and WebSocket upgrades on the two enslavism paths.
+//! The master's own HTTP server (hyper): the browser bundle and its source
+//! map ([`crate::assets`]), 404 for the rest, and WebSocket upgrades on the
+//! two enslavism paths.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,7 +21,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::handshake;
 use super::peer::run_peer;
 use super::{ConnectionSlot, Shared};
-use crate::CLIENT_SCRIPT_PATH;
+use crate::assets;
 
 /// Accepts connections until the master closes; then the listener is dropped
 /// and the port is free.
@@ -169,18 +170,17 @@ async fn handle_request(
         return Ok(outcome.response.map(Full::new));
     }
 
-    let response = if req.uri().path() == CLIENT_SCRIPT_PATH && matches!(*req.method(), Method::GET | Method::HEAD) {
-        let fresh =
-            req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(crate::client_script_not_modified);
-        let builder = Response::builder()
-            .header(header::ETAG, crate::client_script_etag())
-            .header(header::CACHE_CONTROL, crate::CLIENT_SCRIPT_CACHE_CONTROL);
+    let asset = assets::find(req.uri().path()).filter(|_| matches!(*req.method(), Method::GET | Method::HEAD));
+    let response = if let Some(asset) = asset {
+        let fresh = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| asset.not_modified(v));
+        let builder =
+            Response::builder().header(header::ETAG, asset.etag).header(header::CACHE_CONTROL, assets::CACHE_CONTROL);
         if fresh {
             builder.status(StatusCode::NOT_MODIFIED).body(Full::new(Bytes::new()))
         } else {
             builder
-                .header(header::CONTENT_TYPE, crate::CLIENT_SCRIPT_CONTENT_TYPE)
-                .body(Full::new(Bytes::from_static(crate::CLIENT_SCRIPT.as_bytes())))
+                .header(header::CONTENT_TYPE, asset.content_type)
+                .body(Full::new(Bytes::from_static(asset.body.as_bytes())))
         }
     } else {
         Response::builder().status(StatusCode::NOT_FOUND).body(Full::new(Bytes::from_static(b"404\nNot found")))

@@ -128,8 +128,8 @@ impl Engine {
     /// Binds the shards' sockets. With a port range, a port in use is
     /// skipped for the next one of the range.
     pub(crate) fn bind(config: &SlaveConfig) -> io::Result<(Engine, Bound)> {
-        let bind_ip = socket::bind_address(&config.ice_addresses);
         let announced = rtc_peer::host_addresses(&config.ice_addresses);
+        let bind_ip = socket::bind_address(&config.ice_addresses, &announced);
         let wanted = shard_ports(config);
         let mut candidates: Box<dyn Iterator<Item = u16>> = match config.port_range {
             // `build` refused a range with a port.
@@ -158,6 +158,8 @@ impl Engine {
             handles.push(ShardHandle { commands: commands.clone(), peers: peers.clone(), port });
             shards.push(BoundShard { socket, announced: announced.clone(), commands, receiver, load: peers });
         }
+        let ports: Vec<u16> = handles.iter().map(|h| h.port).collect();
+        tracing::info!(?announced, ?ports, "the slave's host candidates");
         Ok((Engine { shards: handles }, Bound { shards }))
     }
 

@@ -2,7 +2,7 @@
 //! shard's socket), the answer to an offer and the negotiated channels it lists.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
 use rtc::data_channel::RTCDataChannelInit;
@@ -27,24 +27,35 @@ pub(super) fn host_addresses(ice_addresses: &[IpAddr]) -> Vec<IpAddr> {
 
 /// [`host_addresses`] with the interfaces' addresses given. A wildcard on a
 /// host with no other address of its family (a container, CI, a laptop
-/// offline) stands for that family's loopback, as 0.9.0's libwebrtc did:
-/// announcing nothing, or `0.0.0.0`, leaves browsers nothing to reach.
+/// offline) stands for loopback, as 0.9.0's libwebrtc did: announcing
+/// nothing, or `0.0.0.0`, leaves browsers nothing to reach. An IPv4 wildcard
+/// (the default) then announces `::1` too where the host has it, as 0.9.0 did.
 fn expand(ice_addresses: &[IpAddr], interfaces: &[IpAddr]) -> Vec<IpAddr> {
+    fn push(ip: IpAddr, out: &mut Vec<IpAddr>) {
+        if !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
     let mut out = Vec::new();
     for ip in ice_addresses {
-        if ip.is_unspecified() {
-            let before = out.len();
-            for found in interfaces {
-                if found.is_ipv4() == ip.is_ipv4() && !found.is_loopback() && !is_link_local(found) && !out.contains(found) {
-                    out.push(*found);
-                }
+        if !ip.is_unspecified() {
+            push(*ip, &mut out);
+            continue;
+        }
+        let outside: Vec<IpAddr> = interfaces
+            .iter()
+            .filter(|found| found.is_ipv4() == ip.is_ipv4() && !found.is_loopback() && !is_link_local(found))
+            .copied()
+            .collect();
+        if !outside.is_empty() {
+            outside.into_iter().for_each(|found| push(found, &mut out));
+        } else if ip.is_ipv4() {
+            push(Ipv4Addr::LOCALHOST.into(), &mut out);
+            if interfaces.contains(&Ipv6Addr::LOCALHOST.into()) {
+                push(Ipv6Addr::LOCALHOST.into(), &mut out);
             }
-            let loopback = if ip.is_ipv4() { IpAddr::from([127, 0, 0, 1]) } else { IpAddr::from(std::net::Ipv6Addr::LOCALHOST) };
-            if out.len() == before && !out.contains(&loopback) {
-                out.push(loopback);
-            }
-        } else if !out.contains(ip) {
-            out.push(*ip);
+        } else {
+            push(Ipv6Addr::LOCALHOST.into(), &mut out);
         }
     }
     out
@@ -230,8 +241,10 @@ mod tests {
     fn a_wildcard_is_every_outside_address_or_else_loopback() {
         let host = ips(&["127.0.0.1", "10.1.2.3", "169.254.1.1", "::1", "fe80::1"]);
         assert_eq!(expand(&ips(&["0.0.0.0"]), &host), ips(&["10.1.2.3"]));
-        // Loopback only: 0.9.0 announced 127.0.0.1 there too.
-        assert_eq!(expand(&ips(&["0.0.0.0"]), &ips(&["127.0.0.1", "::1"])), ips(&["127.0.0.1"]));
+        // Loopback only: 0.9.0 announced 127.0.0.1 and ::1 there too.
+        assert_eq!(expand(&ips(&["0.0.0.0"]), &ips(&["127.0.0.1", "::1"])), ips(&["127.0.0.1", "::1"]));
+        assert_eq!(expand(&ips(&["0.0.0.0"]), &ips(&["127.0.0.1"])), ips(&["127.0.0.1"]));
+        assert_eq!(expand(&ips(&["0.0.0.0", "::"]), &ips(&["127.0.0.1", "::1"])), ips(&["127.0.0.1", "::1"]));
         assert_eq!(expand(&ips(&["::"]), &host), ips(&["::1"]));
         assert_eq!(expand(&ips(&["127.0.0.1", "10.1.2.3"]), &host), ips(&["127.0.0.1", "10.1.2.3"]));
     }

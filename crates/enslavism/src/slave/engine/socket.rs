@@ -28,13 +28,14 @@ pub(super) struct ShardSocket {
     meta: Vec<RecvMeta>,
 }
 
-/// Where a shard binds, given the ICE addresses: the one address itself, or
-/// the wildcard when several are served (each datagram then names its own
-/// source, so a reply leaves from the address its check arrived at).
-pub(super) fn bind_address(ice_addresses: &[IpAddr]) -> IpAddr {
+/// Where a shard binds: the one address named in `ice_addresses` itself, or
+/// else the wildcard of the `announced` addresses' families (dual-stack when
+/// any is IPv6); each datagram then names its own source, so a reply leaves
+/// from the address its check arrived at.
+pub(super) fn bind_address(ice_addresses: &[IpAddr], announced: &[IpAddr]) -> IpAddr {
     match ice_addresses {
-        [one] => *one,
-        many if many.iter().all(IpAddr::is_ipv4) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        [one] if !one.is_unspecified() => *one,
+        _ if announced.iter().all(IpAddr::is_ipv4) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         _ => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
     }
 }
@@ -231,9 +232,14 @@ mod tests {
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         let other: IpAddr = "10.0.0.1".parse().unwrap();
         let v6: IpAddr = "::1".parse().unwrap();
-        assert_eq!(bind_address(&[lo]), lo);
-        assert_eq!(bind_address(&[lo, other]), IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        assert_eq!(bind_address(&[lo, v6]), IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        let any4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let any6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+        assert_eq!(bind_address(&[lo], &[lo]), lo);
+        assert_eq!(bind_address(&[lo, other], &[lo, other]), any4);
+        assert_eq!(bind_address(&[lo, v6], &[lo, v6]), any6);
+        // The default wildcard: its family's, or dual-stack when loopback stood in for it with ::1.
+        assert_eq!(bind_address(&[any4], &[other]), any4);
+        assert_eq!(bind_address(&[any4], &[lo, v6]), any6);
     }
 
     #[test]
