@@ -279,35 +279,3 @@ describe('a master cut off without closing, seen from Chromium', () => {
 		}
 	});
 });
-
-describe('the demo (npm start) in Chromium', () => {
-	it('lists the demo slave and exchanges a greeting', async () => {
-		const demo = spawn(process.execPath, [path.join(__dirname, '..', 'examples', 'demo.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
-		let output = '';
-		demo.stdout.on('data', (d) => { output += d; });
-		demo.stderr.on('data', (d) => { output += d; });
-		const said = (text) => new Promise((resolve, reject) => {
-			const check = () => {
-				if (!output.includes(text)) return false;
-				resolve();
-				return true;
-			};
-			if (check()) return;
-			demo.stdout.on('data', check);
-			demo.on('exit', (code) => reject(new Error(`the demo exited (${code}):\n${output}`)));
-		});
-		const registered = said('slave registered');
-		const browser = await launch();
-		try {
-			await registered;
-			const page = await browser.newPage();
-			await page.goto('http://127.0.0.1:8081/');
-			await page.waitForFunction(() => document.getElementById('log').textContent.includes('says: hallo welt'));
-			await said('says: What have I wrought!');
-			assert.match(await page.textContent('#slaves'), /Test slave server/);
-		} finally {
-			await browser.close();
-			demo.kill();
-		}
-	});
-});
