@@ -4,6 +4,13 @@ import { EventEmitter } from 'node:events';
 import type { Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 
+/**
+ * An event name other than the typed ones of `Events`. For those it is
+ * `never`, so that a listener of the wrong shape for a documented event is an
+ * error instead of a match for the untyped catch-all overload.
+ */
+export type OtherEvent<E, Events> = E extends keyof Events ? never : E;
+
 /** Limits and timeouts of a master. Every field is optional. */
 export interface MasterOptions {
 	/**
@@ -82,12 +89,20 @@ export interface AuthInfo {
  */
 export type AuthListener = (authData: AuthData, reject: RejectFunction, info: AuthInfo) => void | Promise<unknown>;
 
+/** The events of a {@link PeerSocket}, with their listeners. */
+export interface PeerSocketEvents {
+	/** The WebSocket closed, with the code and reason of its close frame (1006: dropped without one). */
+	close: (code: number, reason: string) => void;
+}
+
 /**
  * A connected slave or client, as `slaveconnection`/`clientconnection` show
  * it: a small ws-like view of a WebSocket the Rust engine owns. Its messages
  * are routed in Rust and never reach JS.
  */
 export declare class PeerSocket extends EventEmitter {
+	/** Made by the master for its `…connection` events. */
+	private constructor();
 	static readonly CONNECTING: 0;
 	static readonly OPEN: 1;
 	static readonly CLOSING: 2;
@@ -110,9 +125,13 @@ export declare class PeerSocket extends EventEmitter {
 	close(code?: number, reason?: string): void;
 	/** Same as `close()`. */
 	terminate(): void;
-	/** The WebSocket closed, with the code and reason of its close frame (1006: dropped without one). */
-	on(event: 'close', listener: (code: number, reason: string) => void): this;
-	on(event: string | symbol, listener: (...args: any[]) => void): this;
+	/** See {@link PeerSocketEvents}. */
+	on<E extends keyof PeerSocketEvents>(event: E, listener: PeerSocketEvents[E]): this;
+	on<E extends string | symbol>(event: OtherEvent<E, PeerSocketEvents>, listener: (...args: any[]) => void): this;
+	once<E extends keyof PeerSocketEvents>(event: E, listener: PeerSocketEvents[E]): this;
+	once<E extends string | symbol>(event: OtherEvent<E, PeerSocketEvents>, listener: (...args: any[]) => void): this;
+	off<E extends keyof PeerSocketEvents>(event: E, listener: PeerSocketEvents[E]): this;
+	off<E extends string | symbol>(event: OtherEvent<E, PeerSocketEvents>, listener: (...args: any[]) => void): this;
 }
 
 /**
@@ -155,36 +174,40 @@ export declare class Master extends EventEmitter {
 	 */
 	close(): Promise<void>;
 
+	/** See {@link MasterEvents}. */
+	on<E extends keyof MasterEvents>(event: E, listener: MasterEvents[E]): this;
+	on<E extends string | symbol>(event: OtherEvent<E, MasterEvents>, listener: (...args: any[]) => void): this;
+	once<E extends keyof MasterEvents>(event: E, listener: MasterEvents[E]): this;
+	once<E extends string | symbol>(event: OtherEvent<E, MasterEvents>, listener: (...args: any[]) => void): this;
+	off<E extends keyof MasterEvents>(event: E, listener: MasterEvents[E]): this;
+	off<E extends string | symbol>(event: OtherEvent<E, MasterEvents>, listener: (...args: any[]) => void): this;
+}
+
+/** The events of a {@link Master}, with their listeners. */
+export interface MasterEvents {
 	/** A slave wants to connect; `authData` holds the cookies it sent (its `authData`). Accepted unless `reject` is called (see {@link AuthListener}). */
-	on(event: 'slaveauth', listener: AuthListener): this;
+	slaveauth: AuthListener;
 	/** A client wants to connect; `authData` holds its cookies. Accepted unless `reject` is called (see {@link AuthListener}). */
-	on(event: 'clientauth', listener: AuthListener): this;
+	clientauth: AuthListener;
 	/** A slave is connected. */
-	on(event: 'slaveconnection', listener: (ws: PeerSocket) => void): this;
+	slaveconnection: (ws: PeerSocket) => void;
 	/** A client is connected. */
-	on(event: 'clientconnection', listener: (ws: PeerSocket) => void): this;
+	clientconnection: (ws: PeerSocket) => void;
 	/** A slave registered: clients list it from now on. */
-	on(event: 'slaveregister', listener: (slave: RegisteredSlave) => void): this;
+	slaveregister: (slave: RegisteredSlave) => void;
 	/** A registered slave has new userData (`setUserData`, or a second registration; same id, `slave.userData` replaced in place). */
-	on(event: 'slaveupdate', listener: (slave: RegisteredSlave) => void): this;
+	slaveupdate: (slave: RegisteredSlave) => void;
 	/** A registered slave is gone from every list: closed, dropped, or silent past `heartbeatTimeout`. */
-	on(event: 'slaveunregister', listener: (slave: RegisteredSlave) => void): this;
+	slaveunregister: (slave: RegisteredSlave) => void;
 	/** The master's own port is bound (own-port mode only). */
-	on(event: 'listening', listener: () => void): this;
+	listening: () => void;
 	/**
 	 * A server error, e.g. the port is in use (`err.code === 'EADDRINUSE'`), or
 	 * a bug caught in the engine (`ERR_ENSLAVISM_INTERNAL`: one peer was
 	 * dropped, the rest goes on). Without a listener it becomes a process
 	 * warning, never a crash.
 	 */
-	on(event: 'error', listener: (err: Error & { code?: string }) => void): this;
-	on(event: string | symbol, listener: (...args: any[]) => void): this;
-	once(event: 'slaveauth' | 'clientauth', listener: AuthListener): this;
-	once(event: 'slaveconnection' | 'clientconnection', listener: (ws: PeerSocket) => void): this;
-	once(event: 'slaveregister' | 'slaveupdate' | 'slaveunregister', listener: (slave: RegisteredSlave) => void): this;
-	once(event: 'listening', listener: () => void): this;
-	once(event: 'error', listener: (err: Error & { code?: string }) => void): this;
-	once(event: string | symbol, listener: (...args: any[]) => void): this;
+	error: (err: Error & { code?: string }) => void;
 }
 
 /** A registered slave, as the master's `slave…register` events and `master.slaves` show it. */
@@ -275,22 +298,52 @@ export interface SlaveOptions {
 }
 
 /** A DOM-like event passed to DataChannel listeners. */
-export interface DataChannelEvent<T = unknown> {
+export interface DataChannelEvent {
 	readonly type: 'open' | 'message' | 'close' | 'error' | 'bufferedamountlow';
 	readonly target: DataChannel;
 	readonly currentTarget: DataChannel;
-	/** For `message`: a string for a text message, an ArrayBuffer for a binary one. */
-	readonly data?: T;
-	/** For `error`. */
-	readonly error?: Error;
 }
 
+/** The event of a `message`. */
+export interface DataChannelMessageEvent extends DataChannelEvent {
+	readonly type: 'message';
+	/** A string for a text message, an ArrayBuffer for a binary one. */
+	readonly data: string | ArrayBuffer;
+}
+
+/** The event of an `error`. */
+export interface DataChannelErrorEvent extends DataChannelEvent {
+	readonly type: 'error';
+	/** What went wrong (`code` `ERR_ENSLAVISM_CHANNEL`, e.g. "send queue full"). */
+	readonly error: Error & { code: string };
+}
+
+/** The events of a {@link DataChannel}, with their listeners. */
+export interface DataChannelEvents {
+	/** On a slave: emitted right after `datachannel` (the client opened the channel), as in 0.9.0. */
+	open: (ev: DataChannelEvent) => void;
+	/** A message from the other end: `ev.data` is a string (text) or an ArrayBuffer (binary). */
+	message: (ev: DataChannelMessageEvent) => void;
+	/** The channel is closed, on both ends. */
+	close: (ev: DataChannelEvent) => void;
+	/** On a slave: the send queue passed 16 MiB (see {@link DataChannel.send}); `close` follows. */
+	error: (ev: DataChannelErrorEvent) => void;
+	/** `bufferedAmount` fell to `bufferedAmountLowThreshold`. */
+	bufferedamountlow: (ev: DataChannelEvent) => void;
+}
+
+/** A listener function, or an object with a `handleEvent` method, as EventTarget takes them. */
+export type DataChannelListener<E extends keyof DataChannelEvents> = DataChannelEvents[E] | { handleEvent: DataChannelEvents[E] };
+
 /**
- * A data channel a client opened, on the slave side. It has both shapes code in
+ * A data channel: on a slave, one a client opened; in a Node
+ * {@link MasterConnection}, one opened to a slave. It has both shapes code in
  * the wild uses: EventEmitter (`on`, `once`, `off`) and EventTarget
  * (`addEventListener`, `removeEventListener`, `onopen`/`onmessage`/`onclose`/`onerror`).
  */
 export declare class DataChannel extends EventEmitter {
+	/** Made by the slave (`datachannel`) or by `SlaveConnection.createDataChannel`. */
+	private constructor();
 	/** The channel's name. */
 	readonly label: string;
 	/** The subprotocol ('' for none). */
@@ -309,15 +362,18 @@ export declare class DataChannel extends EventEmitter {
 	readonly readyState: 'connecting' | 'open' | 'closing' | 'closed';
 	/** Bytes queued for sending and not yet handed to the transport. */
 	readonly bufferedAmount: number;
-	/** `bufferedamountlow` fires when `bufferedAmount` falls to this many bytes. */
+	/**
+	 * `bufferedamountlow` fires when `bufferedAmount` falls to this many bytes
+	 * (an integer from 0 to 2³² − 1, else a RangeError). Default 0.
+	 */
 	bufferedAmountLowThreshold: number;
 	/** Binary messages arrive as ArrayBuffers. */
 	binaryType: 'arraybuffer';
-	onopen: ((ev: DataChannelEvent) => void) | null;
-	onmessage: ((ev: DataChannelEvent<string | ArrayBuffer>) => void) | null;
-	onclose: ((ev: DataChannelEvent) => void) | null;
-	onerror: ((ev: DataChannelEvent) => void) | null;
-	onbufferedamountlow: ((ev: DataChannelEvent) => void) | null;
+	onopen: DataChannelEvents['open'] | null;
+	onmessage: DataChannelEvents['message'] | null;
+	onclose: DataChannelEvents['close'] | null;
+	onerror: DataChannelEvents['error'] | null;
+	onbufferedamountlow: DataChannelEvents['bufferedamountlow'] | null;
 	/**
 	 * Sends a message: a string as a text message; a Buffer, ArrayBuffer,
 	 * TypedArray or DataView as a binary one. Throws an Error with code
@@ -334,29 +390,44 @@ export declare class DataChannel extends EventEmitter {
 	 * most 10 s later): `readyState` is 'closing' until then, and `close` follows.
 	 */
 	close(): void;
-	addEventListener(type: 'open' | 'close' | 'error' | 'bufferedamountlow', listener: (ev: DataChannelEvent) => void, options?: { once?: boolean }): void;
-	addEventListener(type: 'message', listener: (ev: DataChannelEvent<string | ArrayBuffer>) => void, options?: { once?: boolean }): void;
-	removeEventListener(type: string, listener: (...args: any[]) => void): void;
-	/** Emitted right after `datachannel` (the client opened the channel), as in 0.9.0. */
-	on(event: 'open' | 'close' | 'error' | 'bufferedamountlow', listener: (ev: DataChannelEvent) => void): this;
-	/** A message from the client: `ev.data` is a string (text) or an ArrayBuffer (binary). */
-	on(event: 'message', listener: (ev: DataChannelEvent<string | ArrayBuffer>) => void): this;
-	on(event: string | symbol, listener: (...args: any[]) => void): this;
+	/** EventTarget-style: `{ once: true }` removes the listener after its first call. See {@link DataChannelEvents}. */
+	addEventListener<E extends keyof DataChannelEvents>(type: E, listener: DataChannelListener<E>, options?: { once?: boolean }): void;
+	/** Removes a listener added with `addEventListener`. */
+	removeEventListener<E extends keyof DataChannelEvents>(type: E, listener: DataChannelListener<E>): void;
+	/** See {@link DataChannelEvents}. */
+	on<E extends keyof DataChannelEvents>(event: E, listener: DataChannelEvents[E]): this;
+	on<E extends string | symbol>(event: OtherEvent<E, DataChannelEvents>, listener: (...args: any[]) => void): this;
+	once<E extends keyof DataChannelEvents>(event: E, listener: DataChannelEvents[E]): this;
+	once<E extends string | symbol>(event: OtherEvent<E, DataChannelEvents>, listener: (...args: any[]) => void): this;
+	off<E extends keyof DataChannelEvents>(event: E, listener: DataChannelEvents[E]): this;
+	off<E extends string | symbol>(event: OtherEvent<E, DataChannelEvents>, listener: (...args: any[]) => void): this;
+}
+
+/** The events of a {@link ClientConnection}, with their listeners. */
+export interface ClientConnectionEvents {
+	/** The client opened a data channel. */
+	datachannel: (dc: DataChannel) => void;
+	/** The client's peer connection is gone (closed by the browser, failed, or timed out); the slave forgot it. */
+	close: () => void;
 }
 
 /** One client connected to a slave. */
 export declare class ClientConnection extends EventEmitter {
+	/** Made by the slave for its `connection` event. */
+	private constructor();
 	/** The client's id, given by the master. */
 	readonly id: number;
 	/** The slave it is connected to. */
 	readonly slave: Slave;
 	/** The client's open data channels, by label. */
 	readonly dataChannels: Record<string, DataChannel>;
-	/** The client opened a data channel. */
-	on(event: 'datachannel', listener: (dc: DataChannel) => void): this;
-	/** The client's peer connection is gone (closed by the browser, failed, or timed out); the slave forgot it. */
-	on(event: 'close', listener: () => void): this;
-	on(event: string | symbol, listener: (...args: any[]) => void): this;
+	/** See {@link ClientConnectionEvents}. */
+	on<E extends keyof ClientConnectionEvents>(event: E, listener: ClientConnectionEvents[E]): this;
+	on<E extends string | symbol>(event: OtherEvent<E, ClientConnectionEvents>, listener: (...args: any[]) => void): this;
+	once<E extends keyof ClientConnectionEvents>(event: E, listener: ClientConnectionEvents[E]): this;
+	once<E extends string | symbol>(event: OtherEvent<E, ClientConnectionEvents>, listener: (...args: any[]) => void): this;
+	off<E extends keyof ClientConnectionEvents>(event: E, listener: ClientConnectionEvents[E]): this;
+	off<E extends string | symbol>(event: OtherEvent<E, ClientConnectionEvents>, listener: (...args: any[]) => void): this;
 }
 
 /**
@@ -396,21 +467,31 @@ export interface Slave extends EventEmitter {
 	setUserData(userData: unknown): Promise<void>;
 	/** Closes every client connection and the link to the master; resolves once done. */
 	close(): Promise<void>;
+	/** See {@link SlaveEvents}. */
+	on<E extends keyof SlaveEvents>(event: E, listener: SlaveEvents[E]): this;
+	on<E extends string | symbol>(event: OtherEvent<E, SlaveEvents>, listener: (...args: any[]) => void): this;
+	once<E extends keyof SlaveEvents>(event: E, listener: SlaveEvents[E]): this;
+	once<E extends string | symbol>(event: OtherEvent<E, SlaveEvents>, listener: (...args: any[]) => void): this;
+	off<E extends keyof SlaveEvents>(event: E, listener: SlaveEvents[E]): this;
+	off<E extends string | symbol>(event: OtherEvent<E, SlaveEvents>, listener: (...args: any[]) => void): this;
+}
+
+/** The events of a {@link Slave}, with their listeners. */
+export interface SlaveEvents {
 	/** A client offers a connection: call `reject()` synchronously to refuse it. `info.clientId` is the client's id. */
-	on(event: 'offer', listener: (reject: () => void, info: { clientId: number }) => void): this;
+	offer: (reject: () => void, info: { clientId: number }) => void;
 	/** A client is connected. */
-	on(event: 'connection', listener: (clientCo: ClientConnection) => void): this;
+	connection: (clientCo: ClientConnection) => void;
 	/** The WebSocket to the master closed; open client connections go on, and the slave reconnects (option `reconnect`). */
-	on(event: 'disconnected', listener: (info: { code: number; reason: string }) => void): this;
+	disconnected: (info: { code: number; reason: string }) => void;
 	/** Registered with the master again after a disconnection. */
-	on(event: 'reconnected', listener: () => void): this;
+	reconnected: () => void;
 	/**
 	 * A bug caught in the engine (`code` `ERR_ENSLAVISM_INTERNAL`): one client
 	 * connection (or the master link) was lost, the rest goes on. Without a
 	 * listener it becomes a process warning, never a crash.
 	 */
-	on(event: 'error', listener: (err: Error & { code: string }) => void): this;
-	on(event: string | symbol, listener: (...args: any[]) => void): this;
+	error: (err: Error & { code: string }) => void;
 }
 
 /** `new Slave(…)` gives a Promise of the Slave (0.9.0's shape). */
@@ -443,8 +524,28 @@ export interface MasterConnectionOptions {
 	signallingTimeout?: number;
 }
 
+/** The events of a Node {@link SlaveConnection}, with their listeners. */
+export interface SlaveConnectionEvents {
+	/** The slave refused the connection; the pending `createDataChannel` promise rejects (`REJECTED`). */
+	rejected: () => void;
+}
+
+/** Options of `SlaveConnection.createDataChannel` (Node). */
+export interface DataChannelOptions {
+	/** Whether messages arrive in order. Default true. */
+	ordered?: boolean;
+	/** Unreliable: at most this many retransmissions of a message (0 to 65535). */
+	maxRetransmits?: number;
+	/** Unreliable: a message is retransmitted for at most this many ms (0 to 65535). */
+	maxPacketLifeTime?: number;
+	/** The subprotocol. Default ''. */
+	protocol?: string;
+}
+
 /** One slave of a Node MasterConnection's list (the browser bundle's `SlaveConnection`). */
 export declare class SlaveConnection extends EventEmitter {
+	/** Made by the MasterConnection that lists the slave. */
+	private constructor();
 	/** The slave's id, given by the master (a slave listed again after a reconnection keeps this object under its new id). */
 	readonly id: number;
 	/** What the slave registered with; replaced in place on an update (`slaveupdated`). */
@@ -464,13 +565,52 @@ export declare class SlaveConnection extends EventEmitter {
 	 * (the slave refused; `rejected` fires too), `MASTER_UNAVAILABLE`,
 	 * `ERR_ENSLAVISM_TIMEOUT` or `ERR_ENSLAVISM_CONNECTION_CLOSED`.
 	 */
-	createDataChannel(dataChannelName: string, dcOptions?: { ordered?: boolean; maxRetransmits?: number; maxPacketLifeTime?: number; protocol?: string }): Promise<DataChannel>;
-	/** The slave refused the connection. */
-	on(event: 'rejected', listener: () => void): this;
-	on(event: string | symbol, listener: (...args: any[]) => void): this;
+	createDataChannel(dataChannelName: string, dcOptions?: DataChannelOptions): Promise<DataChannel>;
+	/** See {@link SlaveConnectionEvents}. */
+	on<E extends keyof SlaveConnectionEvents>(event: E, listener: SlaveConnectionEvents[E]): this;
+	on<E extends string | symbol>(event: OtherEvent<E, SlaveConnectionEvents>, listener: (...args: any[]) => void): this;
+	once<E extends keyof SlaveConnectionEvents>(event: E, listener: SlaveConnectionEvents[E]): this;
+	once<E extends string | symbol>(event: OtherEvent<E, SlaveConnectionEvents>, listener: (...args: any[]) => void): this;
+	off<E extends keyof SlaveConnectionEvents>(event: E, listener: SlaveConnectionEvents[E]): this;
+	off<E extends string | symbol>(event: OtherEvent<E, SlaveConnectionEvents>, listener: (...args: any[]) => void): this;
 	/** As the browser bundle: listeners get plain arguments. */
-	addEventListener(event: string, listener: (...args: any[]) => void): void;
-	removeEventListener(event: string, listener: (...args: any[]) => void): void;
+	addEventListener<E extends keyof SlaveConnectionEvents>(event: E, listener: SlaveConnectionEvents[E]): void;
+	removeEventListener<E extends keyof SlaveConnectionEvents>(event: E, listener: SlaveConnectionEvents[E]): void;
+}
+
+/** How the connection to the master closed: the `close` event of a Node {@link MasterConnection}. */
+export interface MasterCloseEvent {
+	/** The WebSocket close code (1006: dropped, or never opened). */
+	code: number;
+	reason: string;
+	/** True for code 1000. */
+	wasClean: boolean;
+	/**
+	 * Why a connection that never opened failed: `code` `ERR_ENSLAVISM_UNREACHABLE`,
+	 * `ERR_ENSLAVISM_REFUSED`, `ERR_ENSLAVISM_TLS` or `ERR_INVALID_URL`.
+	 */
+	error?: Error & { code: string };
+}
+
+/** The events of a Node {@link MasterConnection}, with their listeners. */
+export interface MasterConnectionEvents {
+	/** A slave joined the list. */
+	slaveadded: (slaveCo: SlaveConnection) => void;
+	/** A slave left the list; its connection was closed. */
+	slaveremoved: (slaveCo: SlaveConnection) => void;
+	/** A slave listed before a reconnection is listed again: the same SlaveConnection, under its new id. */
+	slaverelisted: (slaveCo: SlaveConnection) => void;
+	/** A listed slave has new userData (`slaveCo.userData`); its connection is not touched. */
+	slaveupdated: (slaveCo: SlaveConnection) => void;
+	/**
+	 * The WebSocket to the master closed; the client reconnects unless told not to.
+	 * A connection that never opened closes with code 1006 and `error`.
+	 */
+	close: (event: MasterCloseEvent) => void;
+	/** Connected again, and the list brought up to date. */
+	reconnected: () => void;
+	/** Closing failed once the connection had ended by itself. Without a listener it becomes a process warning. */
+	error: (err: Error & { code?: string }) => void;
 }
 
 /**
@@ -481,30 +621,20 @@ export declare class SlaveConnection extends EventEmitter {
 export declare class MasterConnection extends EventEmitter {
 	/** Connects to `masterWsUrl + '/enslavism/clients'`. */
 	constructor(masterWsUrl: string, options?: MasterConnectionOptions);
-	/** The listed slaves, indexed by id. */
-	slaves: SlaveConnection[];
+	/** The listed slaves, indexed by id (a sparse array: `undefined` where no slave has that id). */
+	slaves: Array<SlaveConnection | undefined>;
 	/** Closes the connection to the master for good and every connection to a slave; resolves once done. */
 	close(): Promise<void>;
-	/** A slave joined the list. */
-	on(event: 'slaveadded', listener: (slaveCo: SlaveConnection) => void): this;
-	/** A slave left the list; its connection was closed. */
-	on(event: 'slaveremoved', listener: (slaveCo: SlaveConnection) => void): this;
-	/** A slave listed before a reconnection is listed again: the same SlaveConnection, under its new id. */
-	on(event: 'slaverelisted', listener: (slaveCo: SlaveConnection) => void): this;
-	/** A listed slave has new userData (`slaveCo.userData`); its connection is not touched. */
-	on(event: 'slaveupdated', listener: (slaveCo: SlaveConnection) => void): this;
-	/**
-	 * The WebSocket to the master closed; the client reconnects unless told not to.
-	 * A connection that never opened closes with code 1006 and `error` (its
-	 * `code`: `ERR_ENSLAVISM_UNREACHABLE`, `ERR_ENSLAVISM_REFUSED`, `ERR_ENSLAVISM_TLS`, `ERR_INVALID_URL`).
-	 */
-	on(event: 'close', listener: (event: { code: number; reason: string; wasClean: boolean; error?: Error & { code: string } }) => void): this;
-	/** Connected again, and the list brought up to date. */
-	on(event: 'reconnected', listener: () => void): this;
-	on(event: string | symbol, listener: (...args: any[]) => void): this;
+	/** See {@link MasterConnectionEvents}. */
+	on<E extends keyof MasterConnectionEvents>(event: E, listener: MasterConnectionEvents[E]): this;
+	on<E extends string | symbol>(event: OtherEvent<E, MasterConnectionEvents>, listener: (...args: any[]) => void): this;
+	once<E extends keyof MasterConnectionEvents>(event: E, listener: MasterConnectionEvents[E]): this;
+	once<E extends string | symbol>(event: OtherEvent<E, MasterConnectionEvents>, listener: (...args: any[]) => void): this;
+	off<E extends keyof MasterConnectionEvents>(event: E, listener: MasterConnectionEvents[E]): this;
+	off<E extends string | symbol>(event: OtherEvent<E, MasterConnectionEvents>, listener: (...args: any[]) => void): this;
 	/** As the browser bundle: listeners get plain arguments. */
-	addEventListener(event: string, listener: (...args: any[]) => void): void;
-	removeEventListener(event: string, listener: (...args: any[]) => void): void;
+	addEventListener<E extends keyof MasterConnectionEvents>(event: E, listener: MasterConnectionEvents[E]): void;
+	removeEventListener<E extends keyof MasterConnectionEvents>(event: E, listener: MasterConnectionEvents[E]): void;
 }
 
 /** Figures for leak checks and monitoring. */

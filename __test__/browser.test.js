@@ -5,7 +5,6 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { once } = require('node:events');
 const http = require('node:http');
 const path = require('node:path');
 const { execFileSync, spawn } = require('node:child_process');
@@ -15,11 +14,15 @@ if (!enterNamespace(__filename, 'browser tests')) return;
 
 const { launchChromium: launch } = require('./chromium.js');
 const { Master, Slave } = require('..');
+const { WAIT_MS, onceWithin, within } = require('./helpers.js');
+
+/** How long a step in the page (list, connect, a few messages) may take. */
+const PAGE_MS = 20_000;
 
 const PAGE = `<!DOCTYPE html><html><head><meta charset="utf-8"><title>enslavism test</title></head>
 <body><script src="/enslavism/client.js"></script></body></html>`;
 
-describe('browser client in Chromium', () => {
+describe('browser client in Chromium', { timeout: 110_000 }, () => {
 	let server;
 	let master;
 	let slave;
@@ -47,7 +50,7 @@ describe('browser client in Chromium', () => {
 		browser = await launch();
 		page = await browser.newPage();
 		await page.goto(`http://127.0.0.1:${server.address().port}/`);
-	});
+	}, { timeout: 30_000 });
 
 	after(async () => {
 		await browser?.close();
@@ -55,10 +58,10 @@ describe('browser client in Chromium', () => {
 		await master?.close();
 		server?.closeAllConnections();
 		await new Promise((resolve) => server.close(resolve));
-	});
+	}, { timeout: 30_000 });
 
-	it('lists the slave, opens a channel and exchanges text and binary both ways', async () => {
-		const result = await page.evaluate(async (wsUrl) => {
+	it('lists the slave, opens a channel and exchanges text and binary both ways', { timeout: 30_000 }, async () => {
+		const result = await within(page.evaluate(async (wsUrl) => {
 			const masterCon = new MasterConnection(wsUrl);
 			const slaveCo = await new Promise((resolve) => masterCon.addEventListener('slaveadded', resolve));
 			const started = performance.now();
@@ -79,23 +82,23 @@ describe('browser client in Chromium', () => {
 				texts: received.filter((d) => typeof d === 'string').sort(),
 				binary: received.filter((d) => d instanceof ArrayBuffer).map((d) => [...new Uint8Array(d)]),
 			};
-		}, `ws://127.0.0.1:${server.address().port}`);
+		}, `ws://127.0.0.1:${server.address().port}`), PAGE_MS, 'the page did not list the slave, open a channel and get three messages');
 		assert.deepEqual(result.userData, { name: 'chromium test' });
 		assert.deepEqual(result.texts, ['echo:What have I wrought!', 'hallo welt']);
 		assert.deepEqual(result.binary, [[3, 2, 1]]);
 		console.log(`# Chromium connection setup: ${result.setupMs.toFixed(1)} ms`);
 	});
 
-	it('opens an unreliable channel that the slave sees as the browser asked for', async () => {
+	it('opens an unreliable channel that the slave sees as the browser asked for', { timeout: 30_000 }, async () => {
 		const before = slaveChannels.length;
-		const label = await page.evaluate(async () => {
+		const label = await within(page.evaluate(async () => {
 			const dc = await window.keep.slaveCo.createDataChannel('fast', { ordered: false, maxRetransmits: 0 });
 			const reply = new Promise((resolve) => dc.addEventListener('message', (ev) => {
 				if (ev.data.startsWith('echo:')) resolve(ev.data);
 			}));
 			dc.send('ping');
 			return reply;
-		});
+		}), PAGE_MS, 'the page did not open the unreliable channel and get an echo');
 		assert.equal(label, 'echo:ping');
 		const dc = slaveChannels.slice(before).find((c) => c.label === 'fast');
 		assert.ok(dc, 'the slave saw the channel');
@@ -104,11 +107,11 @@ describe('browser client in Chromium', () => {
 		assert.equal(slave.connections.length, 1, 'on the same connection');
 	});
 
-	it('close() and connecting again at once: the old connection closes, the new one gets its channels', async () => {
+	it('close() and connecting again at once: the old connection closes, the new one gets its channels', { timeout: 30_000 }, async () => {
 		const [oldCo] = slave.connections;
-		const oldClosed = once(oldCo, 'close');
-		const reconnected = once(slave, 'connection');
-		const reply = await page.evaluate(async () => {
+		const oldClosed = onceWithin(oldCo, 'close', PAGE_MS, 'the slave did not see the old connection close');
+		const reconnected = onceWithin(slave, 'connection', PAGE_MS, 'the slave did not get the new connection');
+		const reply = await within(page.evaluate(async () => {
 			window.keep.slaveCo.close();
 			const dc = await window.keep.slaveCo.createDataChannel('again');
 			const echo = new Promise((resolve) => dc.addEventListener('message', (ev) => {
@@ -116,7 +119,7 @@ describe('browser client in Chromium', () => {
 			}));
 			dc.send('back');
 			return echo;
-		});
+		}), PAGE_MS, 'the page did not reconnect and get an echo');
 		assert.equal(reply, 'echo:back');
 		const [newCo] = await reconnected;
 		await oldClosed;
@@ -124,16 +127,16 @@ describe('browser client in Chromium', () => {
 		assert.deepEqual(slave.connections, [newCo]);
 		assert.ok(newCo.dataChannels.again, 'the new connection has the new channel');
 
-		const newClosed = once(newCo, 'close');
+		const newClosed = onceWithin(newCo, 'close', PAGE_MS, 'the slave did not see the new connection close');
 		await page.evaluate(() => window.keep.slaveCo.close());
 		await newClosed;
 		assert.deepEqual(slave.connections, []);
 	});
 
-	it('a refused offer rejects createDataChannel and fires rejected', async () => {
+	it('a refused offer rejects createDataChannel and fires rejected', { timeout: 30_000 }, async () => {
 		let offered;
 		slave.once('offer', (reject, info) => { offered = info; reject(); });
-		const outcome = await page.evaluate(async (url) => {
+		const outcome = await within(page.evaluate(async (url) => {
 			const masterCon = new MasterConnection(url);
 			const slaveCo = await new Promise((resolve) => masterCon.addEventListener('slaveadded', resolve));
 			const rejected = new Promise((resolve) => slaveCo.addEventListener('rejected', () => resolve(true)));
@@ -141,15 +144,15 @@ describe('browser client in Chromium', () => {
 			const fired = await rejected;
 			masterCon.close();
 			return { err, fired };
-		}, `ws://127.0.0.1:${server.address().port}`);
+		}, `ws://127.0.0.1:${server.address().port}`), PAGE_MS, 'the page did not see its offer refused');
 		assert.equal(outcome.err.code, 'REJECTED');
 		assert.equal(outcome.fired, true);
 		assert.ok(Number.isInteger(offered.clientId), 'the offer names its client');
 	});
 
-	it('shows a live userData update in place, the open channel untouched', async () => {
+	it('shows a live userData update in place, the open channel untouched', { timeout: 30_000 }, async () => {
 		const url = `ws://127.0.0.1:${server.address().port}`;
-		await page.evaluate(async (wsUrl) => {
+		await within(page.evaluate(async (wsUrl) => {
 			const masterCon = new MasterConnection(wsUrl);
 			const slaveCo = await new Promise((resolve) => masterCon.addEventListener('slaveadded', resolve));
 			const dc = await slaveCo.createDataChannel('live');
@@ -157,10 +160,10 @@ describe('browser client in Chromium', () => {
 			dc.addEventListener('message', (ev) => replies.push(ev.data));
 			const updated = new Promise((resolve) => masterCon.addEventListener('slaveupdated', resolve));
 			window.live = { masterCon, slaveCo, dc, replies, updated };
-		}, url);
-		await slave.setUserData({ name: 'chromium test', players: 1 });
+		}, url), PAGE_MS, 'the page did not list the slave and open a channel');
+		await within(slave.setUserData({ name: 'chromium test', players: 1 }), WAIT_MS, 'setUserData did not resolve');
 		assert.deepEqual(slave.userData, { name: 'chromium test', players: 1 });
-		const seen = await page.evaluate(async () => {
+		const seen = await within(page.evaluate(async () => {
 			const { masterCon, slaveCo, dc, replies, updated } = window.live;
 			const updatedCo = await updated;
 			const echo = new Promise((resolve) => dc.addEventListener('message', (ev) => {
@@ -172,13 +175,13 @@ describe('browser client in Chromium', () => {
 				userData: slaveCo.userData, dcState: dc.readyState, reply, replies: replies.length };
 			masterCon.close();
 			return state;
-		});
+		}), PAGE_MS, 'the page did not get slaveupdated and an echo after it');
 		assert.deepEqual(seen, { same: true, listed: true, userData: { name: 'chromium test', players: 1 },
 			dcState: 'open', reply: 'echo:after the update', replies: 2 });
-		await slave.setUserData({ name: 'chromium test' });
+		await within(slave.setUserData({ name: 'chromium test' }), WAIT_MS, 'setUserData did not resolve');
 	});
 
-	it('a slave killed with SIGKILL leaves every list', async () => {
+	it('a slave killed with SIGKILL leaves every list', { timeout: 30_000 }, async () => {
 		const url = `ws://127.0.0.1:${server.address().port}`;
 		// A slave in its own process, so that it can die without a goodbye.
 		const doomed = spawn(process.execPath, ['-e', `
@@ -198,20 +201,25 @@ describe('browser client in Chromium', () => {
 			});
 		}, url);
 		// Listed in the browser, then killed.
-		await page.evaluate(() => window.doomedListed);
+		try {
+			await within(page.evaluate(() => window.doomedListed), PAGE_MS, 'the page did not list the slave process');
+		} catch (err) {
+			doomed.kill('SIGKILL');
+			throw err;
+		}
 		const killedAt = await page.evaluate(() => performance.now());
 		doomed.kill('SIGKILL');
-		const removedAt = await page.evaluate(() => window.doomedRemoved);
+		const removedAt = await within(page.evaluate(() => window.doomedRemoved), WAIT_MS, 'the page did not see the killed slave leave');
 		console.log(`# slaveremoved ${(removedAt - killedAt).toFixed(1)} ms after SIGKILL`);
 	});
 
-	it('reports the master connection closing, and a refused one', async () => {
+	it('reports the master connection closing, and a refused one', { timeout: 30_000 }, async () => {
 		const port = server.address().port;
 		master.once('clientauth', (authData, reject) => reject('no entry'));
-		const refused = await page.evaluate((url) => new Promise((resolve) => {
+		const refused = await within(page.evaluate((url) => new Promise((resolve) => {
 			const mc = new MasterConnection(url);
 			mc.addEventListener('close', resolve);
-		}), `ws://127.0.0.1:${port}`);
+		}), `ws://127.0.0.1:${port}`), WAIT_MS, 'the page did not report the refused connection as a close');
 		assert.equal(refused.code, 1006);
 		assert.equal(refused.wasClean, false);
 
@@ -220,15 +228,15 @@ describe('browser client in Chromium', () => {
 			window.masterClosed = new Promise((resolve) => window.keep.masterCon.addEventListener('close', resolve));
 		});
 		await master.close();
-		const event = await page.evaluate(() => window.masterClosed);
+		const event = await within(page.evaluate(() => window.masterClosed), WAIT_MS, 'the page did not see the closed master close its connection');
 		assert.equal(event.code, 1001);
 		assert.equal(event.reason, 'master closing');
 		assert.equal(event.wasClean, true);
 	});
 });
 
-describe('a master cut off without closing, seen from Chromium', () => {
-	it('is noticed within deadMasterTimeout and handled like a close: reconnect, resync', async () => {
+describe('a master cut off without closing, seen from Chromium', { timeout: 60_000 }, () => {
+	it('is noticed within deadMasterTimeout and handled like a close: reconnect, resync', { timeout: 50_000 }, async () => {
 		const server = http.createServer((req, res) => {
 			res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
 			res.end(PAGE);
@@ -242,32 +250,32 @@ describe('a master cut off without closing, seen from Chromium', () => {
 		try {
 			const page = await browser.newPage();
 			await page.goto(`http://127.0.0.1:${port}/`);
-			await page.evaluate((wsUrl) => new Promise((resolve) => {
+			await within(page.evaluate((wsUrl) => new Promise((resolve) => {
 				const masterCon = new MasterConnection(wsUrl, { deadMasterTimeout: 1500, reconnectMaxDelay: 300 });
 				const reconnected = new Promise((done) => masterCon.addEventListener('reconnected', done));
 				window.cut = { masterCon, closes: [], reconnected };
 				masterCon.addEventListener('close', (ev) => window.cut.closes.push({ ...ev, at: performance.now() }));
 				masterCon.addEventListener('slaveadded', resolve);
-			}), `ws://127.0.0.1:${port}`);
+			}), `ws://127.0.0.1:${port}`), PAGE_MS, 'the page did not list the slave');
 			// Every packet to or from the master's port is dropped: no FIN, no RST,
 			// the TCP connection just goes quiet, as behind a cut cable.
 			nft(`table inet cut {
 				chain out { type filter hook output priority 0; tcp dport ${port} drop; tcp sport ${port} drop; }
 			}`);
 			const cutAt = await page.evaluate(() => performance.now());
-			const closed = await page.evaluate(() => new Promise((resolve) => {
+			const closed = await within(page.evaluate(() => new Promise((resolve) => {
 				window.cut.masterCon.addEventListener('close', resolve);
-			}));
+			})), PAGE_MS, 'the page did not notice the cut-off master (deadMasterTimeout 1500 ms)');
 			const noticedMs = (await page.evaluate(() => window.cut.closes[0].at)) - cutAt;
 			assert.equal(closed.code, 1006);
 			assert.match(closed.reason, /sent nothing/);
 			assert.ok(noticedMs < 5000, `noticed after ${noticedMs} ms`);
 			console.log(`# a cut master noticed after ${noticedMs.toFixed(0)} ms (deadMasterTimeout 1500)`);
 			nft('delete table inet cut');
-			const listed = await page.evaluate(async () => {
+			const listed = await within(page.evaluate(async () => {
 				await window.cut.reconnected;
 				return window.cut.masterCon.slaves.filter(Boolean).map((s) => s.userData);
-			});
+			}), PAGE_MS, 'the page did not reconnect once the master was reachable again');
 			assert.deepEqual(listed, [{ name: 'behind the cut' }], 'the list after resync');
 		} finally {
 			try { nft('delete table inet cut'); } catch { /* already gone */ }

@@ -9,6 +9,12 @@ const path = require('node:path');
 const { execFileSync, spawn } = require('node:child_process');
 const http = require('node:http');
 const { NETNS_ADDRESS } = require('./netns.js');
+const { WAIT_MS, within } = require('./helpers.js');
+
+/** `new Slave(…)` of either version, bounded (0.9.0's has no connection timeout of its own). */
+function startSlave(Slave, url, userData, options) {
+	return within(new Slave(url, userData, undefined, options), 2 * WAIT_MS, `the slave ${JSON.stringify(userData)} did not register`);
+}
 
 /** An example binary as `npm test` builds it (cargo test builds the examples). */
 function example(name) {
@@ -20,17 +26,25 @@ function example(name) {
 
 /**
  * Runs the bots against the master at `url` to the end; resolves with their
- * JSON report and what they printed on stderr.
+ * JSON report and what they printed on stderr. Bots that have not finished
+ * `timeout` ms after their `--seconds` are killed, and this rejects.
  */
-function runBots(url, args) {
+function runBots(url, args, { timeout = 30_000 } = {}) {
+	const at = args.indexOf('--seconds');
+	const bound = (at === -1 ? 0 : Number(args[at + 1]) * 1000) + timeout;
 	return new Promise((resolve, reject) => {
 		const child = spawn(example('bots'), ['--master', url, '--ice-address', NETNS_ADDRESS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
 		let stdout = '';
 		let stderr = '';
+		const timer = setTimeout(() => {
+			child.kill('SIGKILL');
+			reject(new Error(`the bots (${args.join(' ')}) did not finish within ${bound} ms:\n${stderr}`));
+		}, bound);
 		child.stdout.on('data', (d) => { stdout += d; });
 		child.stderr.on('data', (d) => { stderr += d; });
 		child.on('error', reject);
 		child.on('close', (code) => {
+			clearTimeout(timer);
 			if (code !== 0) return reject(new Error(`bots exited with ${code}:\n${stderr}`));
 			try {
 				resolve({ report: JSON.parse(stdout.trim().split('\n').pop()), stderr });
@@ -43,7 +57,7 @@ function runBots(url, args) {
 
 /** A slave of either version, named "echo", that echoes every message. */
 async function echoSlave(Slave, url, options) {
-	const slave = await new Slave(url, { name: 'echo' }, undefined, options);
+	const slave = await startSlave(Slave, url, { name: 'echo' }, options);
 	const labels = [];
 	slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
 		labels.push(dc.label);
@@ -55,7 +69,7 @@ async function echoSlave(Slave, url, options) {
 /** An echo slave named "echo" and a slave named "refuse" that refuses every offer. */
 async function checkSlaves(Slave, url, options) {
 	const echo = await echoSlave(Slave, url, options);
-	const refuse = await new Slave(url, { name: 'refuse' }, undefined, options);
+	const refuse = await startSlave(Slave, url, { name: 'refuse' }, options);
 	refuse.on('offer', (reject) => reject());
 	return { echo: echo.slave, refuse };
 }

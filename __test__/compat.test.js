@@ -19,9 +19,12 @@ if (!enterNamespace(__filename, '0.9.0 compatibility tests')) return;
 const { launchChromium } = require('./chromium.js');
 const ours = require('..');
 const old = require('enslavism-0.9.0');
+const { WAIT_MS, onceWithin, within } = require('./helpers.js');
 
 const OLD_PACKAGE = path.dirname(require.resolve('enslavism-0.9.0/package.json'));
 const OLD_BUNDLE = fs.readFileSync(path.join(OLD_PACKAGE, 'dist', 'client.bundle.js'));
+/** How long a step in the page (list, connect, one message) may take. */
+const PAGE_MS = 20_000;
 
 /**
  * An http.Server serving a page that loads `bundlePath`, plus the old bundle
@@ -43,21 +46,22 @@ async function pageServer(bundlePath, scripts = {}) {
 	return server;
 }
 
-/** In the page: connect to the master, open a channel to the first slave, send, await `count` replies. */
+/** In the page: connect to the master, open a channel to the first slave, send, and resolve with the reply (within PAGE_MS). */
 async function exchange(page, wsUrl, options) {
-	return page.evaluate(async ([url, dcOptions]) => {
+	return within(page.evaluate(async ([url, dcOptions]) => {
 		const masterCon = new MasterConnection(url);
 		const slaveCo = await new Promise((resolve) => masterCon.addEventListener('slaveadded', resolve));
 		const dc = await slaveCo.createDataChannel('test', dcOptions ?? undefined);
 		const reply = new Promise((resolve) => dc.addEventListener('message', (ev) => resolve(String(ev.data))));
 		dc.send('What have I wrought!');
 		return reply;
-	}, [wsUrl, options ?? null]);
+	}, [wsUrl, options ?? null]), PAGE_MS, 'the page did not list the slave, connect to it and get its reply');
 }
 
 /** A slave of either version that answers every message with "hallo welt". */
 async function helloSlave(Slave, url, options) {
-	const slave = await new Slave(url, { name: 'compat' }, undefined, options);
+	// (0.9.0's Slave has no connection timeout of its own.)
+	const slave = await within(new Slave(url, { name: 'compat' }, undefined, options), 2 * WAIT_MS, 'the slave did not register with the master');
 	const received = [];
 	slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
 		dc.addEventListener('message', (ev) => {
@@ -68,16 +72,16 @@ async function helloSlave(Slave, url, options) {
 	return { slave, received };
 }
 
-describe('compatibility with enslavism 0.9.0', () => {
+describe('compatibility with enslavism 0.9.0', { timeout: 110_000 }, () => {
 	let browser;
 
 	before(async () => {
 		browser = await launchChromium();
-	});
+	}, { timeout: 30_000 });
 
-	after(() => browser?.close());
+	after(() => browser?.close(), { timeout: 30_000 });
 
-	it('0.9.0 slave on our master: our browser bundle exchanges messages, reliable and unreliable', async () => {
+	it('0.9.0 slave on our master: our browser bundle exchanges messages, reliable and unreliable', { timeout: 60_000 }, async () => {
 		const server = await pageServer('/enslavism/client.js');
 		const master = new ours.Master(server);
 		const url = `ws://127.0.0.1:${server.address().port}`;
@@ -120,33 +124,33 @@ describe('compatibility with enslavism 0.9.0', () => {
 		}
 	}
 
-	it('our slave on the 0.9.0 master: the 0.9.0 browser bundle exchanges messages', () =>
+	it('our slave on the 0.9.0 master: the 0.9.0 browser bundle exchanges messages', { timeout: 40_000 }, () =>
 		ourSlaveExchange('/enslavism/client.js', (server) => new old.Master(server)));
 
-	it('the 0.9.0 browser bundle on our master and our slave', () =>
+	it('the 0.9.0 browser bundle on our master and our slave', { timeout: 40_000 }, () =>
 		ourSlaveExchange('/old-client.js', (server) => new ours.Master(server)));
 
-	/** In the page: list the first slave, open a channel to it; kept as `window.kept`. */
+	/** In the page: list the first slave, open a channel to it; kept as `window.kept`. Within PAGE_MS. */
 	async function listAndConnect(page, wsUrl) {
-		return page.evaluate(async (url) => {
+		return within(page.evaluate(async (url) => {
 			const masterCon = new MasterConnection(url);
 			const slaveCo = await new Promise((resolve) => masterCon.addEventListener('slaveadded', resolve));
 			const dc = await slaveCo.createDataChannel('test');
 			const updated = new Promise((resolve) => masterCon.addEventListener('slaveupdated', resolve));
 			window.kept = { masterCon, slaveCo, dc, updated };
 			return slaveCo.userData;
-		}, wsUrl);
+		}, wsUrl), PAGE_MS, 'the page did not list the slave and connect to it');
 	}
 
-	/** In the page: the kept channel still carries a message. */
+	/** In the page: the kept channel still carries a message (within WAIT_MS). */
 	function stillExchanges(page) {
-		return page.evaluate(() => new Promise((resolve) => {
+		return within(page.evaluate(() => new Promise((resolve) => {
 			window.kept.dc.addEventListener('message', (ev) => resolve(String(ev.data)));
 			window.kept.dc.send('still there?');
-		}));
+		})), WAIT_MS, 'the kept channel did not carry a message');
 	}
 
-	it('setUserData on our master: the 0.9.0 bundle keeps a working list, new pages see the update', async () => {
+	it('setUserData on our master: the 0.9.0 bundle keeps a working list, new pages see the update', { timeout: 60_000 }, async () => {
 		const server = await pageServer('/old-client.js');
 		const master = new ours.Master(server);
 		const url = `ws://127.0.0.1:${server.address().port}`;
@@ -175,12 +179,12 @@ describe('compatibility with enslavism 0.9.0', () => {
 		}
 	});
 
-	it('setUserData on the 0.9.0 master: registers again; our bundle updates in place, 0.9.0\'s lists it', async () => {
+	it('setUserData on the 0.9.0 master: registers again; our bundle updates in place, 0.9.0\'s lists it', { timeout: 60_000 }, async () => {
 		// Our bundle, as our master serves it, on a page of its own (both
 		// bundles define the same global names).
 		const ourMaster = new ours.Master(0, { host: '127.0.0.1' });
-		await new Promise((resolve) => ourMaster.once('listening', resolve));
-		const ourBundle = await (await fetch(`http://127.0.0.1:${ourMaster.port}/enslavism/client.js`)).text();
+		await onceWithin(ourMaster, 'listening', WAIT_MS, 'our master did not start listening');
+		const ourBundle = await (await fetch(`http://127.0.0.1:${ourMaster.port}/enslavism/client.js`, { signal: AbortSignal.timeout(WAIT_MS) })).text();
 		await ourMaster.close();
 		const ourPageServer = await pageServer('/our-client.js', { '/our-client.js': ourBundle });
 		const server = await pageServer('/enslavism/client.js');
@@ -193,10 +197,10 @@ describe('compatibility with enslavism 0.9.0', () => {
 			await ourPage.goto(`http://127.0.0.1:${ourPageServer.address().port}/`);
 			assert.deepEqual(await listAndConnect(ourPage, url), { name: 'compat' });
 			await slave.setUserData({ name: 'compat', players: 2 });
-			const seen = await ourPage.evaluate(async () => {
+			const seen = await within(ourPage.evaluate(async () => {
 				const updatedCo = await window.kept.updated;
 				return { same: updatedCo === window.kept.slaveCo, userData: updatedCo.userData };
-			});
+			}), WAIT_MS, 'our bundle did not fire slaveupdated');
 			assert.deepEqual(seen, { same: true, userData: { name: 'compat', players: 2 } }, 'in place, from a second AddSlaves');
 			assert.equal(await stillExchanges(ourPage), 'hallo welt');
 			await oldPage.goto(`http://127.0.0.1:${server.address().port}/`);
@@ -211,7 +215,7 @@ describe('compatibility with enslavism 0.9.0', () => {
 		}
 	});
 
-	it('0.9.0\'s own examples run unchanged on this package', async () => {
+	it('0.9.0\'s own examples run unchanged on this package', { timeout: 60_000 }, async () => {
 		// The examples `require('..')`: copy them, untouched, under a folder whose
 		// package is this one.
 		const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'enslavism-examples-'));
@@ -224,13 +228,13 @@ describe('compatibility with enslavism 0.9.0', () => {
 			let output = '';
 			child.stdout.on('data', (d) => { output += d; });
 			child.stderr.on('data', (d) => { output += d; });
-			return { child, output: () => output, waitFor: (text) => new Promise((resolve, reject) => {
+			return { child, output: () => output, waitFor: (text) => within(new Promise((resolve, reject) => {
 				const check = () => { if (output.includes(text)) resolve(); };
 				child.stdout.on('data', check);
 				child.stderr.on('data', check);
 				child.on('exit', (code) => reject(new Error(`${file} exited (${code}) before printing ${JSON.stringify(text)}:\n${output}`)));
 				check();
-			}) };
+			}), PAGE_MS, `${file} did not print ${JSON.stringify(text)}`) };
 		};
 		const page = await browser.newPage();
 		try {
@@ -238,12 +242,12 @@ describe('compatibility with enslavism 0.9.0', () => {
 			await waitForPort(8081);
 			const slaveProcess = start('slave.js');
 			await masterProcess.waitFor('Slave connected @');
-			const hallo = new Promise((resolve) => page.on('console', async (msg) => {
+			const hallo = within(new Promise((resolve) => page.on('console', async (msg) => {
 				for (const arg of msg.args()) {
 					const data = await arg.evaluate((v) => (v && typeof v === 'object' && 'data' in v ? String(v.data) : null)).catch(() => null);
 					if (data === 'hallo welt') resolve();
 				}
-			}));
+			})), PAGE_MS, '0.9.0\'s index.html did not log "hallo welt" from the slave');
 			await page.goto('http://localhost:8081/');
 			await hallo;
 			await slaveProcess.waitFor('Received message: What have I wrought!');

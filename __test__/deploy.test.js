@@ -7,7 +7,6 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { once } = require('node:events');
 const { execFileSync, spawn } = require('node:child_process');
 const dgram = require('node:dgram');
 const fs = require('node:fs');
@@ -20,6 +19,7 @@ if (!enterNamespace(__filename, 'deployment tests')) return;
 
 const { launchChromium } = require('./chromium.js');
 const { Master, Slave } = require('..');
+const { WAIT_MS, onceWithin, within } = require('./helpers.js');
 
 const TLS_DIR = path.join(__dirname, 'fixtures', 'tls');
 const CA = fs.readFileSync(path.join(TLS_DIR, 'ca.pem'));
@@ -27,6 +27,8 @@ const OLD_BUNDLE = fs.readFileSync(path.join(path.dirname(require.resolve('ensla
 /** What the NATed slave is known as: a documentation address, mapped onto NETNS_ADDRESS by this test's nftables rule. */
 const PUBLIC_ADDRESS = '203.0.113.7';
 const TURN_PORT = 3478;
+/** How long an exchange in the page (list, connect, one message) may take. */
+const EXCHANGE_MS = 20_000;
 
 const page = (bundle) => `<!DOCTYPE html><html><head><meta charset="utf-8"></head><body><script src="${bundle}"></script></body></html>`;
 
@@ -43,9 +45,10 @@ async function echoSlave(url, name, options) {
  * In the page: connect to the master with `options`, open a channel to the
  * slave named `name`, exchange one message. With `withStats`, also returns
  * the selected candidate pair and every remote candidate the browser saw.
+ * Rejects if that takes EXCHANGE_MS.
  */
 function exchange(browserPage, wsUrl, name, options = {}, withStats = true) {
-	return browserPage.evaluate(async ([url, slaveName, opts, stats]) => {
+	return within(browserPage.evaluate(async ([url, slaveName, opts, stats]) => {
 		const masterCon = new MasterConnection(url, opts);
 		const slaveCo = await new Promise((resolve) => {
 			const check = (s) => { if (s.userData.name === slaveName) resolve(s); };
@@ -69,7 +72,7 @@ function exchange(browserPage, wsUrl, name, options = {}, withStats = true) {
 		masterCon.close?.();
 		slaveCo.close?.();
 		return result;
-	}, [wsUrl, name, options, withStats]);
+	}, [wsUrl, name, options, withStats]), EXCHANGE_MS, `the page did not list '${name}', connect to it and get an echo`);
 }
 
 /**
@@ -79,7 +82,7 @@ function exchange(browserPage, wsUrl, name, options = {}, withStats = true) {
 async function stunAnswers(host, port) {
 	const socket = dgram.createSocket('udp4');
 	try {
-		const answered = once(socket, 'message');
+		const answered = onceWithin(socket, 'message', 2 * WAIT_MS, `no STUN answer from ${host}:${port}`);
 		// Binding request: type 1, length 0, the magic cookie, a transaction id.
 		const request = Buffer.concat([Buffer.from([0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42]), Buffer.alloc(12, 7)]);
 		const timer = setInterval(() => socket.send(request, port, host), 100);
@@ -90,7 +93,7 @@ async function stunAnswers(host, port) {
 	}
 }
 
-describe('deployment', { timeout: 120_000 }, () => {
+describe('deployment', { timeout: 110_000 }, () => {
 	let server;
 	let master;
 	let wssUrl;
@@ -116,16 +119,16 @@ describe('deployment', { timeout: 120_000 }, () => {
 		// Chromium does not know the test CA; what is tested is the relay behind Node's TLS.
 		context = await browser.newContext({ ignoreHTTPSErrors: true });
 		browserPage = await context.newPage();
-	});
+	}, { timeout: 30_000 });
 
 	after(async () => {
 		await browser?.close();
 		await master?.close();
 		server?.closeAllConnections();
 		await new Promise((resolve) => server.close(resolve));
-	});
+	}, { timeout: 30_000 });
 
-	it('an https-attached master serves our bundle and the 0.9.0 bundle, which both reach a wss slave', async () => {
+	it('an https-attached master serves our bundle and the 0.9.0 bundle, which both reach a wss slave', { timeout: 60_000 }, async () => {
 		const slave = await echoSlave(wssUrl, 'https');
 		try {
 			await browserPage.goto(`https://127.0.0.1:${server.address().port}/`);
@@ -137,7 +140,7 @@ describe('deployment', { timeout: 120_000 }, () => {
 		}
 	});
 
-	it('a slave behind a 1:1 NAT announces its public address, and a browser that knows only that one connects', async () => {
+	it('a slave behind a 1:1 NAT announces its public address, and a browser that knows only that one connects', { timeout: 40_000 }, async () => {
 		// Packets to the public address are sent on to the bound one, and
 		// answers come back from the public address, as through a cloud NAT.
 		execFileSync('ip', ['route', 'add', `${PUBLIC_ADDRESS}/32`, 'dev', 'v0']);
@@ -161,7 +164,7 @@ describe('deployment', { timeout: 120_000 }, () => {
 		}
 	});
 
-	it('a player allowed only TURN (iceTransportPolicy relay) connects through coturn', async () => {
+	it('a player allowed only TURN (iceTransportPolicy relay) connects through coturn', { timeout: 40_000 }, async () => {
 		const turnDir = fs.mkdtempSync(path.join(os.tmpdir(), 'enslavism-turn-'));
 		const turn = spawn('turnserver', [
 			'-n', '--listening-ip', NETNS_ADDRESS, '--relay-ip', NETNS_ADDRESS, '--listening-port', String(TURN_PORT),
@@ -191,8 +194,9 @@ describe('deployment', { timeout: 120_000 }, () => {
 		} finally {
 			await slave.close();
 			if (turn.exitCode === null) {
+				const exited = onceWithin(turn, 'exit', WAIT_MS, 'turnserver did not exit');
 				turn.kill();
-				await once(turn, 'exit');
+				await exited.finally(() => turn.kill('SIGKILL'));
 			}
 			fs.rmSync(turnDir, { recursive: true, force: true });
 		}

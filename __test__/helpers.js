@@ -1,12 +1,58 @@
 'use strict';
 // Test helpers: plain `ws` sockets as slaves and clients, a frame queue that
-// waits on events (never on timers), and an independent encoder of the 0.9.0
-// wire format (so the tests do not trust the engine's own codec).
+// waits on events (never on timers), an independent encoder of the 0.9.0
+// wire format (so the tests do not trust the engine's own codec), and
+// bounded waits: a regression fails in seconds, saying what did not happen.
 
 const { once } = require('node:events');
 const http = require('node:http');
 const WebSocket = require('ws');
 const { Master } = require('..');
+
+/** How long a wait on loopback may take before the test fails (a frame, a close, an event). */
+const WAIT_MS = 5_000;
+
+/**
+ * `promise`, bounded: rejects once `ms` have passed with an Error saying
+ * `what` did not happen (written as the failure, e.g. 'the master did not
+ * drop the silent client'), followed by "within N ms". The timer goes as
+ * soon as `promise` settles. A wait is often armed before the step that
+ * should end it: if that step fails first, its rejection is not reported a
+ * second time as unhandled (awaiting it still throws).
+ */
+function within(promise, ms, what) {
+	let timer;
+	const late = new Promise((_, reject) => {
+		timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
+	});
+	return handled(Promise.race([promise, late]).finally(() => clearTimeout(timer)));
+}
+
+/**
+ * The arguments of the next `event` of `emitter`, within `ms` (else an
+ * Error saying `what` did not happen). An EventEmitter is listened to as
+ * `events.once` does (its 'error' event rejects too); an object with only
+ * addEventListener (the browser bundle's classes) with that, the listener
+ * removed once it fired or the time is up.
+ */
+function onceWithin(emitter, event, ms, what = `no '${event}' event`) {
+	if (typeof emitter.on === 'function') {
+		const abort = new AbortController();
+		return handled(within(once(emitter, event, { signal: abort.signal }), ms, what).finally(() => abort.abort()));
+	}
+	let listener;
+	const fired = new Promise((resolve) => {
+		listener = (...args) => resolve(args);
+		emitter.addEventListener(event, listener);
+	});
+	return handled(within(fired, ms, what).finally(() => emitter.removeEventListener(event, listener)));
+}
+
+/** `promise`, with its rejection marked as handled (see {@link within}). */
+function handled(promise) {
+	promise.catch(() => {});
+	return promise;
+}
 
 const T = Object.freeze({
 	register: 0, addSlaves: 1, removeSlaves: 2, offerToSlave: 3, offerFromClient: 4,
@@ -86,6 +132,7 @@ class Peer {
 		this.ws = ws;
 		this.frames = [];
 		this.waiters = [];
+		/** Resolves with `{ code, reason }` once the WebSocket is closed (unbounded: wrap it in `within`). */
 		this.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
 		ws.on('message', (data, isBinary) => {
 			const item = isBinary ? Buffer.from(data) : { text: data.toString() };
@@ -95,27 +142,42 @@ class Peer {
 		});
 	}
 
-	/** The next frame, decoded. */
-	async next() {
-		const raw = this.frames.length > 0 ? this.frames.shift() : await new Promise((resolve) => this.waiters.push(resolve));
-		return decode(raw);
+	/** The next frame, decoded; rejects if none comes within `ms`. */
+	async next(ms = WAIT_MS) {
+		if (this.frames.length > 0) return decode(this.frames.shift());
+		let waiter;
+		const arrived = new Promise((resolve) => {
+			waiter = resolve;
+			this.waiters.push(resolve);
+		});
+		try {
+			return decode(await within(arrived, ms, `no frame came on ${this.ws.url}`));
+		} finally {
+			// A wait that timed out must not take the next frame.
+			const i = this.waiters.indexOf(waiter);
+			if (i !== -1) this.waiters.splice(i, 1);
+		}
 	}
 
 	send(buf) {
 		this.ws.send(buf);
 	}
 
-	close() {
+	/** Closes the WebSocket; resolves with `{ code, reason }` once closed, within `ms`. */
+	close(ms = WAIT_MS) {
 		this.ws.close();
-		return this.closed;
+		return within(this.closed, ms, `the WebSocket on ${this.ws.url} did not close`);
 	}
 }
 
-/** Opens a WebSocket; resolves with a Peer once open, rejects with the HTTP refusal. */
-function connect(url, { cookie } = {}) {
+/**
+ * Opens a WebSocket; resolves with a Peer once open, rejects with the HTTP
+ * refusal, or once `timeout` ms have passed.
+ */
+function connect(url, { cookie, timeout = 2 * WAIT_MS } = {}) {
 	const ws = new WebSocket(url, cookie ? { headers: { Cookie: cookie } } : undefined);
 	const peer = new Peer(ws);
-	return new Promise((resolve, reject) => {
+	return within(new Promise((resolve, reject) => {
 		ws.once('open', () => resolve(peer));
 		ws.once('unexpected-response', (req, res) => {
 			let body = '';
@@ -128,6 +190,9 @@ function connect(url, { cookie } = {}) {
 			});
 		});
 		ws.once('error', reject);
+	}), timeout, `the WebSocket to ${url} did not open`).catch((err) => {
+		ws.terminate();
+		throw err;
 	});
 }
 
@@ -139,7 +204,7 @@ function connect(url, { cookie } = {}) {
 async function startMaster(mode, options = {}) {
 	if (mode === 'port') {
 		const master = new Master(0, { host: '127.0.0.1', ...options });
-		await once(master, 'listening');
+		await onceWithin(master, 'listening', WAIT_MS, 'the master did not start listening');
 		const { port } = master;
 		return {
 			master,
@@ -176,4 +241,4 @@ async function registeredSlave(url, userData, watcher) {
 	return { slave, id: added.slaves[0].id, added };
 }
 
-module.exports = { T, frame, decode, Peer, connect, startMaster, registeredSlave };
+module.exports = { T, WAIT_MS, frame, decode, Peer, connect, onceWithin, registeredSlave, startMaster, within };

@@ -6,11 +6,10 @@
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
-const { once } = require('node:events');
 const net = require('node:net');
 const path = require('node:path');
 const { fork } = require('node:child_process');
-const { T, frame, connect, startMaster, registeredSlave } = require('./helpers.js');
+const { T, WAIT_MS, frame, connect, onceWithin, registeredSlave, startMaster, within } = require('./helpers.js');
 
 const CANDIDATE = { sdpMid: '0', sdpMLineIndex: 0, candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host' };
 const GIANT = Buffer.alloc(16 * 1024 * 1024, 0);
@@ -33,8 +32,8 @@ function closedBy(socket) {
 	return new Promise((resolve) => socket.on('close', () => resolve(received)));
 }
 
-describe('hostile peers against a live master', () => {
-	it('answers offers over the rate with rejections and drops candidates over the rate; others are unaffected', () => withMaster(
+describe('hostile peers against a live master', { timeout: 60_000 }, () => {
+	it('answers offers over the rate with rejections and drops candidates over the rate; others are unaffected', { timeout: 10_000 }, () => withMaster(
 		{ maxOffersPerSecond: 5, maxCandidatesPerSecond: 20 },
 		async ({ url }) => {
 			const flooder = await connect(`${url}/enslavism/clients`);
@@ -73,7 +72,7 @@ describe('hostile peers against a live master', () => {
 		},
 	));
 
-	it('refuses offers to ids that are not listed slaves (an unregistered slave, unknown ids)', () => withMaster({}, async ({ url }) => {
+	it('refuses offers to ids that are not listed slaves (an unregistered slave, unknown ids)', { timeout: 10_000 }, () => withMaster({}, async ({ url }) => {
 		const client = await connect(`${url}/enslavism/clients`);
 		await client.next();
 		const other = await connect(`${url}/enslavism/clients`);
@@ -98,36 +97,37 @@ describe('hostile peers against a live master', () => {
 		unregistered.close();
 	}));
 
-	it('closes a connection that sends a 16 MB frame with 1009; the others keep working', () => withMaster({}, async ({ master, url }) => {
+	it('closes a connection that sends a 16 MB frame with 1009; the others keep working', { timeout: 10_000 }, () => withMaster({}, async ({ master, url }) => {
 		const client = await connect(`${url}/enslavism/clients`);
 		await client.next();
-		const seen = once(master, 'slaveconnection');
+		const seen = onceWithin(master, 'slaveconnection', WAIT_MS, 'the master did not report the slave connection');
 		const big = await connect(`${url}/enslavism/slaves`);
 		const [socket] = await seen;
 		big.send(Buffer.alloc(16 * 1024 * 1024, 0));
 		// The sender may see 1006 instead: the master stops reading after the
 		// frame header, so the rest of its upload meets a reset connection.
-		const [code] = await once(socket, 'close');
+		const [code] = await onceWithin(socket, 'close', WAIT_MS, 'the master did not close the connection that sent 16 MB');
 		assert.equal(code, 1009);
-		await big.closed;
+		await within(big.closed, WAIT_MS, 'the sender of 16 MB did not see its connection close');
 		await registeredSlave(url, { after: true }, client);
 		assert.equal(master.peerCounts.slaves, 1);
 	}));
 
-	it('drops slow-loris handshakes and silent TCP connections after handshakeTimeout; others connect meanwhile', () => withMaster(
+	it('drops slow-loris handshakes and silent TCP connections after handshakeTimeout; others connect meanwhile', { timeout: 10_000 }, () => withMaster(
 		{ handshakeTimeout: 400 },
 		async ({ master, url }) => {
 			const silent = net.connect(master.port, '127.0.0.1');
 			const silentClosed = closedBy(silent);
 			const loris = net.connect(master.port, '127.0.0.1');
 			const lorisClosed = closedBy(loris);
-			await once(loris, 'connect');
+			await onceWithin(loris, 'connect', WAIT_MS, 'the slow-loris socket did not connect');
 			let sent = 0;
 			const drip = setInterval(() => { if (!loris.destroyed) loris.write(UPGRADE[sent++ % UPGRADE.length]); }, 20);
 			try {
 				const client = await connect(`${url}/enslavism/clients`);
 				await client.next();
-				await Promise.all([silentClosed, lorisClosed]);
+				await within(Promise.all([silentClosed, lorisClosed]), WAIT_MS,
+					'the master did not drop the slow-loris and the silent connection (handshakeTimeout 400 ms)');
 				assert.ok(sent < UPGRADE.length, 'the handshake never completed');
 				assert.equal(master.peerCounts.clients, 1);
 			} finally {
@@ -136,44 +136,44 @@ describe('hostile peers against a live master', () => {
 		},
 	));
 
-	it('drops a WebSocket that stops in the middle of a frame (no pong, no frame end)', () => withMaster(
+	it('drops a WebSocket that stops in the middle of a frame (no pong, no frame end)', { timeout: 10_000 }, () => withMaster(
 		{ heartbeatInterval: 50, heartbeatTimeout: 300 },
 		async ({ master }) => {
 			const raw = net.connect(master.port, '127.0.0.1');
 			const closed = closedBy(raw);
-			await once(raw, 'connect');
+			await onceWithin(raw, 'connect', WAIT_MS, 'the raw socket did not connect');
 			raw.write(UPGRADE);
-			await once(raw, 'data');
+			await onceWithin(raw, 'data', WAIT_MS, 'the master did not answer the WebSocket handshake');
 			// A masked binary frame announcing 100 bytes, of which 3 arrive.
 			raw.write(Buffer.from([0x82, 0x80 | 100, 1, 2, 3, 4, 9, 9, 9]));
-			await closed;
+			await within(closed, WAIT_MS, 'the master did not drop the WebSocket stuck in the middle of a frame (heartbeatTimeout 300 ms)');
 			assert.equal(master.peerCounts.clients, 0);
 		},
 	));
 
-	it('answers connections over maxConnections with 503 and a reason; a slot is free again once a connection ends', () => withMaster({ maxConnections: 2 }, async ({ master, url }) => {
-		const firstSocket = once(master, 'clientconnection');
+	it('answers connections over maxConnections with 503 and a reason; a slot is free again once a connection ends', { timeout: 10_000 }, () => withMaster({ maxConnections: 2 }, async ({ master, url }) => {
+		const firstSocket = onceWithin(master, 'clientconnection', WAIT_MS, 'the master did not report the first client');
 		const a = await connect(`${url}/enslavism/clients`);
 		await a.next();
 		const [aSocket] = await firstSocket;
 		const b = await connect(`${url}/enslavism/clients`);
 		await b.next();
 		await assert.rejects(connect(`${url}/enslavism/clients`), { status: 503, body: 'too many connections (the limit is 2)' });
-		const seenClosed = once(aSocket, 'close');
+		const seenClosed = onceWithin(aSocket, 'close', WAIT_MS, 'the master did not see the first client close');
 		await a.close();
 		await seenClosed; // the master has forgotten it
 		const c = await connect(`${url}/enslavism/clients`);
 		await c.next();
 	}));
 
-	it('closes a slave whose userData is over maxUserDataSize, with the reason, and never lists it', () => withMaster(
+	it('closes a slave whose userData is over maxUserDataSize, with the reason, and never lists it', { timeout: 10_000 }, () => withMaster(
 		{ maxUserDataSize: 100 },
 		async ({ url }) => {
 			const client = await connect(`${url}/enslavism/clients`);
 			await client.next();
 			const slave = await connect(`${url}/enslavism/slaves`);
 			slave.send(frame.register({ name: 'x'.repeat(200) }));
-			const { code, reason } = await slave.closed;
+			const { code, reason } = await within(slave.closed, WAIT_MS, 'the master did not close the slave with too much userData');
 			assert.equal(code, 1009);
 			assert.equal(reason, 'userData of 211 bytes is over this master\'s limit of 100 bytes');
 			const { added } = await registeredSlave(url, { small: true }, client);
@@ -181,15 +181,15 @@ describe('hostile peers against a live master', () => {
 		},
 	));
 
-	it('keeps its memory bounded under garbage, 16 MB frames and connection churn (master in its own process)', async () => {
+	it('keeps its memory bounded under garbage, 16 MB frames and connection churn (master in its own process)', { timeout: 30_000 }, async () => {
 		const child = fork(path.join(__dirname, 'fixtures', 'master-process.js'), ['{}'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 		const ask = async (request) => {
 			child.send(request);
-			const [reply] = await once(child, 'message');
+			const [reply] = await onceWithin(child, 'message', WAIT_MS, `the master process did not answer '${request}'`);
 			return reply;
 		};
 		try {
-			const [{ port }] = await once(child, 'message');
+			const [{ port }] = await onceWithin(child, 'message', 2 * WAIT_MS, 'the master process did not start');
 			const url = `ws://127.0.0.1:${port}`;
 			const round = async () => {
 				const peers = await Promise.all(Array.from({ length: 50 }, () => connect(`${url}/enslavism/clients`)));
@@ -198,7 +198,7 @@ describe('hostile peers against a live master', () => {
 					// Over the 256 KiB limit: closed; the 16 MB ones after their header.
 					p.send(i % 10 === 0 ? GIANT : Buffer.alloc(300 * 1024, 7));
 				}
-				await Promise.all(peers.map((p) => p.closed));
+				await within(Promise.all(peers.map((p) => p.closed)), 2 * WAIT_MS, 'the master did not close every connection that sent an oversized frame');
 			};
 			await round(); // warm-up: allocator pools, tasks
 			const before = (await ask('rss')).rss;
@@ -210,7 +210,7 @@ describe('hostile peers against a live master', () => {
 			// 470 MB); a master that buffered them before refusing would show it.
 			assert.ok(after - before < 20 * 1024 * 1024, `RSS grew by ${((after - before) / 1048576).toFixed(1)} MB`);
 			child.send('close');
-			await once(child, 'exit');
+			await onceWithin(child, 'exit', WAIT_MS, 'the master process did not exit once closed');
 		} finally {
 			child.kill();
 		}

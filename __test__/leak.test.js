@@ -8,7 +8,6 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { once } = require('node:events');
 const path = require('node:path');
 const { fork } = require('node:child_process');
 const { NETNS_ADDRESS, enterNamespace } = require('./netns.js');
@@ -18,12 +17,17 @@ if (!enterNamespace(__filename, 'leak tests', { summary: true })) return;
 const WebSocket = require('ws');
 const wrtc = require('@roamhq/wrtc');
 const { Master } = require('..');
+const { WAIT_MS, onceWithin, within } = require('./helpers.js');
 
 globalThis.WebSocket = WebSocket;
 globalThis.RTCPeerConnection = wrtc.RTCPeerConnection;
 
 const WARM_UP = 500;
 const CYCLES = Number(process.env.LEAK_CYCLES ?? 1000);
+/** One connect/echo/close cycle takes ~20 ms; a cycle that hangs fails after this. */
+const CYCLE_MS = 15_000;
+/** The whole check: 1,500 cycles took 33 s (debug build, two cores); three times as long per cycle, and margin. */
+const CHECK_MS = 30_000 + (WARM_UP + CYCLES) * 60;
 // libwebrtc frees a closed RTCPeerConnection only when its JS object is
 // collected; without collections, this process slows to a crawl after ~1,500.
 const collectGarbage = (() => {
@@ -31,7 +35,7 @@ const collectGarbage = (() => {
 	return require('node:vm').runInNewContext('gc');
 })();
 
-describe('slave memory and resources over many connections', () => {
+describe('slave memory and resources over many connections', { timeout: CHECK_MS + 30_000 }, () => {
 	let master;
 	let child;
 	let MasterConnection;
@@ -39,42 +43,50 @@ describe('slave memory and resources over many connections', () => {
 	before(async () => {
 		({ MasterConnection } = await import('../client/index.mjs'));
 		master = new Master(0, { host: '127.0.0.1', maxOffersPerSecond: 0 });
-		await once(master, 'listening');
+		await onceWithin(master, 'listening', WAIT_MS, 'the master did not start listening');
 		child = fork(path.join(__dirname, 'fixtures', 'slave-process.js'),
 			[`ws://127.0.0.1:${master.port}`, JSON.stringify({ iceAddresses: [NETNS_ADDRESS] })],
 			{ stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--expose-gc'] });
-		await once(child, 'message');
-	});
+		await onceWithin(child, 'message', 2 * WAIT_MS, 'the slave process did not start');
+	}, { timeout: 4 * WAIT_MS });
 
 	after(async () => {
-		child.send('close');
-		await once(child, 'exit');
-		await master.close();
-	});
-
-	async function ask(request, key) {
-		child.send(request);
-		for (;;) {
-			const [reply] = await once(child, 'message');
-			if (key in reply) return reply[key];
+		try {
+			const exited = onceWithin(child, 'exit', WAIT_MS, 'the slave process did not exit once closed');
+			child.send('close');
+			await exited;
+		} finally {
+			child.kill('SIGKILL');
+			await master.close();
 		}
+	}, { timeout: 4 * WAIT_MS });
+
+	/** Sends `request` to the slave process; resolves with the `key` of its reply, within `ms`. */
+	function ask(request, key, ms = WAIT_MS) {
+		let onReply;
+		const answered = new Promise((resolve) => {
+			onReply = (reply) => { if (key in reply) resolve(reply[key]); };
+			child.on('message', onReply);
+		});
+		child.send(request);
+		return within(answered, ms, `the slave process did not answer '${request}'`).finally(() => child.off('message', onReply));
 	}
 
 	async function settledStats() {
-		await ask('when-idle', 'idle');
+		await ask('when-idle', 'idle', 2 * WAIT_MS);
 		return ask('stats', 'stats');
 	}
 
-	it(`${CYCLES} connect/echo/close cycles: RSS within 5% after warm-up, fds and engine tasks back to baseline`, async () => {
+	it(`${CYCLES} connect/echo/close cycles: RSS within 5% after warm-up, fds and engine tasks back to baseline`, { timeout: CHECK_MS }, async () => {
 		const masterCon = new MasterConnection(`ws://127.0.0.1:${master.port}`);
-		const slaveCo = await new Promise((resolve) => masterCon.addEventListener('slaveadded', resolve));
-		const cycle = async (i) => {
+		const [slaveCo] = await onceWithin(masterCon, 'slaveadded', WAIT_MS, 'the browser client did not list the slave');
+		const cycle = (i) => within((async () => {
 			const dc = await slaveCo.createDataChannel('echo');
 			const reply = new Promise((resolve) => { dc.onmessage = (ev) => resolve(ev.data); });
 			dc.send(`ping ${i}`);
 			assert.equal(await reply, `ping ${i}`);
 			slaveCo.close();
-		};
+		})(), CYCLE_MS, `cycle ${i} (connect, echo, close) did not complete`);
 		for (let i = 0; i < WARM_UP; i++) {
 			await cycle(i);
 			if (i % 100 === 99) collectGarbage();

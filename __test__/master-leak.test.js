@@ -9,10 +9,10 @@
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
-const { once } = require('node:events');
 const path = require('node:path');
 const { fork } = require('node:child_process');
 const WebSocket = require('ws');
+const { WAIT_MS, onceWithin, within } = require('./helpers.js');
 
 const CLIENTS = 500;
 // Rounds before measuring: the allocator's arenas (one per engine thread)
@@ -23,8 +23,9 @@ const WARM_UP = 20;
 const ROUNDS = 10;
 const MB = 2 ** 20;
 
+/** Sends `request` to the master process; resolves with the `key` of its reply, within WAIT_MS. */
 function ask(child, request, key) {
-	return new Promise((resolve, reject) => {
+	return within(new Promise((resolve, reject) => {
 		const onMessage = (reply) => {
 			if (!(key in reply)) return;
 			child.off('exit', onExit).off('message', onMessage);
@@ -33,35 +34,36 @@ function ask(child, request, key) {
 		const onExit = (code) => reject(new Error(`the master process exited (${code})`));
 		child.on('message', onMessage).once('exit', onExit);
 		child.send(request);
-	});
+	}), WAIT_MS, `the master process did not answer '${request}'`);
 }
 
+/** A WebSocket client of the master, once open (within WAIT_MS). */
 function connect(port) {
-	return new Promise((resolve, reject) => {
+	return within(new Promise((resolve, reject) => {
 		const socket = new WebSocket(`ws://127.0.0.1:${port}/enslavism/clients`);
 		socket.once('open', () => resolve(socket)).once('error', reject);
-	});
+	}), WAIT_MS, 'a client did not connect');
 }
 
 async function round(child, port) {
 	const sockets = await Promise.all(Array.from({ length: CLIENTS }, () => connect(port)));
-	await Promise.all(sockets.map((socket) => {
-		const closed = once(socket, 'close');
+	await within(Promise.all(sockets.map((socket) => {
+		const closed = new Promise((resolve) => socket.once('close', resolve));
 		socket.close();
 		return closed;
-	}));
+	})), WAIT_MS, `the ${CLIENTS} clients did not all close`);
 	await ask(child, 'when-empty', 'empty');
 }
 
 for (const [mode, where] of [['port', 'on its own port'], ['server', 'attached to an http.Server']]) {
-	describe(`master ${where}: memory and resources over many connections`, () => {
+	describe(`master ${where}: memory and resources over many connections`, { timeout: 130_000 }, () => {
 		it(`${ROUNDS} rounds of ${CLIENTS} clients: JS heap and RSS flat, fds and engine tasks back to baseline`, { timeout: 120_000 }, async () => {
 			// A young generation of fixed size: V8 grows it under bursts of
 			// upgrades and gives it back in its own time, which is not ours to test.
 			const child = fork(path.join(__dirname, 'fixtures', 'master-stats-process.js'), [mode],
 				{ stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--expose-gc', '--max-semi-space-size=1'] });
 			try {
-				const [{ port }] = await once(child, 'message');
+				const [{ port }] = await onceWithin(child, 'message', 2 * WAIT_MS, 'the master process did not start');
 				const baseline = await ask(child, 'stats', 'stats');
 				for (let i = 0; i < WARM_UP; i++) await round(child, port);
 				const samples = [];

@@ -5,13 +5,12 @@
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
-const { once } = require('node:events');
 const { Master, Slave } = require('..');
 const binding = require('../lib/binding.js');
-const { connect, startMaster } = require('./helpers.js');
+const { WAIT_MS, connect, onceWithin, startMaster, within } = require('./helpers.js');
 
-describe('misuse from JS', () => {
-	it('a listener that throws costs none of the other events of its batch; its error is still thrown', () => {
+describe('misuse from JS', { timeout: 60_000 }, () => {
+	it('a listener that throws costs none of the other events of its batch; its error is still thrown', { timeout: 5_000 }, () => {
 		const { batchHandler } = require('../lib/util.js');
 		const seen = [];
 		const rethrown = [];
@@ -27,7 +26,7 @@ describe('misuse from JS', () => {
 		assert.deepEqual(rethrown, ['listener bug']);
 	});
 
-	it('a panic inside the engine is an Error with code ERR_ENSLAVISM_INTERNAL, and the process goes on', async () => {
+	it('a panic inside the engine is an Error with code ERR_ENSLAVISM_INTERNAL, and the process goes on', { timeout: 10_000 }, async () => {
 		assert.throws(() => binding.__panicForTests(), {
 			name: 'Error',
 			code: 'ERR_ENSLAVISM_INTERNAL',
@@ -40,7 +39,7 @@ describe('misuse from JS', () => {
 		await close();
 	});
 
-	it('master options out of range are RangeErrors naming the option and its range (checked by the engine)', () => {
+	it('master options out of range are RangeErrors naming the option and its range (checked by the engine)', { timeout: 5_000 }, () => {
 		assert.throws(() => new Master(0, { maxUserDataSize: 65536 }), {
 			name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: 'options.maxUserDataSize must be an integer from 1 to 65535 (bytes); received number 65536',
 		});
@@ -55,22 +54,23 @@ describe('misuse from JS', () => {
 		assert.throws(() => new Master(0, { heartbeatTimeout: '10s' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /options.heartbeatTimeout must be a number; received string 10s/ });
 	});
 
-	it('a peer socket of a closed master refuses send() with ERR_ENSLAVISM_CLOSED', async () => {
+	it('a peer socket of a closed master refuses send() with ERR_ENSLAVISM_CLOSED', { timeout: 10_000 }, async () => {
 		const { master, url, close } = await startMaster('port');
-		const seen = once(master, 'clientconnection');
+		const seen = onceWithin(master, 'clientconnection', WAIT_MS, 'the master did not report the client');
 		const client = await connect(`${url}/enslavism/clients`);
 		const [socket] = await seen;
 		await close();
-		await client.closed;
+		await within(client.closed, WAIT_MS, 'the client did not see the closed master close its connection');
 		assert.throws(() => socket.send('late'), { code: 'ERR_ENSLAVISM_CLOSED', message: /client connection 0 is not open/ });
-		const [err] = await new Promise((resolve) => socket.send('late', (...args) => resolve(args)));
+		const [err] = await within(new Promise((resolve) => socket.send('late', (...args) => resolve(args))), WAIT_MS,
+			'send() on a closed socket did not call its callback');
 		assert.equal(err.code, 'ERR_ENSLAVISM_CLOSED');
 		assert.throws(() => socket.send(42), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
 		assert.deepEqual(master.peerCounts, { slaves: 0, clients: 0 });
 		await master.close(); // twice is fine
 	});
 
-	it('new Slave() checks its arguments: TypeErrors and RangeErrors with codes, bad URLs rejected', async () => {
+	it('new Slave() checks its arguments: TypeErrors and RangeErrors with codes, bad URLs rejected', { timeout: 20_000 }, async () => {
 		assert.throws(() => new Slave(8081, {}), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /masterWsUrl must be a string; received number 8081/ });
 		assert.throws(() => new Slave('ws://127.0.0.1:1', undefined), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
 		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, 'password'), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
@@ -88,7 +88,7 @@ describe('misuse from JS', () => {
 		// A udpPort in use: the slave binds before it dials, and says so.
 		const taken = require('node:dgram').createSocket('udp4');
 		taken.bind(0, '127.0.0.1');
-		await once(taken, 'listening');
+		await onceWithin(taken, 'listening', WAIT_MS, 'the UDP socket did not bind');
 		try {
 			await assert.rejects(new Slave('ws://127.0.0.1:1', {}, {}, { iceAddresses: ['127.0.0.1'], udpPort: taken.address().port }),
 				{ code: 'EADDRINUSE', message: /cannot bind the slave's UDP socket/ });
@@ -100,15 +100,15 @@ describe('misuse from JS', () => {
 		await assert.rejects(new Slave('ws://127.0.0.1:1', { big: 'x'.repeat(70000) }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
 	});
 
-	it('a closed slave can be closed again, lists no connection, and its master forgets it', async () => {
+	it('a closed slave can be closed again, lists no connection, and its master forgets it', { timeout: 10_000 }, async () => {
 		const { master, url, close } = await startMaster('port');
 		try {
-			const seen = once(master, 'slaveconnection');
+			const seen = onceWithin(master, 'slaveconnection', WAIT_MS, 'the master did not report the slave');
 			const slave = await new Slave(url, { name: 'short-lived' }, {}, { iceAddresses: ['127.0.0.1'] });
 			const [socket] = await seen;
-			const gone = once(socket, 'close');
-			await slave.close();
-			await slave.close();
+			const gone = onceWithin(socket, 'close', WAIT_MS, 'the master did not see the closed slave go');
+			await within(slave.close(), WAIT_MS, 'slave.close() did not resolve');
+			await within(slave.close(), WAIT_MS, 'a second slave.close() did not resolve');
 			assert.deepEqual(slave.connections, []);
 			await gone;
 			assert.equal(master.peerCounts.slaves, 0);

@@ -13,20 +13,29 @@ const { NETNS_ADDRESS, enterNamespace } = require('./netns.js');
 if (!enterNamespace(__filename, 'native client tests')) return;
 
 const { checkSlaves, closeOldSlaves, echoSlave, example, oldMaster, runBots } = require('./client-helpers.js');
+const { WAIT_MS, onceWithin } = require('./helpers.js');
 const ours = require('..');
 const old = require('enslavism-0.9.0');
+
+/** How long client_check may run (its steps, a master restart included, take a few seconds). */
+const CHECK_TIMEOUT_MS = 60_000;
 
 
 /**
  * Runs examples/client_check against the master at `url` (see that file for
  * its steps); calls `restart()` when it asks for the master to restart.
- * Resolves with the steps it passed, in order.
+ * Resolves with the steps it passed, in order; rejects, naming the steps
+ * passed so far, if it has not finished within CHECK_TIMEOUT_MS.
  */
 function runCheck(url, restart) {
 	return new Promise((resolve, reject) => {
 		const child = spawn(example('client_check'), [url, NETNS_ADDRESS], { stdio: ['ignore', 'pipe', 'pipe'] });
 		const passed = [];
 		let output = '';
+		const timer = setTimeout(() => {
+			child.kill('SIGKILL');
+			reject(new Error(`client_check did not finish within ${CHECK_TIMEOUT_MS} ms (passed: ${passed.join(', ') || 'nothing'}):\n${output}`));
+		}, CHECK_TIMEOUT_MS);
 		child.stdout.setEncoding('utf8');
 		child.stdout.on('data', (chunk) => {
 			output += chunk;
@@ -37,7 +46,11 @@ function runCheck(url, restart) {
 		});
 		child.stderr.on('data', (d) => { output += d; });
 		child.on('error', reject);
-		child.on('close', (code) => (code === 0 ? resolve(passed) : reject(new Error(`client_check exited with ${code}:\n${output}`))));
+		child.on('close', (code) => {
+			clearTimeout(timer);
+			if (code === 0) resolve(passed);
+			else reject(new Error(`client_check exited with ${code}:\n${output}`));
+		});
 	});
 }
 
@@ -59,10 +72,10 @@ function assertSane(report, bots, { reliable }) {
 	}
 }
 
-describe('native client (bots)', () => {
+describe('native client (bots)', { timeout: 270_000 }, () => {
 	it('50 bots on our master and slave, reliable, then 20 unreliable', { timeout: 60_000 }, async () => {
 		const master = new ours.Master(0, { host: '127.0.0.1' });
-		await new Promise((resolve) => master.once('listening', resolve));
+		await onceWithin(master, 'listening', WAIT_MS, 'the master did not start listening');
 		const url = `ws://127.0.0.1:${master.port}`;
 		const { slave, labels } = await echoSlave(ours.Slave, url, { iceAddresses: [NETNS_ADDRESS] });
 		try {
@@ -80,7 +93,7 @@ describe('native client (bots)', () => {
 
 	it('bots replaced while running (churn) all connect', { timeout: 60_000 }, async () => {
 		const master = new ours.Master(0, { host: '127.0.0.1' });
-		await new Promise((resolve) => master.once('listening', resolve));
+		await onceWithin(master, 'listening', WAIT_MS, 'the master did not start listening');
 		const url = `ws://127.0.0.1:${master.port}`;
 		const { slave } = await echoSlave(ours.Slave, url, { iceAddresses: [NETNS_ADDRESS] });
 		try {
@@ -110,7 +123,7 @@ describe('native client (bots)', () => {
 
 	it('the client against our master and slaves: two channels, rejection, a master restart', { timeout: 90_000 }, async () => {
 		let master = new ours.Master(0, { host: '127.0.0.1' });
-		await new Promise((resolve) => master.once('listening', resolve));
+		await onceWithin(master, 'listening', WAIT_MS, 'the master did not start listening');
 		const port = master.port;
 		const url = `ws://127.0.0.1:${port}`;
 		const { echo, refuse } = await checkSlaves(ours.Slave, url, { iceAddresses: [NETNS_ADDRESS] });
@@ -119,7 +132,7 @@ describe('native client (bots)', () => {
 			const passed = await runCheck(url, async () => {
 				await master.close();
 				master = new ours.Master(port, { host: '127.0.0.1' });
-				await new Promise((resolve) => master.once('listening', resolve));
+				await onceWithin(master, 'listening', WAIT_MS, 'the master did not start listening');
 			});
 			assert.deepEqual(passed, ALL_STEPS);
 		} finally {
@@ -150,7 +163,7 @@ describe('native client (bots)', () => {
 		}
 	});
 
-	it('bad arguments: a usage error, exit code 2', () => {
+	it('bad arguments: a usage error, exit code 2', { timeout: 15_000 }, () => {
 		const result = require('node:child_process').spawnSync(example('bots'), ['--bots', 'x'], { encoding: 'utf8', timeout: 10_000 });
 		assert.equal(result.status, 2);
 		assert.match(result.stderr, /--bots: "x" is not a number/);

@@ -9,6 +9,18 @@ const { spawnSync } = require('node:child_process');
 /** The address the namespace's veth interface holds. */
 const NETNS_ADDRESS = '10.77.0.1';
 const INSIDE = 'ENSLAVISM_IN_NETNS';
+/**
+ * The inner runner's `--test-timeout`. The runner applies it to the file as a
+ * whole (and to each test without a timeout of its own), so a file's suite
+ * timeouts, which name the test that hung, stay below it.
+ */
+const FILE_TIMEOUT_MS = 5 * 60_000;
+/**
+ * The whole namespace run (set-up, runner, file), enforced by spawnSync;
+ * below the outer runner's --test-timeout (package.json), which bounds this
+ * file too.
+ */
+const RUN_TIMEOUT_MS = 10 * 60_000;
 
 function insideNamespace() {
 	return process.env[INSIDE] === '1';
@@ -35,7 +47,9 @@ function runInNamespace(file, { veth = true } = {}) {
 		'echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad',
 		'ip link set lo up',
 		...interfaces,
-		'exec "$0" --test --test-reporter=spec --test-timeout=120000 "$1"',
+		// --test-force-exit: a test that timed out may leave sockets or
+		// processes open; the file ends anyway once every test is done.
+		`exec "$0" --test --test-reporter=spec --test-timeout=${FILE_TIMEOUT_MS} --test-force-exit "$1"`,
 	].join('\n');
 	// The outer test runner's context variable would make the inner runner
 	// report to it instead of running on its own.
@@ -43,10 +57,14 @@ function runInNamespace(file, { veth = true } = {}) {
 	const result = spawnSync('unshare', ['-rn', 'sh', '-c', setup, process.execPath, file], {
 		env: { ...env, [INSIDE]: '1' },
 		encoding: 'utf8',
-		timeout: 10 * 60_000,
+		timeout: RUN_TIMEOUT_MS,
 	});
+	const output = `${result.stdout}\n${result.stderr}`;
+	if (result.error?.code === 'ETIMEDOUT') {
+		throw new Error(`the tests of ${file} did not finish within ${RUN_TIMEOUT_MS} ms inside the namespace (killed):\n${output}`);
+	}
 	if (result.error) throw result.error;
-	return { status: result.status, output: `${result.stdout}\n${result.stderr}` };
+	return { status: result.status, output };
 }
 
 /**
@@ -61,7 +79,8 @@ function enterNamespace(file, what, { summary = false, veth = true } = {}) {
 	// Required here: inside the namespace the file registers its own tests.
 	const { it } = require('node:test');
 	const assert = require('node:assert/strict');
-	it(`${what} pass inside a private network namespace`, () => {
+	// spawnSync blocks: RUN_TIMEOUT_MS, enforced by runInNamespace, is the bound.
+	it(`${what} pass inside a private network namespace`, { timeout: RUN_TIMEOUT_MS }, () => {
 		const { status, output } = runInNamespace(file, { veth });
 		assert.equal(status, 0, output);
 		if (summary) process.stdout.write(output.split('\n').filter((l) => /^\s*(✔|✖|ℹ|#)/.test(l)).join('\n') + '\n');
@@ -69,4 +88,4 @@ function enterNamespace(file, what, { summary = false, veth = true } = {}) {
 	return false;
 }
 
-module.exports = { NETNS_ADDRESS, enterNamespace, insideNamespace, runInNamespace };
+module.exports = { FILE_TIMEOUT_MS, NETNS_ADDRESS, RUN_TIMEOUT_MS, enterNamespace, insideNamespace, runInNamespace };

@@ -7,7 +7,6 @@
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
-const { once } = require('node:events');
 const { NETNS_ADDRESS, enterNamespace } = require('./netns.js');
 
 if (!enterNamespace(__filename, 'Node MasterConnection tests')) return;
@@ -15,32 +14,35 @@ if (!enterNamespace(__filename, 'Node MasterConnection tests')) return;
 const ours = require('..');
 const old = require('enslavism-0.9.0');
 const { checkSlaves, closeOldSlaves, oldMaster } = require('./client-helpers.js');
+const { WAIT_MS, onceWithin, within } = require('./helpers.js');
 
 const { MasterConnection } = ours;
+/** How long a data channel may take to open, or a restarted master to be back (with margin). */
+const SLOW_MS = 15_000;
 
 /**
  * Resolves with the slave named `name` once `masterCon` lists it: added, or
  * listed again after a reconnection (the slave may register with a restarted
- * master after the client is back).
+ * master after the client is back). Rejects if that takes SLOW_MS.
  */
 function listed(masterCon, name) {
 	const found = masterCon.slaves.find((s) => s?.userData?.name === name);
 	if (found) return Promise.resolve(found);
-	return new Promise((resolve) => {
-		const onListed = (slaveCo) => {
-			if (slaveCo.userData?.name !== name) return;
-			masterCon.removeEventListener('slaveadded', onListed);
-			masterCon.removeEventListener('slaverelisted', onListed);
-			resolve(slaveCo);
-		};
+	let onListed;
+	const seen = new Promise((resolve) => {
+		onListed = (slaveCo) => { if (slaveCo.userData?.name === name) resolve(slaveCo); };
 		masterCon.addEventListener('slaveadded', onListed);
 		masterCon.addEventListener('slaverelisted', onListed);
 	});
+	return within(seen, SLOW_MS, `the slave '${name}' was not listed`).finally(() => {
+		masterCon.removeEventListener('slaveadded', onListed);
+		masterCon.removeEventListener('slaverelisted', onListed);
+	});
 }
 
-/** Sends `data` on `dc` and resolves with the echo. */
+/** Sends `data` on `dc` and resolves with the echo, within WAIT_MS. */
 async function echoed(dc, data) {
-	const reply = once(dc, 'message');
+	const reply = onceWithin(dc, 'message', WAIT_MS, `no echo on channel '${dc.label}'`);
 	dc.send(data);
 	const [ev] = await reply;
 	return ev.data;
@@ -75,20 +77,20 @@ async function exercise(url, restart) {
 		passed.push('both');
 
 		const refuse = await listed(masterCon, 'refuse');
-		const rejected = once(refuse, 'rejected');
+		const rejected = onceWithin(refuse, 'rejected', SLOW_MS, 'no rejected event from the refusing slave');
 		await assert.rejects(refuse.createDataChannel('nope'), { code: 'REJECTED' });
 		await rejected;
 		passed.push('rejected');
 
-		const closed = once(state, 'close');
+		const closed = onceWithin(state, 'close', SLOW_MS, 'the closed channel did not fire close');
 		state.close();
 		await closed;
 		assert.equal(state.readyState, 'closed');
 		assert.deepEqual(Object.keys(echo.dataChannels), ['reliable']);
 		passed.push('channel-closed');
 
-		const down = once(masterCon, 'close');
-		const back = once(masterCon, 'reconnected');
+		const down = onceWithin(masterCon, 'close', SLOW_MS, 'the client did not see the master go');
+		const back = onceWithin(masterCon, 'reconnected', 2 * SLOW_MS, 'the client did not reconnect to the restarted master');
 		await restart();
 		await down;
 		await back;
@@ -106,10 +108,10 @@ async function exercise(url, restart) {
 
 const ALL_STEPS = ['reliable', 'unreliable', 'both', 'rejected', 'channel-closed', 'after-restart'];
 
-describe('MasterConnection in Node', () => {
+describe('MasterConnection in Node', { timeout: 110_000 }, () => {
 	it('on our master and slaves', { timeout: 60_000 }, async () => {
 		let master = new ours.Master(0, { host: '127.0.0.1' });
-		await once(master, 'listening');
+		await onceWithin(master, 'listening', WAIT_MS, 'the master did not start listening');
 		const port = master.port;
 		const url = `ws://127.0.0.1:${port}`;
 		const { echo, refuse } = await checkSlaves(ours.Slave, url, { iceAddresses: [NETNS_ADDRESS] });
@@ -117,7 +119,7 @@ describe('MasterConnection in Node', () => {
 			const passed = await exercise(url, async () => {
 				await master.close();
 				master = new ours.Master(port, { host: '127.0.0.1' });
-				await once(master, 'listening');
+				await onceWithin(master, 'listening', WAIT_MS, 'the restarted master did not start listening');
 			});
 			assert.deepEqual(passed, ALL_STEPS);
 		} finally {
@@ -156,7 +158,7 @@ describe('MasterConnection in Node', () => {
 		assert.throws(() => new MasterConnection('ws://127.0.0.1:1', { iceAddresses: ['not an ip'] }), { code: 'ERR_INVALID_ARG_VALUE' });
 		assert.throws(() => new MasterConnection('ws://127.0.0.1:1', { authData: { token: 5 } }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
 		const masterCon = new MasterConnection('ws://127.0.0.1:1', { connectTimeout: 2000 });
-		const [event] = await once(masterCon, 'close');
+		const [event] = await onceWithin(masterCon, 'close', 2 * WAIT_MS, 'an unreachable master was not reported as a close');
 		assert.equal(event.code, 1006);
 		assert.equal(event.error.code, 'ERR_ENSLAVISM_UNREACHABLE');
 		await masterCon.close();

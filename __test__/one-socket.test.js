@@ -7,7 +7,6 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { once } = require('node:events');
 const { execFileSync, fork } = require('node:child_process');
 const dgram = require('node:dgram');
 const path = require('node:path');
@@ -17,33 +16,45 @@ if (!enterNamespace(__filename, 'one-socket engine tests')) return;
 
 const { Master } = require('..');
 const { runBots } = require('./client-helpers.js');
+const { WAIT_MS, onceWithin, within } = require('./helpers.js');
 
 /** A UDP port free on the namespace's address right now. */
 async function freePort() {
 	const socket = dgram.createSocket('udp4');
 	socket.bind(0, NETNS_ADDRESS);
-	await once(socket, 'listening');
+	await onceWithin(socket, 'listening', WAIT_MS, 'the UDP socket did not bind');
 	const { port } = socket.address();
 	socket.close();
 	return port;
 }
 
-/** A slave in its own process (fixtures/slave-process.js), echoing. */
+/**
+ * A slave in its own process (fixtures/slave-process.js), echoing. `ask`
+ * sends it a request and resolves with the `key` of its reply, within `ms`.
+ */
 async function slaveProcess(url, options) {
 	const child = fork(path.join(__dirname, 'fixtures', 'slave-process.js'), [url, JSON.stringify(options)],
 		{ stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-	const [first] = await once(child, 'message');
+	const [first] = await onceWithin(child, 'message', 2 * WAIT_MS, 'the slave process did not start');
 	assert.deepEqual(first, { ready: true });
-	const ask = async (request, key) => {
+	const ask = (request, key, ms = WAIT_MS) => {
+		let onReply;
+		const answered = new Promise((resolve) => {
+			onReply = (reply) => { if (key in reply) resolve(reply[key]); };
+			child.on('message', onReply);
+		});
 		child.send(request);
-		for (;;) {
-			const [reply] = await once(child, 'message');
-			if (key in reply) return reply[key];
-		}
+		return within(answered, ms, `the slave process did not answer ${JSON.stringify(request)}`).finally(() => child.off('message', onReply));
 	};
 	const close = async () => {
+		if (child.exitCode !== null || child.signalCode !== null) return;
+		const exited = onceWithin(child, 'exit', WAIT_MS, 'the slave process did not exit once closed');
 		child.send('close');
-		await once(child, 'exit');
+		try {
+			await exited;
+		} finally {
+			child.kill('SIGKILL');
+		}
 	};
 	return { ask, close };
 }
@@ -63,13 +74,13 @@ describe('one UDP socket per shard', { timeout: 120_000 }, () => {
 
 	before(async () => {
 		master = new Master(0, { host: '127.0.0.1', maxOffersPerSecond: 0 });
-		await once(master, 'listening');
+		await onceWithin(master, 'listening', WAIT_MS, 'the master did not start listening');
 		url = `ws://127.0.0.1:${master.port}`;
-	});
+	}, { timeout: 2 * WAIT_MS });
 
-	after(() => master.close());
+	after(() => master.close(), { timeout: 2 * WAIT_MS });
 
-	it('200 concurrent setups all complete, every peer on the one socket of udpPort', async () => {
+	it('200 concurrent setups all complete, every peer on the one socket of udpPort', { timeout: 60_000 }, async () => {
 		const port = await freePort();
 		const slave = await slaveProcess(url, { iceAddresses: [NETNS_ADDRESS], udpPort: port });
 		try {
@@ -78,7 +89,7 @@ describe('one UDP socket per shard', { timeout: 120_000 }, () => {
 			assert.equal(idle.udpSockets, 1, 'one UDP socket before any peer');
 			// All 200 start within the first second; each sends for the rest of the run.
 			const bots = runBots(url, ['--bots', '200', '--ramp', '1000', '--seconds', '8', '--rate', '5']);
-			await slave.ask({ whenConnected: 200 }, 'connected');
+			await slave.ask({ whenConnected: 200 }, 'connected', 30_000);
 			const busy = await slave.ask('stats', 'stats');
 			assert.equal(busy.udpSockets, 1, 'still one UDP socket with 200 peers');
 			assert.ok(busy.fds < idle.fds + 10, `file descriptors ${idle.fds} → ${busy.fds}`);
@@ -91,7 +102,7 @@ describe('one UDP socket per shard', { timeout: 120_000 }, () => {
 		}
 	});
 
-	it('a slave with no udpPort has one socket per shard, each on its own port', async () => {
+	it('a slave with no udpPort has one socket per shard, each on its own port', { timeout: 20_000 }, async () => {
 		const slave = await slaveProcess(url, { iceAddresses: [NETNS_ADDRESS] });
 		try {
 			const { udpPorts, udpSockets } = await slave.ask('stats', 'stats');
@@ -102,7 +113,7 @@ describe('one UDP socket per shard', { timeout: 120_000 }, () => {
 		}
 	});
 
-	it('a lost DTLS flight (ServerHello …) is sent again when the client repeats its ClientHello, and the connection opens', async () => {
+	it('a lost DTLS flight (ServerHello …) is sent again when the client repeats its ClientHello, and the connection opens', { timeout: 40_000 }, async () => {
 		const port = await freePort();
 		const slave = await slaveProcess(url, { iceAddresses: [NETNS_ADDRESS], udpPort: port });
 		const table = 'enslavism_dtls';

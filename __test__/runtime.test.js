@@ -9,6 +9,8 @@ const path = require('node:path');
 
 /** tokio's worker threads in napi-rs's default runtime are named so (15 characters of a thread name). */
 const DEFAULT_NAME = 'tokio-rt-worker';
+/** How long one master process may take to start, count its threads and exit. */
+const CHILD_TIMEOUT_MS = 30_000;
 
 /**
  * Starts a master in a fresh Node process with `env`, and returns the names
@@ -16,7 +18,19 @@ const DEFAULT_NAME = 'tokio-rt-worker';
  * are `expected` of them.
  */
 function engineThreads(env, expected) {
-	const out = execFileSync(process.execPath, ['-e', `
+	let out;
+	try {
+		out = runMaster(env, expected);
+	} catch (err) {
+		if (err.code === 'ETIMEDOUT') throw new Error(`a master process (${JSON.stringify(env)}) did not report its threads within ${CHILD_TIMEOUT_MS} ms`);
+		throw err;
+	}
+	return JSON.parse(out);
+}
+
+/** Runs that master process; returns what it printed (its engine threads, as JSON). */
+function runMaster(env, expected) {
+	return execFileSync(process.execPath, ['-e', `
 		const fs = require('node:fs');
 		const { Master } = require(${JSON.stringify(path.join(__dirname, '..'))});
 		const m = new Master(0, { host: '127.0.0.1' });
@@ -33,11 +47,11 @@ function engineThreads(env, expected) {
 			console.log(JSON.stringify(threads().sort()));
 			await m.close();
 		});
-	`], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000 });
-	return JSON.parse(out);
+	`], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: CHILD_TIMEOUT_MS });
 }
 
-it('ENSLAVISM_THREADS sets the number of engine worker threads', { skip: process.platform !== 'linux' && 'reads /proc' }, () => {
+// Synchronous: each child's CHILD_TIMEOUT_MS is the real bound; the test's timeout adds them up.
+it('ENSLAVISM_THREADS sets the number of engine worker threads', { skip: process.platform !== 'linux' && 'reads /proc', timeout: 3 * CHILD_TIMEOUT_MS }, () => {
 	assert.deepEqual(engineThreads({ ENSLAVISM_THREADS: '3' }, 3), ['enslavism', 'enslavism', 'enslavism']);
 	// Unset or unusable: the default runtime, one worker per core.
 	const cores = os.availableParallelism();

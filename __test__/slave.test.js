@@ -5,7 +5,6 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { once } = require('node:events');
 const { execFileSync } = require('node:child_process');
 const { NETNS_ADDRESS, enterNamespace } = require('./netns.js');
 
@@ -14,19 +13,24 @@ if (!enterNamespace(__filename, 'slave tests', { summary: true })) return;
 const WebSocket = require('ws');
 const wrtc = require('@roamhq/wrtc');
 const { Master, Slave } = require('..');
-const { T, frame, connect } = require('./helpers.js');
+const { T, WAIT_MS, frame, connect, onceWithin, within } = require('./helpers.js');
 
 // The browser client runs in Node on libwebrtc.
 globalThis.WebSocket = WebSocket;
 globalThis.RTCPeerConnection = wrtc.RTCPeerConnection;
 
 const SLAVE_OPTIONS = { iceAddresses: [NETNS_ADDRESS] };
+/** How long a data channel may take to open (ICE, DTLS, SCTP on loopback take milliseconds). */
+const CHANNEL_MS = 15_000;
+/** How long a bulk transfer or a timeout-driven release may take (with margin). */
+const SLOW_MS = 30_000;
 
-function nextEvent(emitter, event) {
-	return new Promise((resolve) => emitter.addEventListener(event, function handler(...args) {
-		emitter.removeEventListener(event, handler);
-		resolve(args);
-	}));
+/**
+ * `slaveCo.createDataChannel(label, options)`, bounded: the browser bundle
+ * waits for the channel to open without a timeout of its own.
+ */
+function openChannel(slaveCo, label, options) {
+	return within(slaveCo.createDataChannel(label, options), CHANNEL_MS, `data channel '${label}' did not open`);
 }
 
 /**
@@ -44,7 +48,7 @@ async function withNft(name, rules, fn) {
 	}
 }
 
-describe('slave on webrtc-rs', () => {
+describe('slave on webrtc-rs', { timeout: 110_000 }, () => {
 	let master;
 	let url;
 	let MasterConnection;
@@ -55,27 +59,29 @@ describe('slave on webrtc-rs', () => {
 		master.on('slaveauth', (authData, reject) => {
 			if (authData.password !== 'secret') reject('Invalid credentials!');
 		});
-		await once(master, 'listening');
+		await onceWithin(master, 'listening', WAIT_MS, 'the master did not start listening');
 		url = `ws://127.0.0.1:${master.port}`;
-	});
+	}, { timeout: 2 * WAIT_MS });
 
-	after(() => master.close());
+	after(() => master.close(), { timeout: 2 * WAIT_MS });
 
 	async function startSlave(userData) {
 		return new Slave(url, userData, { username: 'getkey', password: 'secret' }, SLAVE_OPTIONS);
 	}
 
-	/** The SlaveConnection listing `userData`: already listed, or the next one added. */
-	function listedSlave(masterCon, userData) {
+	/** The SlaveConnection listing `userData`: already listed, or the next one added within `ms`. */
+	function listedSlave(masterCon, userData, ms = 2 * WAIT_MS) {
 		const key = JSON.stringify(userData);
 		const listed = masterCon.slaves.find((s) => s && JSON.stringify(s.userData) === key);
 		if (listed) return Promise.resolve(listed);
 		// One listener for all: several slaves may be added in the same task.
-		return new Promise((resolve) => masterCon.addEventListener('slaveadded', function handler(slaveCo) {
-			if (JSON.stringify(slaveCo.userData) !== key) return;
-			masterCon.removeEventListener('slaveadded', handler);
-			resolve(slaveCo);
-		}));
+		let handler;
+		const added = new Promise((resolve) => {
+			handler = (slaveCo) => { if (JSON.stringify(slaveCo.userData) === key) resolve(slaveCo); };
+			masterCon.addEventListener('slaveadded', handler);
+		});
+		return within(added, ms, `the browser client did not list the slave ${key}`)
+			.finally(() => masterCon.removeEventListener('slaveadded', handler));
 	}
 
 	/** A fresh slave and a browser client that lists it; torn down after `fn`. */
@@ -94,22 +100,27 @@ describe('slave on webrtc-rs', () => {
 		}
 	}
 
-	/** The slave's end of the channel labelled `label`, once it opens; every channel of `slave` echoes. */
+	/** The slave's end of the channel labelled `label`, once it opens (within CHANNEL_MS); every channel of `slave` echoes. */
 	function echoingSlaveChannel(slave, label) {
-		return new Promise((resolve) => slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
+		return within(new Promise((resolve) => slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
 			if (dc.label === label) resolve(dc);
 			dc.on('message', (ev) => dc.send(ev.data));
-		})));
+		}))), CHANNEL_MS, `the slave did not see channel '${label}' open`);
+	}
+
+	/** Sends `text` on the browser channel `dc` and resolves with the next message, within WAIT_MS. */
+	function echo(dc, text) {
+		const reply = new Promise((resolve) => { dc.onmessage = (ev) => resolve(ev.data); });
+		dc.send(text);
+		return within(reply, WAIT_MS, `no answer to '${text}' on channel '${dc.label}'`);
 	}
 
 	/** Asserts that `dc` (a browser channel to an echoing slave channel) still echoes. */
 	async function assertEchoes(dc) {
-		const echoed = new Promise((resolve) => { dc.onmessage = (ev) => resolve(ev.data); });
-		dc.send('still here');
-		assert.equal(await echoed, 'still here');
+		assert.equal(await echo(dc, 'still here'), 'still here');
 	}
 
-	it('rejects with the HTTP status when the master refuses the slave', async () => {
+	it('rejects with the HTTP status when the master refuses the slave', { timeout: 20_000 }, async () => {
 		const err = await new Slave(url, {}, { password: 'wrong' }, SLAVE_OPTIONS).catch((e) => e);
 		assert.ok(err instanceof Error);
 		assert.equal(err.status, 401);
@@ -117,21 +128,23 @@ describe('slave on webrtc-rs', () => {
 		assert.match(err.message, /401.*Invalid credentials!/);
 	});
 
-	it('is listed, accepts a connection, and exchanges text and binary both ways with exact types', () => withSlave('text and binary', async ({ slave, slaveCo }) => {
-		const connection = once(slave, 'connection');
-		const dc = await slaveCo.createDataChannel('test');
+	it('is listed, accepts a connection, and exchanges text and binary both ways with exact types', { timeout: 30_000 }, () => withSlave('text and binary', async ({ slave, slaveCo }) => {
+		const connection = onceWithin(slave, 'connection', CHANNEL_MS, 'the slave did not get the connection');
+		const dc = await openChannel(slaveCo, 'test');
 		const [clientCo] = await connection;
 		assert.equal(typeof clientCo.id, 'number');
-		const [serverDc] = clientCo.dataChannels.test ? [clientCo.dataChannels.test] : await once(clientCo, 'datachannel');
+		const [serverDc] = clientCo.dataChannels.test ? [clientCo.dataChannels.test]
+			: await onceWithin(clientCo, 'datachannel', CHANNEL_MS, 'the slave did not see the channel');
 		assert.equal(serverDc.label, 'test');
 		assert.equal(serverDc.readyState, 'open');
 
 		// browser → slave: text stays a string, binary arrives as an ArrayBuffer.
-		const texts = once(serverDc, 'message');
+		const texts = onceWithin(serverDc, 'message', WAIT_MS, 'the slave did not get the text message');
 		dc.send('What have I wrought!');
 		const [textEvent] = await texts;
 		assert.equal(textEvent.data, 'What have I wrought!');
-		const binary = new Promise((resolve) => serverDc.addEventListener('message', resolve, { once: true }));
+		const binary = within(new Promise((resolve) => serverDc.addEventListener('message', resolve, { once: true })), WAIT_MS,
+			'the slave did not get the binary message');
 		dc.send(new Uint8Array([1, 2, 3, 250]).buffer);
 		const binaryEvent = await binary;
 		assert.ok(binaryEvent.data instanceof ArrayBuffer);
@@ -148,14 +161,14 @@ describe('slave on webrtc-rs', () => {
 		});
 		serverDc.send('hallo welt');
 		serverDc.send(Buffer.from([9, 8, 7]));
-		await gotTwo;
+		await within(gotTwo, WAIT_MS, 'the browser did not get both messages of the slave');
 		assert.equal(replies[0], 'hallo welt');
 		assert.ok(replies[1] instanceof ArrayBuffer);
 		assert.deepEqual([...new Uint8Array(replies[1])], [9, 8, 7]);
 
 		// The browser closes: the slave sees the channel and the client go.
-		const channelClosed = once(serverDc, 'close');
-		const clientClosed = once(clientCo, 'close');
+		const channelClosed = onceWithin(serverDc, 'close', SLOW_MS, 'the slave did not see the channel close');
+		const clientClosed = onceWithin(clientCo, 'close', SLOW_MS, 'the slave did not see the client go');
 		slaveCo.close();
 		// Hold this thread until the engine has forgotten the channel, so that
 		// its 'close' event cannot be dispatched yet: a send in that window (a
@@ -179,20 +192,20 @@ describe('slave on webrtc-rs', () => {
 		assert.throws(() => serverDc.send('late'), { code: 'ERR_ENSLAVISM_CHANNEL_CLOSED' });
 	}));
 
-	it('opens several channels on one connection, with the properties the browser asked for', () => withSlave('several channels', async ({ slave, slaveCo }) => {
+	it('opens several channels on one connection, with the properties the browser asked for', { timeout: 30_000 }, () => withSlave('several channels', async ({ slave, slaveCo }) => {
 		const channels = [];
-		const allThree = new Promise((resolve) => {
+		const allThree = within(new Promise((resolve) => {
 			slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
 				// Echo on every channel, each with its own label.
 				dc.on('message', (ev) => dc.send(`${dc.label}:${ev.data}`));
 				if (channels.push(dc) === 3) resolve();
 			}));
-		});
+		}), CHANNEL_MS, 'the slave did not see the three channels');
 		const [a, b] = await Promise.all([
-			slaveCo.createDataChannel('state', { ordered: false, protocol: 'game-state' }),
-			slaveCo.createDataChannel('chat'),
+			openChannel(slaveCo, 'state', { ordered: false, protocol: 'game-state' }),
+			openChannel(slaveCo, 'chat'),
 		]);
-		const c = await slaveCo.createDataChannel('inputs', { ordered: true });
+		const c = await openChannel(slaveCo, 'inputs', { ordered: true });
 		assert.equal(slave.connections.length, 1, 'one connection for every channel');
 		for (const dc of [a, b, c]) assert.equal(dc.readyState, 'open');
 
@@ -204,14 +217,10 @@ describe('slave on webrtc-rs', () => {
 		assert.equal(byLabel.state.ordered, false);
 		assert.equal(byLabel.state.protocol, 'game-state');
 		assert.equal(byLabel.chat.ordered, true);
-		for (const [dc, label] of [[a, 'state'], [b, 'chat'], [c, 'inputs']]) {
-			const reply = new Promise((resolve) => { dc.onmessage = (ev) => resolve(ev.data); });
-			dc.send('ping');
-			assert.equal(await reply, `${label}:ping`);
-		}
+		for (const [dc, label] of [[a, 'state'], [b, 'chat'], [c, 'inputs']]) assert.equal(await echo(dc, 'ping'), `${label}:ping`);
 	}));
 
-	it('unreliable channels reach the slave with the reliability the browser asked for, before and after connecting', () => withSlave('unreliable', async ({ slave, slaveCo }) => {
+	it('unreliable channels reach the slave with the reliability the browser asked for, before and after connecting', { timeout: 30_000 }, () => withSlave('unreliable', async ({ slave, slaveCo }) => {
 		const seen = new Map();
 		slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
 			seen.set(dc.label, dc);
@@ -220,25 +229,21 @@ describe('slave on webrtc-rs', () => {
 
 		// In the first offer, next to an in-band channel.
 		const [fast, plain] = await Promise.all([
-			slaveCo.createDataChannel('fast', { ordered: false, maxRetransmits: 0 }),
-			slaveCo.createDataChannel('plain'),
+			openChannel(slaveCo, 'fast', { ordered: false, maxRetransmits: 0 }),
+			openChannel(slaveCo, 'plain'),
 		]);
 		// After connecting: a new offer carries it.
-		const timed = await slaveCo.createDataChannel('timed', { ordered: false, maxPacketLifeTime: 150, protocol: 'fx' });
+		const timed = await openChannel(slaveCo, 'timed', { ordered: false, maxPacketLifeTime: 150, protocol: 'fx' });
 		assert.equal(slave.connections.length, 1);
 
-		for (const [dc, label] of [[fast, 'fast'], [plain, 'plain'], [timed, 'timed']]) {
-			const reply = new Promise((resolve) => { dc.onmessage = (ev) => resolve(ev.data); });
-			dc.send('ping');
-			assert.equal(await reply, `${label}:ping`);
-		}
+		for (const [dc, label] of [[fast, 'fast'], [plain, 'plain'], [timed, 'timed']]) assert.equal(await echo(dc, 'ping'), `${label}:ping`);
 		const props = (dc) => [dc.ordered, dc.maxRetransmits, dc.maxPacketLifeTime, dc.protocol];
 		assert.deepEqual(props(seen.get('fast')), [false, 0, null, '']);
 		assert.deepEqual(props(seen.get('timed')), [false, null, 150, 'fx']);
 		assert.deepEqual(props(seen.get('plain')), [true, null, null, '']);
 	}));
 
-	it('under 10% packet loss, an unreliable channel loses messages and a reliable one does not (slave to browser)', () => withSlave('lossy', async ({ slave, slaveCo }) => {
+	it('under 10% packet loss, an unreliable channel loses messages and a reliable one does not (slave to browser)', { timeout: 60_000 }, () => withSlave('lossy', async ({ slave, slaveCo }) => {
 		const COUNT = 1000;
 		slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => {
 			// 'go' arrives on the reliable channel; the unreliable burst goes first.
@@ -256,8 +261,8 @@ describe('slave on webrtc-rs', () => {
 				for (let i = 0; i < COUNT; i++) clientCo.dataChannels.safe.send(payload);
 			});
 		}));
-		const lossy = await slaveCo.createDataChannel('lossy', { ordered: false, maxRetransmits: 0 });
-		const safe = await slaveCo.createDataChannel('safe');
+		const lossy = await openChannel(slaveCo, 'lossy', { ordered: false, maxRetransmits: 0 });
+		const safe = await openChannel(slaveCo, 'safe');
 		let lossyCount = 0;
 		let safeCount = 0;
 		lossy.onmessage = () => { lossyCount++; };
@@ -268,20 +273,21 @@ describe('slave on webrtc-rs', () => {
 			safe.send('go');
 			// The reliable burst completes through retransmissions; the
 			// unreliable one, sent first, is over by then.
-			await safeDone;
+			await within(safeDone, SLOW_MS, `the reliable channel did not deliver ${COUNT} messages under 10% loss`);
 		});
 		assert.equal(safeCount, COUNT);
 		assert.ok(lossyCount < COUNT, `the unreliable channel delivered ${lossyCount}/${COUNT}`);
 		assert.ok(lossyCount > COUNT / 2, `the unreliable channel delivered only ${lossyCount}/${COUNT}`);
 	}));
 
-	it('bufferedAmount shows a backlog beyond what SCTP holds, and bufferedamountlow fires once it is sent', () => withSlave('paced', async ({ slave, slaveCo }) => {
+	it('bufferedAmount shows a backlog beyond what SCTP holds, and bufferedamountlow fires once it is sent', { timeout: 60_000 }, () => withSlave('paced', async ({ slave, slaveCo }) => {
 		const serverOpened = echoingSlaveChannel(slave, 'bulk');
-		const dc = await slaveCo.createDataChannel('bulk');
+		const dc = await openChannel(slaveCo, 'bulk');
 		const serverDc = await serverOpened;
 		let received = 0;
-		const allIn = new Promise((resolve) => { dc.onmessage = (ev) => { received += ev.data.byteLength; if (received === 100 * 50_000) resolve(); }; });
-		const low = new Promise((resolve) => serverDc.on('bufferedamountlow', resolve));
+		const allIn = within(new Promise((resolve) => { dc.onmessage = (ev) => { received += ev.data.byteLength; if (received === 100 * 50_000) resolve(); }; }),
+			SLOW_MS, 'the browser did not receive the 5 MB');
+		const low = onceWithin(serverDc, 'bufferedamountlow', SLOW_MS, 'no bufferedamountlow once the 5 MB were sent');
 		serverDc.bufferedAmountLowThreshold = 0;
 		for (let i = 0; i < 100; i++) serverDc.send(Buffer.alloc(50_000, 3));
 		// 5 MB given at once: SCTP holds at most 128 KiB of it unacknowledged,
@@ -294,14 +300,15 @@ describe('slave on webrtc-rs', () => {
 		assert.equal(received, 100 * 50_000);
 	}));
 
-	it('a channel the slave closes delivers what was sent first, then closes in the browser; the connection goes on', () => withSlave('closer', async ({ slave, slaveCo }) => {
+	it('a channel the slave closes delivers what was sent first, then closes in the browser; the connection goes on', { timeout: 60_000 }, () => withSlave('closer', async ({ slave, slaveCo }) => {
 		const serverOpened = echoingSlaveChannel(slave, 'first');
-		const first = await slaveCo.createDataChannel('first');
-		const second = await slaveCo.createDataChannel('second');
+		const first = await openChannel(slaveCo, 'first');
+		const second = await openChannel(slaveCo, 'second');
 		const serverFirst = await serverOpened;
 		let received = 0;
 		first.onmessage = (ev) => { received += ev.data.byteLength; };
-		const browserClosed = new Promise((resolve) => { first.onclose = resolve; });
+		const browserClosed = within(new Promise((resolve) => { first.onclose = resolve; }), SLOW_MS,
+			'the browser did not see the channel the slave closed close');
 		// A backlog far over what SCTP holds at once, then close at once.
 		for (let i = 0; i < 20; i++) serverFirst.send(Buffer.alloc(60_000, 2));
 		serverFirst.close();
@@ -312,15 +319,18 @@ describe('slave on webrtc-rs', () => {
 		await assertEchoes(second);
 	}));
 
-	it('a channel whose send queue passes 16 MiB closes with an error; the connection and its other channels go on', () => withSlave('flood', async ({ slave, slaveCo }) => {
+	it('a channel whose send queue passes 16 MiB closes with an error; the connection and its other channels go on', { timeout: 60_000 }, () => withSlave('flood', async ({ slave, slaveCo }) => {
 		const serverFloodOpened = echoingSlaveChannel(slave, 'flood');
-		const flood = await slaveCo.createDataChannel('flood');
-		const browserClosed = new Promise((resolve) => { flood.onclose = resolve; });
-		const other = await slaveCo.createDataChannel('other');
+		const flood = await openChannel(slaveCo, 'flood');
+		const browserClosed = within(new Promise((resolve) => { flood.onclose = resolve; }), SLOW_MS,
+			'the browser did not see the flooded channel close');
+		const other = await openChannel(slaveCo, 'other');
 		const serverFlood = await serverFloodOpened;
-		// (Not events.once: its promises reject when 'error' is emitted.)
-		const errored = new Promise((resolve) => serverFlood.on('error', resolve));
-		const serverClosed = new Promise((resolve) => serverFlood.on('close', resolve));
+		// (Not events.once, nor onceWithin: their promises reject when 'error' is emitted.)
+		const errored = within(new Promise((resolve) => serverFlood.on('error', resolve)), SLOW_MS,
+			'no error event once the send queue passed 16 MiB');
+		const serverClosed = within(new Promise((resolve) => serverFlood.on('close', resolve)), SLOW_MS,
+			'the flooded channel did not close on the slave');
 		// Far more than SCTP can take while this loop runs: the queue passes the limit.
 		const chunk = Buffer.alloc(60_000, 1);
 		for (let i = 0; i < 1200; i++) serverFlood.send(chunk);
@@ -339,7 +349,7 @@ describe('slave on webrtc-rs', () => {
 		assert.equal(slave.connections.length, 1);
 	}));
 
-	it('refuses a malformed offer, drops stray candidates, and keeps serving', () => withSlave('robust', async ({ slave, slaveCo }) => {
+	it('refuses a malformed offer, drops stray candidates, and keeps serving', { timeout: 30_000 }, () => withSlave('robust', async ({ slave, slaveCo }) => {
 		const raw = await connect(`${url}/enslavism/clients`);
 		const candidate = { sdpMid: '0', sdpMLineIndex: 0, candidate: 'candidate:not a candidate' };
 		raw.send(frame.candidate(T.iceCandidateToSlave, slaveCo.id, candidate)); // before any offer
@@ -351,30 +361,30 @@ describe('slave on webrtc-rs', () => {
 			break;
 		}
 		raw.send(frame.candidate(T.iceCandidateToSlave, slaveCo.id, candidate)); // after the refusal
-		const dc = await slaveCo.createDataChannel('after');
+		const dc = await openChannel(slaveCo, 'after');
 		assert.equal(dc.readyState, 'open');
 		assert.equal(slave.connections.length, 1);
 		await raw.close();
 	}));
 
-	it('a rejected offer rejects createDataChannel and emits rejected; the next offer can be accepted', () => withSlave('picky', async ({ slave, slaveCo }) => {
+	it('a rejected offer rejects createDataChannel and emits rejected; the next offer can be accepted', { timeout: 30_000 }, () => withSlave('picky', async ({ slave, slaveCo }) => {
 		let refuse = true;
 		slave.on('offer', (reject) => { if (refuse) reject(); });
-		const rejected = nextEvent(slaveCo, 'rejected');
-		const err = await slaveCo.createDataChannel('test').catch((e) => e);
+		const rejected = onceWithin(slaveCo, 'rejected', CHANNEL_MS, 'the browser client did not fire rejected');
+		const err = await within(slaveCo.createDataChannel('test').catch((e) => e), CHANNEL_MS, 'createDataChannel did not settle once refused');
 		assert.equal(err.code, 'REJECTED');
 		await rejected;
 		assert.deepEqual(slave.connections, []);
 
 		refuse = false;
-		const dc = await slaveCo.createDataChannel('test');
+		const dc = await openChannel(slaveCo, 'test');
 		assert.equal(dc.readyState, 'open');
 		assert.equal(slave.connections.length, 1);
 	}));
 
-	it('master restart: slaves register again, browsers reconnect and resync without ghosts, channels keep working', async () => {
+	it('master restart: slaves register again, browsers reconnect and resync without ghosts, channels keep working', { timeout: 60_000 }, async () => {
 		const first = new Master(0, { host: '127.0.0.1' });
-		await once(first, 'listening');
+		await onceWithin(first, 'listening', WAIT_MS, 'the first master did not start listening');
 		const { port } = first;
 		const restartUrl = `ws://127.0.0.1:${port}`;
 		const userData = { name: 'phoenix' };
@@ -389,29 +399,24 @@ describe('slave on webrtc-rs', () => {
 			slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => dc.on('message', (ev) => dc.send(`echo:${ev.data}`))));
 			const slaveCo = await listed;
 			const ghostCo = await ghostListed;
-			const dc = await slaveCo.createDataChannel('live');
-			const echo = (channel, text) => {
-				const reply = new Promise((resolve) => { channel.onmessage = (ev) => resolve(ev.data); });
-				channel.send(text);
-				return reply;
-			};
+			const dc = await openChannel(slaveCo, 'live');
 			const added = [];
 			const removed = [];
 			masterCon.addEventListener('slaveadded', (s) => added.push(s));
 			masterCon.addEventListener('slaveremoved', (s) => removed.push(s));
 
-			const disconnected = once(slave, 'disconnected');
-			const clientLost = nextEvent(masterCon, 'close');
+			const disconnected = onceWithin(slave, 'disconnected', WAIT_MS, 'the slave did not see the master go');
+			const clientLost = onceWithin(masterCon, 'close', WAIT_MS, 'the browser client did not see the master go');
 			await first.close();
 			await Promise.all([disconnected, clientLost]);
 			assert.equal(await echo(dc, 'master down'), 'echo:master down');
 			await ghost.close(); // gone for good while the master is down
 
-			const clientBack = nextEvent(masterCon, 'reconnected');
-			const ghostGone = nextEvent(masterCon, 'slaveremoved');
+			const clientBack = onceWithin(masterCon, 'reconnected', SLOW_MS, 'the browser client did not reconnect to the restarted master');
+			const ghostGone = onceWithin(masterCon, 'slaveremoved', SLOW_MS, 'the browser client did not remove the slave gone for good (resyncGrace 2000 ms)');
 			second = new Master(port, { host: '127.0.0.1' });
-			await once(second, 'listening');
-			const reconnected = once(slave, 'reconnected');
+			await onceWithin(second, 'listening', WAIT_MS, 'the restarted master did not start listening');
+			const reconnected = onceWithin(slave, 'reconnected', SLOW_MS, 'the slave did not register with the restarted master');
 			await Promise.all([reconnected, clientBack]);
 			// The ghost is removed once the grace for registering again is over;
 			// by then the living slave has registered again and was recognised.
@@ -426,7 +431,7 @@ describe('slave on webrtc-rs', () => {
 			assert.equal(slave.connections.length, 1, 'the old connection is still there');
 			// A new unreliable channel needs a new offer: it goes through the new
 			// master to the same peer connection, found again by its ICE session.
-			const late = await slaveCo.createDataChannel('late', { ordered: false, maxRetransmits: 0 });
+			const late = await openChannel(slaveCo, 'late', { ordered: false, maxRetransmits: 0 });
 			assert.equal(await echo(late, 'renegotiated'), 'echo:renegotiated');
 			assert.equal(slave.connections.length, 1, 'still one connection');
 			masterCon.close();
@@ -440,9 +445,9 @@ describe('slave on webrtc-rs', () => {
 	});
 
 
-	it('half-open link (cut without a close): the master drops the slave, clients see it leave, the slave reconnects once the link is back', async () => {
+	it('half-open link (cut without a close): the master drops the slave, clients see it leave, the slave reconnects once the link is back', { timeout: 60_000 }, async () => {
 		const cutMaster = new Master(0, { host: '0.0.0.0', heartbeatInterval: 100, heartbeatTimeout: 600 });
-		await once(cutMaster, 'listening');
+		await onceWithin(cutMaster, 'listening', WAIT_MS, 'the master did not start listening');
 		const { port } = cutMaster;
 		// Clients come over loopback; the slave over the veth address, whose
 		// traffic to and from the master's port is then dropped in both
@@ -454,8 +459,8 @@ describe('slave on webrtc-rs', () => {
 			{ ...SLAVE_OPTIONS, heartbeatInterval: 100, heartbeatTimeout: 600, reconnectMaxDelay: 200 });
 		try {
 			const slaveCo = await listed;
-			const removed = nextEvent(masterCon, 'slaveremoved');
-			const disconnected = once(slave, 'disconnected');
+			const removed = onceWithin(masterCon, 'slaveremoved', SLOW_MS, 'the browser client did not see the cut-off slave leave (heartbeatTimeout 600 ms)');
+			const disconnected = onceWithin(slave, 'disconnected', SLOW_MS, 'the cut-off slave did not drop its master link (heartbeatTimeout 600 ms)');
 			const { back } = await withNft('cut', [
 				['ip', 'daddr', NETNS_ADDRESS, 'tcp', 'dport', String(port), 'drop'],
 				['ip', 'saddr', NETNS_ADDRESS, 'tcp', 'sport', String(port), 'drop'],
@@ -464,7 +469,8 @@ describe('slave on webrtc-rs', () => {
 				assert.equal(gone, slaveCo);
 				assert.deepEqual(info, { code: 1006, reason: 'heartbeat timeout' });
 				// Listening before the link is back (wrapped: a returned promise would be awaited here).
-				return { back: Promise.all([listedSlave(masterCon, userData), once(slave, 'reconnected')]) };
+				return { back: Promise.all([listedSlave(masterCon, userData, SLOW_MS),
+					onceWithin(slave, 'reconnected', SLOW_MS, 'the slave did not reconnect once the link was back')]) };
 			});
 			await back;
 			masterCon.close();
@@ -479,7 +485,7 @@ describe('slave on webrtc-rs', () => {
 		return withNft('noudp', [['meta', 'l4proto', 'udp', 'drop']], fn);
 	}
 
-	it('a client that vanishes mid-handshake is released after peerSetupTimeout, with close', async () => {
+	it('a client that vanishes mid-handshake is released after peerSetupTimeout, with close', { timeout: 30_000 }, async () => {
 		const masterCon = new MasterConnection(url);
 		const userData = { name: 'mid-handshake' };
 		const listed = listedSlave(masterCon, userData);
@@ -489,14 +495,14 @@ describe('slave on webrtc-rs', () => {
 			{ ...SLAVE_OPTIONS, peerSetupTimeout: 500, iceDisconnectedTimeout: 200_000, iceFailedTimeout: 200_000 });
 		try {
 			const slaveCo = await listed;
-			const connected = once(slave, 'connection');
+			const connected = onceWithin(slave, 'connection', CHANNEL_MS, 'the slave did not get the connection');
 			await withoutUdp(async () => {
 				const pending = slaveCo.createDataChannel('never').catch((err) => err);
 				const [clientCo] = await connected;
 				// The browser is gone (tab closed before ICE got anywhere).
 				slaveCo.close();
-				assert.match((await pending).message, /closed/);
-				await once(clientCo, 'close');
+				assert.match((await within(pending, WAIT_MS, 'createDataChannel did not reject once the connection closed')).message, /closed/);
+				await onceWithin(clientCo, 'close', SLOW_MS, 'the slave did not release the peer after peerSetupTimeout (500 ms)');
 				assert.deepEqual(slave.connections, []);
 			});
 			masterCon.close();
@@ -505,7 +511,7 @@ describe('slave on webrtc-rs', () => {
 		}
 	});
 
-	it('a connected client whose packets stop (crashed tab, cut network) is released after the ICE timeouts, with close', async () => {
+	it('a connected client whose packets stop (crashed tab, cut network) is released after the ICE timeouts, with close', { timeout: 30_000 }, async () => {
 		const masterCon = new MasterConnection(url);
 		const userData = { name: 'crashed' };
 		const listed = listedSlave(masterCon, userData);
@@ -513,14 +519,14 @@ describe('slave on webrtc-rs', () => {
 			{ ...SLAVE_OPTIONS, iceDisconnectedTimeout: 300, iceFailedTimeout: 600 });
 		try {
 			const slaveCo = await listed;
-			const opened = new Promise((resolve) => slave.once('connection', (clientCo) => {
+			const opened = within(new Promise((resolve) => slave.once('connection', (clientCo) => {
 				clientCo.once('datachannel', (serverDc) => resolve({ clientCo, serverDc }));
-			}));
-			const dc = await slaveCo.createDataChannel('doomed');
+			})), CHANNEL_MS, 'the slave did not see the channel open');
+			const dc = await openChannel(slaveCo, 'doomed');
 			const { clientCo, serverDc } = await opened;
 			await withoutUdp(async () => {
-				const channelClosed = once(serverDc, 'close');
-				await once(clientCo, 'close');
+				const channelClosed = onceWithin(serverDc, 'close', SLOW_MS, 'the slave did not close the channel of the silent peer');
+				await onceWithin(clientCo, 'close', SLOW_MS, 'the slave did not release the silent peer (iceDisconnectedTimeout 300 + iceFailedTimeout 600 ms)');
 				await channelClosed;
 				assert.deepEqual(slave.connections, []);
 			});
@@ -532,9 +538,9 @@ describe('slave on webrtc-rs', () => {
 		}
 	});
 
-	it('a renegotiation the master refuses (offers too fast) rejects that channel only; the connection goes on', async () => {
+	it('a renegotiation the master refuses (offers too fast) rejects that channel only; the connection goes on', { timeout: 60_000 }, async () => {
 		const strict = new Master(0, { host: '127.0.0.1', maxOffersPerSecond: 1 });
-		await once(strict, 'listening');
+		await onceWithin(strict, 'listening', WAIT_MS, 'the master did not start listening');
 		const strictUrl = `ws://127.0.0.1:${strict.port}`;
 		const masterCon = new MasterConnection(strictUrl);
 		const userData = { name: 'strict' };
@@ -543,18 +549,17 @@ describe('slave on webrtc-rs', () => {
 		try {
 			slave.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => dc.on('message', (ev) => dc.send(`echo:${ev.data}`))));
 			const slaveCo = await listed;
-			const first = await slaveCo.createDataChannel('first');
+			const first = await openChannel(slaveCo, 'first');
 			// Unreliable channels need a new offer each, one after the other. At one
 			// offer per second, one of them soon comes too early and is refused by
 			// the master (a renegotiation takes a few ms here).
 			let err;
 			for (let i = 0; i < 5 && err === undefined; i++) {
-				await slaveCo.createDataChannel(`extra ${i}`, { ordered: false, maxRetransmits: 0 }).catch((e) => { err = e; });
+				await within(slaveCo.createDataChannel(`extra ${i}`, { ordered: false, maxRetransmits: 0 }).catch((e) => { err = e; }),
+					CHANNEL_MS, `channel 'extra ${i}' neither opened nor was refused`);
 			}
 			assert.equal(err?.code, 'REJECTED', 'an offer over the rate was refused');
-			const reply = new Promise((resolve) => { first.onmessage = (ev) => resolve(ev.data); });
-			first.send('still here');
-			assert.equal(await reply, 'echo:still here');
+			assert.equal(await echo(first, 'still here'), 'echo:still here');
 			assert.equal(slaveCo.dataChannels.first, first);
 			assert.equal(slave.connections.length, 1);
 			masterCon.close();
@@ -565,13 +570,13 @@ describe('slave on webrtc-rs', () => {
 		}
 	});
 
-	it('close() ends every connection, and the slave leaves the list', () => withSlave('leaving', async ({ masterCon, slave, slaveCo }) => {
-		const dc = await slaveCo.createDataChannel('test');
+	it('close() ends every connection, and the slave leaves the list', { timeout: 30_000 }, () => withSlave('leaving', async ({ masterCon, slave, slaveCo }) => {
+		const dc = await openChannel(slaveCo, 'test');
 		const [clientCo] = slave.connections;
-		const clientClosed = once(clientCo, 'close');
-		const removed = nextEvent(masterCon, 'slaveremoved');
-		const browserSawClose = new Promise((resolve) => dc.addEventListener('close', resolve));
-		await slave.close();
+		const clientClosed = onceWithin(clientCo, 'close', WAIT_MS, 'the closed slave did not close its client connection');
+		const removed = onceWithin(masterCon, 'slaveremoved', WAIT_MS, 'the browser client did not see the closed slave leave');
+		const browserSawClose = onceWithin(dc, 'close', SLOW_MS, 'the browser did not see its channel to the closed slave close');
+		await within(slave.close(), WAIT_MS, 'slave.close() did not resolve');
 		await clientClosed;
 		const [gone] = await removed;
 		assert.equal(gone, slaveCo);

@@ -6,10 +6,9 @@
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
-const { once } = require('node:events');
 const net = require('node:net');
 const crypto = require('node:crypto');
-const { T, frame, connect, startMaster } = require('./helpers.js');
+const { T, WAIT_MS, frame, connect, onceWithin, startMaster, within } = require('./helpers.js');
 
 /** A masked client → server binary WebSocket frame (RFC 6455, section 5.2). */
 function clientFrame(payload) {
@@ -29,12 +28,12 @@ function clientFrame(payload) {
  */
 async function neverReading(port, path, frames = []) {
 	const socket = net.connect(port, '127.0.0.1');
-	await once(socket, 'connect');
+	await onceWithin(socket, 'connect', WAIT_MS, 'the raw socket did not connect');
 	socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`
 		+ 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
 	let head = '';
 	while (!head.includes('\r\n\r\n')) {
-		const [chunk] = await once(socket, 'data');
+		const [chunk] = await onceWithin(socket, 'data', WAIT_MS, 'the master did not answer the WebSocket handshake');
 		head += chunk.toString('latin1');
 	}
 	assert.match(head, /^HTTP\/1\.1 101/);
@@ -50,17 +49,21 @@ const SLAVES = 250;
 const BIG_USER_DATA = { name: 'x'.repeat(60_000) };
 const OPTIONS = { heartbeatInterval: 300, heartbeatTimeout: 1500 };
 
+/** How long the master may take to drop a peer that does not read (heartbeatTimeout + heartbeatInterval, and margin). */
+const DROP_MS = 10_000;
+
 describe('peers that stop reading', { timeout: 60_000 }, () => {
-	it('a client that never reads while the list grows by megabytes is dropped, and the others get every update', async () => {
+	it('a client that never reads while the list grows by megabytes is dropped, and the others get every update', { timeout: 30_000 }, async () => {
 		const { master, url, close } = await startMaster('port', OPTIONS);
 		const slaves = [];
 		try {
 			const watcher = await connect(`${url}/enslavism/clients`);
 			assert.equal((await watcher.next()).type, T.addSlaves);
 			const closes = [];
-			master.on('clientconnection', (socket) => closes.push(once(socket, 'close')));
+			master.on('clientconnection', (socket) => closes.push(onceWithin(socket, 'close', DROP_MS + WAIT_MS,
+				'the master did not drop the client that never reads')));
 			const slow = await neverReading(master.port, '/enslavism/clients');
-			while (closes.length < 1) await once(master, 'clientconnection');
+			if (closes.length < 1) await onceWithin(master, 'clientconnection', WAIT_MS, 'the master did not report the client that never reads');
 			for (let i = 0; i < SLAVES; i++) {
 				const slave = await connect(`${url}/enslavism/slaves`);
 				slave.send(frame.register(BIG_USER_DATA));
@@ -89,12 +92,13 @@ describe('peers that stop reading', { timeout: 60_000 }, () => {
 		}
 	});
 
-	it('a slave that never reads while clients send it megabytes of offers is dropped and leaves every list', async () => {
+	it('a slave that never reads while clients send it megabytes of offers is dropped and leaves every list', { timeout: 30_000 }, async () => {
 		const { master, url, close } = await startMaster('port', { ...OPTIONS, maxOffersPerSecond: 0 });
 		try {
 			const watcher = await connect(`${url}/enslavism/clients`);
 			assert.equal((await watcher.next()).type, T.addSlaves);
-			const slaveClosed = once(master, 'slaveconnection').then(([socket]) => once(socket, 'close'));
+			const slaveClosed = onceWithin(master, 'slaveconnection', WAIT_MS, 'the master did not report the slave that never reads')
+				.then(([socket]) => onceWithin(socket, 'close', DROP_MS + WAIT_MS, 'the master did not drop the slave that never reads'));
 			const slow = await neverReading(master.port, '/enslavism/slaves', [frame.register({ name: 'deaf' })]);
 			const { slaves: [{ id }] } = await watcher.next();
 			const sdp = `v=0 ${'a'.repeat(200_000)}`;

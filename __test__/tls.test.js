@@ -7,7 +7,6 @@
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
-const { once } = require('node:events');
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const https = require('node:https');
@@ -16,7 +15,7 @@ const path = require('node:path');
 const tls = require('node:tls');
 const WebSocket = require('ws');
 const { Master, Slave } = require('..');
-const { T, Peer, frame } = require('./helpers.js');
+const { T, WAIT_MS, Peer, frame, onceWithin, within } = require('./helpers.js');
 
 const TLS_DIR = path.join(__dirname, 'fixtures', 'tls');
 const pem = (name) => fs.readFileSync(path.join(TLS_DIR, name));
@@ -27,7 +26,7 @@ const UNTRUSTED = { key: pem('untrusted.key'), cert: pem('untrusted.pem') };
 
 async function tlsMaster(identity = IDENTITY, options = {}) {
 	const master = new Master(0, { host: '127.0.0.1', tls: identity, ...options });
-	await once(master, 'listening');
+	await onceWithin(master, 'listening', WAIT_MS, 'the TLS master did not start listening');
 	return { master, url: `wss://127.0.0.1:${master.port}` };
 }
 
@@ -35,7 +34,7 @@ async function tlsMaster(identity = IDENTITY, options = {}) {
 async function wssClient(url) {
 	const ws = new WebSocket(`${url}/enslavism/clients`, { ca: CA });
 	const peer = new Peer(ws);
-	await once(ws, 'open');
+	await onceWithin(ws, 'open', WAIT_MS, 'the wss client did not connect');
 	assert.equal((await peer.next()).type, T.addSlaves, 'the list comes first');
 	return peer;
 }
@@ -43,7 +42,7 @@ async function wssClient(url) {
 /** The common name of the certificate the server at `port` presents now. */
 async function presentedName(port) {
 	const socket = tls.connect({ host: '127.0.0.1', port, ca: CA, servername: 'localhost' });
-	await once(socket, 'secureConnect');
+	await onceWithin(socket, 'secureConnect', WAIT_MS, 'the TLS handshake did not complete');
 	const name = socket.getPeerCertificate().subject.CN;
 	socket.destroy();
 	return name;
@@ -58,7 +57,7 @@ function slaveFailure(url, options) {
 }
 
 describe('TLS', { timeout: 60_000 }, () => {
-	it('a slave registers over wss:// with the test CA as `ca` (PEM string, Buffer or array), and a wss client lists it', async () => {
+	it('a slave registers over wss:// with the test CA as `ca` (PEM string, Buffer or array), and a wss client lists it', { timeout: 10_000 }, async () => {
 		const { master, url } = await tlsMaster();
 		const watcher = await wssClient(url);
 		const slaves = [];
@@ -77,20 +76,22 @@ describe('TLS', { timeout: 60_000 }, () => {
 		}
 	});
 
-	it('a slave trusts the CA in the file named by NODE_EXTRA_CA_CERTS', async () => {
+	it('a slave trusts the CA in the file named by NODE_EXTRA_CA_CERTS', { timeout: 30_000 }, async () => {
 		const { master, url } = await tlsMaster();
 		try {
 			const script = `const { Slave } = require(${JSON.stringify(path.join(__dirname, '..'))});
 				new Slave(process.argv[1], { name: 'extra' }).then(
 					(s) => { console.log('registered'); return s.close(); },
 					(e) => { console.log('failed', e.code, e.message); process.exitCode = 1; });`;
-			const run = (env) => new Promise((resolve) => {
+			const run = (env) => {
 				const child = spawn(process.execPath, ['-e', script, url], { env: { ...process.env, ...env } });
 				let output = '';
 				child.stdout.on('data', (d) => { output += d; });
 				child.stderr.on('data', (d) => { output += d; });
-				child.on('exit', (code) => resolve({ code, output }));
-			});
+				const exited = new Promise((resolve) => child.on('exit', (code) => resolve({ code, output })));
+				return within(exited, 2 * WAIT_MS, `the slave process (NODE_EXTRA_CA_CERTS=${env.NODE_EXTRA_CA_CERTS}) did not exit`)
+					.finally(() => child.kill());
+			};
 			const trusted = await run({ NODE_EXTRA_CA_CERTS: path.join(TLS_DIR, 'ca.pem') });
 			assert.equal(trusted.code, 0, trusted.output);
 			assert.match(trusted.output, /registered/);
@@ -109,17 +110,17 @@ describe('TLS', { timeout: 60_000 }, () => {
 		}
 	});
 
-	it('certificate errors reject the Slave promise with a code and a message that says what to do', async () => {
+	it('certificate errors reject the Slave promise with a code and a message that says what to do', { timeout: 20_000 }, async () => {
 		const { master, url } = await tlsMaster(UNTRUSTED);
 		const plain = new Master(0, { host: '127.0.0.1' });
-		await once(plain, 'listening');
+		await onceWithin(plain, 'listening', WAIT_MS, 'the plain master did not start listening');
 		try {
 			let err = await slaveFailure(url, { ca: CA });
 			assert.equal(err.code, 'ERR_ENSLAVISM_TLS');
 			assert.match(err.message, /UnknownIssuer.*`ca` option or NODE_EXTRA_CA_CERTS/);
 			// The right CA, the wrong name: the certificate is for 127.0.0.1, localhost, ::1 and 10.77.0.1.
 			const elsewhere = new Master(0, { host: '127.0.0.2', tls: IDENTITY });
-			await once(elsewhere, 'listening');
+			await onceWithin(elsewhere, 'listening', WAIT_MS, 'the master on 127.0.0.2 did not start listening');
 			err = await slaveFailure(`wss://127.0.0.2:${elsewhere.port}`, { ca: CA });
 			await elsewhere.close();
 			assert.equal(err.code, 'ERR_ENSLAVISM_TLS');
@@ -153,7 +154,7 @@ describe('TLS', { timeout: 60_000 }, () => {
 		}
 	});
 
-	it('bad certificates and keys for the master are clear errors; setTLS needs a TLS master', async () => {
+	it('bad certificates and keys for the master are clear errors; setTLS needs a TLS master', { timeout: 10_000 }, async () => {
 		const bad = (tls) => () => new Master(0, { host: '127.0.0.1', tls });
 		assert.throws(bad({ key: IDENTITY.key, cert: 'garbage' }), { code: 'ERR_ENSLAVISM_CERTIFICATE', message: /no certificate found in the cert/ });
 		assert.throws(bad({ key: 'garbage', cert: IDENTITY.cert }), { code: 'ERR_ENSLAVISM_CERTIFICATE', message: /key/ });
@@ -162,7 +163,7 @@ describe('TLS', { timeout: 60_000 }, () => {
 		const server = https.createServer(IDENTITY);
 		assert.throws(() => new Master(server, { tls: IDENTITY }), { code: 'ERR_INVALID_ARG_VALUE' });
 		const plain = new Master(0, { host: '127.0.0.1' });
-		await once(plain, 'listening');
+		await onceWithin(plain, 'listening', WAIT_MS, 'the plain master did not start listening');
 		assert.throws(() => plain.setTLS(IDENTITY), { code: 'ERR_ENSLAVISM_NOT_TLS' });
 		await plain.close();
 		const { master } = await tlsMaster();
@@ -171,7 +172,7 @@ describe('TLS', { timeout: 60_000 }, () => {
 		await master.close();
 	});
 
-	it('the own TLS port serves the bundle over HTTPS, and setTLS swaps the certificate without dropping anyone', async () => {
+	it('the own TLS port serves the bundle over HTTPS, and setTLS swaps the certificate without dropping anyone', { timeout: 10_000 }, async () => {
 		const { master, url } = await tlsMaster();
 		const watcher = await wssClient(url);
 		const before = await new Slave(url, { n: 1 }, undefined, { ca: CA });
@@ -199,22 +200,22 @@ describe('TLS', { timeout: 60_000 }, () => {
 		}
 	});
 
-	it('a TLS client that sends garbage, or nothing, costs only its own connection', async () => {
+	it('a TLS client that sends garbage, or nothing, costs only its own connection', { timeout: 10_000 }, async () => {
 		const { master, url } = await tlsMaster(IDENTITY, { handshakeTimeout: 500 });
 		try {
 			const garbage = net.connect(master.port, '127.0.0.1');
-			await once(garbage, 'connect');
+			await onceWithin(garbage, 'connect', WAIT_MS, 'the garbage socket did not connect');
 			garbage.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5, 6, 7, 8]));
 			garbage.resume();
-			await once(garbage, 'close');
+			await onceWithin(garbage, 'close', WAIT_MS, 'the master did not close a connection that sent TLS garbage');
 			const silent = net.connect(master.port, '127.0.0.1');
 			silent.resume();
-			await once(silent, 'close'); // after the handshake timeout
+			await onceWithin(silent, 'close', WAIT_MS, 'the master did not close a silent connection (handshakeTimeout 500 ms)');
 			const halfway = tls.connect({ host: '127.0.0.1', port: master.port, rejectUnauthorized: false });
-			await once(halfway, 'secureConnect');
+			await onceWithin(halfway, 'secureConnect', WAIT_MS, 'the TLS handshake did not complete');
 			halfway.write('GET /enslavism/clients HTTP/1.1\r\nHost: x\r\n'); // never finished
 			// Counted once the master has taken the connection, which the Slave's promise may precede.
-			const taken = once(master, 'slaveconnection');
+			const taken = onceWithin(master, 'slaveconnection', WAIT_MS, 'the master did not report the slave');
 			const slave = await new Slave(url, { name: 'fine' }, undefined, { ca: CA });
 			await taken;
 			assert.equal(master.peerCounts.slaves, 1);
@@ -225,7 +226,7 @@ describe('TLS', { timeout: 60_000 }, () => {
 		}
 	});
 
-	it('a master attached to an https.Server serves both paths and the bundle, and the user\'s requests still work', async () => {
+	it('a master attached to an https.Server serves both paths and the bundle, and the user\'s requests still work', { timeout: 10_000 }, async () => {
 		const server = https.createServer(IDENTITY, (req, res) => res.end(`user handler: ${req.url}`));
 		await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 		const master = new Master(server);
@@ -243,7 +244,7 @@ describe('TLS', { timeout: 60_000 }, () => {
 			assert.equal(await fetchText(`https://127.0.0.1:${server.address().port}/other`), 'user handler: /other');
 			// Signalling crosses the relay both ways: an offer from the client reaches the (raw) slave side.
 			const raw = new Peer(new WebSocket(`${url}/enslavism/slaves`, { ca: CA }));
-			await once(raw.ws, 'open');
+			await onceWithin(raw.ws, 'open', WAIT_MS, 'the raw wss slave did not connect');
 			raw.send(frame.register({ name: 'raw' }));
 			const rawId = (await watcher.next()).slaves[0].id;
 			watcher.send(frame.sdp(T.offerToSlave, rawId, 'v=0 offer'));
@@ -266,27 +267,27 @@ describe('TLS', { timeout: 60_000 }, () => {
 		}
 	});
 
-	it('closing an https-attached master closes its relayed connections', async () => {
+	it('closing an https-attached master closes its relayed connections', { timeout: 10_000 }, async () => {
 		const server = https.createServer(IDENTITY);
 		await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 		const master = new Master(server);
 		const watcher = await wssClient(`wss://127.0.0.1:${server.address().port}`);
 		await master.close();
-		const { code } = await watcher.closed;
+		const { code } = await within(watcher.closed, WAIT_MS, 'the relayed client did not see the closed master close its connection');
 		assert.equal(code, 1001);
 		server.closeAllConnections();
 		await new Promise((resolve) => server.close(resolve));
 	});
 });
 
-/** GETs `url` (trusting the test CA) and resolves with the body. */
+/** GETs `url` (trusting the test CA) and resolves with the body, within WAIT_MS. */
 function fetchText(url) {
-	return new Promise((resolve, reject) => {
+	return within(new Promise((resolve, reject) => {
 		https.get(url, { ca: CA }, (res) => {
 			let body = '';
 			res.setEncoding('utf8');
 			res.on('data', (d) => { body += d; });
 			res.on('end', () => resolve(body));
 		}).on('error', reject);
-	});
+	}), WAIT_MS, `no answer from GET ${url}`);
 }

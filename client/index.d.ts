@@ -1,5 +1,7 @@
-// Type definitions for the enslavism browser client
-// (`<script src="/enslavism/client.js">` or `import { MasterConnection } from 'enslavism/client'`).
+// Type definitions for the enslavism browser client, imported from a bundler
+// (`import { MasterConnection } from 'enslavism/client'`). A page that loads
+// `<script src="/enslavism/client.js">` gets the same classes as globals:
+// their declarations are in client/global.d.ts.
 
 /** addEventListener/removeEventListener whose listeners get plain arguments, as in 0.9.0. */
 declare class Emitter<Events extends Record<string, (...args: any[]) => void>> {
@@ -12,7 +14,9 @@ export declare class SlaveConnection extends Emitter<{
 	/** The slave refused the connection; pending `createDataChannel` promises are rejected too. */
 	rejected: () => void;
 }> {
-	/** The slave's id, given by the master. */
+	/** Made by the MasterConnection that lists the slave. */
+	private constructor();
+	/** The slave's id, given by the master (a slave listed again after a reconnection keeps this object under its new id). */
 	readonly id: number;
 	/**
 	 * What the slave registered with; replaced in place when the slave
@@ -23,6 +27,8 @@ export declare class SlaveConnection extends Emitter<{
 	readonly master: MasterConnection;
 	/** The open data channels, by name. */
 	dataChannels: Record<string, RTCDataChannel>;
+	/** The peer connection to the slave, from `connect()` (or the first channel) until `close()`. */
+	readonly slaveCon: RTCPeerConnection | undefined;
 	/** Starts the peer connection early; channels created later share it. */
 	connect(): void;
 	/** Closes the peer connection and every channel opened from it; `connect()` may be called again. */
@@ -74,8 +80,8 @@ export declare class MasterConnection extends Emitter<{
 }> {
 	/** Connects to `masterWsUrl + '/enslavism/clients'`, e.g. `new MasterConnection('ws://localhost:8081')`. */
 	constructor(masterWsUrl: string, options?: MasterConnectionOptions);
-	/** The listed slaves, indexed by id. */
-	slaves: SlaveConnection[];
+	/** The listed slaves, indexed by id (a sparse array: `undefined` where no slave has that id). */
+	slaves: Array<SlaveConnection | undefined>;
 	/**
 	 * Closes the connection to the master for good (no reconnection); open data
 	 * channels stay open. Slaves still waiting to be listed again after a
