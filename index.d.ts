@@ -1,7 +1,7 @@
 // Type definitions for enslavism, the Node API of enslavism 0.9.0 on a Rust engine.
 
 import { EventEmitter } from 'node:events';
-import type { Server as HttpServer } from 'node:http';
+import type { IncomingHttpHeaders, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 
 /**
@@ -50,6 +50,57 @@ export interface MasterOptions {
 	 * TLS). An unusable one throws `ERR_ENSLAVISM_CERTIFICATE`.
 	 */
 	tls?: TlsIdentity;
+	/** Serve the metrics ({@link Master.metrics}) at `GET /enslavism/metrics`. Default false (the path is a 404, or left to an attached server's handlers). */
+	metrics?: boolean;
+	/** Serve a status page at `GET /enslavism/status` (the live slave list and the master's figures) and its figures at `/enslavism/status.json`. Default false. */
+	status?: boolean;
+	/**
+	 * Who may read the metrics and the status page: true (or a Promise of
+	 * true) serves them; false, a throw, a rejection or no answer within
+	 * `authTimeout` answers 403. Without it, anyone who reaches the port may.
+	 */
+	metricsAuth?: (req: MonitoringRequest) => boolean | Promise<boolean>;
+}
+
+/**
+ * A request for the metrics or the status page: Node's `IncomingMessage` on
+ * an attached server; on the master's own port, an object with these fields.
+ */
+export interface MonitoringRequest {
+	method?: string;
+	url?: string;
+	headers: IncomingHttpHeaders;
+	socket: { remoteAddress?: string; remotePort?: number };
+}
+
+/** A master's figures ({@link Master.stats}): gauges now, counters since it started. */
+export interface MasterStats {
+	/** Connected slaves, registered or not. */
+	slaves: number;
+	/** Slaves listed to clients. */
+	registeredSlaves: number;
+	/** Connected clients. */
+	clients: number;
+	/** WebSocket messages received (pings excepted). */
+	framesIn: number;
+	/** WebSocket messages written (pings excepted). */
+	framesOut: number;
+	/** Payload bytes of `framesIn`. */
+	bytesIn: number;
+	/** Payload bytes of `framesOut`. */
+	bytesOut: number;
+	/** Offers relayed from clients to slaves. */
+	offers: number;
+	/** Answers relayed from slaves to clients. */
+	answers: number;
+	/** ICE candidates relayed, both ways. */
+	candidates: number;
+	/** Offers refused: by the slave, or by the master on its behalf (slave gone, client over `maxOffersPerSecond`). */
+	rejections: number;
+	/** WebSocket handshakes refused: 401 (auth), 503 (`maxConnections`), 400 (not a handshake), 404 (another path). */
+	refusedHandshakes: number;
+	/** Connections ended because of their peer: silent, not reading, over its queue, breaking the protocol, or gone without a close. */
+	droppedPeers: number;
 }
 
 /** A certificate (the chain, leaf first) and its private key, in PEM. */
@@ -160,6 +211,10 @@ export declare class Master extends EventEmitter {
 	readonly peerCounts: { slaves: number; clients: number };
 	/** The registered slaves, by the id clients see (the objects the `slave…register` events carry). */
 	readonly slaves: Map<number, RegisteredSlave>;
+	/** The master's figures, counted in the engine (one call, no per-message JS). Throws `ERR_ENSLAVISM_CLOSED` if it failed to start. */
+	stats(): MasterStats;
+	/** The master's metrics as an OpenMetrics text exposition (names prefixed `enslavism_master_`): what `/enslavism/metrics` serves with `metrics: true`. */
+	metrics(): string;
 	/**
 	 * Presents a new certificate from the next TLS handshake on; open
 	 * connections are kept. For a master started with `tls` (else throws
@@ -645,3 +700,16 @@ export interface Diagnostics {
 
 /** Reads the engine's figures (cheap: no I/O). */
 export declare function diagnostics(): Diagnostics;
+
+/** A log line of the engine: its level, the Rust module it comes from, its message and its other fields (formatted). */
+export type Logger = (level: 'error' | 'warn' | 'info' | 'debug' | 'trace', target: string, message: string, fields: Record<string, string>) => void;
+
+/**
+ * Sends the engine's logs to `logger`, in batches on the main thread (never
+ * on the engine's hot path); `null` stops. `options.filter` chooses them
+ * (tracing's EnvFilter syntax, as `ENSLAVISM_LOG`; default `ENSLAVISM_LOG`
+ * if set, else `'warn,enslavism=info'`); a bad one throws a `TypeError`
+ * (`ERR_INVALID_ARG_VALUE`) and the logger in place stays. A logger does
+ * not keep the process alive.
+ */
+export declare function setLogger(logger: Logger | null, options?: { filter?: string }): void;

@@ -6,6 +6,7 @@ const { Slave, ClientConnection } = require('./lib/slave.js');
 const { DataChannel } = require('./lib/data-channel.js');
 const { MasterConnection, SlaveConnection } = require('./lib/master-connection.js');
 const { runtimeTasks } = require('./lib/binding.js');
+const { setLogger } = require('./lib/logger.js');
 
 /**
  * Figures for leak checks and monitoring: `engineTasks` is the number of
@@ -16,4 +17,4 @@ function diagnostics() {
 	return { engineTasks: runtimeTasks() };
 }
 
-module.exports = { Master, Slave, ClientConnection, DataChannel, PeerSocket, MasterConnection, SlaveConnection, diagnostics };
+module.exports = { Master, Slave, ClientConnection, DataChannel, PeerSocket, MasterConnection, SlaveConnection, diagnostics, setLogger };

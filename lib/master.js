@@ -64,7 +64,42 @@ function checkOptions(options) {
 		out.host = options.host;
 	}
 	if (options.tls !== undefined) out.tls = checkTls(options.tls, 'options.tls');
+	for (const key of ['metrics', 'status']) {
+		if (options[key] === undefined) continue;
+		if (typeof options[key] !== 'boolean') {
+			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.${key} must be a boolean; received ${describe(options[key])}`);
+		}
+		out[key] = options[key];
+	}
+	if (options.metricsAuth !== undefined) {
+		if (typeof options.metricsAuth !== 'function') {
+			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.metricsAuth must be a function; received ${describe(options.metricsAuth)}`);
+		}
+		out.monitoringAuth = true;
+	}
 	return out;
+}
+
+/** The default of the `authTimeout` option (the engine's), which bounds `metricsAuth` too. */
+const DEFAULT_AUTH_TIMEOUT_MS = 10_000;
+
+/**
+ * Asks the application's `metricsAuth(req)` hook: resolves true when it
+ * returned (or resolved to) a truthy value within `timeoutMs`; false when it
+ * said no, threw, rejected or took too long.
+ */
+function askMetricsAuth(hook, req, timeoutMs) {
+	let answer;
+	try {
+		answer = hook(req);
+	} catch {
+		return Promise.resolve(false);
+	}
+	if (answer === null || typeof answer !== 'object' || typeof answer.then !== 'function') return Promise.resolve(Boolean(answer));
+	return new Promise((resolve) => {
+		const timer = setTimeout(() => resolve(false), timeoutMs);
+		Promise.resolve(answer).then((ok) => resolve(Boolean(ok)), () => resolve(false)).finally(() => clearTimeout(timer));
+	});
 }
 
 /** `{ key, cert }` (PEM strings or Buffers) as the binding takes it. */
@@ -144,6 +179,9 @@ class Master extends EventEmitter {
 	constructor(portOrServer, options) {
 		super();
 		const nativeOptions = checkOptions(options);
+		this._metricsAuth = options?.metricsAuth;
+		this._authTimeout = nativeOptions.authTimeout ?? DEFAULT_AUTH_TIMEOUT_MS;
+		this._monitoring = nativeOptions.metrics === true || nativeOptions.status === true;
 		this._sockets = { slave: new Map(), client: new Map() };
 		/**
 		 * The registered slaves, by the id clients see: `{ id, userData,
@@ -214,6 +252,23 @@ class Master extends EventEmitter {
 	}
 
 	/**
+	 * The master's figures: `{ slaves, registeredSlaves, clients }` now,
+	 * and since it started `{ framesIn, framesOut, bytesIn, bytesOut, offers,
+	 * answers, candidates, rejections, refusedHandshakes, droppedPeers }`.
+	 * Counted in the engine; reading them costs one call.
+	 */
+	stats() {
+		if (this._native === null) throw codedError(Error, 'ERR_ENSLAVISM_CLOSED', 'the master failed to start');
+		return this._native.stats();
+	}
+
+	/** The master's metrics, as an OpenMetrics text exposition (what `/enslavism/metrics` serves). */
+	metrics() {
+		if (this._native === null) throw codedError(Error, 'ERR_ENSLAVISM_CLOSED', 'the master failed to start');
+		return this._native.metrics();
+	}
+
+	/**
 	 * Closes every connection and stops listening (an attached server is left
 	 * open, with its own listeners restored). Resolves once the port is free.
 	 */
@@ -280,11 +335,47 @@ class Master extends EventEmitter {
 		Promise.all(pending).then(() => resolve(rejected, reason), () => resolve(true, null));
 	}
 
+	/** A request for the metrics or status page on the master's own port: `metricsAuth` decides. */
+	_authorizeMonitoring(event) {
+		const req = {
+			method: 'GET',
+			url: event.path,
+			headers: event.headers ?? {},
+			socket: { remoteAddress: event.remoteAddress, remotePort: event.remotePort },
+		};
+		// The engine bounds the wait by authTimeout itself.
+		askMetricsAuth(this._metricsAuth, req, this._authTimeout).then((ok) => this._native?.resolveAuth(event.ticket, !ok, null));
+	}
+
+	/** Serves a monitoring path on an attached server, if it is one that is on; true if it was. */
+	_serveMonitoring(path, req, res) {
+		// Other requests of the server's own do not cross into the engine.
+		if (!this._monitoring || !path.startsWith('/enslavism/')) return false;
+		const page = this._native.monitoringPage(path);
+		if (page === null) return false;
+		const allowed = this._metricsAuth === undefined ? Promise.resolve(true) : askMetricsAuth(this._metricsAuth, req, this._authTimeout);
+		allowed.then((ok) => {
+			if (!ok) {
+				res.writeHead(403, { 'Content-Type': 'text/plain' });
+				res.end('403\nForbidden');
+				return;
+			}
+			// Read again: the figures of now, not of when the request came in.
+			const fresh = this._native.monitoringPage(path) ?? page;
+			res.writeHead(200, { 'Content-Type': fresh.contentType, 'Cache-Control': 'no-store' });
+			res.end(fresh.body);
+		});
+		return true;
+	}
+
 	_onNativeEvent(event) {
 		const { kind } = event;
 		switch (event.type) {
 			case 'auth':
 				this._authorize(kind, event);
+				break;
+			case 'monitoringauth':
+				this._authorizeMonitoring(event);
 				break;
 			case 'connection': {
 				const socket = new PeerSocket(this._native, kind, event);
@@ -332,7 +423,9 @@ class Master extends EventEmitter {
 		this._userRequestListeners = server.listeners('request');
 		server.removeAllListeners('request');
 		this._onRequest = (req, res) => {
-			if (serveAsset(pathOf(req.url), req, res)) return;
+			const path = pathOf(req.url);
+			if (serveAsset(path, req, res)) return;
+			if ((req.method === 'GET' || req.method === 'HEAD') && this._serveMonitoring(path, req, res)) return;
 			for (const listener of this._userRequestListeners) listener.call(server, req, res);
 		};
 		server.on('request', this._onRequest);

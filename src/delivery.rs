@@ -26,20 +26,22 @@ pub(crate) type Entry<E> = Either4<E, i64, ArrayBuffer<'static>, String>;
 pub(crate) type BatchArgs<E> = FnArgs<(Vec<Entry<E>>,)>;
 
 /// The JS callback, callable from any thread; it takes the batch itself.
-type BatchCallback<E> = ThreadsafeFunction<(), (), BatchArgs<E>, Status, false>;
+/// A `WEAK` one does not keep Node's event loop alive on its own.
+type BatchCallback<E, const WEAK: bool> = ThreadsafeFunction<(), (), BatchArgs<E>, Status, false, WEAK>;
 
-/// Delivers one object's events to its JS callback, in order.
-pub(crate) struct Deliverer<E: ToNapiValue + 'static> {
+/// Delivers one object's events to its JS callback, in order. A `WEAK` one
+/// lets the process exit while it is set (the logger).
+pub(crate) struct Deliverer<E: ToNapiValue + 'static, const WEAK: bool = false> {
     pending: Arc<Mutex<Vec<Delivery<E>>>>,
-    callback: Mutex<Option<Arc<BatchCallback<E>>>>,
+    callback: Mutex<Option<Arc<BatchCallback<E, WEAK>>>>,
 }
 
-impl<E: ToNapiValue + Send + 'static> Deliverer<E> {
+impl<E: ToNapiValue + Send + 'static, const WEAK: bool> Deliverer<E, WEAK> {
     /// Delivers to `on_events(batch)`.
     pub(crate) fn new(on_events: Function<'_, BatchArgs<E>, ()>) -> napi::Result<Self> {
         let pending: Arc<Mutex<Vec<Delivery<E>>>> = Arc::new(Mutex::new(Vec::new()));
         let taken = pending.clone();
-        let callback = on_events.build_threadsafe_function::<()>().callee_handled::<false>().build_callback(
+        let callback = on_events.build_threadsafe_function::<()>().callee_handled::<false>().weak::<WEAK>().build_callback(
             move |ctx: ThreadsafeCallContext<()>| {
                 let batch = std::mem::take(&mut *taken.lock().unwrap_or_else(|p| p.into_inner()));
                 let mut entries = Vec::with_capacity(batch.len() * 2);

@@ -7,11 +7,14 @@
 mod client;
 mod convert;
 mod delivery;
+mod logging;
 mod master;
 mod slave;
 
 pub use client::*;
 pub use convert::NativeIceServer;
+pub(crate) use logging::init_logging;
+pub use logging::*;
 pub use master::*;
 pub use slave::*;
 
@@ -86,18 +89,4 @@ pub fn panic_for_tests() -> napi::Result<(), String> {
 /// An error for JS with a message and a `code`.
 pub(crate) fn js_error(code: &str, message: impl Into<String>) -> napi::Error<String> {
     napi::Error::new(code.to_owned(), message.into())
-}
-
-/// Prints the engine's logs on stderr when `ENSLAVISM_LOG` holds a filter
-/// (`debug`, `enslavism=debug`, …). Called when the first engine object is made.
-pub(crate) fn init_logging() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        if let Ok(filter) = std::env::var("ENSLAVISM_LOG") {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-                .with_writer(std::io::stderr)
-                .try_init();
-        }
-    });
 }

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use enslavism::master::{
-    AuthDecision, AuthRequest, Master, MasterConfig, MasterConfigBuilder, MasterError, MasterEvent, MasterHooks, PeerKind,
-    Rejection,
+    AuthDecision, AuthRequest, Master, MasterConfig, MasterConfigBuilder, MasterError, MasterEvent, MasterHooks, MasterStats,
+    MonitoringRequest, PeerKind, Rejection,
 };
 use enslavism::tls::TlsIdentity;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -53,6 +53,13 @@ pub struct NativeMasterOptions {
     pub max_user_data_updates_per_second: Option<i64>,
     /// The certificate and key of the master's own HTTPS/WSS server.
     pub tls: Option<NativeTlsOptions>,
+    /// Serve the metrics at `/enslavism/metrics`.
+    pub metrics: Option<bool>,
+    /// Serve the status page at `/enslavism/status`.
+    pub status: Option<bool>,
+    /// Whether JS decides who may read the metrics and status page on the
+    /// master's own port (`monitoringauth` events); without, anyone may.
+    pub monitoring_auth: Option<bool>,
 }
 
 /// A certificate chain and its private key, in PEM.
@@ -72,8 +79,8 @@ fn tls_identity(tls: &NativeTlsOptions) -> napi::Result<TlsIdentity, String> {
 #[napi(object)]
 #[derive(Default)]
 pub struct NativeMasterEvent {
-    /// `auth`, `connection`, `close`, `error`, `slaveregister`, `slaveupdate`
-    /// or `slaveunregister`.
+    /// `auth`, `monitoringauth`, `connection`, `close`, `error`,
+    /// `slaveregister`, `slaveupdate` or `slaveunregister`.
     pub r#type: String,
     /// `slave` or `client`.
     pub kind: String,
@@ -97,6 +104,8 @@ pub struct NativeMasterEvent {
     pub reason: Option<String>,
     /// The slave's userData, JSON text (for the `slave…register` and `slaveupdate` events).
     pub user_data: Option<String>,
+    /// The path asked for (for `monitoringauth`).
+    pub path: Option<String>,
 }
 
 type EventCallback = ThreadsafeFunction<NativeMasterEvent, (), NativeMasterEvent, Status, false>;
@@ -113,6 +122,8 @@ struct JsHooks {
     announced: Mutex<HashSet<(usize, u32)>>,
     tickets: Mutex<HashMap<u32, oneshot::Sender<Result<(), Rejection>>>>,
     next_ticket: AtomicU32,
+    /// Whether JS decides monitoring requests (`metricsAuth`).
+    monitoring_auth: bool,
 }
 
 fn kind_index(kind: PeerKind) -> usize {
@@ -149,6 +160,22 @@ impl JsHooks {
         sender.map(|s| s.send(decision).is_ok()).unwrap_or(false)
     }
 
+    /// Asks JS to decide: `event` goes out with a ticket, answered by `resolveAuth`.
+    fn ask(&self, mut event: NativeMasterEvent) -> AuthDecision {
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.tickets.lock().unwrap_or_else(|p| p.into_inner()).insert(ticket, tx);
+        event.ticket = Some(ticket);
+        if !self.emit(event) {
+            self.tickets.lock().unwrap_or_else(|p| p.into_inner()).remove(&ticket);
+            return Box::pin(std::future::ready(Err(Rejection { reason: Some("master closing".into()) })));
+        }
+        Box::pin(async move {
+            // A dropped ticket (master closed) refuses.
+            rx.await.unwrap_or_else(|_| Err(Rejection { reason: Some("master closing".into()) }))
+        })
+    }
+
     /// Stops delivering events (lets the process exit) and refuses pending handshakes.
     fn shut(&self) {
         self.events.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -181,28 +208,32 @@ impl MasterHooks for JsHooks {
         if !self.auth_observed[kind_index(request.kind)].load(Ordering::Relaxed) {
             return Box::pin(std::future::ready(Ok(())));
         }
-        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.tickets.lock().unwrap_or_else(|p| p.into_inner()).insert(ticket, tx);
         let (remote_address, remote_port, remote_family) = address_fields(request.remote_addr);
-        let delivered = self.emit(NativeMasterEvent {
+        self.ask(NativeMasterEvent {
             r#type: "auth".into(),
             kind: request.kind.name().into(),
-            ticket: Some(ticket),
             cookies: Some(request.cookies),
             headers: Some(headers_object(&request.headers)),
             remote_address,
             remote_port,
             remote_family,
             ..Default::default()
-        });
-        if !delivered {
-            self.tickets.lock().unwrap_or_else(|p| p.into_inner()).remove(&ticket);
-            return Box::pin(std::future::ready(Err(Rejection { reason: Some("master closing".into()) })));
+        })
+    }
+
+    fn authorize_monitoring(&self, request: MonitoringRequest) -> AuthDecision {
+        if !self.monitoring_auth {
+            return Box::pin(std::future::ready(Ok(())));
         }
-        Box::pin(async move {
-            // A dropped ticket (master closed) refuses the handshake.
-            rx.await.unwrap_or_else(|_| Err(Rejection { reason: Some("master closing".into()) }))
+        let (remote_address, remote_port, remote_family) = address_fields(request.remote_addr);
+        self.ask(NativeMasterEvent {
+            r#type: "monitoringauth".into(),
+            path: Some(request.path),
+            headers: Some(headers_object(&request.headers)),
+            remote_address,
+            remote_port,
+            remote_family,
+            ..Default::default()
         })
     }
 
@@ -297,6 +328,7 @@ fn config_from(options: &NativeMasterOptions) -> napi::Result<MasterConfig, Stri
     if let Some(n) = options.max_user_data_updates_per_second {
         b = b.max_user_data_updates_per_second(narrow("max_user_data_updates_per_second", n).map_err(config_error)?);
     }
+    b = b.metrics(options.metrics == Some(true)).status(options.status == Some(true));
     b.build().map_err(config_error)
 }
 
@@ -315,7 +347,7 @@ fn slave_event(kind: &str, id: u32, user_data: String, remote_addr: SocketAddr) 
     }
 }
 
-fn make_hooks(on_event: Function<'_, NativeMasterEvent, ()>) -> napi::Result<Arc<JsHooks>, String> {
+fn make_hooks(on_event: Function<'_, NativeMasterEvent, ()>, monitoring_auth: bool) -> napi::Result<Arc<JsHooks>, String> {
     init_logging();
     let callback = on_event
         .build_threadsafe_function::<NativeMasterEvent>()
@@ -329,6 +361,7 @@ fn make_hooks(on_event: Function<'_, NativeMasterEvent, ()>) -> napi::Result<Arc
         announced: Mutex::new(HashSet::new()),
         tickets: Mutex::new(HashMap::new()),
         next_ticket: AtomicU32::new(0),
+        monitoring_auth,
     }))
 }
 
@@ -387,7 +420,7 @@ impl NativeMaster {
                 u16::try_from(port).map_err(|_| js_error(codes::INVALID_ARG, format!("port must be 0 to 65535, not {port}")))?;
             let options = options.unwrap_or_default();
             let config = config_from(&options)?;
-            let hooks = make_hooks(on_event)?;
+            let hooks = make_hooks(on_event, options.monitoring_auth == Some(true))?;
             let master = bind_master(port, options.host.as_deref(), config, hooks.clone())
                 .inspect_err(|_| hooks.shut())
                 .map_err(master_error)?;
@@ -403,8 +436,9 @@ impl NativeMaster {
         on_event: Function<'_, NativeMasterEvent, ()>,
     ) -> napi::Result<Self, String> {
         crate::guarded(|| {
-            let config = config_from(&options.unwrap_or_default())?;
-            let hooks = make_hooks(on_event)?;
+            let options = options.unwrap_or_default();
+            let config = config_from(&options)?;
+            let hooks = make_hooks(on_event, options.monitoring_auth == Some(true))?;
             let master = within_runtime_if_available(|| Master::detached(config, hooks.clone())).map_err(master_error)?;
             Ok(NativeMaster { master: Arc::new(master), hooks })
         })
@@ -525,6 +559,30 @@ impl NativeMaster {
         })
     }
 
+    /// The master's figures (see `NativeMasterStats`).
+    #[napi]
+    pub fn stats(&self) -> napi::Result<NativeMasterStats, String> {
+        crate::guarded(|| Ok(NativeMasterStats::from(self.master.stats())))
+    }
+
+    /// The master's metrics, OpenMetrics text.
+    #[napi]
+    pub fn metrics(&self) -> napi::Result<String, String> {
+        crate::guarded(|| Ok(self.master.metrics()))
+    }
+
+    /// What `path` answers when it is a monitoring path that is turned on
+    /// (for an attached server, once its `metricsAuth` agreed); null otherwise.
+    #[napi]
+    pub fn monitoring_page(&self, path: String) -> napi::Result<Option<NativeMonitoringPage>, String> {
+        crate::guarded(|| {
+            Ok(self
+                .master
+                .monitoring_page(&path)
+                .map(|page| NativeMonitoringPage { content_type: page.content_type.into(), body: page.body }))
+        })
+    }
+
     /// Closes every connection and the port; resolves once done. Afterwards
     /// no more events are delivered and the process may exit.
     #[napi]
@@ -534,6 +592,70 @@ impl NativeMaster {
         let _ = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(master.close())).await;
         self.hooks.shut();
     }
+}
+
+/// A master's figures: gauges now, counters since it started (see the
+/// engine's `MasterStats` for what each counts).
+#[napi(object)]
+pub struct NativeMasterStats {
+    /// Connected slaves, registered or not.
+    pub slaves: u32,
+    /// Slaves listed to clients.
+    pub registered_slaves: u32,
+    /// Connected clients.
+    pub clients: u32,
+    /// WebSocket messages received.
+    pub frames_in: i64,
+    /// WebSocket messages written.
+    pub frames_out: i64,
+    /// Payload bytes received.
+    pub bytes_in: i64,
+    /// Payload bytes written.
+    pub bytes_out: i64,
+    /// Offers relayed to slaves.
+    pub offers: i64,
+    /// Answers relayed to clients.
+    pub answers: i64,
+    /// ICE candidates relayed, both ways.
+    pub candidates: i64,
+    /// Offers refused, by slaves or on their behalf.
+    pub rejections: i64,
+    /// WebSocket handshakes refused.
+    pub refused_handshakes: i64,
+    /// Connections ended because of their peer.
+    pub dropped_peers: i64,
+}
+
+impl From<MasterStats> for NativeMasterStats {
+    fn from(s: MasterStats) -> Self {
+        // Counters stay far below 2^53 (a million frames a second for 285 years).
+        let n = |v: u64| v as i64;
+        let gauge = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        NativeMasterStats {
+            slaves: gauge(s.slaves),
+            registered_slaves: gauge(s.registered_slaves),
+            clients: gauge(s.clients),
+            frames_in: n(s.frames_in),
+            frames_out: n(s.frames_out),
+            bytes_in: n(s.bytes_in),
+            bytes_out: n(s.bytes_out),
+            offers: n(s.signalling.offers),
+            answers: n(s.signalling.answers),
+            candidates: n(s.signalling.candidates),
+            rejections: n(s.signalling.rejections),
+            refused_handshakes: n(s.refused_handshakes.total()),
+            dropped_peers: n(s.dropped_peers),
+        }
+    }
+}
+
+/// What a monitoring path answers.
+#[napi(object)]
+pub struct NativeMonitoringPage {
+    /// `Content-Type`.
+    pub content_type: String,
+    /// The body.
+    pub body: String,
 }
 
 /// A request's headers from Node's `rawHeaders` (name, value, name, …);

@@ -5,7 +5,8 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import {
-	ClientConnection, DataChannel, Master, MasterConnection, PeerSocket, Slave, SlaveConnection, diagnostics,
+	ClientConnection, DataChannel, Master, MasterConnection, PeerSocket, Slave, SlaveConnection, diagnostics, setLogger,
+	type Logger, type MasterStats, type MonitoringRequest,
 	type AuthData, type AuthInfo, type DataChannelErrorEvent, type DataChannelEvent, type DataChannelMessageEvent,
 	type MasterCloseEvent, type MasterConnectionOptions, type MasterOptions, type RegisteredSlave, type RejectFunction,
 	type SlaveOptions, type TlsIdentity,
@@ -48,6 +49,33 @@ for (const [id, slave] of master.slaves) {
 	expectType<RegisteredSlave, typeof slave>(true);
 }
 const closed: Promise<void> = master.close();
+
+// ---- monitoring --------------------------------------------------------------
+
+const monitored = new Master(8082, {
+	metrics: true,
+	status: true,
+	metricsAuth: (req: MonitoringRequest) => req.headers.authorization === 'Bearer token' && req.socket.remoteAddress !== undefined,
+});
+new Master(8083, { metrics: true, metricsAuth: async () => true });
+const stats: MasterStats = monitored.stats();
+const framesIn: number = stats.framesIn + stats.bytesOut + stats.offers + stats.refusedHandshakes + stats.droppedPeers;
+const metricsText: string = monitored.metrics();
+// @ts-expect-error: metrics is a switch
+new Master(8084, { metrics: 'yes' });
+// @ts-expect-error: metricsAuth answers a boolean
+new Master(8085, { metricsAuth: () => 'yes' });
+
+// ---- logs --------------------------------------------------------------------
+
+const logger: Logger = (level, target, message, fields) => console.log(level.toUpperCase(), target, message, fields.id);
+setLogger(logger, { filter: 'enslavism=debug' });
+setLogger((level: 'error' | 'warn' | 'info' | 'debug' | 'trace') => level);
+setLogger(null);
+// @ts-expect-error: a logger is a function
+setLogger(console);
+// @ts-expect-error: the filter is a string
+setLogger(logger, { filter: 3 });
 
 master.on('slaveauth', (authData, reject, info) => {
 	expectType<AuthData, typeof authData>(true);
@@ -308,4 +336,4 @@ async function runClient(): Promise<void> {
 
 const engineTasks: number = diagnostics().engineTasks;
 
-export { attached, closed, counts, engineTasks, ownTls, runClient, runSlave, secure };
+export { attached, closed, counts, engineTasks, framesIn, metricsText, ownTls, runClient, runSlave, secure };

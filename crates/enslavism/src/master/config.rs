@@ -54,6 +54,13 @@ pub const MIN_HTTP_HEADER_SIZE: usize = 8192;
 /// Shortest `heartbeat_interval`.
 pub const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(10);
 
+/// Where [`MasterConfigBuilder::metrics`] serves the metrics.
+pub const METRICS_PATH: &str = "/enslavism/metrics";
+/// Where [`MasterConfigBuilder::status`] serves the status page.
+pub const STATUS_PATH: &str = "/enslavism/status";
+/// Where [`MasterConfigBuilder::status`] serves the figures the status page shows, as JSON.
+pub const STATUS_JSON_PATH: &str = "/enslavism/status.json";
+
 /// Limits and timeouts of a master. `MasterConfig::default()` holds the
 /// documented defaults; [`MasterConfig::builder`] changes them.
 #[derive(Debug, Clone)]
@@ -72,6 +79,8 @@ pub struct MasterConfig {
     pub(crate) max_candidates_per_second: u32,
     pub(crate) max_user_data_updates_per_second: u32,
     pub(crate) tls: Option<TlsIdentity>,
+    pub(crate) metrics: bool,
+    pub(crate) status: bool,
 }
 
 impl Default for MasterConfig {
@@ -90,6 +99,8 @@ impl Default for MasterConfig {
             max_candidates_per_second: DEFAULT_MAX_CANDIDATES_PER_SECOND,
             max_user_data_updates_per_second: DEFAULT_MAX_USER_DATA_UPDATES_PER_SECOND,
             tls: None,
+            metrics: false,
+            status: false,
         }
     }
 }
@@ -209,6 +220,25 @@ impl MasterConfigBuilder {
     /// running by [`Master::set_tls`](super::Master::set_tls).
     pub fn tls(mut self, identity: TlsIdentity) -> Self {
         self.config.tls = Some(identity);
+        self
+    }
+
+    /// Serves the master's metrics at [`METRICS_PATH`] (OpenMetrics text,
+    /// see [`Master::metrics`](super::Master::metrics)), to requests that
+    /// [`MasterHooks::authorize_monitoring`](super::MasterHooks::authorize_monitoring)
+    /// lets through. Off by default: the path is then a 404.
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.config.metrics = on;
+        self
+    }
+
+    /// Serves a status page at [`STATUS_PATH`]: the live slave list and the
+    /// master's figures, updating by itself (it reads [`STATUS_JSON_PATH`]
+    /// every second and lists slaves as a client does), to requests that
+    /// [`MasterHooks::authorize_monitoring`](super::MasterHooks::authorize_monitoring)
+    /// lets through. Off by default: the paths are then a 404.
+    pub fn status(mut self, on: bool) -> Self {
+        self.config.status = on;
         self
     }
 

@@ -21,6 +21,20 @@ pub struct AuthRequest {
     pub headers: http::HeaderMap,
 }
 
+/// A request for the master's metrics or status page, waiting for the
+/// application's decision.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MonitoringRequest {
+    /// The path asked for ([`METRICS_PATH`](super::METRICS_PATH), [`STATUS_PATH`](super::STATUS_PATH)
+    /// or [`STATUS_JSON_PATH`](super::STATUS_JSON_PATH)).
+    pub path: String,
+    /// Where the request comes from.
+    pub remote_addr: SocketAddr,
+    /// The request's headers, as received.
+    pub headers: http::HeaderMap,
+}
+
 /// A refused handshake: the peer gets HTTP 401 with this reason as the body.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rejection {
@@ -104,6 +118,14 @@ pub trait MasterHooks: Send + Sync + 'static {
 
     /// Observes a connection event. Called on the connection's task: keep it short.
     fn on_event(&self, _event: MasterEvent) {}
+
+    /// Decides whether a request for the metrics or the status page (when
+    /// they are on) is answered; a refusal gets HTTP 403. The default
+    /// accepts: with metrics or status on, leave them open only where the
+    /// port is not reachable from outside, or decide here.
+    fn authorize_monitoring(&self, _request: MonitoringRequest) -> AuthDecision {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// Accept everyone, observe nothing.

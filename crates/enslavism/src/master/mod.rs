@@ -9,11 +9,13 @@
 mod config;
 pub(crate) mod handshake;
 mod hooks;
+mod monitoring;
 mod outbox;
 mod peer;
 mod rate;
 mod router;
 mod server;
+mod stats;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,10 +39,12 @@ pub use config::{
     MasterConfig, MasterConfigBuilder, DEFAULT_AUTH_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_HEARTBEAT_TIMEOUT, DEFAULT_MAX_CANDIDATES_PER_SECOND, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HTTP_HEADER_SIZE,
     DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_OFFERS_PER_SECOND, DEFAULT_MAX_USER_DATA_UPDATES_PER_SECOND,
-    DEFAULT_OUTBOUND_QUEUE_LENGTH, MIN_HEARTBEAT_INTERVAL, MIN_HTTP_HEADER_SIZE,
+    DEFAULT_OUTBOUND_QUEUE_LENGTH, METRICS_PATH, MIN_HEARTBEAT_INTERVAL, MIN_HTTP_HEADER_SIZE, STATUS_JSON_PATH, STATUS_PATH,
 };
-pub use hooks::{AuthDecision, AuthRequest, MasterEvent, MasterHooks, NoHooks, Rejection};
+pub use hooks::{AuthDecision, AuthRequest, MasterEvent, MasterHooks, MonitoringRequest, NoHooks, Rejection};
+pub use monitoring::MonitoringPage;
 pub use router::{IdAllocator, IdsExhausted, PeerKind, PeerLink, RoutingError, SignallingRouter, CLOSE_SLOW_CONSUMER};
+pub use stats::{MasterStats, RefusedHandshakes, SignallingCounts};
 
 use crate::proto::ProtocolVersion;
 use crate::tls::{ServerTls, TlsIdentity};
@@ -96,6 +100,8 @@ pub(crate) struct Shared {
     connections: Arc<AtomicUsize>,
     /// TLS of the master's own server, when it has a certificate.
     pub(crate) tls: Option<ServerTls>,
+    /// Frames, bytes, refusals and drops, counted by the peers' tasks.
+    traffic: stats::TrafficCounters,
 }
 
 /// One connection counted against `max_connections`, for as long as it lives.
@@ -126,6 +132,17 @@ impl Shared {
         for link in self.router().links() {
             link.shut_down();
         }
+    }
+
+    fn stats(&self) -> MasterStats {
+        let router = self.router();
+        let gauges = (router.slave_count(), router.registered_slave_count(), router.client_count());
+        MasterStats::read(&self.traffic, router.signalling_counts(), gauges)
+    }
+
+    fn metrics(&self) -> String {
+        let latency = self.router().signalling_latency();
+        self.stats().metrics(latency)
     }
 
     /// The router; a panic elsewhere never makes it unusable.
@@ -180,6 +197,7 @@ impl Master {
             tasks: TaskTracker::new(),
             connections: Arc::new(AtomicUsize::new(0)),
             tls,
+            traffic: stats::TrafficCounters::default(),
         });
         Master { shared, local_addr, runtime }
     }
@@ -304,6 +322,29 @@ impl Master {
         (router.slave_count(), router.client_count())
     }
 
+    /// The master's figures: connected peers now, traffic and signalling
+    /// since it started.
+    pub fn stats(&self) -> MasterStats {
+        self.shared.stats()
+    }
+
+    /// The master's metrics as an OpenMetrics text exposition (names
+    /// prefixed `enslavism_master_`; served as [`crate::metrics::CONTENT_TYPE`]):
+    /// the figures of [`Master::stats`] and a histogram of the time from a
+    /// client's offer received to the slave's answer sent on.
+    pub fn metrics(&self) -> String {
+        self.shared.metrics()
+    }
+
+    /// The answer to `path` when it is one of the monitoring paths and
+    /// turned on ([`MasterConfigBuilder::metrics`], [`MasterConfigBuilder::status`]),
+    /// for a server of the application's to serve once it has decided who
+    /// may see it (the master's own server asks
+    /// [`MasterHooks::authorize_monitoring`]).
+    pub fn monitoring_page(&self, path: &str) -> Option<MonitoringPage> {
+        self.shared.monitoring_page(path)
+    }
+
     /// True once [`Master::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.shared.shutdown.is_cancelled()
@@ -345,6 +386,9 @@ where
         outcome = handshake::negotiate(&path, &headers, remote_addr, &*shared.hooks, shared.config.auth_timeout) => outcome,
         _ = shared.shutdown.cancelled() => return None,
     };
+    if outcome.upgraded.is_none() {
+        shared.traffic.refused(stats::Refusal::from_status(outcome.response.status()));
+    }
     let written = stream.write_all(&handshake::serialize_response(&outcome.response)).await;
     if let Err(e) = written {
         tracing::debug!(%remote_addr, "cannot answer the handshake: {e}");

@@ -158,6 +158,9 @@ where
     };
     match ended {
         Ended::Close(code, reason) => {
+            if code == super::CLOSE_SLOW_CONSUMER {
+                shared.traffic.dropped();
+            }
             close_cleanly(ws, code, &reason).await;
             (code, reason)
         }
@@ -167,10 +170,16 @@ where
             (code, reason)
         }
         Ended::Refused(code, reason) => {
+            shared.traffic.dropped();
             let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, ws.close(Some(close_frame(code, &reason)))).await;
             (code, reason)
         }
-        Ended::Dropped(code, reason) => (code, reason.into()),
+        Ended::Dropped(code, reason) => {
+            if code != CLOSE_GOING_AWAY {
+                shared.traffic.dropped();
+            }
+            (code, reason.into())
+        }
     }
 }
 
@@ -355,17 +364,39 @@ impl<'a> Connection<'a> {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
+        // Counted once per call: one pair of atomic adds for up to 64 frames.
+        let (mut frames, mut bytes) = (0, 0);
+        let handed = self.hand_over(cx, ws, &mut frames, &mut bytes);
+        self.shared.traffic.sent(frames, bytes);
+        ready!(handed)?;
+        ready!(ws.poll_flush_unpin(cx))?;
+        self.unflushed = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Hands frames of the batch to the socket until the part is full or
+    /// the batch empty, counting them.
+    fn hand_over<S>(
+        &mut self,
+        cx: &mut Context<'_>,
+        ws: &mut WebSocketStream<S>,
+        frames: &mut u64,
+        bytes: &mut u64,
+    ) -> Poll<Result<(), WsError>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
         while self.unflushed < FLUSH_BATCH {
             if self.batch.is_empty() {
                 break;
             }
             ready!(ws.poll_ready_unpin(cx))?;
             let frame = self.batch.pop_front().expect("the batch is not empty");
+            *bytes += frame.len() as u64;
             ws.start_send_unpin(WsMessage::Binary(frame))?;
+            *frames += 1;
             self.unflushed += 1;
         }
-        ready!(ws.poll_flush_unpin(cx))?;
-        self.unflushed = 0;
         Poll::Ready(Ok(()))
     }
 
@@ -375,11 +406,13 @@ impl<'a> Connection<'a> {
         match incoming {
             Some(Ok(WsMessage::Binary(data))) => {
                 self.last_heard = tokio::time::Instant::now();
+                self.shared.traffic.received(data.len());
                 handle_frame(self.shared, self.peer, &mut self.side, self.outbox, &data);
             }
             Some(Ok(WsMessage::Pong(_))) => self.last_heard = tokio::time::Instant::now(),
-            Some(Ok(WsMessage::Text(_))) => {
+            Some(Ok(WsMessage::Text(text))) => {
                 self.last_heard = tokio::time::Instant::now();
+                self.shared.traffic.received(text.len());
                 tracing::debug!(kind = kind.name(), id, "text frame ignored: the protocol is binary");
             }
             Some(Ok(WsMessage::Close(frame))) => {

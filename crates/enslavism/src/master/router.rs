@@ -11,6 +11,9 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use thiserror::Error;
 
+use prometheus_client::metrics::histogram::Histogram;
+
+use super::stats::{SignallingCounts, SignallingTally};
 use crate::proto::{IceCandidate, Message, MessageType, ProtoError, ProtocolVersion, SessionDescription, SlaveEntry};
 
 /// The two kinds of peer a master talks to.
@@ -172,6 +175,8 @@ pub struct SignallingRouter<L> {
     slave_list_frame: Option<Bytes>,
     /// Largest userData a slave may register.
     max_user_data_len: usize,
+    /// What was relayed, and how fast slaves answered.
+    tally: SignallingTally,
 }
 
 impl<L: PeerLink> Default for SignallingRouter<L> {
@@ -195,6 +200,7 @@ impl<L: PeerLink> SignallingRouter<L> {
             client_ids,
             slave_list_frame: None,
             max_user_data_len: crate::proto::MAX_USER_DATA_LEN,
+            tally: SignallingTally::default(),
         }
     }
 
@@ -206,8 +212,9 @@ impl<L: PeerLink> SignallingRouter<L> {
 
     /// Tells a client that `slave_id` refused its offer (the master refuses on
     /// the slave's behalf, e.g. when the client sends offers too fast).
-    pub fn reject_offer(&self, client_id: u32, slave_id: u32) {
+    pub fn reject_offer(&mut self, client_id: u32, slave_id: u32) {
         if let Some(client) = self.clients.get(&client_id) {
+            self.tally.rejected(client_id, slave_id);
             if let Ok(frame) = (Message::RejectFromSlave { id: slave_id }).encode() {
                 push_or_close(&client.link, Bytes::from(frame));
             }
@@ -222,6 +229,21 @@ impl<L: PeerLink> SignallingRouter<L> {
     /// Connected clients.
     pub fn client_count(&self) -> usize {
         self.clients.len()
+    }
+
+    /// Registered slaves (those listed to clients).
+    pub fn registered_slave_count(&self) -> usize {
+        self.slaves.values().filter(|s| s.entry.is_some()).count()
+    }
+
+    /// Offers, answers, candidates and rejections relayed so far.
+    pub fn signalling_counts(&self) -> SignallingCounts {
+        self.tally.counts
+    }
+
+    /// The time from each offer received to its answer sent.
+    pub(crate) fn signalling_latency(&self) -> Histogram {
+        self.tally.latency()
     }
 
     /// The userData JSON of every registered slave, by id.
@@ -250,6 +272,7 @@ impl<L: PeerLink> SignallingRouter<L> {
     /// Forgets a peer. A registered slave's departure is broadcast to every
     /// client as RemoveSlaves, and its entry returned.
     pub fn remove(&mut self, kind: PeerKind, id: u32) -> Option<SlaveEntry> {
+        self.tally.forget(kind, id);
         match kind {
             PeerKind::Client => {
                 self.clients.remove(&id);
@@ -335,6 +358,10 @@ impl<L: PeerLink> SignallingRouter<L> {
             return Err(RoutingError::UnknownDestination { kind: PeerKind::Slave, id: slave_id });
         };
         push_or_close(&slave.link, Bytes::from(out.encode()?));
+        match out {
+            Message::OfferFromClient(_) => self.tally.offer_relayed(client_id, slave_id),
+            _ => self.tally.counts.candidates += 1,
+        }
         Ok(())
     }
 
@@ -394,6 +421,11 @@ impl<L: PeerLink> SignallingRouter<L> {
         let client =
             self.clients.get(&client_id).ok_or(RoutingError::UnknownDestination { kind: PeerKind::Client, id: client_id })?;
         push_or_close(&client.link, Bytes::from(out.encode()?));
+        match out {
+            Message::AnswerFromSlave(_) => self.tally.answer_relayed(client_id, slave_id),
+            Message::IceCandidateFromSlave(_) => self.tally.counts.candidates += 1,
+            _ => self.tally.rejected(client_id, slave_id),
+        }
         Ok(())
     }
 

@@ -18,8 +18,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
-use super::handshake;
 use super::peer::run_peer;
+use super::stats::Refusal;
+use super::{handshake, monitoring};
 use super::{ConnectionSlot, Shared};
 use crate::assets;
 
@@ -57,6 +58,7 @@ where
     let limit = shared.config.max_connections;
     // Debug, not warn: under a flood this would be one line per connection.
     tracing::debug!(%remote_addr, limit, "connection refused: too many connections");
+    shared.traffic.refused(Refusal::OverLimit);
     let outcome = handshake::refuse(StatusCode::SERVICE_UNAVAILABLE, &format!("too many connections (the limit is {limit})"));
     let response = handshake::serialize_response(&outcome.response);
     let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
@@ -152,35 +154,39 @@ async fn handle_request(
     if handshake::is_websocket_upgrade(req.headers()) {
         let outcome =
             handshake::negotiate(req.uri().path(), req.headers(), remote_addr, &*shared.hooks, shared.config.auth_timeout).await;
-        if let Some((kind, protocol)) = outcome.upgraded {
-            let on_upgrade = hyper::upgrade::on(&mut req);
-            let peer_shared = shared.clone();
-            shared.tasks.spawn(async move {
-                // Not `match on_upgrade.await { Ok(..) => .. }`: the matched
-                // value's room would stay in the task for the peer's life.
-                let upgraded = match on_upgrade.await {
-                    Ok(upgraded) => upgraded,
-                    Err(e) => return tracing::debug!(%remote_addr, "upgrade failed: {e}"),
-                };
-                let config = peer_shared.config.websocket_config();
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                run_peer(peer_shared, ws, kind, protocol, remote_addr, slot).await;
-            });
-        }
+        let Some((kind, protocol)) = outcome.upgraded else {
+            shared.traffic.refused(Refusal::from_status(outcome.response.status()));
+            return Ok(outcome.response.map(Full::new));
+        };
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let peer_shared = shared.clone();
+        shared.tasks.spawn(async move {
+            // Not `match on_upgrade.await { Ok(..) => .. }`: the matched
+            // value's room would stay in the task for the peer's life.
+            let upgraded = match on_upgrade.await {
+                Ok(upgraded) => upgraded,
+                Err(e) => return tracing::debug!(%remote_addr, "upgrade failed: {e}"),
+            };
+            let config = peer_shared.config.websocket_config();
+            let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+            run_peer(peer_shared, ws, kind, protocol, remote_addr, slot).await;
+        });
         return Ok(outcome.response.map(Full::new));
     }
 
+    if matches!(*req.method(), Method::GET | Method::HEAD) {
+        if let Some(response) = monitoring::respond(&shared, req.uri().path(), req.headers(), remote_addr).await {
+            return Ok(response);
+        }
+    }
     let asset = assets::find(req.uri().path()).filter(|_| matches!(*req.method(), Method::GET | Method::HEAD));
     let response = if let Some(asset) = asset {
         let fresh = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| asset.not_modified(v));
-        let builder =
-            Response::builder().header(header::ETAG, asset.etag).header(header::CACHE_CONTROL, assets::CACHE_CONTROL);
+        let builder = Response::builder().header(header::ETAG, asset.etag).header(header::CACHE_CONTROL, assets::CACHE_CONTROL);
         if fresh {
             builder.status(StatusCode::NOT_MODIFIED).body(Full::new(Bytes::new()))
         } else {
-            builder
-                .header(header::CONTENT_TYPE, asset.content_type)
-                .body(Full::new(Bytes::from_static(asset.body.as_bytes())))
+            builder.header(header::CONTENT_TYPE, asset.content_type).body(Full::new(Bytes::from_static(asset.body.as_bytes())))
         }
     } else {
         Response::builder().status(StatusCode::NOT_FOUND).body(Full::new(Bytes::from_static(b"404\nNot found")))

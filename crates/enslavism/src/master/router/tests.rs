@@ -374,3 +374,24 @@ fn user_data_over_the_limit_closes_the_slave_unlisted() {
     router.route(PeerKind::Slave, s, register(r#"{"a":1}"#)).unwrap();
     assert_eq!(client.take(), vec![Message::AddSlaves(vec![entry(s, r#"{"a":1}"#)])]);
 }
+
+#[test]
+fn signalling_is_counted_once_delivered() {
+    let mut router = SignallingRouter::new();
+    let (slave, client) = (Inbox::default(), Inbox::default());
+    let s = router.add_slave(slave, V2).unwrap();
+    let c = router.add_client(client, V2).unwrap();
+    router.route(PeerKind::Slave, s, register("{}")).unwrap();
+    router.route(PeerKind::Client, c, Message::OfferToSlave(sd(s, "offer"))).unwrap();
+    router.route(PeerKind::Client, c, Message::IceCandidateToSlave(IceCandidate { id: s, candidate: None })).unwrap();
+    router.route(PeerKind::Slave, s, Message::AnswerToClient(sd(c, "answer"))).unwrap();
+    router.route(PeerKind::Slave, s, Message::IceCandidateToClient(IceCandidate { id: c, candidate: None })).unwrap();
+    router.route(PeerKind::Slave, s, Message::RejectToClient { id: c }).unwrap();
+    // Not delivered: to nobody, or refused on the slave's behalf.
+    assert!(router.route(PeerKind::Slave, s, Message::AnswerToClient(sd(c + 1, "answer"))).is_err());
+    assert!(router.route(PeerKind::Client, c, Message::OfferToSlave(sd(s + 1, "offer"))).is_err());
+    router.reject_offer(c, s);
+    let counts = router.signalling_counts();
+    assert_eq!((counts.offers, counts.answers, counts.candidates, counts.rejections), (1, 1, 2, 3));
+    assert_eq!(router.registered_slave_count(), 1);
+}
