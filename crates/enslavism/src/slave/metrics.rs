@@ -44,11 +44,14 @@ pub(crate) fn render(snapshot: Snapshot) -> String {
     crate::metrics::encode(&registry)
 }
 
+/// A series' labels, as `(name, value)` pairs.
+type Labels<'a> = &'a [(&'a str, &'a str)];
+
 fn counter(
     encoder: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
-    series: &[(&[(&str, &str)], u64)],
+    series: &[(Labels<'_>, u64)],
 ) -> Result<(), std::fmt::Error> {
     let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, value) in series {
@@ -68,7 +71,7 @@ impl Collector for Snapshot {
         gauge(e, "connections", "Peer connections the slave holds (from an accepted offer to the release).", self.connections)?;
         gauge(e, "channels", "Data channels open.", self.channels)?;
         let t = &self.traffic;
-        let (inbound, outbound): (&[(&str, &str)], &[(&str, &str)]) = (&[("direction", "in")], &[("direction", "out")]);
+        let (inbound, outbound): (Labels<'_>, Labels<'_>) = (&[("direction", "in")], &[("direction", "out")]);
         counter(
             e,
             "messages",
@@ -77,12 +80,8 @@ impl Collector for Snapshot {
         )?;
         counter(e, "bytes", "Payload bytes of those messages.", &[(inbound, t.bytes_in), (outbound, t.bytes_out)])?;
 
-        let buckets: Vec<(f64, u64)> = SETUP_BUCKETS
-            .iter()
-            .map(|ms| ms / 1000.0)
-            .chain([f64::INFINITY])
-            .zip(self.setup.buckets.iter().copied())
-            .collect();
+        let buckets: Vec<(f64, u64)> =
+            SETUP_BUCKETS.iter().map(|ms| ms / 1000.0).chain([f64::INFINITY]).zip(self.setup.buckets.iter().copied()).collect();
         let mut setup = encoder.encode_descriptor(
             "setup",
             "Connection setup time: from the offer's arrival at the slave to the first data channel open.",

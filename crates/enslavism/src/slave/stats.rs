@@ -167,6 +167,9 @@ impl Traffic {
 /// cores never write the same cache line; a read sums them.
 #[derive(Debug, Default)]
 pub(crate) struct ShardStats {
+    /// Peers the shard holds: new peers go to the shard with the fewest,
+    /// and their sum is the `connections` gauge.
+    pub(crate) peers: AtomicUsize,
     pub(crate) traffic: Traffic,
     /// Channels announced and not closed yet.
     pub(crate) channels: AtomicUsize,

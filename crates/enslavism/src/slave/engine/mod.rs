@@ -19,7 +19,7 @@ mod socket;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -101,9 +101,7 @@ pub(crate) enum Command {
 /// The way to one shard.
 struct ShardHandle {
     commands: mpsc::UnboundedSender<Command>,
-    /// Peers the shard holds, to spread new ones.
-    peers: Arc<AtomicUsize>,
-    /// What the shard counts (written by it alone).
+    /// What the shard counts (written by it alone), its peers among them.
     stats: Arc<ShardStats>,
     port: u16,
 }
@@ -123,7 +121,6 @@ struct BoundShard {
     announced: Vec<IpAddr>,
     commands: mpsc::UnboundedSender<Command>,
     receiver: mpsc::UnboundedReceiver<Command>,
-    load: Arc<AtomicUsize>,
     stats: Arc<ShardStats>,
 }
 
@@ -168,10 +165,9 @@ impl Engine {
             };
             let port = socket.local_addr()?.port();
             let (commands, receiver) = mpsc::unbounded_channel();
-            let peers = Arc::new(AtomicUsize::new(0));
             let stats = Arc::new(ShardStats::default());
-            handles.push(ShardHandle { commands: commands.clone(), peers: peers.clone(), stats: stats.clone(), port });
-            shards.push(BoundShard { socket, announced: announced.clone(), commands, receiver, load: peers, stats });
+            handles.push(ShardHandle { commands: commands.clone(), stats: stats.clone(), port });
+            shards.push(BoundShard { socket, announced: announced.clone(), commands, receiver, stats });
         }
         let ports: Vec<u16> = handles.iter().map(|h| h.port).collect();
         tracing::info!(?announced, ?ports, "the slave's host candidates");
@@ -186,7 +182,7 @@ impl Engine {
     /// The command queue of the least loaded shard, for a new peer (sent
     /// there as [`Command::Open`]).
     pub(crate) fn least_loaded(&self) -> mpsc::UnboundedSender<Command> {
-        let shard = self.shards.iter().min_by_key(|s| s.peers.load(Ordering::Relaxed)).expect("at least one shard");
+        let shard = self.shards.iter().min_by_key(|s| s.stats.peers.load(Ordering::Relaxed)).expect("at least one shard");
         shard.commands.clone()
     }
 
@@ -195,7 +191,7 @@ impl Engine {
         let mut traffic = ChannelStats::default();
         let (mut peers, mut channels) = (0, 0);
         for shard in &self.shards {
-            peers += shard.peers.load(Ordering::Relaxed);
+            peers += shard.stats.peers.load(Ordering::Relaxed);
             channels += shard.stats.channels.load(Ordering::Relaxed);
             let t = shard.stats.traffic.read();
             traffic.messages_in += t.messages_in;
@@ -225,7 +221,6 @@ impl Bound {
                 shared.clone(),
                 bound.socket,
                 bound.announced,
-                bound.load,
                 bound.stats,
                 bound.commands,
                 certificate.clone(),

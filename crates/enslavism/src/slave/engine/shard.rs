@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -159,7 +159,6 @@ pub(crate) struct Shard {
     default_local: IpAddr,
     template: PeerTemplate,
     reflexive: Reflexive,
-    load: Arc<AtomicUsize>,
     stats: Arc<ShardStats>,
     /// For the channels' handles.
     commands: mpsc::UnboundedSender<Command>,
@@ -177,7 +176,6 @@ impl Shard {
         shared: Arc<SlaveShared>,
         socket: ShardSocket,
         announced: Vec<IpAddr>,
-        load: Arc<AtomicUsize>,
         stats: Arc<ShardStats>,
         commands: mpsc::UnboundedSender<Command>,
         certificate: Option<rtc::peer_connection::certificate::RTCCertificate>,
@@ -193,7 +191,6 @@ impl Shard {
             reflexive: Reflexive::new(stun_servers, Instant::now()),
             socket,
             backlog: Backlog::default(),
-            load,
             stats,
             commands,
             shared,
@@ -405,7 +402,7 @@ impl Shard {
         };
         self.by_ufrag.insert(peer.ufrag.clone(), key);
         self.peers.insert(key, Box::new(peer));
-        self.load.fetch_add(1, Ordering::Relaxed);
+        self.stats.peers.fetch_add(1, Ordering::Relaxed);
         self.shared.hooks.on_event(SlaveEvent::Connection { client_id, session: key });
         if answer.send(Ok(sdp)).is_err() {
             // The signalling task is gone: nobody will ever use this peer.
@@ -573,7 +570,7 @@ impl Shard {
         if closed.is_err() {
             tracing::debug!(client_id = peer.client_id, "closing the peer connection failed");
         }
-        self.load.fetch_sub(1, Ordering::Relaxed);
+        self.stats.peers.fetch_sub(1, Ordering::Relaxed);
         self.shared.hooks.on_event(SlaveEvent::ConnectionClose { client_id: peer.client_id, session: key });
         drop(peer.released.take());
     }
