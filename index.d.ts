@@ -350,6 +350,71 @@ export interface SlaveOptions {
 	heartbeatInterval?: number;
 	/** Milliseconds of master silence (half-open link) after which the slave reconnects. Default 10000. */
 	heartbeatTimeout?: number;
+	/**
+	 * TCP port on which the slave serves `slave.metrics()` itself, at
+	 * `GET /metrics` (OpenMetrics media type); 0 picks a free port (see
+	 * `slave.metricsPort`). A port in use rejects `new Slave` with `EADDRINUSE`.
+	 * Default: no listener.
+	 */
+	metricsPort?: number;
+	/** Address the metrics listener binds (only with `metricsPort`). Default `'0.0.0.0'`: every IPv4 interface. */
+	metricsHost?: string;
+	/**
+	 * Adds per-connection series to the metrics (labels `connection`, the
+	 * session, and `client`, the client's id): round-trip time, messages,
+	 * bytes. Default false: a set of series per player is heavy to store.
+	 */
+	metricsPerConnection?: boolean;
+}
+
+/** Messages and bytes a data channel, a connection or a slave carried (payload bytes). */
+export interface TrafficStats {
+	/** Messages received from clients. */
+	messagesIn: number;
+	/** Messages handed to SCTP for clients. */
+	messagesOut: number;
+	/** Payload bytes received. */
+	bytesIn: number;
+	/** Payload bytes handed to SCTP. */
+	bytesOut: number;
+}
+
+/** `slave.stats()`: gauges now, counters since the slave started. */
+export interface SlaveStats extends TrafficStats {
+	/** Peer connections held now (`slave.connections.length`). */
+	connections: number;
+	/** Data channels open now. */
+	channels: number;
+	/**
+	 * Setup times (ms) of the connections set up so far, from the offer's
+	 * arrival at the slave (the `offer` listener's decision included) to the
+	 * connection's first open data channel. Estimated from a fixed-bucket
+	 * histogram (within ~15%); null before the first setup.
+	 */
+	setupMs: { count: number; p50: number | null; p95: number | null; p99: number | null };
+}
+
+/** `clientCo.getStats()`: one connection's figures, from the engine. */
+export interface ConnectionStats extends TrafficStats {
+	/**
+	 * Round trip (ms) of the latest ICE connectivity check on the selected
+	 * pair (ICE checks every few seconds), null before one completed.
+	 */
+	rttMs: number | null;
+	/** UDP datagrams received for this connection (STUN, DTLS, SCTP). */
+	packetsIn: number;
+	/** UDP datagrams sent. */
+	packetsOut: number;
+	/** Bytes of those datagrams received, headers and retransmissions included. */
+	transportBytesIn: number;
+	/** Bytes of those datagrams sent. */
+	transportBytesOut: number;
+	/** Always null: webrtc-rs 0.21.1 keeps SCTP's loss figures private. */
+	packetsLost: number | null;
+	/** Always null, for the same reason. */
+	retransmissions: number | null;
+	/** The candidate pair ICE selected, as `'ip:port'` strings (null before). */
+	selectedCandidatePair: { local: string; remote: string } | null;
 }
 
 /** A DOM-like event passed to DataChannel listeners. */
@@ -445,6 +510,11 @@ export declare class DataChannel extends EventEmitter {
 	 * most 10 s later): `readyState` is 'closing' until then, and `close` follows.
 	 */
 	close(): void;
+	/**
+	 * Messages and payload bytes each way since the channel opened, counted
+	 * by the engine; once the channel closed, the figures of the last call.
+	 */
+	stats(): TrafficStats;
 	/** EventTarget-style: `{ once: true }` removes the listener after its first call. See {@link DataChannelEvents}. */
 	addEventListener<E extends keyof DataChannelEvents>(type: E, listener: DataChannelListener<E>, options?: { once?: boolean }): void;
 	/** Removes a listener added with `addEventListener`. */
@@ -476,6 +546,11 @@ export declare class ClientConnection extends EventEmitter {
 	readonly slave: Slave;
 	/** The client's open data channels, by label. */
 	readonly dataChannels: Record<string, DataChannel>;
+	/**
+	 * The connection's figures, asked of the engine shard that owns it.
+	 * Rejects with `ERR_ENSLAVISM_CLOSED` once the connection is gone.
+	 */
+	getStats(): Promise<ConnectionStats>;
 	/** See {@link ClientConnectionEvents}. */
 	on<E extends keyof ClientConnectionEvents>(event: E, listener: ClientConnectionEvents[E]): this;
 	on<E extends string | symbol>(event: OtherEvent<E, ClientConnectionEvents>, listener: (...args: any[]) => void): this;
@@ -502,6 +577,19 @@ export interface Slave extends EventEmitter {
 	readonly connections: ClientConnection[];
 	/** The UDP ports peer connections arrive on, one per shard (see `udpPort`). */
 	readonly udpPorts: number[];
+	/** The port the metrics listener is bound to (`metricsPort`), or null without one. */
+	readonly metricsPort: number | null;
+	/** Counters since the start and gauges now, read from the engine (no JS runs per message). */
+	stats(): SlaveStats;
+	/**
+	 * The same figures as an OpenMetrics text exposition (what Prometheus
+	 * scrapes), every name prefixed `enslavism_slave_`: `connections`,
+	 * `channels` (gauges), `messages_total`, `bytes_total` (label
+	 * `direction`: `in`, `out`), `setup_seconds` (histogram); with
+	 * `metricsPerConnection`, `connection_rtt_seconds`,
+	 * `connection_messages_total`, `connection_bytes_total`.
+	 */
+	metrics(): string;
 	/** The latest userData set (by the constructor or `setUserData`). */
 	readonly userData: unknown;
 	/**

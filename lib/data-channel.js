@@ -21,6 +21,7 @@ class DataChannel extends EventEmitter {
 		this._channel = channel;
 		this._listenerWrappers = new Map();
 		this._lowThreshold = 0;
+		this._lastStats = null;
 		/** The channel's name. */
 		this.label = info.label;
 		/** The subprotocol ('' for none). */
@@ -95,6 +96,17 @@ class DataChannel extends EventEmitter {
 			// game loop sending to many channels must not die of that race).
 			if (err.code !== 'ERR_ENSLAVISM_CHANNEL_CLOSED') throw err;
 		}
+	}
+
+	/**
+	 * `{ messagesIn, messagesOut, bytesIn, bytesOut }` since the channel
+	 * opened, counted by the engine (payload bytes; out: handed to SCTP).
+	 * Once the channel closed, the figures of the last call.
+	 */
+	stats() {
+		const read = this.readyState === 'closed' ? null : this._native.channelStats(this._channel);
+		if (read) this._lastStats = { messagesIn: read.messagesIn, messagesOut: read.messagesOut, bytesIn: read.bytesIn, bytesOut: read.bytesOut };
+		return { ...(this._lastStats ?? { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }) };
 	}
 
 	/** Closes the channel; `close` follows. */

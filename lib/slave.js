@@ -10,7 +10,7 @@ const { authPairs, checkPeerOptions, createWithExtraCa } = require('./peer-optio
 const { batchHandler, checkCount, checkInteger, codedError, describe, emitError } = require('./util.js');
 
 const TIMEOUT_OPTIONS = ['connectTimeout', 'offerTimeout', 'iceDisconnectedTimeout', 'iceFailedTimeout', 'peerSetupTimeout', 'reconnectMaxDelay', 'heartbeatInterval', 'heartbeatTimeout'];
-const BOOLEAN_OPTIONS = ['iceNudge', 'reconnect'];
+const BOOLEAN_OPTIONS = ['iceNudge', 'reconnect', 'metricsPerConnection'];
 
 /** The options as the engine's slave takes them (see lib/peer-options.js). */
 function nativeOptions(options) {
@@ -18,6 +18,13 @@ function nativeOptions(options) {
 	if (options !== undefined) {
 		checkInteger(options, 'udpPort', out);
 		checkInteger(options, 'maxMessageSize', out);
+		checkInteger(options, 'metricsPort', out);
+		if (options.metricsHost !== undefined) {
+			if (typeof options.metricsHost !== 'string') {
+				throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.metricsHost must be an IP address string; received ${describe(options.metricsHost)}`);
+			}
+			out.metricsHost = options.metricsHost;
+		}
 		if (options.portRange !== undefined) {
 			const r = options.portRange;
 			if (!Array.isArray(r) || r.length !== 2) {
@@ -38,14 +45,43 @@ function failureError(failure) {
 /** One client connected to this slave; emits `datachannel` and `close`. */
 class ClientConnection extends EventEmitter {
 	/** @internal */
-	constructor(slave, id) {
+	constructor(slave, id, session) {
 		super();
+		this._session = session;
 		/** The client's id, given by the master. */
 		this.id = id;
 		/** The slave this client is connected to. */
 		this.slave = slave;
 		/** The client's open data channels, by label. */
 		this.dataChannels = {};
+	}
+
+	/**
+	 * The connection's figures, asked of the engine: `{ rttMs, messagesIn,
+	 * messagesOut, bytesIn, bytesOut, packetsIn, packetsOut, transportBytesIn,
+	 * transportBytesOut, packetsLost, retransmissions, selectedCandidatePair }`
+	 * (see the README for what each is, and which webrtc-rs cannot give).
+	 * Rejects with `ERR_ENSLAVISM_CLOSED` once the connection is gone.
+	 * @returns {Promise<object>}
+	 */
+	getStats() {
+		return this.slave._native.connectionStats(this._session).then(({ stats, failure }) => {
+			if (failure) throw codedError(Error, failure.code, failure.message);
+			return {
+				rttMs: stats.rttMs ?? null,
+				messagesIn: stats.messagesIn,
+				messagesOut: stats.messagesOut,
+				bytesIn: stats.bytesIn,
+				bytesOut: stats.bytesOut,
+				packetsIn: stats.packetsIn,
+				packetsOut: stats.packetsOut,
+				transportBytesIn: stats.transportBytesIn,
+				transportBytesOut: stats.transportBytesOut,
+				packetsLost: stats.packetsLost ?? null,
+				retransmissions: stats.retransmissions ?? null,
+				selectedCandidatePair: stats.selectedCandidatePair ?? null,
+			};
+		});
 	}
 }
 
@@ -131,6 +167,46 @@ class Slave extends EventEmitter {
 	}
 
 	/**
+	 * The slave's figures, read from the engine's counters (no JS runs per
+	 * message): `{ connections, channels, messagesIn, messagesOut, bytesIn,
+	 * bytesOut, setupMs: { count, p50, p95, p99 } }`. Gauges are now, counters
+	 * since the slave started; setupMs runs from an offer's arrival to the
+	 * connection's first open channel (null before the first).
+	 * @returns {object}
+	 */
+	stats() {
+		const s = this._native.stats();
+		const { count, p50, p95, p99 } = s.setupMs;
+		return {
+			connections: s.connections,
+			channels: s.channels,
+			messagesIn: s.messagesIn,
+			messagesOut: s.messagesOut,
+			bytesIn: s.bytesIn,
+			bytesOut: s.bytesOut,
+			setupMs: { count, p50: p50 ?? null, p95: p95 ?? null, p99: p99 ?? null },
+		};
+	}
+
+	/**
+	 * The same figures as Prometheus metrics: OpenMetrics text, names prefixed
+	 * `enslavism_slave_` (what `metricsPort` serves at `/metrics`).
+	 * @returns {string}
+	 */
+	metrics() {
+		return this._native.metrics();
+	}
+
+	/**
+	 * The port the metrics listener is bound to (`metricsPort`; 0 there gives
+	 * a free one), or null without one.
+	 * @returns {number | null}
+	 */
+	get metricsPort() {
+		return this._native.metricsPort() ?? null;
+	}
+
+	/**
 	 * Closes every client connection and the link to the master. Resolves once
 	 * done; the process can then exit by itself.
 	 */
@@ -153,7 +229,7 @@ class Slave extends EventEmitter {
 				break;
 			}
 			case 'connection': {
-				const client = new ClientConnection(this, event.clientId);
+				const client = new ClientConnection(this, event.clientId, event.session);
 				this._clients.set(event.session, client);
 				this.connections.push(client);
 				this.emit('connection', client);

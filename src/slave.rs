@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use enslavism::dial::DialError;
-use enslavism::slave::{ChannelId, OfferDecision, Slave, SlaveConfig, SlaveConfigBuilder, SlaveError, SlaveEvent, SlaveHooks};
+use enslavism::slave::{
+    ChannelId, ChannelStats, ConnectionStats, OfferDecision, Slave, SlaveConfig, SlaveConfigBuilder, SlaveError, SlaveEvent,
+    SlaveHooks,
+};
 use napi::bindgen_prelude::{Buffer, Function};
 use napi_derive::napi;
 use tokio::sync::oneshot;
@@ -55,6 +58,136 @@ pub struct NativeSlaveOptions {
     pub ca: Option<Vec<Buffer>>,
     /// The contents of the file named by `NODE_EXTRA_CA_CERTS`, trusted the same way.
     pub extra_ca_certs: Option<Buffer>,
+    /// TCP port of the metrics listener (`GET /metrics`; 0: a free port).
+    pub metrics_port: Option<i64>,
+    /// Address the metrics listener binds (default every IPv4 interface).
+    pub metrics_host: Option<String>,
+    /// Per-connection series in the metrics (default false).
+    pub metrics_per_connection: Option<bool>,
+}
+
+/// Messages and bytes each way (`slave.stats()`, `dc.stats()`).
+#[napi(object)]
+pub struct NativeTraffic {
+    /// Messages received.
+    pub messages_in: f64,
+    /// Messages handed to SCTP.
+    pub messages_out: f64,
+    /// Payload bytes received.
+    pub bytes_in: f64,
+    /// Payload bytes handed to SCTP.
+    pub bytes_out: f64,
+}
+
+/// Setup-time percentiles in milliseconds (null before the first setup).
+#[napi(object)]
+pub struct NativeSetupMs {
+    /// Connections set up so far.
+    pub count: f64,
+    /// Median.
+    pub p50: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+}
+
+/// `slave.stats()`.
+#[napi(object)]
+pub struct NativeSlaveStats {
+    /// Peer connections held now.
+    pub connections: u32,
+    /// Data channels open now.
+    pub channels: u32,
+    /// Messages received since the start.
+    pub messages_in: f64,
+    /// Messages sent since the start.
+    pub messages_out: f64,
+    /// Payload bytes received.
+    pub bytes_in: f64,
+    /// Payload bytes sent.
+    pub bytes_out: f64,
+    /// Setup times.
+    pub setup_ms: NativeSetupMs,
+}
+
+/// The selected candidate pair, as `ip:port` strings.
+#[napi(object)]
+pub struct NativeCandidatePair {
+    /// Our end.
+    pub local: String,
+    /// The client's end.
+    pub remote: String,
+}
+
+/// `clientCo.getStats()`.
+#[napi(object)]
+pub struct NativeConnectionStats {
+    /// Latest ICE check round trip (ms).
+    pub rtt_ms: Option<f64>,
+    /// Messages received.
+    pub messages_in: f64,
+    /// Messages sent.
+    pub messages_out: f64,
+    /// Payload bytes received.
+    pub bytes_in: f64,
+    /// Payload bytes sent.
+    pub bytes_out: f64,
+    /// UDP datagrams received.
+    pub packets_in: f64,
+    /// UDP datagrams sent.
+    pub packets_out: f64,
+    /// Bytes of the datagrams received.
+    pub transport_bytes_in: f64,
+    /// Bytes of the datagrams sent.
+    pub transport_bytes_out: f64,
+    /// Not available from webrtc-rs 0.21.1: null.
+    pub packets_lost: Option<f64>,
+    /// Not available from webrtc-rs 0.21.1: null.
+    pub retransmissions: Option<f64>,
+    /// The pair ICE selected (null before).
+    pub selected_candidate_pair: Option<NativeCandidatePair>,
+}
+
+/// The figures of `connectionStats`, or why there are none.
+#[napi(object)]
+pub struct NativeConnectionStatsOutcome {
+    /// The figures.
+    pub stats: Option<NativeConnectionStats>,
+    /// The failure.
+    pub failure: Option<NativeFailure>,
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn traffic(t: ChannelStats) -> NativeTraffic {
+    NativeTraffic {
+        messages_in: t.messages_in as f64,
+        messages_out: t.messages_out as f64,
+        bytes_in: t.bytes_in as f64,
+        bytes_out: t.bytes_out as f64,
+    }
+}
+
+fn connection_stats(s: ConnectionStats) -> NativeConnectionStats {
+    NativeConnectionStats {
+        rtt_ms: s.rtt.map(ms),
+        messages_in: s.messages_in as f64,
+        messages_out: s.messages_out as f64,
+        bytes_in: s.bytes_in as f64,
+        bytes_out: s.bytes_out as f64,
+        packets_in: s.packets_in as f64,
+        packets_out: s.packets_out as f64,
+        transport_bytes_in: s.transport_bytes_in as f64,
+        transport_bytes_out: s.transport_bytes_out as f64,
+        packets_lost: s.packets_lost.map(|n| n as f64),
+        retransmissions: s.retransmissions.map(|n| n as f64),
+        selected_candidate_pair: s
+            .selected_candidate_pair
+            .map(|p| NativeCandidatePair { local: p.local.to_string(), remote: p.remote.to_string() }),
+    }
 }
 
 /// One event delivered to the JS wrapper.
@@ -196,7 +329,8 @@ fn slave_error(e: SlaveError) -> napi::Error<String> {
         SlaveError::Closed => codes::CLOSED,
         SlaveError::ChannelNotOpen(_) => "ERR_ENSLAVISM_CHANNEL_CLOSED",
         SlaveError::Certificate(_) => codes::CERTIFICATE,
-        SlaveError::Bind(source) => match source.kind() {
+        SlaveError::ConnectionClosed(_) => codes::CLOSED,
+        SlaveError::Bind(source) | SlaveError::MetricsBind(source) => match source.kind() {
             std::io::ErrorKind::AddrInUse => "EADDRINUSE",
             std::io::ErrorKind::AddrNotAvailable => "EADDRNOTAVAIL",
             std::io::ErrorKind::PermissionDenied => "EACCES",
@@ -245,6 +379,15 @@ fn config_from(options: NativeSlaveOptions) -> napi::Result<SlaveConfig, String>
     }
     if let Some(on) = options.reconnect {
         b = b.reconnect(on);
+    }
+    if let Some(port) = options.metrics_port {
+        b = b.metrics_port(narrow("metrics_port", port).map_err(config_error)?);
+    }
+    if let Some(host) = &options.metrics_host {
+        b = b.metrics_host(ip_list(std::slice::from_ref(host), "metricsHost")?[0]);
+    }
+    if let Some(on) = options.metrics_per_connection {
+        b = b.metrics_per_connection(on);
     }
     b.build().map_err(config_error)
 }
@@ -352,6 +495,68 @@ impl NativeSlave {
     #[napi]
     pub fn udp_ports(&self) -> Vec<u32> {
         self.slave().map_or_else(|_| Vec::new(), |s| s.udp_ports().into_iter().map(u32::from).collect())
+    }
+
+    /// The slave's counters and gauges (zeros before `connect` resolves).
+    #[napi]
+    pub fn stats(&self) -> napi::Result<NativeSlaveStats, String> {
+        crate::guarded(|| {
+            let s = self.slave().map(|s| s.stats()).unwrap_or_default();
+            Ok(NativeSlaveStats {
+                connections: u32::try_from(s.connections).unwrap_or(u32::MAX),
+                channels: u32::try_from(s.channels).unwrap_or(u32::MAX),
+                messages_in: s.messages_in as f64,
+                messages_out: s.messages_out as f64,
+                bytes_in: s.bytes_in as f64,
+                bytes_out: s.bytes_out as f64,
+                setup_ms: NativeSetupMs {
+                    count: s.setup.count as f64,
+                    p50: s.setup.p50.map(ms),
+                    p95: s.setup.p95.map(ms),
+                    p99: s.setup.p99.map(ms),
+                },
+            })
+        })
+    }
+
+    /// One open channel's traffic (null once closed).
+    #[napi]
+    pub fn channel_stats(&self, channel: i64) -> napi::Result<Option<NativeTraffic>, String> {
+        crate::guarded(|| Ok(self.slave().ok().and_then(|s| s.channel_stats(channel as ChannelId)).map(traffic)))
+    }
+
+    /// The metrics, OpenMetrics text (empty before `connect` resolves).
+    #[napi]
+    pub fn metrics(&self) -> napi::Result<String, String> {
+        crate::guarded(|| Ok(self.slave().map(|s| s.metrics()).unwrap_or_default()))
+    }
+
+    /// The metrics listener's port (null without `metricsPort`, or before `connect` resolves).
+    #[napi]
+    pub fn metrics_port(&self) -> Option<u32> {
+        self.slave().ok().and_then(|s| s.metrics_port()).map(u32::from)
+    }
+
+    /// One connection's figures, from the shard that owns it.
+    #[napi]
+    pub async fn connection_stats(&self, session: i64) -> NativeConnectionStatsOutcome {
+        let failed = |err: napi::Error<String>| NativeConnectionStatsOutcome {
+            stats: None,
+            failure: Some(NativeFailure { code: err.status, message: err.reason }),
+        };
+        let slave = match self.slave() {
+            Ok(slave) => slave,
+            Err(err) => return failed(err),
+        };
+        let Some(connection) = slave.connection(session as u64) else {
+            return failed(slave_error(SlaveError::ConnectionClosed(session as u64)));
+        };
+        let attempt = std::panic::AssertUnwindSafe(connection.stats());
+        match futures_util::FutureExt::catch_unwind(attempt).await {
+            Ok(Ok(stats)) => NativeConnectionStatsOutcome { stats: Some(connection_stats(stats)), failure: None },
+            Ok(Err(e)) => failed(slave_error(e)),
+            Err(panic) => failed(crate::panic_error(&*panic)),
+        }
     }
 
     /// Tells whether JS listens to `offer` (if not, offers are accepted without asking).

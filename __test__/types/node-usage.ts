@@ -6,7 +6,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import {
 	ClientConnection, DataChannel, Master, MasterConnection, PeerSocket, Slave, SlaveConnection, diagnostics, setLogger,
-	type Logger, type MasterStats, type MonitoringRequest,
+	type ConnectionStats, type Logger, type MasterStats, type MonitoringRequest, type SlaveStats, type TrafficStats,
 	type AuthData, type AuthInfo, type DataChannelErrorEvent, type DataChannelEvent, type DataChannelMessageEvent,
 	type MasterCloseEvent, type MasterConnectionOptions, type MasterOptions, type RegisteredSlave, type RejectFunction,
 	type SlaveOptions, type TlsIdentity,
@@ -167,6 +167,9 @@ async function runSlave(): Promise<void> {
 		reconnectMaxDelay: 2000,
 		heartbeatInterval: 5000,
 		heartbeatTimeout: 10000,
+		metricsPort: 9464,
+		metricsHost: '127.0.0.1',
+		metricsPerConnection: true,
 	};
 	const slave = await new Slave('ws://localhost:8081', { name: 'my game', players: 0 }, { username: 'getkey', password: 'secret' }, slaveOptions);
 	expectType<Slave, typeof slave>(true);
@@ -175,6 +178,11 @@ async function runSlave(): Promise<void> {
 	console.log(ranged instanceof Slave, bare);
 
 	const ports: number[] = slave.udpPorts;
+	const metricsPort: number | null = slave.metricsPort;
+	const slaveStats: SlaveStats = slave.stats();
+	const p99: number | null = slaveStats.setupMs.p99;
+	const exposition: string = slave.metrics();
+	console.log(metricsPort, p99, exposition, slaveStats.connections + slaveStats.channels + slaveStats.messagesIn + slaveStats.bytesOut);
 	const current: unknown = slave.userData;
 	await slave.setUserData({ name: 'my game', players: slave.connections.length });
 	console.log(ports, current);
@@ -193,6 +201,11 @@ async function runSlave(): Promise<void> {
 			useChannel(dc);
 		});
 		clientCo.once('close', () => console.log('gone'));
+		clientCo.getStats().then((stats: ConnectionStats) => {
+			const rtt: number | null = stats.rttMs;
+			const channelStats: TrafficStats | undefined = clientCo.dataChannels.game?.stats();
+			console.log(rtt, stats.packetsIn, stats.selectedCandidatePair, channelStats?.messagesIn);
+		});
 	});
 	slave.on('disconnected', ({ code, reason }) => console.log(code, reason));
 	slave.once('reconnected', () => {});
@@ -204,6 +217,8 @@ async function runSlave(): Promise<void> {
 
 	// @ts-expect-error: authData is an object of strings
 	await new Slave('ws://localhost:8081', {}, { password: 5 });
+	// @ts-expect-error: metricsPerConnection is a boolean
+	await new Slave('ws://localhost:8081', {}, {}, { metricsPerConnection: 1 });
 	// @ts-expect-error: portRange is [first, last]
 	await new Slave('ws://localhost:8081', {}, {}, { portRange: [40000] });
 	// @ts-expect-error: iceNudge is a boolean

@@ -293,3 +293,92 @@ async fn the_answer_announces_the_configured_max_message_size() {
     slave.close().await;
     master.close().await;
 }
+
+/// A GET over a plain TCP socket: the status line, the headers and the body, as text.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut response)).await.unwrap().unwrap();
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slave_counts_what_it_carries_and_serves_it_as_metrics() {
+    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
+    let url = format!("ws://{}", master.local_addr().unwrap());
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let localhost: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let config = SlaveConfig::builder()
+        .ice_addresses([localhost])
+        .udp_port(0)
+        .metrics_port(0)
+        .metrics_host(localhost)
+        .metrics_per_connection(true)
+        .build()
+        .unwrap();
+    let slave = Slave::builder(&url).config(config).hooks(Arc::new(Events(events_tx))).connect().await.unwrap();
+    assert_eq!(slave.stats().connections, 0);
+
+    let (_pc, dc, _ws) = open_channel(&url, "stats").await;
+    let session = match next_event(&mut events).await {
+        SlaveEvent::Connection { session, .. } => session,
+        other => panic!("expected a connection, got {other:?}"),
+    };
+    let channel = match next_event(&mut events).await {
+        SlaveEvent::DataChannel { channel, .. } => channel,
+        other => panic!("expected a data channel, got {other:?}"),
+    };
+    for _ in 0..5 {
+        dc.send_text("hello").await.unwrap();
+    }
+    for _ in 0..5 {
+        assert!(matches!(next_event(&mut events).await, SlaveEvent::Message { .. }));
+    }
+    slave.send(channel, bytes::Bytes::from_static(&[7; 30]), false).unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), dc.poll()).await.unwrap() {
+            Some(DataChannelEvent::OnMessage(_)) => break,
+            Some(_) => continue,
+            None => panic!("channel closed"),
+        }
+    }
+
+    let stats = slave.stats();
+    assert_eq!((stats.connections, stats.channels), (1, 1));
+    assert_eq!((stats.messages_in, stats.bytes_in, stats.messages_out, stats.bytes_out), (5, 25, 1, 30));
+    assert_eq!(stats.setup.count, 1);
+    assert!(stats.setup.p50.is_some_and(|p| p > Duration::ZERO && p < Duration::from_secs(10)), "{stats:?}");
+    let ch = slave.channel_stats(channel).unwrap();
+    assert_eq!((ch.messages_in, ch.bytes_in, ch.messages_out, ch.bytes_out), (5, 25, 1, 30));
+
+    let co = slave.connection(session).expect("a live connection").stats().await.unwrap();
+    assert_eq!((co.messages_in, co.bytes_in, co.messages_out, co.bytes_out), (5, 25, 1, 30));
+    let pair = co.selected_candidate_pair.expect("a selected pair");
+    assert_eq!(pair.local, std::net::SocketAddr::new(localhost, slave.udp_ports()[0]));
+    assert_eq!(pair.remote.ip(), localhost);
+    assert!(co.rtt.is_some_and(|rtt| rtt < Duration::from_secs(1)), "{co:?}");
+    assert_eq!((co.packets_lost, co.retransmissions), (None, None));
+
+    let text = slave.metrics();
+    assert!(text.contains("enslavism_slave_messages_total{direction=\"in\"} 5\n"), "{text}");
+    assert!(text.contains(&format!("enslavism_slave_connection_bytes_total{{connection=\"{session}\",")), "{text}");
+    let port = slave.metrics_port().expect("a metrics listener");
+    let served = http_get(std::net::SocketAddr::new(localhost, port), "/metrics").await;
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+    assert!(served.to_ascii_lowercase().contains(&format!("content-type: {}", enslavism::metrics::CONTENT_TYPE)), "{served}");
+    assert!(served.contains("enslavism_slave_bytes_total{direction=\"out\"} 30\n"), "{served}");
+    assert!(http_get(std::net::SocketAddr::new(localhost, port), "/").await.starts_with("HTTP/1.1 404"));
+
+    // A taken metrics port fails the start.
+    let taken = SlaveConfig::builder().ice_addresses([localhost]).metrics_port(port).metrics_host(localhost).build().unwrap();
+    let refused = Slave::builder(&url).config(taken).connect().await.err().expect("the port is taken");
+    assert!(
+        matches!(&refused, enslavism::slave::SlaveError::MetricsBind(e) if e.kind() == std::io::ErrorKind::AddrInUse),
+        "{refused}"
+    );
+
+    slave.close().await;
+    master.close().await;
+}

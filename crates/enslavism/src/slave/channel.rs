@@ -8,6 +8,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::engine::{Command, PeerKey};
+use super::stats::{ChannelStats, Traffic};
 
 /// A data channel's label and reliability, as the browser asked for them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,6 +49,8 @@ pub(crate) struct ChannelCounters {
     pub low_threshold: AtomicUsize,
     /// Set once the queue went over [`SEND_QUEUE_LIMIT`]: later sends are dropped.
     pub overflowed: AtomicBool,
+    /// Messages and bytes each way, counted by the shard.
+    pub traffic: Traffic,
 }
 
 impl Default for ChannelCounters {
@@ -58,6 +61,7 @@ impl Default for ChannelCounters {
             // listen, and a drain to 0 after every send would be an event each time.
             low_threshold: AtomicUsize::new(LOW_THRESHOLD_DISARMED),
             overflowed: AtomicBool::new(false),
+            traffic: Traffic::default(),
         }
     }
 }
@@ -99,6 +103,10 @@ impl ChannelHandle {
 
     pub(crate) fn set_low_threshold(&self, threshold: usize) {
         self.counters.low_threshold.store(threshold, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stats(&self) -> ChannelStats {
+        self.counters.traffic.read()
     }
 
     pub(crate) fn close(&self) {

@@ -30,6 +30,10 @@ pub const MIN_MAX_MESSAGE_SIZE: usize = 1024;
 pub const MAX_MAX_MESSAGE_SIZE: usize = 256 * 1024;
 /// Default time a peer has to open its first data channel after its offer.
 pub const DEFAULT_PEER_SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default address of the metrics listener ([`SlaveConfigBuilder::metrics_port`]):
+/// every IPv4 interface, as Prometheus exporters do, since the scraper is
+/// usually another machine. Name `127.0.0.1` to keep the figures local.
+pub const DEFAULT_METRICS_HOST: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 /// How a slave's peer connections are set up. `SlaveConfig::default()` holds
 /// the documented defaults; [`SlaveConfig::builder`] changes them.
@@ -53,6 +57,9 @@ pub struct SlaveConfig {
     pub(crate) heartbeat_interval: Duration,
     pub(crate) heartbeat_timeout: Duration,
     pub(crate) ca: Vec<crate::tls::CertificateDer<'static>>,
+    pub(crate) metrics_port: Option<u16>,
+    pub(crate) metrics_host: Option<IpAddr>,
+    pub(crate) metrics_per_connection: bool,
 }
 
 impl Default for SlaveConfig {
@@ -75,6 +82,9 @@ impl Default for SlaveConfig {
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
             ca: Vec::new(),
+            metrics_port: None,
+            metrics_host: None,
+            metrics_per_connection: false,
         }
     }
 }
@@ -222,6 +232,35 @@ impl SlaveConfigBuilder {
         self
     }
 
+    /// Serves the slave's metrics ([`crate::slave::Slave::metrics`]) over
+    /// HTTP on this TCP port, at `GET /metrics` (0: a free port, see
+    /// [`crate::slave::Slave::metrics_port`]). Bound when the slave starts,
+    /// before the master is dialled: a port in use fails the start. Default:
+    /// no listener.
+    pub fn metrics_port(mut self, port: u16) -> Self {
+        self.config.metrics_port = Some(port);
+        self
+    }
+
+    /// The address the metrics listener binds (default
+    /// [`DEFAULT_METRICS_HOST`], every IPv4 interface); only with
+    /// [`metrics_port`](Self::metrics_port).
+    pub fn metrics_host(mut self, host: IpAddr) -> Self {
+        self.config.metrics_host = Some(host);
+        self
+    }
+
+    /// Adds per-connection series to the metrics (label `connection`, the
+    /// session id, and `client`, the client's id): round-trip time, messages
+    /// and bytes. Off by default: one set of series per player makes a
+    /// large exposition and a costly one to store (a label per peer is what
+    /// Prometheus' documentation warns against). When on, each peer's
+    /// round-trip time is read from webrtc-rs every 2 s.
+    pub fn metrics_per_connection(mut self, on: bool) -> Self {
+        self.config.metrics_per_connection = on;
+        self
+    }
+
     /// Checks every setting and returns the configuration.
     pub fn build(self) -> Result<SlaveConfig, ConfigError> {
         let c = self.config;
@@ -272,6 +311,9 @@ impl SlaveConfigBuilder {
             config::duration(setting, value, one_ms)?;
         }
         config::heartbeat(c.heartbeat_interval, c.heartbeat_timeout)?;
+        if c.metrics_host.is_some() && c.metrics_port.is_none() {
+            return Err(config::invalid("metrics_host", "names the metrics listener's address: set the metrics port too"));
+        }
         Ok(c)
     }
 }
@@ -307,5 +349,8 @@ mod tests {
         assert!(matches!(e, ConfigError::OutOfRange { setting: "offer_timeout", .. }), "{e}");
         let e = SlaveConfig::builder().heartbeat_timeout(Duration::from_secs(1)).build().unwrap_err();
         assert!(matches!(e, ConfigError::Invalid { setting: "heartbeat_timeout", .. }), "{e}");
+        let e = SlaveConfig::builder().metrics_host("127.0.0.1".parse().unwrap()).build().unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { setting: "metrics_host", .. }), "{e}");
+        assert!(SlaveConfig::builder().metrics_port(0).metrics_host("::1".parse().unwrap()).build().is_ok());
     }
 }

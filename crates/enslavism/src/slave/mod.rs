@@ -7,15 +7,23 @@
 //! master: [`SlaveHooks::on_offer`] decides, a shard answers, and every data
 //! channel the browser opens is reported as [`SlaveEvent`]s. Channels are
 //! addressed by a [`ChannelId`] for sending.
+//!
+//! What the slave carries is counted as it goes and read on demand:
+//! [`Slave::stats`], [`Slave::channel_stats`], [`Connection::stats`], and
+//! the same as Prometheus metrics, [`Slave::metrics`] (served over HTTP
+//! with [`SlaveConfigBuilder::metrics_port`]).
 
 mod channel;
 mod config;
 mod engine;
 pub(crate) mod ice_nudge;
 mod link;
+mod metrics;
+mod metrics_http;
 mod nat;
 pub(crate) mod negotiated;
 pub(crate) mod peer;
+mod stats;
 mod user_data;
 
 use std::collections::HashMap;
@@ -26,6 +34,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -35,9 +44,11 @@ use channel::ChannelHandle;
 pub use channel::{ChannelInfo, SEND_QUEUE_LIMIT};
 pub use config::{
     IceServer, SlaveConfig, SlaveConfigBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_TIMEOUT,
-    DEFAULT_ICE_DISCONNECTED_TIMEOUT, DEFAULT_ICE_FAILED_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_OFFER_TIMEOUT,
-    DEFAULT_PEER_SETUP_TIMEOUT, DEFAULT_RECONNECT_MAX_DELAY, MAX_MAX_MESSAGE_SIZE, MIN_MAX_MESSAGE_SIZE,
+    DEFAULT_ICE_DISCONNECTED_TIMEOUT, DEFAULT_ICE_FAILED_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_METRICS_HOST,
+    DEFAULT_OFFER_TIMEOUT, DEFAULT_PEER_SETUP_TIMEOUT, DEFAULT_RECONNECT_MAX_DELAY, MAX_MAX_MESSAGE_SIZE, MIN_MAX_MESSAGE_SIZE,
 };
+pub use metrics::PREFIX as METRICS_PREFIX;
+pub use stats::{CandidatePair, ChannelStats, ConnectionStats, SetupTimes, SlaveStats, SETUP_BUCKETS};
 
 /// A data channel, as numbered by its slave (unique for the slave's lifetime).
 pub type ChannelId = u64;
@@ -81,6 +92,12 @@ pub enum SlaveError {
     /// No open data channel has this id.
     #[error("data channel {0} is not open")]
     ChannelNotOpen(ChannelId),
+    /// The client connection is gone (released, or the slave closed).
+    #[error("client connection {0} is closed")]
+    ConnectionClosed(SessionId),
+    /// The metrics listener (`metrics_port`) could not be bound.
+    #[error("cannot listen for metrics: {0}")]
+    MetricsBind(#[source] std::io::Error),
 }
 
 /// The decision future of [`SlaveHooks::on_offer`]: `true` accepts.
@@ -187,6 +204,10 @@ pub(crate) struct SlaveShared {
     engine: engine::Engine,
     /// What the slave registers with, and updates of it on their way.
     user_data: user_data::UserData,
+    /// Setup times and the live connections' counters (the rest is per shard).
+    stats: stats::Stats,
+    /// The metrics listener's port, if there is one.
+    metrics_port: Option<u16>,
 }
 
 impl SlaveShared {
@@ -205,6 +226,68 @@ impl SlaveShared {
 
     fn channels(&self) -> MutexGuard<'_, HashMap<ChannelId, ChannelHandle>> {
         self.channels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn stats(&self) -> SlaveStats {
+        let (connections, channels, traffic) = self.engine.totals();
+        SlaveStats {
+            connections,
+            channels,
+            messages_in: traffic.messages_in,
+            messages_out: traffic.messages_out,
+            bytes_in: traffic.bytes_in,
+            bytes_out: traffic.bytes_out,
+            setup: self.stats.setup.snapshot().times(),
+        }
+    }
+
+    fn metrics_text(&self) -> String {
+        let (connections, channels, traffic) = self.engine.totals();
+        let per_connection = if self.config.metrics_per_connection {
+            let mut rows: Vec<metrics::ConnectionRow> = self
+                .stats
+                .connections()
+                .iter()
+                .map(|(session, c)| metrics::ConnectionRow {
+                    session: *session,
+                    client_id: c.stats.client_id,
+                    traffic: c.stats.traffic.read(),
+                    rtt: c.stats.rtt(),
+                })
+                .collect();
+            rows.sort_unstable_by_key(|row| row.session);
+            rows
+        } else {
+            Vec::new()
+        };
+        metrics::render(metrics::Snapshot { connections, channels, traffic, setup: self.stats.setup.snapshot(), per_connection })
+    }
+}
+
+/// A client connection of a slave, found by its session
+/// ([`Slave::connection`]); it does not keep the connection open.
+#[derive(Clone)]
+pub struct Connection {
+    session: SessionId,
+    shard: mpsc::UnboundedSender<engine::Command>,
+}
+
+impl Connection {
+    /// This connection's session (as in [`SlaveEvent::Connection`]).
+    pub fn session(&self) -> SessionId {
+        self.session
+    }
+
+    /// The connection's figures, asked of the shard that owns it (a round
+    /// trip through its loop, and a webrtc-rs stats report: for reads now
+    /// and then, not per frame). Fails with
+    /// [`SlaveError::ConnectionClosed`] once the connection is gone.
+    pub async fn stats(&self) -> Result<ConnectionStats, SlaveError> {
+        let (reply, answer) = oneshot::channel();
+        self.shard
+            .send(engine::Command::Stats { peer: self.session, reply })
+            .map_err(|_| SlaveError::ConnectionClosed(self.session))?;
+        answer.await.ok().flatten().ok_or(SlaveError::ConnectionClosed(self.session))
     }
 }
 
@@ -290,6 +373,11 @@ impl Slave {
             return Err(SlaveError::NoRuntime);
         }
         let (engine, bound) = engine::Engine::bind(&config).map_err(SlaveError::Bind)?;
+        let metrics_listener = metrics_http::bind(&config).map_err(SlaveError::MetricsBind)?;
+        let metrics_port = match &metrics_listener {
+            Some(listener) => Some(listener.local_addr().map_err(SlaveError::MetricsBind)?.port()),
+            None => None,
+        };
         let shared = Arc::new(SlaveShared {
             config: config.clone(),
             hooks,
@@ -300,7 +388,12 @@ impl Slave {
             tasks: TaskTracker::new(),
             engine,
             user_data: user_data::UserData::new(user_data.to_owned()),
+            stats: stats::Stats::default(),
+            metrics_port,
         });
+        if let Some(listener) = metrics_listener {
+            shared.spawn_guarded("the metrics listener", metrics_http::serve(shared.clone(), listener));
+        }
         bound.start(&shared, &engine::stun_servers(&shared.config).await);
         // Stops the shards if the master cannot be reached.
         let stop = shared.shutdown.clone().drop_guard();
@@ -345,6 +438,43 @@ impl Slave {
     /// The UDP ports the slave's peer connections use (one per shard).
     pub fn udp_ports(&self) -> Vec<u16> {
         self.shared.engine.ports()
+    }
+
+    /// The slave's figures now: connections and channels open, messages and
+    /// bytes each way since it started, setup times. Reads counters the
+    /// shards keep; no lock, no round trip.
+    pub fn stats(&self) -> SlaveStats {
+        self.shared.stats()
+    }
+
+    /// One open channel's messages and bytes each way (`None` once it closed).
+    pub fn channel_stats(&self, channel: ChannelId) -> Option<ChannelStats> {
+        self.shared.channels().get(&channel).map(ChannelHandle::stats)
+    }
+
+    /// A live client connection, by the session of its
+    /// [`SlaveEvent::Connection`] (`None` once it is gone).
+    pub fn connection(&self, session: SessionId) -> Option<Connection> {
+        let shard = self.shared.stats.connections().get(&session)?.shard.clone();
+        Some(Connection { session, shard })
+    }
+
+    /// The slave's metrics as an OpenMetrics text exposition (what
+    /// Prometheus scrapes; media type [`crate::metrics::CONTENT_TYPE`]),
+    /// every name prefixed [`METRICS_PREFIX`]: `_connections` and
+    /// `_channels` (gauges), `_messages_total` and `_bytes_total` (counters,
+    /// label `direction` `in` or `out`), `_setup_seconds` (a histogram over
+    /// [`SETUP_BUCKETS`]); with `metrics_per_connection`,
+    /// `_connection_rtt_seconds`, `_connection_messages_total` and
+    /// `_connection_bytes_total` per connection.
+    pub fn metrics(&self) -> String {
+        self.shared.metrics_text()
+    }
+
+    /// The port the metrics listener is bound to (`metrics_port`; 0 there
+    /// gives a free one), `None` without one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.shared.metrics_port
     }
 
     /// Queues a message on a data channel (`is_text` sends a text message).

@@ -4,11 +4,13 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use super::engine::{Command, OpenPeer, PeerKey};
+use super::stats::{PeerStats, Registered};
 use super::SlaveShared;
 use crate::proto::{Candidate, Message, SessionDescription};
 
@@ -56,6 +58,7 @@ pub(crate) async fn run_peer(
     mut commands: mpsc::UnboundedReceiver<PeerCommand>,
     to_master: mpsc::UnboundedSender<Bytes>,
 ) {
+    let offered_at = Instant::now();
     let accepted = tokio::select! {
         decision = tokio::time::timeout(shared.config.offer_timeout, shared.hooks.on_offer(client_id)) => decision.unwrap_or(false),
         _ = shared.shutdown.cancelled() => false,
@@ -69,9 +72,15 @@ pub(crate) async fn run_peer(
     let key: PeerKey = shared.next_session.fetch_add(1, Ordering::Relaxed);
     let (answer_tx, answer_rx) = oneshot::channel();
     let (released_tx, mut released) = oneshot::channel::<()>();
-    let shard = shared.engine.open(OpenPeer { key, client_id, offer_sdp, answer: answer_tx, released: released_tx });
+    let shard = shared.engine.least_loaded();
+    let stats = Arc::new(PeerStats::new(client_id));
+    // Registered before the shard hears of it: the application may ask for
+    // the connection as soon as its `Connection` event arrives.
+    shared.stats.connections().insert(key, Registered { shard: shard.clone(), stats: stats.clone() });
+    let open = OpenPeer { key, client_id, offer_sdp, offered_at, stats, answer: answer_tx, released: released_tx };
     // The shard releases the peer once this task ends, however it ends.
-    let _close = ClosePeer { shard: &shard, key };
+    let _close = ClosePeer { shared: &shared, shard: &shard, key };
+    let _ = shard.send(Command::Open(Box::new(open)));
     let answered = tokio::select! {
         answered = answer_rx => answered,
         _ = shared.shutdown.cancelled() => return,
@@ -133,14 +142,17 @@ pub(crate) async fn run_peer(
     commands.close();
 }
 
-/// Asks the shard to release the peer when dropped (a no-op once it has).
+/// When dropped, forgets the connection and asks the shard to release the
+/// peer (a no-op once it has).
 struct ClosePeer<'a> {
+    shared: &'a SlaveShared,
     shard: &'a mpsc::UnboundedSender<Command>,
     key: PeerKey,
 }
 
 impl Drop for ClosePeer<'_> {
     fn drop(&mut self) {
+        self.shared.stats.connections().remove(&self.key);
         let _ = self.shard.send(Command::Close { peer: self.key });
     }
 }

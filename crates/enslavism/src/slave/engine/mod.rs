@@ -19,12 +19,14 @@ mod socket;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
+use super::stats::{ChannelStats, ConnectionStats, PeerStats, ShardStats};
 use super::{SessionId, SlaveConfig, SlaveShared};
 
 /// A peer connection, as its shard knows it: its session id.
@@ -46,6 +48,10 @@ pub(crate) struct OpenPeer {
     pub key: PeerKey,
     pub client_id: u32,
     pub offer_sdp: String,
+    /// When the offer reached the slave (its setup time starts there).
+    pub offered_at: Instant,
+    /// The connection's counters, shared with the slave's registry.
+    pub stats: Arc<PeerStats>,
     /// The answer (SDP, every candidate in it), or why there is none.
     pub answer: oneshot::Sender<Result<String, AnswerError>>,
     /// Dropped when the shard releases the peer.
@@ -85,13 +91,18 @@ pub(crate) enum Command {
         peer: PeerKey,
         channel: usize,
     },
+    /// The connection's figures (`None`: the peer is gone).
+    Stats {
+        peer: PeerKey,
+        reply: oneshot::Sender<Option<ConnectionStats>>,
+    },
 }
 
 /// The way to one shard.
 struct ShardHandle {
     commands: mpsc::UnboundedSender<Command>,
-    /// Peers the shard holds, to spread new ones.
-    peers: Arc<AtomicUsize>,
+    /// What the shard counts (written by it alone), its peers among them.
+    stats: Arc<ShardStats>,
     port: u16,
 }
 
@@ -110,7 +121,7 @@ struct BoundShard {
     announced: Vec<IpAddr>,
     commands: mpsc::UnboundedSender<Command>,
     receiver: mpsc::UnboundedReceiver<Command>,
-    load: Arc<AtomicUsize>,
+    stats: Arc<ShardStats>,
 }
 
 /// How many shards to run: one per core by default, one for a fixed port,
@@ -154,9 +165,9 @@ impl Engine {
             };
             let port = socket.local_addr()?.port();
             let (commands, receiver) = mpsc::unbounded_channel();
-            let peers = Arc::new(AtomicUsize::new(0));
-            handles.push(ShardHandle { commands: commands.clone(), peers: peers.clone(), port });
-            shards.push(BoundShard { socket, announced: announced.clone(), commands, receiver, load: peers });
+            let stats = Arc::new(ShardStats::default());
+            handles.push(ShardHandle { commands: commands.clone(), stats: stats.clone(), port });
+            shards.push(BoundShard { socket, announced: announced.clone(), commands, receiver, stats });
         }
         let ports: Vec<u16> = handles.iter().map(|h| h.port).collect();
         tracing::info!(?announced, ?ports, "the slave's host candidates");
@@ -168,11 +179,27 @@ impl Engine {
         self.shards.iter().map(|s| s.port).collect()
     }
 
-    /// Sets up a peer on the least loaded shard; returns its command queue.
-    pub(crate) fn open(&self, open: OpenPeer) -> mpsc::UnboundedSender<Command> {
-        let shard = self.shards.iter().min_by_key(|s| s.peers.load(Ordering::Relaxed)).expect("at least one shard");
-        let _ = shard.commands.send(Command::Open(Box::new(open)));
+    /// The command queue of the least loaded shard, for a new peer (sent
+    /// there as [`Command::Open`]).
+    pub(crate) fn least_loaded(&self) -> mpsc::UnboundedSender<Command> {
+        let shard = self.shards.iter().min_by_key(|s| s.stats.peers.load(Ordering::Relaxed)).expect("at least one shard");
         shard.commands.clone()
+    }
+
+    /// Peers held, channels open and the traffic so far, summed over the shards.
+    pub(crate) fn totals(&self) -> (usize, usize, ChannelStats) {
+        let mut traffic = ChannelStats::default();
+        let (mut peers, mut channels) = (0, 0);
+        for shard in &self.shards {
+            peers += shard.stats.peers.load(Ordering::Relaxed);
+            channels += shard.stats.channels.load(Ordering::Relaxed);
+            let t = shard.stats.traffic.read();
+            traffic.messages_in += t.messages_in;
+            traffic.messages_out += t.messages_out;
+            traffic.bytes_in += t.bytes_in;
+            traffic.bytes_out += t.bytes_out;
+        }
+        (peers, channels, traffic)
     }
 }
 
@@ -194,7 +221,7 @@ impl Bound {
                 shared.clone(),
                 bound.socket,
                 bound.announced,
-                bound.load,
+                bound.stats,
                 bound.commands,
                 certificate.clone(),
                 servers,

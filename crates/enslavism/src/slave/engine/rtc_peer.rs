@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rtc::data_channel::RTCDataChannelInit;
 use rtc::ice::mdns::MulticastDnsMode;
@@ -14,8 +14,11 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{RTCDtlsRole, RTCIceCandidateInit};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::shared::error::Result;
+use rtc::statistics::report::RTCStatsReport;
+use rtc::statistics::StatsSelector;
 
 use crate::slave::channel::ChannelInfo;
+use crate::slave::stats::{CandidatePair, ConnectionStats};
 use crate::slave::{nat, negotiated, SlaveConfig};
 
 /// The addresses a shard announces for `ice_addresses`: each named one, and
@@ -226,6 +229,46 @@ pub(super) fn apply_offer(
     pc.set_local_description(now, answer)?;
     let sdp = pc.local_description().map(|d| d.sdp).unwrap_or_default();
     Ok(nat::announced_sdp(&negotiated::mark_answer(&sdp), &config.public_addresses))
+}
+
+/// The connection's figures that `rtc` keeps: the ICE round trip, the
+/// transport's datagrams, the selected pair. (The data-channel counters are
+/// the shard's own.) Builds a whole `rtc` stats report: for reads on demand.
+pub(super) fn connection_stats(pc: &mut RTCPeerConnection, now: Instant) -> ConnectionStats {
+    let report = pc.get_stats(now, StatsSelector::None);
+    let mut stats = ConnectionStats { rtt: selected_rtt(&report), ..ConnectionStats::default() };
+    if let Some(transport) = report.transport() {
+        stats.packets_in = transport.packets_received;
+        stats.packets_out = transport.packets_sent;
+        stats.transport_bytes_in = transport.bytes_received;
+        stats.transport_bytes_out = transport.bytes_sent;
+    }
+    stats.selected_candidate_pair = selected_pair(pc);
+    stats
+}
+
+/// The latest ICE round trip on the selected pair, if one was measured.
+pub(super) fn round_trip(pc: &mut RTCPeerConnection, now: Instant) -> Option<Duration> {
+    selected_rtt(&pc.get_stats(now, StatsSelector::None))
+}
+
+/// `rtc` 0.21.1 keeps figures for the selected pair only (it copies the ICE
+/// agent's into its report for that pair alone); 0 s means "not measured".
+fn selected_rtt(report: &RTCStatsReport) -> Option<Duration> {
+    report
+        .candidate_pairs()
+        .map(|pair| pair.current_round_trip_time)
+        .find(|rtt| rtt.is_finite() && *rtt > 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// The pair ICE selected, as socket addresses.
+fn selected_pair(pc: &RTCPeerConnection) -> Option<CandidatePair> {
+    let pair = pc.sctp()?.transport().ice_transport().get_selected_candidate_pair()?;
+    let end = |c: &rtc::peer_connection::transport::RTCIceCandidate| {
+        c.address.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, c.port))
+    };
+    Some(CandidatePair::new(end(pair.local())?, end(pair.remote())?))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,7 @@ use super::socket::{Backlog, ShardSocket};
 use super::{AnswerError, Command, OpenPeer, PeerKey};
 use crate::slave::channel::{ChannelCounters, ChannelHandle, ChannelInfo, LOW_THRESHOLD_DISARMED, SEND_QUEUE_LIMIT};
 use crate::slave::ice_nudge::{binding_request_ufrag, NudgeState};
+use crate::slave::stats::{PeerStats, ShardStats, Traffic};
 use crate::slave::{ChannelId, SlaveEvent, SlaveShared};
 
 /// How long a peer with no channel left waits for the browser to open another.
@@ -56,6 +57,12 @@ const MAX_PEER_ADDRESSES: usize = 8;
 /// a webrtc-rs peer stalled for seconds on retransmission timeouts. The
 /// cost: at most 32 KiB per round trip and channel (2.6 Mbit/s at 100 ms).
 const SCTP_SEND_BUFFER: usize = 32 * 1024;
+/// How often a peer's round-trip time is published for the per-connection
+/// metrics (reading it from `rtc` builds a whole stats report, so not at
+/// every turn).
+const RTT_REFRESH: Duration = Duration::from_secs(2);
+/// How soon to look again while no round trip was measured yet.
+const RTT_RETRY: Duration = Duration::from_millis(250);
 
 /// One data channel of a peer, as its shard keeps it.
 struct Channel {
@@ -114,6 +121,12 @@ struct Peer {
     release: bool,
     /// A panic caught while working on this peer, to report as it is released.
     panic: Option<String>,
+    /// What the connection counts (shared with the slave's registry).
+    stats: Arc<PeerStats>,
+    /// When the offer reached the slave; taken when the first channel opens.
+    offered_at: Option<Instant>,
+    /// When to publish the round-trip time next (per-connection metrics only).
+    rtt_due: Option<Instant>,
 }
 
 impl Peer {
@@ -131,6 +144,7 @@ struct Context<'a> {
     backlog: &'a mut Backlog,
     by_addr: &'a mut HashMap<SocketAddr, PeerKey>,
     commands: &'a mpsc::UnboundedSender<Command>,
+    stats: &'a ShardStats,
     /// The shard serves several addresses: each datagram names its source.
     wildcard: bool,
 }
@@ -145,7 +159,7 @@ pub(crate) struct Shard {
     default_local: IpAddr,
     template: PeerTemplate,
     reflexive: Reflexive,
-    load: Arc<AtomicUsize>,
+    stats: Arc<ShardStats>,
     /// For the channels' handles.
     commands: mpsc::UnboundedSender<Command>,
     /// Boxed: a `Peer` (the `rtc` connection inline) is ~4.5 kB, and a map
@@ -162,7 +176,7 @@ impl Shard {
         shared: Arc<SlaveShared>,
         socket: ShardSocket,
         announced: Vec<IpAddr>,
-        load: Arc<AtomicUsize>,
+        stats: Arc<ShardStats>,
         commands: mpsc::UnboundedSender<Command>,
         certificate: Option<rtc::peer_connection::certificate::RTCCertificate>,
         stun_servers: Vec<SocketAddr>,
@@ -177,7 +191,7 @@ impl Shard {
             reflexive: Reflexive::new(stun_servers, Instant::now()),
             socket,
             backlog: Backlog::default(),
-            load,
+            stats,
             commands,
             shared,
             peers: HashMap::new(),
@@ -302,6 +316,21 @@ impl Shard {
                 ch.closing.get_or_insert(Instant::now() + CLOSE_DRAIN_LIMIT);
                 self.touch(peer);
             }
+            Command::Stats { peer, reply } => {
+                let stats = self.peers.get_mut(&peer).and_then(|p| {
+                    let read = guarded(|| rtc_peer::connection_stats(&mut p.pc, Instant::now()));
+                    read.map_err(|panic| p.panicked(panic)).ok().map(|mut stats| {
+                        let traffic = p.stats.traffic.read();
+                        stats.messages_in = traffic.messages_in;
+                        stats.messages_out = traffic.messages_out;
+                        stats.bytes_in = traffic.bytes_in;
+                        stats.bytes_out = traffic.bytes_out;
+                        stats
+                    })
+                });
+                let _ = reply.send(stats);
+                self.touch(peer);
+            }
         }
     }
 
@@ -320,7 +349,7 @@ impl Shard {
             return;
         };
         ch.queue.push_back((data, is_text));
-        feed(ch, &mut dc, Instant::now());
+        feed(ch, &mut dc, Instant::now(), [&p.stats.traffic, &self.stats.traffic]);
         if !p.dirty {
             p.dirty = true;
             self.dirty.push(peer);
@@ -328,7 +357,7 @@ impl Shard {
     }
 
     fn open(&mut self, open: OpenPeer) {
-        let OpenPeer { key, client_id, offer_sdp, answer, released } = open;
+        let OpenPeer { key, client_id, offer_sdp, offered_at, stats, answer, released } = open;
         let config = &self.shared.config;
         let mut known_streams = HashSet::new();
         let made = guarded(|| self.template.answer(Instant::now(), &offer_sdp, config, &mut known_streams));
@@ -366,10 +395,14 @@ impl Shard {
             dirty: false,
             release: false,
             panic: None,
+            stats,
+            offered_at: Some(offered_at),
+            // Published from the first channel open on (`set_up`).
+            rtt_due: config.metrics_per_connection.then(|| Instant::now() + RTT_REFRESH),
         };
         self.by_ufrag.insert(peer.ufrag.clone(), key);
         self.peers.insert(key, Box::new(peer));
-        self.load.fetch_add(1, Ordering::Relaxed);
+        self.stats.peers.fetch_add(1, Ordering::Relaxed);
         self.shared.hooks.on_event(SlaveEvent::Connection { client_id, session: key });
         if answer.send(Ok(sdp)).is_err() {
             // The signalling task is gone: nobody will ever use this peer.
@@ -476,6 +509,7 @@ impl Shard {
                 backlog: &mut self.backlog,
                 by_addr: &mut self.by_addr,
                 commands: &self.commands,
+                stats: &self.stats,
                 wildcard: self.wildcard,
             };
             let next = if peer.release {
@@ -512,7 +546,7 @@ impl Shard {
         let Some(mut peer) = self.peers.remove(&key) else { return };
         tracing::debug!(client_id = peer.client_id, "peer connection released: {why}");
         for ch in &peer.channels {
-            close_channel_handle(&self.shared, ch);
+            close_channel_handle(&self.shared, &self.stats, ch);
         }
         if let Some(at) = peer.scheduled.take() {
             self.timers.remove(&(at, key));
@@ -536,7 +570,7 @@ impl Shard {
         if closed.is_err() {
             tracing::debug!(client_id = peer.client_id, "closing the peer connection failed");
         }
-        self.load.fetch_sub(1, Ordering::Relaxed);
+        self.stats.peers.fetch_sub(1, Ordering::Relaxed);
         self.shared.hooks.on_event(SlaveEvent::ConnectionClose { client_id: peer.client_id, session: key });
         drop(peer.released.take());
     }
@@ -554,9 +588,10 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 
 /// The application no longer reaches this channel; it hears of the close if
 /// it heard of the channel.
-fn close_channel_handle(shared: &SlaveShared, ch: &Channel) {
+fn close_channel_handle(shared: &SlaveShared, stats: &ShardStats, ch: &Channel) {
     if ch.pending.is_none() {
         shared.channels().remove(&ch.id);
+        stats.channels.fetch_sub(1, Ordering::Relaxed);
         shared.hooks.on_event(SlaveEvent::ChannelClose { channel: ch.id });
     }
 }
@@ -579,8 +614,12 @@ fn drive(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>) -> Option<Instant>
                 if let Some(index) = channel_index(peer, rtc_id) {
                     let ch = &mut peer.channels[index];
                     announce(key, peer.client_id, ch, cx);
-                    peer.setup_deadline = None;
+                    let len = message.data.len();
+                    ch.counters.traffic.received(len);
+                    peer.stats.traffic.received(len);
+                    cx.stats.traffic.received(len);
                     let event = SlaveEvent::Message { channel: ch.id, data: message.data.freeze(), is_text: message.is_string };
+                    set_up(peer, cx, now);
                     cx.shared.hooks.on_event(event);
                 }
             }
@@ -603,6 +642,12 @@ fn drive(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>) -> Option<Instant>
             break;
         }
     }
+    if peer.rtt_due.is_some_and(|at| at <= now) {
+        let rtt = rtc_peer::round_trip(&mut peer.pc, now);
+        // Until ICE has measured one, look again soon.
+        peer.rtt_due = Some(now + if rtt.is_some() { RTT_REFRESH } else { RTT_RETRY });
+        peer.stats.set_rtt(rtt);
+    }
     if peer.setup_deadline.is_some_and(|at| at <= now) {
         tracing::debug!(client_id = peer.client_id, "no data channel opened in time");
         return None;
@@ -612,7 +657,7 @@ fn drive(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>) -> Option<Instant>
         return None;
     }
     let mut next = peer.pc.poll_timeout();
-    let own = [peer.setup_deadline, peer.idle_deadline]
+    let own = [peer.setup_deadline, peer.idle_deadline, peer.rtt_due]
         .into_iter()
         .chain(peer.channels.iter().filter(|c| !c.close_sent).map(|c| c.closing));
     for at in own.flatten() {
@@ -660,7 +705,7 @@ fn on_event(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>, event: RTCPeerC
         RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(rtc_id)) => {
             if let Some(index) = channel_index(peer, rtc_id) {
                 announce(key, peer.client_id, &mut peer.channels[index], cx);
-                peer.setup_deadline = None;
+                set_up(peer, cx, Instant::now());
                 peer.idle_deadline = None;
             }
             true
@@ -675,7 +720,7 @@ fn on_event(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>, event: RTCPeerC
             if let Some(index) = peer.channels.iter().position(|c| c.rtc_id == rtc_id) {
                 let ch = peer.channels.swap_remove(index);
                 let was_announced = ch.pending.is_none();
-                close_channel_handle(cx.shared, &ch);
+                close_channel_handle(cx.shared, cx.stats, &ch);
                 if peer.channels.is_empty() && was_announced {
                     peer.idle_deadline = Some(Instant::now() + PEER_IDLE_GRACE);
                 }
@@ -713,13 +758,27 @@ fn announce(key: PeerKey, client_id: u32, ch: &mut Channel, cx: &mut Context<'_>
     cx.shared
         .channels()
         .insert(ch.id, ChannelHandle { shard: cx.commands.clone(), peer: key, rtc_id: ch.rtc_id, counters: ch.counters.clone() });
+    cx.stats.channels.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(client_id, channel = ch.id, label = %info.label, "data channel");
     cx.shared.hooks.on_event(SlaveEvent::DataChannel { client_id, session: key, channel: ch.id, info });
 }
 
+/// A peer's first channel is open: its setup is over (counted once).
+fn set_up(peer: &mut Peer, cx: &Context<'_>, now: Instant) {
+    peer.setup_deadline = None;
+    if let Some(at) = peer.offered_at.take() {
+        cx.shared.stats.setup.record(now.saturating_duration_since(at));
+        // ICE has checked the pair by now: publish its round trip at once.
+        if peer.rtt_due.is_some() {
+            peer.rtt_due = Some(now);
+        }
+    }
+}
+
 /// Hands SCTP the channel's queued messages while it holds less than
-/// [`SCTP_SEND_BUFFER`]; true when it handed any.
-fn feed(ch: &mut Channel, dc: &mut rtc::data_channel::RTCDataChannel<'_>, now: Instant) -> bool {
+/// [`SCTP_SEND_BUFFER`], counting each in the channel's traffic and in
+/// `also` (the connection's and the shard's); true when it handed any.
+fn feed(ch: &mut Channel, dc: &mut rtc::data_channel::RTCDataChannel<'_>, now: Instant, also: [&Traffic; 2]) -> bool {
     let mut fed = false;
     while ch.outstanding < SCTP_SEND_BUFFER {
         let Some((data, is_text)) = ch.queue.pop_front() else { break };
@@ -731,7 +790,11 @@ fn feed(ch: &mut Channel, dc: &mut rtc::data_channel::RTCDataChannel<'_>, now: I
             None => dc.send(now, BytesMut::from(data)),
         };
         match sent {
-            Ok(()) => ch.outstanding += len,
+            Ok(()) => {
+                ch.outstanding += len;
+                ch.counters.traffic.sent(len);
+                also.iter().for_each(|t| t.sent(len));
+            }
             Err(e) => {
                 ch.counters.buffered.fetch_sub(len, Ordering::Relaxed);
                 tracing::debug!(channel = ch.id, "send failed: {e}");
@@ -768,7 +831,7 @@ fn channel_bookkeeping(peer: &mut Peer, cx: &mut Context<'_>, now: Instant) -> b
         if ch.counters.overflowed.load(Ordering::Relaxed) {
             drop_queue(ch);
         }
-        acted |= feed(ch, &mut dc, now);
+        acted |= feed(ch, &mut dc, now, [&peer.stats.traffic, &cx.stats.traffic]);
         if let Some(deadline) = ch.closing {
             if now >= deadline {
                 drop_queue(ch);
