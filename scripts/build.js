@@ -15,13 +15,18 @@ const path = require('node:path');
 const root = path.resolve(__dirname, '..');
 const args = process.argv.slice(2);
 
+/** True when napi-rs's loader finds an addon: this platform's prebuilt package, or one built here. */
 function addonPresent() {
-	return fs.existsSync(path.join(root, 'binding.js'))
-		&& fs.readdirSync(root).some((f) => /^enslavism\..*\.node$/.test(f));
+	try {
+		require(path.join(root, 'binding.js'));
+		return true;
+	} catch {
+		return false;
+	}
 }
 
 if (args.includes('--if-missing') && addonPresent()) {
-	console.log('enslavism: native addon already built (run `npm run build` to rebuild)');
+	console.log('enslavism: native addon present (prebuilt or built; `npm run build` rebuilds from source)');
 	process.exit(0);
 }
 
