@@ -47,25 +47,35 @@ pub struct NativeClientOptions {
     pub extra_ca_certs: Option<Buffer>,
 }
 
-/// One event delivered to the JS wrapper.
-#[napi(object)]
-#[derive(Default)]
-pub struct NativeClientEvent {
-    /// `slaveadded`, `slaverelisted`, `slaveupdated`, `slaveremoved`, `disconnected`,
-    /// `reconnected`, `closed`, `channelclose`, `bufferedamountlow`.
-    pub r#type: String,
-    /// The slave's lifetime id (for the slave events).
-    pub uid: Option<i64>,
-    /// The slave's id on the current master connection.
-    pub id: Option<u32>,
-    /// The slave's userData, as JSON text.
-    pub user_data: Option<String>,
-    /// The channel (for the channel events).
-    pub channel: Option<i64>,
-    /// Close code (for `disconnected`).
-    pub code: Option<u32>,
-    /// Close reason.
-    pub reason: Option<String>,
+/// One event delivered to the JS wrapper; `type` says which (a
+/// discriminated union in binding.d.ts).
+#[napi(discriminant = "type", discriminant_case = "lowercase")]
+pub enum NativeClientEvent {
+    /// A slave was listed.
+    SlaveAdded {
+        /// The slave's lifetime id.
+        uid: i64,
+        /// Its id on the current master connection.
+        id: u32,
+        /// Its userData, as JSON text.
+        user_data: String,
+    },
+    /// A slave from before a reconnection was listed again, under a new id.
+    SlaveRelisted { uid: i64, id: u32, user_data: String },
+    /// A slave's userData changed.
+    SlaveUpdated { uid: i64, id: u32, user_data: String },
+    /// A slave left the list.
+    SlaveRemoved { uid: i64, id: u32, user_data: String },
+    /// The connection to the master was lost (it reconnects by itself).
+    Disconnected { code: u32, reason: String },
+    /// The connection to the master is back.
+    Reconnected,
+    /// The MasterConnection is closed for good.
+    Closed,
+    /// A channel closed.
+    ChannelClose { channel: i64 },
+    /// A channel's buffered amount fell to its threshold.
+    BufferedAmountLow { channel: i64 },
 }
 
 /// How a channel delivers, as `createDataChannel` was asked.
@@ -108,16 +118,9 @@ impl Sink {
     }
 }
 
-fn event(kind: &str) -> NativeClientEvent {
-    NativeClientEvent { r#type: kind.to_owned(), ..Default::default() }
-}
-
-fn slave_event(kind: &str, info: SlaveInfo) -> NativeClientEvent {
-    NativeClientEvent { uid: Some(info.uid as i64), id: Some(info.id), user_data: Some(info.user_data), ..event(kind) }
-}
-
-fn channel_event(kind: &str, channel: u64) -> NativeClientEvent {
-    NativeClientEvent { channel: Some(channel as i64), ..event(kind) }
+/// A slave event's fields.
+fn slave_fields(info: SlaveInfo) -> (i64, u32, String) {
+    (info.uid as i64, info.id, info.user_data)
 }
 
 /// The `code` a client error gets in JS (the browser bundle's for the two it has).
@@ -248,23 +251,33 @@ impl NativeMasterConnection {
                 tokio::spawn(async move {
                     while let Some(e) = events.next().await {
                         let out = match e {
-                            MasterEvent::SlaveAdded(info) => slave_event("slaveadded", info),
-                            MasterEvent::SlaveRelisted(info) => slave_event("slaverelisted", info),
-                            MasterEvent::SlaveUpdated(info) => slave_event("slaveupdated", info),
+                            MasterEvent::SlaveAdded(info) => {
+                                let (uid, id, user_data) = slave_fields(info);
+                                NativeClientEvent::SlaveAdded { uid, id, user_data }
+                            }
+                            MasterEvent::SlaveRelisted(info) => {
+                                let (uid, id, user_data) = slave_fields(info);
+                                NativeClientEvent::SlaveRelisted { uid, id, user_data }
+                            }
+                            MasterEvent::SlaveUpdated(info) => {
+                                let (uid, id, user_data) = slave_fields(info);
+                                NativeClientEvent::SlaveUpdated { uid, id, user_data }
+                            }
                             MasterEvent::SlaveRemoved(info) => {
                                 slaves.lock().unwrap_or_else(|p| p.into_inner()).remove(&info.uid);
-                                slave_event("slaveremoved", info)
+                                let (uid, id, user_data) = slave_fields(info);
+                                NativeClientEvent::SlaveRemoved { uid, id, user_data }
                             }
                             MasterEvent::Disconnected { code, reason } => {
-                                NativeClientEvent { code: Some(u32::from(code)), reason: Some(reason), ..event("disconnected") }
+                                NativeClientEvent::Disconnected { code: u32::from(code), reason }
                             }
-                            MasterEvent::Reconnected => event("reconnected"),
+                            MasterEvent::Reconnected => NativeClientEvent::Reconnected,
                             // Dropped by the engine already; JS has nothing to do with it.
                             _ => continue,
                         };
                         sink.emit(out);
                     }
-                    sink.emit(event("closed"));
+                    sink.emit(NativeClientEvent::Closed);
                 });
                 None
             }
@@ -336,7 +349,7 @@ impl NativeMasterConnection {
         let channel = self.next_channel.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = dc.split();
         let low_sink = self.sink.clone();
-        let queued = sender.queued(move || low_sink.emit(channel_event("bufferedamountlow", channel)));
+        let queued = sender.queued(move || low_sink.emit(NativeClientEvent::BufferedAmountLow { channel: channel as i64 }));
         self.channels.lock().unwrap_or_else(|p| p.into_inner()).insert(channel, queued);
         self.unread.lock().unwrap_or_else(|p| p.into_inner()).insert(channel, receiver);
         NativeOpenedChannel { channel: Some(channel as i64), failure: None }
@@ -356,7 +369,7 @@ impl NativeMasterConnection {
                 sink.deliver(Delivery::Message { channel, data: message.data, is_text: message.is_text });
             }
             channels.lock().unwrap_or_else(|p| p.into_inner()).remove(&channel);
-            sink.emit(channel_event("channelclose", channel));
+            sink.emit(NativeClientEvent::ChannelClose { channel: channel as i64 });
         });
     }
 

@@ -75,37 +75,48 @@ fn tls_identity(tls: &NativeTlsOptions) -> napi::Result<TlsIdentity, String> {
     TlsIdentity::from_pem(&tls.cert, &tls.key).map_err(|e| js_error(codes::CERTIFICATE, e.to_string()))
 }
 
-/// One event delivered to the JS wrapper.
-#[napi(object)]
-#[derive(Default)]
-pub struct NativeMasterEvent {
-    /// `auth`, `monitoringauth`, `connection`, `close`, `error`,
-    /// `slaveregister`, `slaveupdate` or `slaveunregister`.
-    pub r#type: String,
-    /// `slave` or `client`.
-    pub kind: String,
-    /// The peer's id (for `connection` and `close`).
-    pub id: Option<u32>,
-    /// The decision ticket to pass to `resolveAuth` (for `auth`).
-    pub ticket: Option<u32>,
-    /// The request's cookies (for `auth`).
-    pub cookies: Option<HashMap<String, String>>,
-    /// The request's headers, lower-case names, repeated ones joined with `, ` (for `auth`).
-    pub headers: Option<HashMap<String, String>>,
-    /// The peer's address (for `auth` and `connection`).
-    pub remote_address: Option<String>,
-    /// The peer's port (for `auth` and `connection`).
-    pub remote_port: Option<u32>,
-    /// `IPv4` or `IPv6` (for `auth` and `connection`).
-    pub remote_family: Option<String>,
-    /// The close code (for `close`).
-    pub code: Option<u32>,
-    /// The close reason (for `close`), or what went wrong (for `error`).
-    pub reason: Option<String>,
-    /// The slave's userData, JSON text (for the `slave…register` and `slaveupdate` events).
-    pub user_data: Option<String>,
-    /// The path asked for (for `monitoringauth`).
-    pub path: Option<String>,
+/// One event delivered to the JS wrapper; `type` says which (a
+/// discriminated union in binding.d.ts). Peers' addresses come as
+/// `remoteAddress`, `remotePort` and `remoteFamily` (`IPv4` or `IPv6`).
+#[napi(discriminant = "type", discriminant_case = "lowercase")]
+pub enum NativeMasterEvent {
+    /// A handshake waits for the auth listeners: answer with `resolveAuth(ticket, …)`.
+    Auth {
+        /// `slave` or `client`.
+        kind: String,
+        /// The decision ticket.
+        ticket: u32,
+        /// The request's cookies.
+        cookies: HashMap<String, String>,
+        /// The request's headers, lower-case names, repeated ones joined with `, `.
+        headers: HashMap<String, String>,
+        remote_address: String,
+        remote_port: u32,
+        remote_family: String,
+    },
+    /// A request for the metrics or the status page waits for `metricsAuth`:
+    /// answer with `resolveAuth(ticket, …)`.
+    MonitoringAuth {
+        ticket: u32,
+        /// The path asked for.
+        path: String,
+        headers: HashMap<String, String>,
+        remote_address: String,
+        remote_port: u32,
+        remote_family: String,
+    },
+    /// A peer finished its handshake.
+    Connection { kind: String, id: u32, remote_address: String, remote_port: u32, remote_family: String },
+    /// A peer's WebSocket closed.
+    Close { kind: String, id: u32, code: u32, reason: String },
+    /// A bug in the engine was caught: one peer was dropped.
+    Error { reason: String },
+    /// A slave registered (`userData` is JSON text).
+    SlaveRegister { id: u32, user_data: String, remote_address: String, remote_port: u32, remote_family: String },
+    /// A registered slave has new userData.
+    SlaveUpdate { id: u32, user_data: String, remote_address: String, remote_port: u32, remote_family: String },
+    /// A registered slave left every list.
+    SlaveUnregister { id: u32, user_data: String, remote_address: String, remote_port: u32, remote_family: String },
 }
 
 type EventCallback = ThreadsafeFunction<NativeMasterEvent, (), NativeMasterEvent, Status, false>;
@@ -141,9 +152,9 @@ fn parse_kind(kind: &str) -> napi::Result<PeerKind, String> {
     }
 }
 
-fn address_fields(addr: SocketAddr) -> (Option<String>, Option<u32>, Option<String>) {
+fn address_fields(addr: SocketAddr) -> (String, u32, String) {
     let family = if addr.is_ipv4() { "IPv4" } else { "IPv6" };
-    (Some(addr.ip().to_string()), Some(u32::from(addr.port())), Some(family.to_owned()))
+    (addr.ip().to_string(), u32::from(addr.port()), family.to_owned())
 }
 
 impl JsHooks {
@@ -160,13 +171,12 @@ impl JsHooks {
         sender.map(|s| s.send(decision).is_ok()).unwrap_or(false)
     }
 
-    /// Asks JS to decide: `event` goes out with a ticket, answered by `resolveAuth`.
-    fn ask(&self, mut event: NativeMasterEvent) -> AuthDecision {
+    /// Asks JS to decide: the event made with a ticket goes out, answered by `resolveAuth`.
+    fn ask(&self, event: impl FnOnce(u32) -> NativeMasterEvent) -> AuthDecision {
         let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.tickets.lock().unwrap_or_else(|p| p.into_inner()).insert(ticket, tx);
-        event.ticket = Some(ticket);
-        if !self.emit(event) {
+        if !self.emit(event(ticket)) {
             self.tickets.lock().unwrap_or_else(|p| p.into_inner()).remove(&ticket);
             return Box::pin(std::future::ready(Err(Rejection { reason: Some("master closing".into()) })));
         }
@@ -209,15 +219,15 @@ impl MasterHooks for JsHooks {
             return Box::pin(std::future::ready(Ok(())));
         }
         let (remote_address, remote_port, remote_family) = address_fields(request.remote_addr);
-        self.ask(NativeMasterEvent {
-            r#type: "auth".into(),
+        let (cookies, headers) = (request.cookies, headers_object(&request.headers));
+        self.ask(|ticket| NativeMasterEvent::Auth {
             kind: request.kind.name().into(),
-            cookies: Some(request.cookies),
-            headers: Some(headers_object(&request.headers)),
+            ticket,
+            cookies,
+            headers,
             remote_address,
             remote_port,
             remote_family,
-            ..Default::default()
         })
     }
 
@@ -226,15 +236,8 @@ impl MasterHooks for JsHooks {
             return Box::pin(std::future::ready(Ok(())));
         }
         let (remote_address, remote_port, remote_family) = address_fields(request.remote_addr);
-        self.ask(NativeMasterEvent {
-            r#type: "monitoringauth".into(),
-            path: Some(request.path),
-            headers: Some(headers_object(&request.headers)),
-            remote_address,
-            remote_port,
-            remote_family,
-            ..Default::default()
-        })
+        let (path, headers) = (request.path, headers_object(&request.headers));
+        self.ask(|ticket| NativeMasterEvent::MonitoringAuth { ticket, path, headers, remote_address, remote_port, remote_family })
     }
 
     fn on_event(&self, event: MasterEvent) {
@@ -245,39 +248,27 @@ impl MasterHooks for JsHooks {
                 }
                 self.announced.lock().unwrap_or_else(|p| p.into_inner()).insert((kind_index(kind), id));
                 let (remote_address, remote_port, remote_family) = address_fields(remote_addr);
-                NativeMasterEvent {
-                    r#type: "connection".into(),
-                    kind: kind.name().into(),
-                    id: Some(id),
-                    remote_address,
-                    remote_port,
-                    remote_family,
-                    ..Default::default()
-                }
+                NativeMasterEvent::Connection { kind: kind.name().into(), id, remote_address, remote_port, remote_family }
             }
             MasterEvent::SlaveRegistered { id, user_data, remote_addr } => {
-                slave_event("slaveregister", id, user_data, remote_addr)
+                let (remote_address, remote_port, remote_family) = address_fields(remote_addr);
+                NativeMasterEvent::SlaveRegister { id, user_data, remote_address, remote_port, remote_family }
             }
-            MasterEvent::SlaveUpdated { id, user_data, remote_addr } => slave_event("slaveupdate", id, user_data, remote_addr),
+            MasterEvent::SlaveUpdated { id, user_data, remote_addr } => {
+                let (remote_address, remote_port, remote_family) = address_fields(remote_addr);
+                NativeMasterEvent::SlaveUpdate { id, user_data, remote_address, remote_port, remote_family }
+            }
             MasterEvent::SlaveUnregistered { id, user_data, remote_addr } => {
-                slave_event("slaveunregister", id, user_data, remote_addr)
+                let (remote_address, remote_port, remote_family) = address_fields(remote_addr);
+                NativeMasterEvent::SlaveUnregister { id, user_data, remote_address, remote_port, remote_family }
             }
             MasterEvent::Closed { kind, id, code, reason } => {
                 if !self.announced.lock().unwrap_or_else(|p| p.into_inner()).remove(&(kind_index(kind), id)) {
                     return;
                 }
-                NativeMasterEvent {
-                    r#type: "close".into(),
-                    kind: kind.name().into(),
-                    id: Some(id),
-                    code: Some(u32::from(code)),
-                    reason: Some(reason),
-                    ..Default::default()
-                }
+                NativeMasterEvent::Close { kind: kind.name().into(), id, code: u32::from(code), reason }
             }
-            MasterEvent::InternalError { message } => {
-                NativeMasterEvent { r#type: "error".into(), kind: String::new(), reason: Some(message), ..Default::default() }
-            }
+            MasterEvent::InternalError { message } => NativeMasterEvent::Error { reason: message },
             // Events added to the engine later are not shown to JS until the binding knows them.
             _ => return,
         };
@@ -330,21 +321,6 @@ fn config_from(options: &NativeMasterOptions) -> napi::Result<MasterConfig, Stri
     }
     b = b.metrics(options.metrics == Some(true)).status(options.status == Some(true));
     b.build().map_err(config_error)
-}
-
-/// A registration change of a slave (always delivered: they are rare).
-fn slave_event(kind: &str, id: u32, user_data: String, remote_addr: SocketAddr) -> NativeMasterEvent {
-    let (remote_address, remote_port, remote_family) = address_fields(remote_addr);
-    NativeMasterEvent {
-        r#type: kind.into(),
-        kind: "slave".into(),
-        id: Some(id),
-        remote_address,
-        remote_port,
-        remote_family,
-        user_data: Some(user_data),
-        ..Default::default()
-    }
 }
 
 fn make_hooks(on_event: Function<'_, NativeMasterEvent, ()>, monitoring_auth: bool) -> napi::Result<Arc<JsHooks>, String> {

@@ -190,39 +190,46 @@ fn connection_stats(s: ConnectionStats) -> NativeConnectionStats {
     }
 }
 
-/// One event delivered to the JS wrapper.
-#[napi(object)]
-#[derive(Default)]
-pub struct NativeSlaveEvent {
-    /// `offer`, `connection`, `datachannel`,
-    /// `bufferedamountlow`, `error`, `channelclose`, `connectionclose`, `masterclose`.
-    pub r#type: String,
-    /// The client's id.
-    pub client_id: Option<u32>,
-    /// The client's connection (a reconnecting client gets a new one).
-    pub session: Option<i64>,
-    /// Whether the channel was negotiated out of band (for `datachannel`).
-    pub negotiated: Option<bool>,
-    /// The decision ticket for `resolveOffer` (for `offer`).
-    pub ticket: Option<u32>,
-    /// The channel's handle.
-    pub channel: Option<i64>,
-    /// Channel label (for `datachannel`).
-    pub label: Option<String>,
-    /// Channel subprotocol (for `datachannel`).
-    pub protocol: Option<String>,
-    /// Channel ordering (for `datachannel`).
-    pub ordered: Option<bool>,
-    /// Channel retransmit limit (for `datachannel`).
-    pub max_retransmits: Option<u32>,
-    /// Channel lifetime limit in ms (for `datachannel`).
-    pub max_packet_life_time: Option<u32>,
-    /// Channel number (for `datachannel`).
-    pub id: Option<u32>,
-    /// Close code (for `masterclose`).
-    pub code: Option<u32>,
-    /// Close reason or error message.
-    pub reason: Option<String>,
+/// One event delivered to the JS wrapper; `type` says which (a
+/// discriminated union in binding.d.ts). Messages, the hot path, are not
+/// events: they cross as (channel, data) pairs of the batch.
+#[napi(discriminant = "type", discriminant_case = "lowercase")]
+pub enum NativeSlaveEvent {
+    /// A client offers a connection: answer with `resolveOffer(ticket, …)`.
+    Offer { client_id: u32, ticket: u32 },
+    /// A client is connected (`session`: this connection; a reconnecting client gets a new one).
+    Connection { client_id: u32, session: i64 },
+    /// A client opened a data channel, with these settings.
+    DataChannel {
+        client_id: u32,
+        session: i64,
+        /// The channel's handle.
+        channel: i64,
+        /// Negotiated out of band.
+        negotiated: bool,
+        label: String,
+        protocol: String,
+        ordered: bool,
+        max_retransmits: Option<u32>,
+        /// In ms.
+        max_packet_life_time: Option<u32>,
+        /// The channel's number.
+        id: u32,
+    },
+    /// A channel's buffered amount fell to its threshold.
+    BufferedAmountLow { channel: i64 },
+    /// A channel failed.
+    Error { channel: i64, reason: String },
+    /// A channel closed.
+    ChannelClose { channel: i64 },
+    /// A client's connection is gone.
+    ConnectionClose { client_id: u32, session: i64 },
+    /// The link to the master is back.
+    MasterReconnect,
+    /// A bug in the engine was caught.
+    InternalError { reason: String },
+    /// The link to the master closed.
+    MasterClose { code: u32, reason: String },
 }
 
 /// Why an asynchronous call failed.
@@ -252,14 +259,6 @@ impl JsSlaveHooks {
     }
 }
 
-fn event(kind: &str) -> NativeSlaveEvent {
-    NativeSlaveEvent { r#type: kind.to_owned(), ..Default::default() }
-}
-
-fn channel_event(kind: &str, channel: ChannelId) -> NativeSlaveEvent {
-    NativeSlaveEvent { channel: Some(channel as i64), ..event(kind) }
-}
-
 impl SlaveHooks for JsSlaveHooks {
     fn on_offer(&self, client_id: u32) -> OfferDecision {
         if !self.offers_observed.load(Ordering::Relaxed) {
@@ -268,7 +267,7 @@ impl SlaveHooks for JsSlaveHooks {
         let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.tickets.lock().unwrap_or_else(|p| p.into_inner()).insert(ticket, tx);
-        if !self.emit(NativeSlaveEvent { client_id: Some(client_id), ticket: Some(ticket), ..event("offer") }) {
+        if !self.emit(NativeSlaveEvent::Offer { client_id, ticket }) {
             self.tickets.lock().unwrap_or_else(|p| p.into_inner()).remove(&ticket);
             return Box::pin(std::future::ready(false));
         }
@@ -277,38 +276,32 @@ impl SlaveHooks for JsSlaveHooks {
 
     fn on_event(&self, e: SlaveEvent) {
         let out = match e {
-            SlaveEvent::Connection { client_id, session } => {
-                NativeSlaveEvent { client_id: Some(client_id), session: Some(session as i64), ..event("connection") }
-            }
-            SlaveEvent::DataChannel { client_id, session, channel, info } => NativeSlaveEvent {
-                client_id: Some(client_id),
-                session: Some(session as i64),
-                negotiated: Some(info.negotiated),
-                label: Some(info.label),
-                protocol: Some(info.protocol),
-                ordered: Some(info.ordered),
+            SlaveEvent::Connection { client_id, session } => NativeSlaveEvent::Connection { client_id, session: session as i64 },
+            SlaveEvent::DataChannel { client_id, session, channel, info } => NativeSlaveEvent::DataChannel {
+                client_id,
+                session: session as i64,
+                channel: channel as i64,
+                negotiated: info.negotiated,
+                label: info.label,
+                protocol: info.protocol,
+                ordered: info.ordered,
                 max_retransmits: info.max_retransmits.map(u32::from),
                 max_packet_life_time: info.max_packet_life_time.map(u32::from),
-                id: Some(u32::from(info.id)),
-                ..channel_event("datachannel", channel)
+                id: u32::from(info.id),
             },
             SlaveEvent::Message { channel, data, is_text } => {
                 self.events.deliver(Delivery::Message { channel, data, is_text });
                 return;
             }
-            SlaveEvent::BufferedAmountLow { channel } => channel_event("bufferedamountlow", channel),
-            SlaveEvent::ChannelError { channel, message } => {
-                NativeSlaveEvent { reason: Some(message), ..channel_event("error", channel) }
-            }
-            SlaveEvent::ChannelClose { channel } => channel_event("channelclose", channel),
+            SlaveEvent::BufferedAmountLow { channel } => NativeSlaveEvent::BufferedAmountLow { channel: channel as i64 },
+            SlaveEvent::ChannelError { channel, message } => NativeSlaveEvent::Error { channel: channel as i64, reason: message },
+            SlaveEvent::ChannelClose { channel } => NativeSlaveEvent::ChannelClose { channel: channel as i64 },
             SlaveEvent::ConnectionClose { client_id, session } => {
-                NativeSlaveEvent { client_id: Some(client_id), session: Some(session as i64), ..event("connectionclose") }
+                NativeSlaveEvent::ConnectionClose { client_id, session: session as i64 }
             }
-            SlaveEvent::MasterReconnect => event("masterreconnect"),
-            SlaveEvent::InternalError { message } => NativeSlaveEvent { reason: Some(message), ..event("internalerror") },
-            SlaveEvent::MasterClose { code, reason } => {
-                NativeSlaveEvent { code: Some(u32::from(code)), reason: Some(reason), ..event("masterclose") }
-            }
+            SlaveEvent::MasterReconnect => NativeSlaveEvent::MasterReconnect,
+            SlaveEvent::InternalError { message } => NativeSlaveEvent::InternalError { reason: message },
+            SlaveEvent::MasterClose { code, reason } => NativeSlaveEvent::MasterClose { code: u32::from(code), reason },
             // Events added to the engine later are not shown to JS until the binding knows them.
             _ => return,
         };
