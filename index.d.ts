@@ -97,7 +97,7 @@ export interface MasterStats {
 	candidates: number;
 	/** Offers refused: by the slave, or by the master on its behalf (slave gone, client over `maxOffersPerSecond`). */
 	rejections: number;
-	/** WebSocket handshakes refused: 401 (auth), 503 (`maxConnections`), 400 (not a handshake), 404 (another path). */
+	/** WebSocket handshakes refused: 401 (auth), 400 (not a handshake), 404 (another path); and connections answered 503 over `maxConnections`. */
 	refusedHandshakes: number;
 	/** Connections ended because of their peer: silent, not reading, over its queue, breaking the protocol, or gone without a close. */
 	droppedPeers: number;
@@ -784,6 +784,8 @@ export declare class MasterConnection extends EventEmitter {
 export interface Diagnostics {
 	/** Tasks alive in the engine: each connection, channel and peer has a few; back to its baseline once they are gone. */
 	readonly engineTasks: number;
+	/** Log lines the `setLogger` logger lost because the main thread did not take them fast enough (at most 10,000 wait). */
+	readonly droppedLogRecords: number;
 }
 
 /** Reads the engine's figures (cheap: no I/O). */
@@ -796,8 +798,11 @@ export type Logger = (level: 'error' | 'warn' | 'info' | 'debug' | 'trace', targ
  * Sends the engine's logs to `logger`, in batches on the main thread (never
  * on the engine's hot path); `null` stops. `options.filter` chooses them
  * (tracing's EnvFilter syntax, as `ENSLAVISM_LOG`; default `ENSLAVISM_LOG`
- * if set, else `'warn,enslavism=info'`); a bad one throws a `TypeError`
+ * if set, else `'warn,enslavism=info'`; the one filter also chooses what
+ * `ENSLAVISM_LOG` prints on stderr); a bad one throws a `TypeError`
  * (`ERR_INVALID_ARG_VALUE`) and the logger in place stays. A logger does
- * not keep the process alive.
+ * not keep the process alive; one that throws loses that line only (a
+ * process warning says so); at most 10,000 lines wait for the main thread,
+ * more are dropped (`diagnostics().droppedLogRecords`).
  */
 export declare function setLogger(logger: Logger | null, options?: { filter?: string }): void;

@@ -83,6 +83,22 @@ describe('setLogger', { timeout: 30_000 }, () => {
 		await next((r) => r.message === 'the slave\'s host candidates', 'the first logger lost its records');
 	});
 
+	it('survives a logger that throws: that line is lost, with a warning, and the next ones arrive', async () => {
+		const { logger, next } = recorder();
+		let thrown = 0;
+		setLogger((level, target, message, fields) => {
+			if (message === 'peer connected' && thrown++ === 0) throw new Error('logger broke');
+			logger(level, target, message, fields);
+		}, { filter: 'enslavism::master=debug' });
+		const warned = onceWithin(process, 'warning', WAIT_MS, 'no warning about the throwing logger');
+		await masterAndSlave();
+		const [warning] = await warned;
+		assert.equal(warning.code, 'ERR_ENSLAVISM_LOGGER');
+		assert.match(warning.message, /logger broke/);
+		await next((r) => r.message === 'peer closed', 'the lines after the throw were lost');
+		assert.equal(require('..').diagnostics().droppedLogRecords, 0);
+	});
+
 	it('does not keep the process alive', async () => {
 		const script = `require(${JSON.stringify(path.join(__dirname, '..'))}).setLogger(() => {}); console.log('set');`;
 		const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });

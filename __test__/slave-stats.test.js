@@ -6,7 +6,6 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { once } = require('node:events');
 const net = require('node:net');
 const { NETNS_ADDRESS, enterNamespace } = require('./netns.js');
 
@@ -16,6 +15,7 @@ const WebSocket = require('ws');
 const wrtc = require('@roamhq/wrtc');
 const { Master, Slave } = require('..');
 const { parseOpenMetrics, sample } = require('./prometheus.js');
+const { WAIT_MS, onceWithin, within } = require('./helpers.js');
 
 globalThis.WebSocket = WebSocket;
 globalThis.RTCPeerConnection = wrtc.RTCPeerConnection;
@@ -28,7 +28,7 @@ const B = 100;
 const M = 40;
 const B_OUT = 300;
 
-describe('slave stats and metrics', () => {
+describe('slave stats and metrics', { timeout: 90_000 }, () => {
 	let master;
 	let url;
 	let MasterConnection;
@@ -36,7 +36,7 @@ describe('slave stats and metrics', () => {
 	before(async () => {
 		({ MasterConnection } = await import('../client/index.mjs'));
 		master = new Master(0, { host: '127.0.0.1' });
-		await once(master, 'listening');
+		await onceWithin(master, 'listening', WAIT_MS, 'the master did not start');
 		url = `ws://127.0.0.1:${master.port}`;
 	});
 
@@ -52,14 +52,14 @@ describe('slave stats and metrics', () => {
 			resolve(slaveCo);
 		}));
 		const slave = await new Slave(url, userData, AUTH, { iceAddresses: [NETNS_ADDRESS], udpPort: 0, ...options });
-		const slaveCo = await listed;
+		const slaveCo = await within(listed, WAIT_MS, `the client did not list the slave ${name}`);
 		try {
 			const opened = new Promise((resolve) => slave.once('connection', (clientCo) => {
 				clientCo.once('datachannel', (dc) => resolve({ clientCo, serverDc: dc }));
 			}));
-			const dc = await slaveCo.createDataChannel('stats');
+			const dc = await within(slaveCo.createDataChannel('stats'), 2 * WAIT_MS, 'the data channel did not open');
 			dc.binaryType = 'arraybuffer';
-			const { clientCo, serverDc } = await opened;
+			const { clientCo, serverDc } = await within(opened, WAIT_MS, 'the slave did not see the channel');
 			await fn({ slave, slaveCo, dc, clientCo, serverDc });
 		} finally {
 			masterCon.close();
@@ -73,7 +73,7 @@ describe('slave stats and metrics', () => {
 		let received = 0;
 		const all = new Promise((resolve) => serverDc.on('message', () => { if (++received === N) resolve(); }));
 		for (let i = 0; i < N; i++) dc.send(new Uint8Array(B).fill(i));
-		await all;
+		await within(all, WAIT_MS, `the slave did not get the browser's ${N} messages`);
 	}
 
 	/** Sends M text messages of B_OUT bytes from the slave; resolves once the browser has them all. */
@@ -81,7 +81,7 @@ describe('slave stats and metrics', () => {
 		let received = 0;
 		const all = new Promise((resolve) => { dc.onmessage = () => { if (++received === M) resolve(); }; });
 		for (let i = 0; i < M; i++) serverDc.send('x'.repeat(B_OUT));
-		await all;
+		await within(all, WAIT_MS, `the browser did not get the slave's ${M} messages`);
 	}
 
 	it('counts exactly what crossed each way in stats(), dc.stats() and metrics()', () => withConnection('counts', {}, async ({ slave, dc, clientCo, serverDc }) => {
@@ -124,7 +124,7 @@ describe('slave stats and metrics', () => {
 		assert.match(co.selectedCandidatePair.remote, /^\d+\.\d+\.\d+\.\d+:\d+$/);
 
 		// The browser closes: the gauges go back to 0, the counters stay.
-		const closed = once(clientCo, 'close');
+		const closed = onceWithin(clientCo, 'close', 2 * WAIT_MS, 'the slave did not see the browser close');
 		dc.close();
 		await closed;
 		assert.deepEqual(serverDc.stats(), expected, 'a closed channel keeps its last figures');
@@ -172,7 +172,7 @@ describe('slave stats and metrics', () => {
 		assert.throws(() => make({ metricsHost: '127.0.0.1' }), { code: 'ERR_INVALID_ARG_VALUE', message: /options\.metricsHost.*metrics port/ });
 
 		const taken = net.createServer().listen(0, '127.0.0.1');
-		await once(taken, 'listening');
+		await onceWithin(taken, 'listening', WAIT_MS, 'the port-taking server did not listen');
 		try {
 			await assert.rejects(make({ metricsPort: taken.address().port, metricsHost: '127.0.0.1' }), { code: 'EADDRINUSE', message: /metrics/ });
 		} finally {

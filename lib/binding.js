@@ -5,7 +5,7 @@
 // the error says what to do.
 
 const { spawnSync } = require('node:child_process');
-const { version } = require('../package.json');
+const { version, optionalDependencies = {} } = require('../package.json');
 
 /** napi-rs's name of this platform (`linux-x64-gnu`, `darwin-arm64`, `win32-x64-msvc`…). */
 function platformName() {
@@ -21,10 +21,13 @@ function notBuilt(cause) {
 	const platform = platformName();
 	const cargo = spawnSync('cargo', ['--version'], { encoding: 'utf8' });
 	const toolchain = cargo.status === 0 ? `${cargo.stdout.trim()} is here` : 'cargo is missing here: https://rustup.rs, Rust >= 1.88';
-	const err = new Error(`enslavism: no native addon for ${platform}. Install the prebuilt one: `
-		+ `npm install enslavism-${platform}@${version} (npm does so by itself unless optional dependencies are omitted). `
-		+ 'Or build it from source, which needs install scripts allowed (npm install-scripts approve enslavism) '
-		+ `and a Rust toolchain (${toolchain}): npm rebuild enslavism.`);
+	// The published package lists a prebuilt package per platform it has one for.
+	const prebuilt = `enslavism-${platform}`;
+	const install = prebuilt in optionalDependencies
+		? `Install the prebuilt one: npm install ${prebuilt}@${version} (npm does so by itself unless optional dependencies are omitted). Or build it`
+		: `There is no prebuilt package for ${platform}: build it`;
+	const err = new Error(`enslavism: no native addon for ${platform}. ${install} from source, which needs install scripts allowed `
+		+ `(npm install-scripts approve enslavism) and a Rust toolchain (${toolchain}): npm rebuild enslavism.`);
 	err.code = 'ERR_ENSLAVISM_NOT_BUILT';
 	err.cause = cause;
 	return err;

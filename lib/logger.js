@@ -2,7 +2,7 @@
 // The engine's logs into the application's logger (pino, winston, console…).
 
 const { setLogger: setNativeLogger } = require('./binding.js');
-const { batchHandler, codedError, createNative, describe } = require('./util.js');
+const { codedError, createNative, describe } = require('./util.js');
 
 /**
  * Sends the engine's logs to `logger(level, target, message, fields)`:
@@ -13,7 +13,9 @@ const { batchHandler, codedError, createNative, describe } = require('./util.js'
  * chooses them (tracing's EnvFilter syntax, as `ENSLAVISM_LOG`; default:
  * `ENSLAVISM_LOG` if set, else 'warn,enslavism=info'). `setLogger(null)`
  * stops (the engine is quiet again, or back to `ENSLAVISM_LOG` on stderr).
- * A logger does not keep the process alive.
+ * A logger does not keep the process alive, and one that throws loses that
+ * line only (a process warning says so). At most 10,000 lines wait for the
+ * main thread; more are dropped (`diagnostics().droppedLogRecords` counts them).
  */
 function setLogger(logger, options = {}) {
 	if (logger !== null && typeof logger !== 'function') {
@@ -26,9 +28,17 @@ function setLogger(logger, options = {}) {
 	if (filter !== undefined && typeof filter !== 'string') {
 		throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.filter must be a string; received ${describe(filter)}`);
 	}
-	const onRecords = logger === null
-		? null
-		: batchHandler((record) => logger(record.level, record.target, record.message, record.fields), () => {});
+	// A logger that throws loses that line only, with a warning: a log line
+	// must not take the process down.
+	const onRecords = logger === null ? null : (batch) => {
+		for (const record of batch) {
+			try {
+				logger(record.level, record.target, record.message, record.fields);
+			} catch (err) {
+				process.emitWarning(`enslavism: the logger threw: ${err?.message ?? err}`, { code: 'ERR_ENSLAVISM_LOGGER' });
+			}
+		}
+	};
 	createNative(() => setNativeLogger(onRecords, filter));
 }
 

@@ -98,6 +98,7 @@ function askMetricsAuth(hook, req, timeoutMs) {
 	if (answer === null || typeof answer !== 'object' || typeof answer.then !== 'function') return Promise.resolve(Boolean(answer));
 	return new Promise((resolve) => {
 		const timer = setTimeout(() => resolve(false), timeoutMs);
+		timer.unref();
 		Promise.resolve(answer).then((ok) => resolve(Boolean(ok)), () => resolve(false)).finally(() => clearTimeout(timer));
 	});
 }
@@ -338,7 +339,7 @@ class Master extends EventEmitter {
 	/** A request for the metrics or status page on the master's own port: `metricsAuth` decides. */
 	_authorizeMonitoring(event) {
 		const req = {
-			method: 'GET',
+			method: 'GET', // or HEAD: the engine answers both alike
 			url: event.path,
 			headers: event.headers ?? {},
 			socket: { remoteAddress: event.remoteAddress, remotePort: event.remotePort },
@@ -350,20 +351,21 @@ class Master extends EventEmitter {
 	/** Serves a monitoring path on an attached server, if it is one that is on; true if it was. */
 	_serveMonitoring(path, req, res) {
 		// Other requests of the server's own do not cross into the engine.
-		if (!this._monitoring || !path.startsWith('/enslavism/')) return false;
-		const page = this._native.monitoringPage(path);
-		if (page === null) return false;
+		if (!this._monitoring || !path.startsWith('/enslavism/') || !this._native.monitoringEnabled(path)) return false;
 		const allowed = this._metricsAuth === undefined ? Promise.resolve(true) : askMetricsAuth(this._metricsAuth, req, this._authTimeout);
 		allowed.then((ok) => {
-			if (!ok) {
+			const page = ok ? this._native.monitoringPage(path) : null;
+			if (page === null) {
 				res.writeHead(403, { 'Content-Type': 'text/plain' });
 				res.end('403\nForbidden');
 				return;
 			}
-			// Read again: the figures of now, not of when the request came in.
-			const fresh = this._native.monitoringPage(path) ?? page;
-			res.writeHead(200, { 'Content-Type': fresh.contentType, 'Cache-Control': 'no-store' });
-			res.end(fresh.body);
+			res.writeHead(200, { 'Content-Type': page.contentType, 'Cache-Control': 'no-store' });
+			res.end(page.body);
+		}).catch((err) => {
+			// The master closed meanwhile, or the engine failed: no page.
+			if (!res.headersSent) res.writeHead(503, { 'Content-Type': 'text/plain' });
+			res.end(`503\n${err.message}`);
 		});
 		return true;
 	}

@@ -88,6 +88,15 @@ impl<E: ToNapiValue + Send + 'static, const WEAK: bool> Deliverer<E, WEAK> {
         self.deliver(Delivery::Event(event))
     }
 
+    /// An event, unless `max` are already waiting for the JS thread: then
+    /// false, and it is dropped.
+    pub(crate) fn emit_bounded(&self, event: E, max: usize) -> bool {
+        if self.pending.lock().unwrap_or_else(|p| p.into_inner()).len() >= max {
+            return false;
+        }
+        self.emit(event)
+    }
+
     /// Delivers nothing more (a batch already scheduled still arrives).
     pub(crate) fn shut(&self) {
         self.callback.lock().unwrap_or_else(|p| p.into_inner()).take();

@@ -39,8 +39,23 @@ pub struct NativeLogRecord {
     pub fields: HashMap<String, String>,
 }
 
+/// Records waiting for the JS thread, at most: a filter that lets through
+/// debug lines of a busy engine must not grow the process while JS is busy;
+/// past it, records are dropped and counted.
+const MAX_QUEUED_RECORDS: usize = 10_000;
+
 /// The application's logger, while one is set.
 static LOGGER: Mutex<Option<Arc<Deliverer<NativeLogRecord, true>>>> = Mutex::new(None);
+/// Records dropped because the queue was full (see [`dropped_log_records`]).
+static DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Log records dropped so far because the JS thread did not take them fast
+/// enough (at most 10,000 wait).
+#[napi]
+pub fn dropped_log_records() -> i64 {
+    DROPPED.load(std::sync::atomic::Ordering::Relaxed) as i64
+}
+
 /// The filter of the installed subscriber, which `setLogger` changes.
 static FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
 
@@ -79,6 +94,10 @@ fn set_log_max_level(filter: &EnvFilter) {
 pub(crate) fn init_logging() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
+        // A logger set before (with its own filter) installed it already.
+        if FILTER.get().is_some() {
+            return;
+        }
         if let Ok(filter) = std::env::var("ENSLAVISM_LOG") {
             if let Err(e) = install(&filter) {
                 eprintln!("enslavism: ENSLAVISM_LOG ignored: {e}");
@@ -129,12 +148,15 @@ impl<S: Subscriber> Layer<S> for JsLayer {
         event.record(&mut record);
         // Records bridged from `log` name their origin in fields of their own.
         let target = record.log_target.take().unwrap_or_else(|| metadata.target().to_owned());
-        logger.emit(NativeLogRecord {
+        let record = NativeLogRecord {
             level: metadata.level().as_str().to_ascii_lowercase(),
             target,
             message: record.message,
             fields: record.fields,
-        });
+        };
+        if !logger.emit_bounded(record, MAX_QUEUED_RECORDS) {
+            DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 

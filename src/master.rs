@@ -547,6 +547,13 @@ impl NativeMaster {
         crate::guarded(|| Ok(self.master.metrics()))
     }
 
+    /// True when `path` is a monitoring path that is turned on (cheap: asked
+    /// before `metricsAuth` decides).
+    #[napi]
+    pub fn monitoring_enabled(&self, path: String) -> bool {
+        self.master.monitoring_enabled(&path)
+    }
+
     /// What `path` answers when it is a monitoring path that is turned on
     /// (for an attached server, once its `metricsAuth` agreed); null otherwise.
     #[napi]

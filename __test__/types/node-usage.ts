@@ -349,6 +349,6 @@ async function runClient(): Promise<void> {
 
 // ---- diagnostics -----------------------------------------------------------
 
-const engineTasks: number = diagnostics().engineTasks;
+const engineTasks: number = diagnostics().engineTasks + diagnostics().droppedLogRecords;
 
 export { attached, closed, counts, engineTasks, framesIn, metricsText, ownTls, runClient, runSlave, secure };

@@ -141,8 +141,12 @@ impl Shared {
     }
 
     fn metrics(&self) -> String {
-        let latency = self.router().signalling_latency();
-        self.stats().metrics(latency)
+        // One look at the router: the counts and the latency of one moment.
+        let router = self.router();
+        let gauges = (router.slave_count(), router.registered_slave_count(), router.client_count());
+        let (signalling, latency) = (router.signalling_counts(), router.signalling_latency());
+        drop(router);
+        MasterStats::read(&self.traffic, signalling, gauges).metrics(latency)
     }
 
     /// The router; a panic elsewhere never makes it unusable.
@@ -343,6 +347,13 @@ impl Master {
     /// [`MasterHooks::authorize_monitoring`]).
     pub fn monitoring_page(&self, path: &str) -> Option<MonitoringPage> {
         self.shared.monitoring_page(path)
+    }
+
+    /// True when `path` is one of the monitoring paths and turned on: what
+    /// a server of the application's asks before deciding who may see it
+    /// (nothing is computed).
+    pub fn monitoring_enabled(&self, path: &str) -> bool {
+        self.shared.monitoring_enabled(path)
     }
 
     /// True once [`Master::close`] was called.

@@ -28,6 +28,16 @@ pub struct MonitoringPage {
 }
 
 impl Shared {
+    /// True when `path` is a monitoring path that is turned on (nothing is
+    /// computed: asked before anyone is authorised).
+    pub(crate) fn monitoring_enabled(&self, path: &str) -> bool {
+        match path {
+            METRICS_PATH => self.config.metrics,
+            STATUS_PATH | STATUS_JSON_PATH => self.config.status,
+            _ => false,
+        }
+    }
+
     /// The answer to `path` when it is a monitoring path that is turned on.
     pub(crate) fn monitoring_page(&self, path: &str) -> Option<MonitoringPage> {
         let (content_type, body) = match path {
@@ -49,8 +59,10 @@ pub(crate) async fn respond(
     headers: &HeaderMap,
     remote_addr: SocketAddr,
 ) -> Option<Response<Full<Bytes>>> {
-    // Decided before anyone is asked: a path that is off stays a plain 404.
-    shared.monitoring_page(path)?;
+    // A path that is off stays a plain 404, and nobody is asked.
+    if !shared.monitoring_enabled(path) {
+        return None;
+    }
     let request = MonitoringRequest { path: path.to_owned(), remote_addr, headers: headers.clone() };
     let decided = tokio::time::timeout(shared.config.auth_timeout, shared.hooks.authorize_monitoring(request)).await;
     let response = match decided {

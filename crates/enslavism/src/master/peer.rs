@@ -20,6 +20,7 @@ use super::hooks::MasterEvent;
 use super::outbox::{Outbox, Outgoing};
 use super::rate::TokenBucket;
 use super::router::{PeerKind, PeerLink};
+use super::stats::PeerTraffic;
 use super::Shared;
 use crate::proto::{IceCandidate, Message, ProtocolVersion, SessionDescription};
 
@@ -219,6 +220,8 @@ struct Connection<'a> {
     heartbeat: tokio::time::Interval,
     last_heard: tokio::time::Instant,
     side: Side,
+    /// Frames and bytes since the master's counters were last added to.
+    traffic: PeerTraffic,
 }
 
 /// Who a connection serves.
@@ -267,6 +270,7 @@ impl<'a> Connection<'a> {
             write_deadline_armed: false,
             heartbeat,
             last_heard: tokio::time::Instant::now(),
+            traffic: PeerTraffic::default(),
             side: match peer.kind {
                 PeerKind::Client => Side::Client(ClientLimits::new(&shared.config)),
                 PeerKind::Slave => Side::Slave(Box::new(SlaveState {
@@ -285,6 +289,15 @@ impl<'a> Connection<'a> {
     }
 
     fn poll<S>(&mut self, cx: &mut Context<'_>, ws: &mut WebSocketStream<S>) -> Poll<Ended>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let polled = self.poll_inner(cx, ws);
+        self.shared.traffic.add(&mut self.traffic);
+        polled
+    }
+
+    fn poll_inner<S>(&mut self, cx: &mut Context<'_>, ws: &mut WebSocketStream<S>) -> Poll<Ended>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -364,39 +377,19 @@ impl<'a> Connection<'a> {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        // Counted once per call: one pair of atomic adds for up to 64 frames.
-        let (mut frames, mut bytes) = (0, 0);
-        let handed = self.hand_over(cx, ws, &mut frames, &mut bytes);
-        self.shared.traffic.sent(frames, bytes);
-        ready!(handed)?;
-        ready!(ws.poll_flush_unpin(cx))?;
-        self.unflushed = 0;
-        Poll::Ready(Ok(()))
-    }
-
-    /// Hands frames of the batch to the socket until the part is full or
-    /// the batch empty, counting them.
-    fn hand_over<S>(
-        &mut self,
-        cx: &mut Context<'_>,
-        ws: &mut WebSocketStream<S>,
-        frames: &mut u64,
-        bytes: &mut u64,
-    ) -> Poll<Result<(), WsError>>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
         while self.unflushed < FLUSH_BATCH {
             if self.batch.is_empty() {
                 break;
             }
             ready!(ws.poll_ready_unpin(cx))?;
             let frame = self.batch.pop_front().expect("the batch is not empty");
-            *bytes += frame.len() as u64;
+            let bytes = frame.len();
             ws.start_send_unpin(WsMessage::Binary(frame))?;
-            *frames += 1;
+            self.traffic.sent(bytes);
             self.unflushed += 1;
         }
+        ready!(ws.poll_flush_unpin(cx))?;
+        self.unflushed = 0;
         Poll::Ready(Ok(()))
     }
 
@@ -406,13 +399,13 @@ impl<'a> Connection<'a> {
         match incoming {
             Some(Ok(WsMessage::Binary(data))) => {
                 self.last_heard = tokio::time::Instant::now();
-                self.shared.traffic.received(data.len());
+                self.traffic.received(data.len());
                 handle_frame(self.shared, self.peer, &mut self.side, self.outbox, &data);
             }
             Some(Ok(WsMessage::Pong(_))) => self.last_heard = tokio::time::Instant::now(),
             Some(Ok(WsMessage::Text(text))) => {
                 self.last_heard = tokio::time::Instant::now();
-                self.shared.traffic.received(text.len());
+                self.traffic.received(text.len());
                 tracing::debug!(kind = kind.name(), id, "text frame ignored: the protocol is binary");
             }
             Some(Ok(WsMessage::Close(frame))) => {

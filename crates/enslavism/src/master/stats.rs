@@ -2,7 +2,8 @@
 //!
 //! Two kinds of counter, each where it costs nothing extra: traffic (frames
 //! and bytes, handshakes refused, peers dropped) in relaxed atomics the
-//! peers' tasks add to (writes once per batch of frames, not per frame), and
+//! peers' tasks add to once per wake-up (whatever was read and written since
+//! the last), not per frame; and
 //! signalling (offers, answers, candidates, rejections, the offer → answer
 //! latency) in the router, under the lock it holds anyway. [`MasterStats`]
 //! is a snapshot of both; the metrics are encoded from a snapshot when asked.
@@ -55,17 +56,43 @@ pub(crate) struct TrafficCounters {
     refused: [AtomicU64; 4],
 }
 
-impl TrafficCounters {
+/// What one connection read and wrote since it last added to the master's
+/// counters: kept in the connection, added once per wake-up, so that the
+/// atomics every peer shares are touched once for many frames.
+#[derive(Debug, Default)]
+pub(crate) struct PeerTraffic {
+    frames_in: u32,
+    frames_out: u32,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+impl PeerTraffic {
     /// One frame received (text or binary), of `bytes` payload bytes.
-    pub(crate) fn received(&self, bytes: usize) {
-        self.frames_in.fetch_add(1, Ordering::Relaxed);
-        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+    pub(crate) fn received(&mut self, bytes: usize) {
+        self.frames_in += 1;
+        self.bytes_in += bytes as u64;
     }
 
-    /// `frames` frames written, of `bytes` payload bytes in all.
-    pub(crate) fn sent(&self, frames: u64, bytes: u64) {
-        self.frames_out.fetch_add(frames, Ordering::Relaxed);
-        self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    /// One frame handed to the socket, of `bytes` payload bytes.
+    pub(crate) fn sent(&mut self, bytes: usize) {
+        self.frames_out += 1;
+        self.bytes_out += bytes as u64;
+    }
+}
+
+impl TrafficCounters {
+    /// Adds what `peer` counted, if anything, and starts it again from zero.
+    pub(crate) fn add(&self, peer: &mut PeerTraffic) {
+        let PeerTraffic { frames_in, frames_out, bytes_in, bytes_out } = std::mem::take(peer);
+        if frames_in > 0 {
+            self.frames_in.fetch_add(u64::from(frames_in), Ordering::Relaxed);
+            self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+        }
+        if frames_out > 0 {
+            self.frames_out.fetch_add(u64::from(frames_out), Ordering::Relaxed);
+            self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+        }
     }
 
     /// A connection ended because of its peer (see [`MasterStats::dropped_peers`]).
@@ -95,9 +122,9 @@ pub struct SignallingCounts {
     pub rejections: u64,
 }
 
-/// Offers waiting for their answer, at most this many (the oldest are not
-/// timed beyond it): each is 24 bytes, and a client that offers to slaves
-/// that never answer must not grow the master without bound.
+/// Offers waiting for their answer, at most this many (later ones are not
+/// timed): a client that offers to slaves that never answer must not grow
+/// the master without bound.
 const MAX_PENDING_OFFERS: usize = 65_536;
 
 /// Upper bounds (seconds) of the offer → answer latency buckets: from a
@@ -109,44 +136,83 @@ const LATENCY_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 #[derive(Debug)]
 pub(crate) struct SignallingTally {
     pub(crate) counts: SignallingCounts,
-    /// (client id, slave id) → when the offer came in.
-    pending: HashMap<(u32, u32), Instant>,
+    /// Client id → (slave id, when the offer came in) for each offer
+    /// waiting for its answer: by client, so that a client leaving (the
+    /// common case, under the router's lock) costs one removal.
+    pending: HashMap<u32, Vec<(u32, Instant)>>,
+    pending_len: usize,
     latency: Histogram,
 }
 
 impl Default for SignallingTally {
     fn default() -> Self {
-        SignallingTally { counts: SignallingCounts::default(), pending: HashMap::new(), latency: Histogram::new(LATENCY_BUCKETS) }
+        SignallingTally {
+            counts: SignallingCounts::default(),
+            pending: HashMap::new(),
+            pending_len: 0,
+            latency: Histogram::new(LATENCY_BUCKETS),
+        }
     }
 }
 
 impl SignallingTally {
     pub(crate) fn offer_relayed(&mut self, client: u32, slave: u32) {
         self.counts.offers += 1;
-        if self.pending.len() < MAX_PENDING_OFFERS {
-            self.pending.insert((client, slave), Instant::now());
+        let offers = self.pending.entry(client).or_default();
+        match offers.iter_mut().find(|(s, _)| *s == slave) {
+            // A new offer to the same slave (renegotiation): timed from now.
+            Some(offer) => offer.1 = Instant::now(),
+            None if self.pending_len < MAX_PENDING_OFFERS => {
+                offers.push((slave, Instant::now()));
+                self.pending_len += 1;
+            }
+            None => {}
         }
     }
 
     pub(crate) fn answer_relayed(&mut self, client: u32, slave: u32) {
         self.counts.answers += 1;
-        if let Some(offered) = self.pending.remove(&(client, slave)) {
+        if let Some(offered) = self.take(client, slave) {
             self.latency.observe(offered.elapsed().as_secs_f64());
         }
     }
 
     pub(crate) fn rejected(&mut self, client: u32, slave: u32) {
         self.counts.rejections += 1;
-        self.pending.remove(&(client, slave));
+        self.take(client, slave);
     }
 
-    /// A peer left: its offers will not be answered.
+    /// The pending offer of `client` to `slave`, removed.
+    fn take(&mut self, client: u32, slave: u32) -> Option<Instant> {
+        let offers = self.pending.get_mut(&client)?;
+        let at = offers.iter().position(|(s, _)| *s == slave)?;
+        let (_, offered) = offers.swap_remove(at);
+        if offers.is_empty() {
+            self.pending.remove(&client);
+        }
+        self.pending_len -= 1;
+        Some(offered)
+    }
+
+    /// A peer left: its offers will not be answered. A client costs one
+    /// removal; a slave (rare) a pass over the clients with offers pending.
     pub(crate) fn forget(&mut self, kind: super::PeerKind, id: u32) {
-        if !self.pending.is_empty() {
-            self.pending.retain(|&(client, slave), _| match kind {
-                super::PeerKind::Client => client != id,
-                super::PeerKind::Slave => slave != id,
-            });
+        match kind {
+            super::PeerKind::Client => {
+                if let Some(offers) = self.pending.remove(&id) {
+                    self.pending_len -= offers.len();
+                }
+            }
+            super::PeerKind::Slave => {
+                let mut removed = 0;
+                self.pending.retain(|_, offers| {
+                    let before = offers.len();
+                    offers.retain(|(slave, _)| *slave != id);
+                    removed += before - offers.len();
+                    !offers.is_empty()
+                });
+                self.pending_len -= removed;
+            }
         }
     }
 
@@ -162,7 +228,8 @@ impl SignallingTally {
 pub struct RefusedHandshakes {
     /// The application's auth hook refused them (HTTP 401).
     pub unauthorized: u64,
-    /// `max_connections` were open (HTTP 503).
+    /// `max_connections` were open (HTTP 503; any connection, since the
+    /// master answers before reading the request).
     pub over_limit: u64,
     /// They were not valid WebSocket handshakes (HTTP 400).
     pub bad_request: u64,
@@ -314,10 +381,14 @@ mod tests {
         // A second answer (renegotiation without an offer) times nothing.
         tally.answer_relayed(1, 7);
         tally.forget(crate::master::PeerKind::Slave, 7);
-        assert_eq!(tally.pending.len(), 1);
+        assert_eq!(tally.pending_len, 1);
         tally.rejected(3, 8);
-        assert!(tally.pending.is_empty());
-        assert_eq!(tally.counts, SignallingCounts { offers: 3, answers: 2, candidates: 0, rejections: 1 });
+        assert!(tally.pending.is_empty() && tally.pending_len == 0);
+        tally.offer_relayed(4, 8);
+        tally.offer_relayed(4, 9);
+        tally.forget(crate::master::PeerKind::Client, 4);
+        assert!(tally.pending.is_empty() && tally.pending_len == 0);
+        assert_eq!(tally.counts, SignallingCounts { offers: 5, answers: 2, candidates: 0, rejections: 1 });
         let text = MasterStats::default().metrics(tally.latency());
         assert!(text.contains("enslavism_master_signalling_latency_seconds_count 1\n"), "{text}");
     }

@@ -21,6 +21,10 @@ use super::{SlaveConfig, SlaveShared};
 
 /// Time a scraper has to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; more are closed at once. A scraper needs
+/// one; the listener is open to every interface by default, and idle
+/// connections must not pile up tasks without bound.
+const MAX_CONNECTIONS: usize = 32;
 
 /// Binds the listener `config` asks for, if any (synchronously, so that a
 /// port in use fails the slave's start).
@@ -37,6 +41,7 @@ pub(crate) async fn serve(shared: Arc<SlaveShared>, listener: std::net::TcpListe
         Ok(listener) => listener,
         Err(e) => return tracing::error!("the metrics listener failed: {e}"),
     };
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let stream = tokio::select! {
             _ = shared.shutdown.cancelled() => return,
@@ -50,8 +55,13 @@ pub(crate) async fn serve(shared: Arc<SlaveShared>, listener: std::net::TcpListe
                 }
             },
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!("metrics listener: {MAX_CONNECTIONS} connections open, one more closed");
+            continue;
+        };
         let conn_shared = shared.clone();
         shared.tasks.spawn(async move {
+            let _slot = slot;
             let service_shared = conn_shared.clone();
             let service = service_fn(move |req| std::future::ready(answer(&service_shared, &req)));
             let connection = http1::Builder::new()

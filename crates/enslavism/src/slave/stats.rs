@@ -163,9 +163,10 @@ impl Traffic {
     }
 }
 
-/// One shard's figures. Each shard has its own, so that shards on different
-/// cores never write the same cache line; a read sums them.
+/// One shard's figures. Each shard has its own, aligned to a cache line, so
+/// that shards on different cores never write the same line; a read sums them.
 #[derive(Debug, Default)]
+#[repr(align(64))]
 pub(crate) struct ShardStats {
     /// Peers the shard holds: new peers go to the shard with the fewest,
     /// and their sum is the `connections` gauge.
