@@ -3,7 +3,8 @@
 // `npm run bench [-- SECTION…]`: the same workloads against this package and
 // enslavism 0.9.0, alternating in one run, inside a private network namespace
 // the benchmark creates; prints a table of both, their ratio and the goal,
-// then one JSON line (prefixed `BENCH_JSON `). Sections: setup lossy echo
+// then one JSON line (prefixed `BENCH_JSON `; also target/bench/latest.json,
+// latest.md, and every run's figures in latest-runs.json). Sections: setup lossy echo
 // throughput fanout bots signalling memory idle (all by default). Every loop is bounded.
 //
 // Environment: BENCH_RUNS (runs per implementation and section, default 3),
@@ -12,11 +13,28 @@
 // default 1000,5000,10000,50000), BENCH_NO_BUILD=1 (reuse the last release
 // build), BENCH_MAX_FOREIGN (share of the machine others may use in a run
 // before it is refused, default 0.1), BENCH_SLAVE_OPTIONS (JSON options
-// added to our slave's, to measure a setting).
+// added to our slave's, to measure a setting; the baseline's get them too),
+// BENCH_BASELINE=<git rev> (see below).
 //
 // Outside the namespace it first builds this package in release mode (the
 // addon and the Rust tools in crates/enslavism/examples: master, master_load, bots) and, as root,
 // installs Debian's chromium if it is missing.
+//
+// BENCH_BASELINE=<git rev> (e.g. 86c8910, HEAD~3, a branch) adds a third
+// implementation, `baseline`: this package at that revision, to measure what
+// a change costs (A/B, same run, alternating with the others). Its tree is
+// extracted to target/bench/baseline-src (`git archive`; again when the
+// revision's commit changes), with node_modules linked to this checkout's,
+// and its addon built in release mode with napi-rs's CLI (as its own
+// scripts/build.js does) into this checkout's target/ (CARGO_TARGET_DIR), so
+// that the registry crates are reused and only our two crates compile. The
+// addon is kept as target/bench/baseline.node and built again only when the
+// commit changes (BENCH_NO_BUILD=1 never builds it). The baseline runs every
+// section but the figures of this checkout's Rust binaries (signalling's
+// `_rust` rows, idle's master without Node); the report adds a second table,
+// ours / baseline, with issue #14's goals for the throughput and fanout
+// sections (rates ≥ 0.97×, costs ≤ 1.03× of the baseline), and the JSON a
+// `baseline` object.
 
 const { spawnSync, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -38,19 +56,146 @@ function hostTriple() {
 	return /^host: (.+)$/m.exec(execFileSync('rustc', ['-vV'], { encoding: 'utf8' }))?.[1] ?? fail('cannot read the host triple from `rustc -vV`');
 }
 
-/** Builds the release addon and tools; returns their paths. */
+function git(...args) {
+	const r = spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' });
+	if (r.status !== 0) fail(`git ${args.join(' ')}: ${(r.stderr || '').trim()}`);
+	return r.stdout.trim();
+}
+
+// Ours and the baseline build the same two crates into the same target/.
+// The addon's file has no hash in its name (target/<triple>/release/
+// libenslavism_node.so and deps/), so the baseline's build replaces ours
+// there while ours' fingerprint still looks fresh to cargo (it judges by
+// modification times): the baseline build therefore puts ours' files back
+// afterwards, times included. And cargo hashes a path crate's unit by its
+// path inside its workspace, features and dependencies, not its sources, so
+// units with the same inputs in both (the build script's compilation, or all
+// of them when only sources differ) get the same hashes and the baseline's
+// build rewrites ours' fingerprints and files: those fingerprints are
+// removed, which makes cargo compile ours' again (once). BASELINE_BUILDING marks a baseline
+// build under way; found at start (a run killed during one), all of ours'
+// fingerprints of our two crates are removed.
+const BASELINE_BUILDING = path.join(OUT, 'baseline-build-in-progress');
+
+/** Fingerprint directories of our two crates under target/ (host and target units): path → newest file time. */
+function ourFingerprints(triple) {
+	const found = new Map();
+	for (const dir of [path.join(ROOT, 'target', triple, 'release', '.fingerprint'), path.join(ROOT, 'target', 'release', '.fingerprint')]) {
+		if (!fs.existsSync(dir)) continue;
+		for (const name of fs.readdirSync(dir)) {
+			if (!/^enslavism-(node-)?[0-9a-f]+$/.test(name)) continue;
+			const unit = path.join(dir, name);
+			found.set(unit, Math.max(0, ...fs.readdirSync(unit).map((f) => fs.statSync(path.join(unit, f)).mtimeMs)));
+		}
+	}
+	return found;
+}
+
+function addonOf(release) {
+	return path.join(release, process.platform === 'darwin' ? 'libenslavism_node.dylib' : 'libenslavism_node.so');
+}
+
+/** Runs `build()` (the baseline's cargo build into our target/), leaving ours' files and fingerprints as cargo needs them. */
+function buildBesideOurs(triple, build) {
+	const release = path.join(ROOT, 'target', triple, 'release');
+	const shared = [addonOf(release), addonOf(path.join(release, 'deps'))];
+	const saved = path.join(OUT, 'ours-addon-saved');
+	fs.rmSync(saved, { recursive: true, force: true });
+	fs.mkdirSync(saved, { recursive: true });
+	const kept = shared.filter((file) => fs.existsSync(file)).map((file, i) => {
+		const copy = path.join(saved, String(i));
+		fs.copyFileSync(file, copy);
+		return { file, copy, stat: fs.statSync(file) };
+	});
+	const before = ourFingerprints(triple);
+	fs.writeFileSync(BASELINE_BUILDING, '');
+	let ok;
+	try {
+		ok = build();
+	} finally {
+		for (const [unit, time] of ourFingerprints(triple)) {
+			if (before.has(unit) && before.get(unit) !== time) fs.rmSync(unit, { recursive: true, force: true });
+		}
+		for (const file of shared) fs.rmSync(file, { force: true });
+		for (const { file, copy, stat } of kept) {
+			fs.copyFileSync(copy, file);
+			fs.utimesSync(file, stat.atime, stat.mtime);
+		}
+		fs.rmSync(saved, { recursive: true, force: true });
+		fs.rmSync(BASELINE_BUILDING, { force: true });
+	}
+	return ok;
+}
+
+/**
+ * BENCH_BASELINE: this package at that revision in target/bench/baseline-src,
+ * its release addon copied to target/bench/baseline.node; returns what the
+ * run inside the namespace needs to load it (impls.js), or nothing.
+ */
+function prepareBaseline(triple) {
+	const rev = process.env.BENCH_BASELINE;
+	if (!rev) return {};
+	const commit = git('rev-parse', '--verify', '--end-of-options', `${rev}^{commit}`);
+	const src = path.join(OUT, 'baseline-src');
+	const srcStamp = path.join(src, '.bench-baseline-commit');
+	const addon = path.join(OUT, 'baseline.node');
+	const addonStamp = path.join(OUT, 'baseline.node.commit');
+	const read = (file) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() : '');
+	if (read(srcStamp) !== commit) {
+		console.log(`bench: baseline ${rev} (${commit.slice(0, 12)}): extracting its tree to ${path.relative(ROOT, src)}…`);
+		fs.rmSync(src, { recursive: true, force: true });
+		fs.mkdirSync(src, { recursive: true });
+		const r = spawnSync('sh', ['-c', 'git archive --format=tar "$1" | tar -x -C "$2"', 'sh', commit, src], { cwd: ROOT, stdio: 'inherit' });
+		if (r.status !== 0) fail(`cannot extract ${rev} into ${src}`);
+		fs.writeFileSync(srcStamp, `${commit}\n`);
+	}
+	const modules = path.join(src, 'node_modules');
+	if (fs.lstatSync(modules, { throwIfNoEntry: false })?.isSymbolicLink() && !fs.existsSync(modules)) fs.rmSync(modules);
+	if (!fs.existsSync(modules)) fs.symlinkSync(path.join(ROOT, 'node_modules'), modules, 'dir');
+	if (read(addonStamp) !== commit || !fs.existsSync(addon)) {
+		if (process.env.BENCH_NO_BUILD === '1') fail(`no baseline addon built for ${rev} (${commit.slice(0, 12)}); run without BENCH_NO_BUILD`);
+		console.log(`bench: building baseline ${rev}'s release addon (napi build --release, CARGO_TARGET_DIR=${path.join(ROOT, 'target')})…`);
+		fs.rmSync(addonStamp, { force: true });
+		// Its sources newer than anything built before, so that cargo compiles
+		// its two crates whatever their hashes (see buildBesideOurs).
+		const touched = spawnSync('find', [src, '-path', modules, '-prune', '-o', '-type', 'f', '-exec', 'touch', '{}', '+'], { stdio: 'inherit' });
+		if (touched.status !== 0) fail(`cannot touch the files of ${src}`);
+		const manifest = require.resolve('@napi-rs/cli/package.json', { paths: [ROOT] });
+		const cli = path.join(path.dirname(manifest), require(manifest).bin.napi);
+		const built = buildBesideOurs(triple, () => {
+			const r = spawnSync(process.execPath, [cli, 'build', '--platform', '--release', '--target', triple, '--js', 'binding.js', '--dts', 'binding.d.ts', '--output-dir', '.'],
+				{ cwd: src, stdio: 'inherit', env: { ...process.env, CARGO_TARGET_DIR: path.join(ROOT, 'target') } });
+			if (r.status !== 0) return false;
+			fs.copyFileSync(addonOf(path.join(ROOT, 'target', triple, 'release')), addon);
+			return true;
+		});
+		if (!built) fail(`the baseline's release build failed (${rev})`);
+		fs.writeFileSync(addonStamp, `${commit}\n`);
+	}
+	return { BENCH_BASELINE: rev, BENCH_BASELINE_COMMIT: commit, BENCH_BASELINE_DIR: src, BENCH_BASELINE_ADDON: addon };
+}
+
+/** Builds the release addon and tools (and the baseline's addon, BENCH_BASELINE); returns their paths. */
 function prepare() {
 	const triple = hostTriple();
 	const release = path.join(ROOT, 'target', triple, 'release');
+	fs.mkdirSync(OUT, { recursive: true });
+	if (fs.existsSync(BASELINE_BUILDING)) {
+		// A run was killed during a baseline build: ours' files may be the baseline's.
+		if (process.env.BENCH_NO_BUILD === '1') fail('a baseline build was interrupted: run without BENCH_NO_BUILD');
+		for (const unit of ourFingerprints(triple).keys()) fs.rmSync(unit, { recursive: true, force: true });
+		for (const file of [addonOf(release), addonOf(path.join(release, 'deps'))]) fs.rmSync(file, { force: true });
+		fs.rmSync(BASELINE_BUILDING, { force: true });
+	}
+	const baseline = prepareBaseline(triple);
 	if (process.env.BENCH_NO_BUILD !== '1') {
 		console.log('bench: building the release addon and tools (cargo build --release)…');
 		const r = spawnSync('cargo', ['build', '--release', '--target', triple, '-p', 'enslavism-node', '-p', 'enslavism', '--lib', '--examples'],
 			{ cwd: ROOT, stdio: 'inherit' });
 		if (r.status !== 0) fail('the release build failed');
 	}
-	fs.mkdirSync(OUT, { recursive: true });
 	const addon = path.join(OUT, 'enslavism.node');
-	const built = path.join(release, process.platform === 'darwin' ? 'libenslavism_node.dylib' : 'libenslavism_node.so');
+	const built = addonOf(release);
 	if (!fs.existsSync(built)) fail(`no release build at ${built}; run without BENCH_NO_BUILD`);
 	fs.copyFileSync(built, addon);
 	const chromium = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -65,6 +210,7 @@ function prepare() {
 		BENCH_LOAD_BINARY: path.join(release, 'examples', 'master_load'),
 		BENCH_MASTER_BINARY: path.join(release, 'examples', 'master'),
 		BENCH_BOTS_BINARY: path.join(release, 'examples', 'bots'),
+		...baseline,
 	};
 }
 
@@ -117,6 +263,10 @@ async function main() {
 	};
 	console.log(`bench: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, `
 		+ `Node ${process.version}, ${RUNS} runs per section and implementation, alternating`);
+	if (IMPLS.includes('baseline')) {
+		console.log(`bench: implementations ${IMPLS.join(', ')}; baseline = ${process.env.BENCH_BASELINE} (${process.env.BENCH_BASELINE_COMMIT}), `
+			+ `${process.env.BENCH_BASELINE_DIR} with ${process.env.BENCH_BASELINE_ADDON}`);
+	}
 
 	// results[impl][section] = [{ figures, load }] per run
 	const results = Object.fromEntries(IMPLS.map((impl) => [impl, {}]));
@@ -162,6 +312,55 @@ function summarise(runs = []) {
 	};
 }
 
+/** A load line for a section: the machine's load and clean runs of each implementation in `impls`. */
+function loadLine(title, summaries, impls) {
+	const s = impls.map((impl) => summaries[impl]);
+	return `| **${title}** (machine busy ${s.map((x) => `${(x.busy * 100).toFixed(0)}%`).join(' / ')}, others at most `
+		+ `${(Math.max(...s.map((x) => x.others)) * 100).toFixed(1)}%; clean runs ${s.map((x) => x.clean).join(' / ')}) | | | | | |`;
+}
+
+/** Lines for refused and failed runs of `impls` in one section. */
+function troubleLines(name, summaries, impls) {
+	const lines = [];
+	for (const impl of impls) {
+		const s = summaries[impl][name];
+		if (s.refused) lines.push(`| ${impl}: ${s.refused} run(s) refused: other processes used over ${MAX_FOREIGN * 100}% of the machine | | | | | |`);
+		for (const error of s.failed) lines.push(`| ${impl}: a run failed: ${error.replace(/[|\n]+/g, ' ')} | | | | | |`);
+	}
+	return lines;
+}
+
+/**
+ * One table: `ours` against implementation `other` for the sections
+ * `chosen`, rows from `rowsOf(section)`; returns its lines and its rows for
+ * the JSON (`old` is `other`'s figure).
+ */
+function table(chosen, summaries, other, rowsOf, { equalMeets = false } = {}) {
+	const rows = [];
+	const lines = [`| figure | ${other} | ours | ratio | goal | met |`, '|---|---:|---:|---:|---|---|'];
+	for (const name of chosen) {
+		const old = summaries[other][name];
+		const ours = summaries.ours[name];
+		const comparable = old.clean > 0 && ours.clean > 0;
+		lines.push(loadLine(SECTIONS[name].title, { [other]: old, ours }, [other, 'ours']));
+		for (const row of rowsOf(name)) {
+			const a = old.figures[row.vs];
+			const b = ours.figures[row.key];
+			if (a === undefined && b === undefined) continue;
+			// With `equalMeets` (against the baseline), two equal figures (0 threads per extra peer, say) meet a ratio goal.
+			const same = equalMeets && Number.isFinite(a) && a === b;
+			const ratio = comparable && Number.isFinite(a) && Number.isFinite(b) && a !== 0 ? b / a : same ? 1 : NaN;
+			const met = comparable ? (same && row.kind?.startsWith('ratio') ? true : goals.meets(row, a, b)) : undefined;
+			rows.push({ section: name, key: row.key, label: row.label, old: a ?? null, ours: b ?? null, ratio: Number.isFinite(ratio) ? ratio : null,
+				goal: row.kind ? goals.goalText(row) : null, met: met ?? null });
+			lines.push(`| ${row.label} | ${formatFigure(a)} | ${formatFigure(b)} | ${Number.isFinite(ratio) ? `${formatFigure(ratio)}×` : '—'} `
+				+ `| ${row.kind ? goals.goalText(row) : ''} | ${met === undefined ? '' : met ? 'yes' : '**no**'} |`);
+		}
+		lines.push(...troubleLines(name, summaries, [other, 'ours']));
+	}
+	return { lines, rows };
+}
+
 function report(chosen, results) {
 	const summaries = {};
 	for (const impl of IMPLS) {
@@ -169,39 +368,25 @@ function report(chosen, results) {
 		for (const name of chosen) summaries[impl][name] = summarise(results[impl][name]);
 		if (summaries[impl].fanout) Object.assign(summaries[impl].fanout.figures, goals.derivePerPeer(summaries[impl].fanout.figures));
 	}
-	const rows = [];
-	const lines = [];
 	const date = new Date().toISOString().slice(0, 10);
-	lines.push(`Benchmark of ${date}, ${CORES} cores; medians of ${RUNS} alternating runs; ratio = ours / 0.9.0.`, '');
-	lines.push('| figure | 0.9.0 | ours | ratio | goal | met |', '|---|---:|---:|---:|---|---|');
-	for (const name of chosen) {
-		const old = summaries['0.9.0'][name];
-		const ours = summaries.ours[name];
-		const comparable = old.clean > 0 && ours.clean > 0;
-		lines.push(`| **${SECTIONS[name].title}** (machine busy ${(old.busy * 100).toFixed(0)}% / ${(ours.busy * 100).toFixed(0)}%, others at most `
-			+ `${(Math.max(old.others, ours.others) * 100).toFixed(1)}%; clean runs ${old.clean} / ${ours.clean}) | | | | | |`);
-		for (const row of goals.rows().filter((r) => r.section === name)) {
-			const a = old.figures[row.vs];
-			const b = ours.figures[row.key];
-			if (a === undefined && b === undefined) continue;
-			const ratio = comparable && Number.isFinite(a) && Number.isFinite(b) && a !== 0 ? b / a : NaN;
-			const met = comparable ? goals.meets(row, a, b) : undefined;
-			rows.push({ section: name, key: row.key, label: row.label, old: a ?? null, ours: b ?? null, ratio: Number.isFinite(ratio) ? ratio : null,
-				goal: row.kind ? goals.goalText(row) : null, met: met ?? null });
-			lines.push(`| ${row.label} | ${formatFigure(a)} | ${formatFigure(b)} | ${Number.isFinite(ratio) ? `${formatFigure(ratio)}×` : '—'} `
-				+ `| ${row.kind ? goals.goalText(row) : ''} | ${met === undefined ? '' : met ? 'yes' : '**no**'} |`);
-		}
-		for (const impl of IMPLS) {
-			const s = summaries[impl][name];
-			if (s.refused) lines.push(`| ${impl}: ${s.refused} run(s) refused: other processes used over ${MAX_FOREIGN * 100}% of the machine | | | | | |`);
-			for (const error of s.failed) lines.push(`| ${impl}: a run failed: ${error.replace(/[|\n]+/g, ' ')} | | | | | |`);
-		}
+	const lines = [`Benchmark of ${date}, ${CORES} cores; medians of ${RUNS} alternating runs; ratio = ours / 0.9.0.`, ''];
+	const main = table(chosen, summaries, '0.9.0', (name) => goals.rows().filter((r) => r.section === name));
+	lines.push(...main.lines);
+	const json = { date, cores: CORES, node: process.version, runs: RUNS, rows: main.rows };
+	if (IMPLS.includes('baseline')) {
+		const rev = process.env.BENCH_BASELINE;
+		const commit = process.env.BENCH_BASELINE_COMMIT ?? '';
+		const against = table(chosen, { ...summaries, [`baseline ${rev}`]: summaries.baseline }, `baseline ${rev}`, goals.baselineRows, { equalMeets: true });
+		lines.push('', `ours vs baseline ${rev} (${commit.slice(0, 12)}), same runs; ratio = ours / baseline; goals (issue #14, throughput and fanout): rates ≥ 0.97×, costs ≤ 1.03× of the baseline.`, '');
+		lines.push(...against.lines);
+		json.baseline = { rev, commit, rows: against.rows.map(({ old, ...row }) => ({ ...row, baseline: old })) };
 	}
+	json.load = Object.fromEntries(IMPLS.map((impl) => [impl, Object.fromEntries(chosen.map((n) => [n, { busy: summaries[impl][n].busy, others: summaries[impl][n].others, clean: summaries[impl][n].clean }]))]));
 	console.log(`\n${lines.join('\n')}\n`);
-	const json = { date, cores: CORES, node: process.version, runs: RUNS, rows,
-		load: Object.fromEntries(IMPLS.map((impl) => [impl, Object.fromEntries(chosen.map((n) => [n, { busy: summaries[impl][n].busy, others: summaries[impl][n].others, clean: summaries[impl][n].clean }]))])) };
 	fs.writeFileSync(path.join(OUT, 'latest.json'), `${JSON.stringify(json, null, '\t')}\n`);
 	fs.writeFileSync(path.join(OUT, 'latest.md'), `${lines.join('\n')}\n`);
+	// Every run's figures, to see how far apart the runs behind a median were.
+	fs.writeFileSync(path.join(OUT, 'latest-runs.json'), `${JSON.stringify(results, null, '\t')}\n`);
 	console.log(`BENCH_JSON ${JSON.stringify(json)}`);
 }
 

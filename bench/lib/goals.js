@@ -24,6 +24,7 @@ const base = [
 	['echo', 'rel_p99', 'reliable ordered p99 (ms)', 'ratio≤', 1],
 	['throughput', 'down_per_s', 'slave→browser msg/s', 'ratio≥', 15],
 	['throughput', 'down_cpu', 'slave→browser: slave CPU (% of a core)'],
+	['throughput', 'down_us_per_msg', 'slave→browser: slave CPU µs per message'],
 	['throughput', 'up_per_s', 'browser→slave msg/s', 'ratio≥', 1],
 	['throughput', 'up_cpu', 'browser→slave: slave CPU (% of a core)'],
 	['throughput', 'up_us_per_msg', 'browser→slave: slave CPU µs per message', 'ratio≤', 1 / 3],
@@ -144,6 +145,33 @@ function meets(row, old, ours) {
 	}
 }
 
+// Against the baseline of BENCH_BASELINE (this package at an earlier revision),
+// issue #14's cost of counting: in the throughput and fanout sections every
+// rate (and peers connected) at least 0.97× of the baseline's, every cost
+// (CPU, CPU per message, RSS, threads, latency) at most 1.03×. Losses are
+// shown without a goal: they are near zero, so a ratio of them says nothing.
+const BASELINE_SECTIONS = new Set(['throughput', 'fanout']);
+const BASELINE_HIGHER = /(_per_s|_connected)$/;
+const BASELINE_LOWER = /(_cpu|_us_per_msg|_rss_mb|_rss_kb(_first50)?|_threads|_p50|_p99)$/;
+/** Figures only `ours` has (this checkout's Rust binaries measured), left out of the baseline table. */
+const OURS_ONLY = /(_rust|^rust_master_rss_mb)$/;
+
+/**
+ * The rows of the table against the baseline: every figure of `section`
+ * compared with the same figure of the baseline, and its goal where issue
+ * #14 sets one.
+ */
+function baselineRows(section) {
+	return rows().filter((row) => row.section === section && !OURS_ONLY.test(row.key)).map((row) => {
+		// Against the baseline a figure is compared with the same one (not with another of 0.9.0's).
+		const plain = { section: row.section, key: row.key, label: row.label.replace(/ vs 0\.9\.0 [^:]*/, ''), vs: row.key };
+		if (!BASELINE_SECTIONS.has(section)) return plain;
+		if (BASELINE_HIGHER.test(row.key)) return { ...plain, kind: 'ratio≥', goal: 0.97 };
+		if (BASELINE_LOWER.test(row.key)) return { ...plain, kind: 'ratio≤', goal: 1.03 };
+		return plain;
+	});
+}
+
 /** The goal as the table prints it. */
 function goalText(row) {
 	const value = row.goal < 1 && row.kind.startsWith('ratio') ? (Math.abs(row.goal - 2 / 3) < 1e-9 ? '⅔' : Math.abs(row.goal - 1 / 3) < 1e-9 ? '⅓' : row.goal) : row.goal;
@@ -156,4 +184,4 @@ function goalText(row) {
 	}
 }
 
-module.exports = { rows, derivePerPeer, meets, goalText };
+module.exports = { rows, baselineRows, derivePerPeer, meets, goalText };

@@ -4,14 +4,14 @@
 // browser page (/ and /bench-page.js); MODE `port`: the master's own port on
 // loopback (0.9.0: its own http.Server, which is what it makes for a port);
 // MODE `https`: attached to an https.Server on loopback with the test
-// certificate (__test__/fixtures/tls); MODE `tls-port` (this package only):
+// certificate (__test__/fixtures/tls); MODE `tls-port` (this package only, now or at the baseline):
 // the master's own port with that certificate (rustls in the engine). Sends { port } to the parent once accepting; exits when the parent goes.
 
 const http = require('node:http');
 const https = require('node:https');
 const fs = require('node:fs');
 const path = require('node:path');
-const { loadImpl, masterOptions } = require('../lib/impls.js');
+const { isEngine, loadImpl, masterOptions } = require('../lib/impls.js');
 
 const [impl, mode] = process.argv.slice(2);
 const TLS_DIR = path.join(__dirname, '..', '..', '__test__', 'fixtures', 'tls');
@@ -23,11 +23,11 @@ const PAGE_SCRIPT = fs.readFileSync(path.join(__dirname, '..', 'lib', 'page.js')
 
 process.on('disconnect', () => process.exit(0));
 
-if (mode === 'port' && impl === 'ours') {
+if (mode === 'port' && isEngine(impl)) {
 	const master = new Master(0, masterOptions(impl, { host: '127.0.0.1' }));
 	master.on('error', (err) => { console.error(err); process.exit(1); });
 	master.once('listening', () => process.send({ port: master.port }));
-} else if (mode === 'tls-port' && impl === 'ours') {
+} else if (mode === 'tls-port' && isEngine(impl)) {
 	const master = new Master(0, masterOptions(impl, { host: '127.0.0.1', tls: TEST_IDENTITY }));
 	master.on('error', (err) => { console.error(err); process.exit(1); });
 	master.once('listening', () => process.send({ port: master.port }));

@@ -96,6 +96,7 @@ const throughput = {
 			}
 			return {
 				down_per_s: down.perSecond, down_cpu: down.slaveCpu * 100,
+				down_us_per_msg: (down.slaveCpu * down.slaveSeconds * 1e6) / down.sent,
 				up_per_s: up.perSecond, up_cpu: up.slaveCpu * 100,
 				up_us_per_msg: (up.slaveCpu * up.slaveSeconds * 1e6) / up.received,
 			};

@@ -1,7 +1,8 @@
 'use strict';
 // Idle footprint: RSS of a process running only a master, and of a slave
 // registered with a master and without peers, once they have settled.
-// For this package, also the master without Node (examples/master.rs).
+// For this package, also the master without Node (examples/master.rs; this
+// checkout's only, so not for the baseline of BENCH_BASELINE).
 
 const { spawn } = require('node:child_process');
 const { once } = require('node:events');

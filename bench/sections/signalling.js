@@ -7,7 +7,8 @@
 // (crates/enslavism/examples/master.rs), the figures suffixed `_rust`; and
 // M=1,000 with the master attached to an http.Server (`_http`) and to an
 // https.Server (`_https`, the clients on wss://), and for this package on
-// its own TLS port (`_tls_port`).
+// its own TLS port (`_tls_port`). The baseline (BENCH_BASELINE) runs all of
+// it but the `_rust` rows (only this checkout's examples/master.rs is built).
 
 const { spawn } = require('node:child_process');
 const { once } = require('node:events');
@@ -15,6 +16,7 @@ const path = require('node:path');
 const readline = require('node:readline');
 const { processMemory } = require('../lib/machine.js');
 const { startMaster, stop } = require('../lib/procs.js');
+const { isEngine } = require('../lib/impls.js');
 
 const LIMIT_MS = 180_000;
 
@@ -88,6 +90,7 @@ const signalling = {
 			} finally {
 				await stop(master.child);
 			}
+			// The master without Node is this checkout's binary: `ours` only, not the baseline.
 			if (impl !== 'ours') continue;
 			const standalone = await startStandaloneMaster(ctx.masterBinary);
 			try {
@@ -99,7 +102,7 @@ const signalling = {
 		// TLS kept by Node (an https.Server), against the same master on http.
 		const tlsModes = [['page', '_http', undefined], ['https', '_https', TEST_CA]];
 		// 0.9.0 has no TLS of its own: this one is compared with its https.Server.
-		if (impl === 'ours') tlsModes.push(['tls-port', '_tls_port', TEST_CA]);
+		if (isEngine(impl)) tlsModes.push(['tls-port', '_tls_port', TEST_CA]);
 		for (const [mode, suffix, ca] of tlsModes) {
 			const master = await startMaster(impl, mode);
 			try {
