@@ -60,7 +60,7 @@ class ClientConnection extends EventEmitter {
 	 * The connection's figures, asked of the engine: `{ rttMs, messagesIn,
 	 * messagesOut, bytesIn, bytesOut, packetsIn, packetsOut, transportBytesIn,
 	 * transportBytesOut, packetsLost, retransmissions, selectedCandidatePair }`
-	 * (see the README for what each is, and which webrtc-rs cannot give).
+	 * (see doc/api.md for what each is, and which webrtc-rs cannot give).
 	 * Rejects with `ERR_ENSLAVISM_CLOSED` once the connection is gone.
 	 * @returns {Promise<object>}
 	 */
@@ -137,7 +137,7 @@ class Slave extends EventEmitter {
 	 * master has it (a master of ours then has it in every client's list);
 	 * rejects with `ERR_ENSLAVISM_USERDATA_REFUSED` if the master refused it
 	 * (`userData` is then the previous value again). On a 0.9.0 master the
-	 * slave registers again: see the README.
+	 * slave registers again: see doc/api.md.
 	 * @param {*} userData any JSON value
 	 * @returns {Promise<void>}
 	 */
