@@ -512,7 +512,9 @@ export declare class DataChannel extends EventEmitter {
 	close(): void;
 	/**
 	 * Messages and payload bytes each way since the channel opened, counted
-	 * by the engine; once the channel closed, the figures of the last call.
+	 * by the engine; once the channel closed, its figures at the close. A
+	 * slave's channels only: on the Node MasterConnection's it throws
+	 * `ERR_ENSLAVISM_UNSUPPORTED`.
 	 */
 	stats(): TrafficStats;
 	/** EventTarget-style: `{ once: true }` removes the listener after its first call. See {@link DataChannelEvents}. */

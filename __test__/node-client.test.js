@@ -62,6 +62,7 @@ async function exercise(url, restart) {
 
 		const reliable = await echo.createDataChannel('reliable');
 		assert.equal(reliable.readyState, 'open');
+		assert.throws(() => reliable.stats(), { code: 'ERR_ENSLAVISM_UNSUPPORTED' }, 'the client side does not count');
 		assert.equal(await echoed(reliable, 'text stays text'), 'text stays text');
 		assert.deepEqual([...new Uint8Array(await echoed(reliable, new Uint8Array([1, 2, 250])))], [1, 2, 250]);
 		passed.push('reliable');

@@ -158,6 +158,12 @@ describe('slave stats and metrics', { timeout: 90_000 }, () => {
 
 		assert.equal((await fetch(`http://127.0.0.1:${slave.metricsPort}/other`)).status, 404);
 		assert.equal((await fetch(`http://127.0.0.1:${slave.metricsPort}/metrics`, { method: 'POST' })).status, 405);
+
+		// Never asked while open: after the close, the channel still has its figures (from the close event).
+		const closed = onceWithin(serverDc, 'close', 2 * WAIT_MS, 'the slave did not see the channel close');
+		dc.close();
+		await closed;
+		assert.deepEqual(serverDc.stats(), { messagesIn: N, messagesOut: M, bytesIn: N * B, bytesOut: M * B_OUT });
 	}));
 
 	it('refuses unusable metrics options with a coded error', async () => {

@@ -21,7 +21,8 @@ class DataChannel extends EventEmitter {
 		this._channel = channel;
 		this._listenerWrappers = new Map();
 		this._lowThreshold = 0;
-		this._lastStats = null;
+		/** The engine's figures at the close, once closed (the engine forgets the channel then). */
+		this._finalStats = null;
 		/** The channel's name. */
 		this.label = info.label;
 		/** The subprotocol ('' for none). */
@@ -101,12 +102,16 @@ class DataChannel extends EventEmitter {
 	/**
 	 * `{ messagesIn, messagesOut, bytesIn, bytesOut }` since the channel
 	 * opened, counted by the engine (payload bytes; out: handed to SCTP).
-	 * Once the channel closed, the figures of the last call.
+	 * Once the channel closed, its figures at the close. A slave's channels
+	 * only: the Node MasterConnection's do not count (ERR_ENSLAVISM_UNSUPPORTED).
 	 */
 	stats() {
-		const read = this.readyState === 'closed' ? null : this._native.channelStats(this._channel);
-		if (read) this._lastStats = { messagesIn: read.messagesIn, messagesOut: read.messagesOut, bytesIn: read.bytesIn, bytesOut: read.bytesOut };
-		return { ...(this._lastStats ?? { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }) };
+		if (typeof this._native.channelStats !== 'function') {
+			throw codedError(Error, 'ERR_ENSLAVISM_UNSUPPORTED', 'dc.stats() counts a slave\'s channels; the Node MasterConnection\'s channels are not counted');
+		}
+		const read = this._finalStats ?? this._native.channelStats(this._channel);
+		if (!read) return { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 };
+		return { messagesIn: read.messagesIn, messagesOut: read.messagesOut, bytesIn: read.bytesIn, bytesOut: read.bytesOut };
 	}
 
 	/** Closes the channel; `close` follows. */
@@ -165,8 +170,9 @@ class DataChannel extends EventEmitter {
 		this._dispatch('message', { data });
 	}
 
-	_closed() {
+	_closed(finalStats = null) {
 		if (this.readyState === 'closed') return;
+		this._finalStats = finalStats;
 		this.readyState = 'closed';
 		this._dispatch('close', {});
 	}

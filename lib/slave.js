@@ -266,7 +266,7 @@ class Slave extends EventEmitter {
 				if (entry === undefined) break;
 				this._channels.delete(event.channel);
 				if (entry.client && entry.client.dataChannels[entry.dc.label] === entry.dc) delete entry.client.dataChannels[entry.dc.label];
-				entry.dc._closed();
+				entry.dc._closed(event.stats);
 				break;
 			}
 			case 'connectionclose': {

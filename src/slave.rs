@@ -221,7 +221,8 @@ pub enum NativeSlaveEvent {
     /// A channel failed.
     Error { channel: i64, reason: String },
     /// A channel closed.
-    ChannelClose { channel: i64 },
+    /// A channel closed, with its figures at the close.
+    ChannelClose { channel: i64, stats: NativeTraffic },
     /// A client's connection is gone.
     ConnectionClose { client_id: u32, session: i64 },
     /// The link to the master is back.
@@ -295,7 +296,9 @@ impl SlaveHooks for JsSlaveHooks {
             }
             SlaveEvent::BufferedAmountLow { channel } => NativeSlaveEvent::BufferedAmountLow { channel: channel as i64 },
             SlaveEvent::ChannelError { channel, message } => NativeSlaveEvent::Error { channel: channel as i64, reason: message },
-            SlaveEvent::ChannelClose { channel } => NativeSlaveEvent::ChannelClose { channel: channel as i64 },
+            SlaveEvent::ChannelClose { channel, stats } => {
+                NativeSlaveEvent::ChannelClose { channel: channel as i64, stats: traffic(stats) }
+            }
             SlaveEvent::ConnectionClose { client_id, session } => {
                 NativeSlaveEvent::ConnectionClose { client_id, session: session as i64 }
             }

@@ -167,7 +167,7 @@ async fn a_webrtc_rs_peer_connects_through_the_master_and_talks_to_the_slave() {
     // The peer goes away: the slave closes the channel, then forgets the client.
     pc.close().await.unwrap();
     let closing = [next_event(&mut events).await, next_event(&mut events).await];
-    assert!(matches!(closing[0], SlaveEvent::ChannelClose { channel: c } if c == channel), "{closing:?}");
+    assert!(matches!(closing[0], SlaveEvent::ChannelClose { channel: c, .. } if c == channel), "{closing:?}");
     assert!(matches!(closing[1], SlaveEvent::ConnectionClose { client_id: c, .. } if c == client_id), "{closing:?}");
     assert!(slave.send(channel, bytes::Bytes::new(), false).is_err());
 
@@ -208,7 +208,7 @@ async fn a_panic_in_the_engine_is_reported_and_leaves_nothing_behind() {
         other => panic!("expected the internal error, got {other:?}"),
     }
     let channel = match next_event(&mut events).await {
-        SlaveEvent::ChannelClose { channel } => channel,
+        SlaveEvent::ChannelClose { channel, .. } => channel,
         other => panic!("expected the channel's close, got {other:?}"),
     };
     assert!(slave.send(channel, bytes::Bytes::new(), false).is_err(), "the channel handle is gone");

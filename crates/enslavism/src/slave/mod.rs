@@ -153,6 +153,8 @@ pub enum SlaveEvent {
     ChannelClose {
         /// Which channel.
         channel: ChannelId,
+        /// Its figures at the close ([`Slave::channel_stats`] knows it no more).
+        stats: ChannelStats,
     },
     /// A client's peer connection is gone (closed, failed or timed out).
     ConnectionClose {

@@ -592,7 +592,7 @@ fn close_channel_handle(shared: &SlaveShared, stats: &ShardStats, ch: &Channel) 
     if ch.pending.is_none() {
         shared.channels().remove(&ch.id);
         stats.channels.fetch_sub(1, Ordering::Relaxed);
-        shared.hooks.on_event(SlaveEvent::ChannelClose { channel: ch.id });
+        shared.hooks.on_event(SlaveEvent::ChannelClose { channel: ch.id, stats: ch.counters.traffic.read() });
     }
 }
 
