@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use super::cluster::ClusterConfig;
 use crate::config::{self, ConfigError, Unit};
 use crate::tls::TlsIdentity;
 
@@ -81,6 +82,7 @@ pub struct MasterConfig {
     pub(crate) tls: Option<TlsIdentity>,
     pub(crate) metrics: bool,
     pub(crate) status: bool,
+    pub(crate) cluster: Option<ClusterConfig>,
 }
 
 impl Default for MasterConfig {
@@ -101,6 +103,7 @@ impl Default for MasterConfig {
             tls: None,
             metrics: false,
             status: false,
+            cluster: None,
         }
     }
 }
@@ -239,6 +242,14 @@ impl MasterConfigBuilder {
     /// lets through. Off by default: the paths are then a 404.
     pub fn status(mut self, on: bool) -> Self {
         self.config.status = on;
+        self
+    }
+
+    /// Shares the slave list and the signalling with the other masters of a
+    /// cluster, through Redis (see [`ClusterConfig`]; default: none, the
+    /// master stands alone).
+    pub fn cluster(mut self, cluster: ClusterConfig) -> Self {
+        self.config.cluster = Some(cluster);
         self
     }
 

@@ -100,6 +100,48 @@ pub enum MasterEvent {
         /// Where it connected from.
         remote_addr: SocketAddr,
     },
+    /// This master is connected to the cluster's Redis and in sync: the
+    /// other masters' slaves are listed, offers to them are relayed.
+    ClusterConnected {
+        /// This master's node number (the high bits of the ids it gives).
+        node: u16,
+    },
+    /// This master lost the cluster's Redis. It goes on serving its own
+    /// slaves and clients; other masters' slaves stay listed, offers to
+    /// them are refused, until it is back ([`MasterEvent::ClusterConnected`]).
+    ClusterDisconnected {
+        /// What went wrong.
+        reason: String,
+    },
+    /// A slave of another master of the cluster is listed by this master
+    /// too (it registered there, or this master just joined or got Redis back).
+    RemoteSlaveListed {
+        /// The id every master's clients see.
+        id: u32,
+        /// The node number of the master it is connected to.
+        node: u16,
+        /// Its userData (JSON text).
+        user_data: String,
+    },
+    /// A slave of another master changed its userData.
+    RemoteSlaveUpdated {
+        /// The id every master's clients see.
+        id: u32,
+        /// The node number of the master it is connected to.
+        node: u16,
+        /// Its new userData (JSON text).
+        user_data: String,
+    },
+    /// A slave of another master is gone from this master's list (it left,
+    /// or its master stopped refreshing it for a TTL).
+    RemoteSlaveUnlisted {
+        /// The id clients saw.
+        id: u32,
+        /// The node number of the master it was connected to.
+        node: u16,
+        /// Its last userData (JSON text).
+        user_data: String,
+    },
     /// A bug in the engine was caught while serving one peer; that peer was
     /// dropped, everything else goes on.
     InternalError {

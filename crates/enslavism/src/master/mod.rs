@@ -6,6 +6,7 @@
 //! over WebSocket upgrades that another HTTP server has parsed
 //! ([`Master::adopt_upgrade`]). Either way the routing runs entirely here.
 
+pub mod cluster;
 mod config;
 pub(crate) mod handshake;
 mod hooks;
@@ -136,14 +137,14 @@ impl Shared {
 
     fn stats(&self) -> MasterStats {
         let router = self.router();
-        let gauges = (router.slave_count(), router.registered_slave_count(), router.client_count());
+        let gauges = router.gauges();
         MasterStats::read(&self.traffic, router.signalling_counts(), gauges)
     }
 
     fn metrics(&self) -> String {
         // One look at the router: the counts and the latency of one moment.
         let router = self.router();
-        let gauges = (router.slave_count(), router.registered_slave_count(), router.client_count());
+        let gauges = router.gauges();
         let (signalling, latency) = (router.signalling_counts(), router.signalling_latency());
         drop(router);
         MasterStats::read(&self.traffic, signalling, gauges).metrics(latency)
@@ -191,6 +192,7 @@ impl Master {
         // A detached master never sees TLS: the server that hands it
         // connections has decrypted them.
         let tls = config.tls.take().filter(|_| local_addr.is_some()).map(ServerTls::new);
+        let cluster = config.cluster.take();
         let mut router = SignallingRouter::new();
         router.set_max_user_data_len(config.max_user_data_size);
         let shared = Arc::new(Shared {
@@ -203,6 +205,10 @@ impl Master {
             tls,
             traffic: stats::TrafficCounters::default(),
         });
+        if let Some(cluster) = cluster {
+            let task = cluster::sync::join(&shared, cluster);
+            shared.tasks.spawn_on(task.run(), &runtime);
+        }
         Master { shared, local_addr, runtime }
     }
 

@@ -13,6 +13,8 @@ use thiserror::Error;
 
 use prometheus_client::metrics::histogram::Histogram;
 
+use super::cluster::records::{node_of, Change, Relayed, LOCAL_BITS};
+use super::cluster::{ClusterOutlet, Command, RelayedOffers, RemoteSlave};
 use super::stats::{SignallingCounts, SignallingTally};
 use crate::proto::{IceCandidate, Message, MessageType, ProtoError, ProtocolVersion, SessionDescription, SlaveEntry};
 
@@ -115,6 +117,13 @@ pub enum RoutingError {
         /// What it sent.
         msg_type: MessageType,
     },
+    /// The destination is a peer of another master, and Redis cannot be
+    /// reached: an offer is refused back to the client.
+    #[error("peer {id} is on another master, which cannot be reached (Redis is unavailable)")]
+    Unreachable {
+        /// The destination's id.
+        id: u32,
+    },
     /// The message could not be re-encoded (cannot happen for decoded input).
     #[error(transparent)]
     Encode(#[from] ProtoError),
@@ -125,31 +134,58 @@ pub enum RoutingError {
 #[error("all 2^32 {kind} ids are in use", kind = .0.name())]
 pub struct IdsExhausted(pub PeerKind);
 
-/// Hands out u32 ids in order, wrapping around and skipping ids still in use.
-#[derive(Debug, Clone, Default)]
+/// Hands out u32 ids in order, wrapping around and skipping ids still in
+/// use: from the whole u32 space, or, for a master in a cluster, from its
+/// node's range (the node in the high bits).
+#[derive(Debug, Clone)]
 pub struct IdAllocator {
     next: u32,
+    base: u32,
+    mask: u32,
+}
+
+impl Default for IdAllocator {
+    fn default() -> Self {
+        IdAllocator::starting_at(0)
+    }
 }
 
 impl IdAllocator {
     /// An allocator whose first id is `next` (tests start near `u32::MAX`).
     pub fn starting_at(next: u32) -> Self {
-        IdAllocator { next }
+        IdAllocator { next, base: 0, mask: u32::MAX }
     }
 
-    /// The next id not in use, or `None` when all 2^32 are.
+    /// An allocator of the ids of cluster node `node`:
+    /// `node << LOCAL_BITS | n`, n wrapping within the node's range.
+    pub fn for_node(node: u16) -> Self {
+        IdAllocator { next: 0, base: u32::from(node) << LOCAL_BITS, mask: (1 << LOCAL_BITS) - 1 }
+    }
+
+    /// The next id not in use, or `None` when all ids of the range are.
     pub fn allocate(&mut self, live: usize, in_use: impl Fn(u32) -> bool) -> Option<u32> {
-        if live as u64 > u32::MAX as u64 {
+        if live as u64 > u64::from(self.mask) {
             return None;
         }
         loop {
-            let id = self.next;
-            self.next = self.next.wrapping_add(1);
+            let id = self.base | (self.next & self.mask);
+            self.next = self.next.wrapping_add(1) & self.mask;
             if !in_use(id) {
                 return Some(id);
             }
         }
     }
+}
+
+/// A change in the list of another master's slaves, as this master saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RemoteEvent {
+    /// Listed from now on.
+    Listed { id: u32, node: u16, user_data: String },
+    /// New userData.
+    Updated { id: u32, node: u16, user_data: String },
+    /// Gone from the list.
+    Unlisted { id: u32, node: u16, user_data: String },
 }
 
 struct SlaveState<L> {
@@ -177,6 +213,12 @@ pub struct SignallingRouter<L> {
     max_user_data_len: usize,
     /// What was relayed, and how fast slaves answered.
     tally: SignallingTally,
+    /// The way to other masters, for a master in a cluster.
+    cluster: Option<ClusterOutlet>,
+    /// Registered slaves of other masters, by id.
+    remote: HashMap<u32, RemoteSlave>,
+    /// Offers relayed to other masters' slaves, not yet answered.
+    relayed: RelayedOffers,
 }
 
 impl<L: PeerLink> Default for SignallingRouter<L> {
@@ -201,7 +243,20 @@ impl<L: PeerLink> SignallingRouter<L> {
             slave_list_frame: None,
             max_user_data_len: crate::proto::MAX_USER_DATA_LEN,
             tally: SignallingTally::default(),
+            cluster: None,
+            remote: HashMap::new(),
+            relayed: RelayedOffers::default(),
         }
+    }
+
+    /// Makes this router a node of a cluster: ids come from the node's
+    /// range, and slaves, offers and answers reach other masters through
+    /// `outlet`. Also how a master that lost its node number takes a new
+    /// one (its peers must then connect again: their ids are the old node's).
+    pub(crate) fn join_cluster(&mut self, outlet: ClusterOutlet) {
+        self.slave_ids = IdAllocator::for_node(outlet.node);
+        self.client_ids = IdAllocator::for_node(outlet.node);
+        self.cluster = Some(outlet);
     }
 
     /// Sets the largest userData a slave may register (the protocol's
@@ -231,9 +286,24 @@ impl<L: PeerLink> SignallingRouter<L> {
         self.clients.len()
     }
 
-    /// Registered slaves (those listed to clients).
+    /// Registered slaves of this master.
     pub fn registered_slave_count(&self) -> usize {
         self.slaves.values().filter(|s| s.entry.is_some()).count()
+    }
+
+    /// Every count of peers, at one moment.
+    pub(crate) fn gauges(&self) -> super::stats::Gauges {
+        super::stats::Gauges {
+            slaves: self.slave_count(),
+            registered_slaves: self.registered_slave_count(),
+            remote_slaves: self.remote_slave_count(),
+            clients: self.client_count(),
+        }
+    }
+
+    /// Slaves of other masters of the cluster, listed here too.
+    pub fn remote_slave_count(&self) -> usize {
+        self.remote.len()
     }
 
     /// Offers, answers, candidates and rejections relayed so far.
@@ -246,9 +316,16 @@ impl<L: PeerLink> SignallingRouter<L> {
         self.tally.latency()
     }
 
-    /// The userData JSON of every registered slave, by id.
+    /// The userData JSON of every registered slave of this master, by id.
     pub fn registered_slaves(&self) -> impl Iterator<Item = &SlaveEntry> {
         self.slaves.values().filter_map(|s| s.entry.as_ref())
+    }
+
+    /// Every slave clients see: this master's registered ones, then other
+    /// masters' (with their node).
+    pub fn listed_slaves(&self) -> impl Iterator<Item = (SlaveEntry, Option<u16>)> + '_ {
+        let remote = self.remote.iter().map(|(&id, r)| (SlaveEntry { id, user_data: r.user_data.clone() }, Some(r.node)));
+        self.registered_slaves().map(|e| (e.clone(), None)).chain(remote)
     }
 
     /// Adds a slave speaking `protocol`; it is listed to clients once it registers.
@@ -276,12 +353,16 @@ impl<L: PeerLink> SignallingRouter<L> {
         match kind {
             PeerKind::Client => {
                 self.clients.remove(&id);
+                self.relayed.forget_client(id);
                 None
             }
             PeerKind::Slave => {
                 let entry = self.slaves.remove(&id)?.entry?;
                 self.slave_list_frame = None;
                 self.broadcast(&Message::RemoveSlaves(vec![id]));
+                if let Some(cluster) = &self.cluster {
+                    cluster.send(Command::Unlisted { id });
+                }
                 Some(entry)
             }
         }
@@ -349,15 +430,30 @@ impl<L: PeerLink> SignallingRouter<L> {
             }
             other => return Err(RoutingError::WrongDirection { kind: PeerKind::Client, msg_type: other.message_type() }),
         };
+        let is_offer = matches!(out, Message::OfferFromClient(_));
         // Clients only see registered slaves, so only those can be reached.
-        let Some(slave) = self.slaves.get(&slave_id).filter(|s| s.entry.is_some()) else {
+        if let Some(slave) = self.slaves.get(&slave_id).filter(|s| s.entry.is_some()) {
+            push_or_close(&slave.link, Bytes::from(out.encode()?));
+        } else if let (Some(remote), Some(cluster)) = (self.remote.get(&slave_id), &self.cluster) {
+            if !cluster.connected() {
+                // Redis is away: the other master cannot be reached.
+                if is_offer {
+                    self.reject_offer(client_id, slave_id);
+                }
+                return Err(RoutingError::Unreachable { id: slave_id });
+            }
+            let message = Relayed::encode(PeerKind::Slave, slave_id, &out.encode()?);
+            cluster.send(Command::Relay { node: remote.node, message, offer: is_offer.then_some((client_id, slave_id)) });
+            if is_offer {
+                self.relayed.offered(client_id, slave_id);
+            }
+        } else {
             // An offer to a slave that just left would wait forever: refuse it.
-            if matches!(out, Message::OfferFromClient(_)) {
+            if is_offer {
                 self.reject_offer(client_id, slave_id);
             }
             return Err(RoutingError::UnknownDestination { kind: PeerKind::Slave, id: slave_id });
-        };
-        push_or_close(&slave.link, Bytes::from(out.encode()?));
+        }
         match out {
             Message::OfferFromClient(_) => self.tally.offer_relayed(client_id, slave_id),
             _ => self.tally.counts.candidates += 1,
@@ -379,6 +475,9 @@ impl<L: PeerLink> SignallingRouter<L> {
                 let entry = SlaveEntry { id: slave_id, user_data };
                 let was_registered = slave.entry.replace(entry.clone()).is_some();
                 self.slave_list_frame = None;
+                if let Some(cluster) = &self.cluster {
+                    cluster.send(Command::Listed { id: slave_id, user_data: entry.user_data.clone() });
+                }
                 if was_registered {
                     // Registering again (0.9.0 slaves' way to change their
                     // userData) is an update; V1 clients, who know no
@@ -402,6 +501,9 @@ impl<L: PeerLink> SignallingRouter<L> {
                 entry.user_data = user_data;
                 let entry = entry.clone();
                 self.slave_list_frame = None;
+                if let Some(cluster) = &self.cluster {
+                    cluster.send(Command::Listed { id: slave_id, user_data: entry.user_data.clone() });
+                }
                 // V1 clients are left alone: replacing the slave in their
                 // lists would close their connections to it (0.9.0's bundle
                 // does on RemoveSlaves). They see the new userData the next
@@ -418,9 +520,21 @@ impl<L: PeerLink> SignallingRouter<L> {
             Message::RejectToClient { id } => (id, Message::RejectFromSlave { id: slave_id }),
             other => return Err(RoutingError::WrongDirection { kind: PeerKind::Slave, msg_type: other.message_type() }),
         };
-        let client =
-            self.clients.get(&client_id).ok_or(RoutingError::UnknownDestination { kind: PeerKind::Client, id: client_id })?;
-        push_or_close(&client.link, Bytes::from(out.encode()?));
+        if let Some(client) = self.clients.get(&client_id) {
+            push_or_close(&client.link, Bytes::from(out.encode()?));
+        } else {
+            // A client of another master of the cluster: its id says which.
+            let cluster = self
+                .cluster
+                .as_ref()
+                .filter(|c| node_of(client_id) != c.node)
+                .ok_or(RoutingError::UnknownDestination { kind: PeerKind::Client, id: client_id })?;
+            if !cluster.connected() {
+                return Err(RoutingError::Unreachable { id: client_id });
+            }
+            let message = Relayed::encode(PeerKind::Client, client_id, &out.encode()?);
+            cluster.send(Command::Relay { node: node_of(client_id), message, offer: None });
+        }
         match out {
             Message::AnswerFromSlave(_) => self.tally.answer_relayed(client_id, slave_id),
             Message::IceCandidateFromSlave(_) => self.tally.counts.candidates += 1,
@@ -429,11 +543,167 @@ impl<L: PeerLink> SignallingRouter<L> {
         Ok(())
     }
 
+    /// Applies a change of another master's slave; `None` when it changes
+    /// nothing here (our own change coming back, a repeat, a conflict).
+    pub(crate) fn apply_change(&mut self, change: Change) -> Option<RemoteEvent> {
+        let node = match &change {
+            Change::Set { node, .. } | Change::Remove { node, .. } => *node,
+        };
+        if self.cluster.as_ref().is_none_or(|c| c.node == node) {
+            return None;
+        }
+        match change {
+            Change::Set { id, node, user_data } => {
+                if self.slaves.contains_key(&id) {
+                    tracing::warn!(id, node, "another master lists a slave under an id of ours; ignored");
+                    return None;
+                }
+                let previous = self.remote.insert(id, RemoteSlave { node, user_data: user_data.clone() });
+                let entry = SlaveEntry { id, user_data: user_data.clone() };
+                match previous {
+                    Some(p) if p.user_data == user_data => None,
+                    Some(_) => {
+                        self.slave_list_frame = None;
+                        // As for a V2 update: V1 clients keep what they have.
+                        let _ = self.broadcast_update(entry, false);
+                        Some(RemoteEvent::Updated { id, node, user_data })
+                    }
+                    None => {
+                        self.slave_list_frame = None;
+                        self.broadcast(&Message::AddSlaves(vec![entry]));
+                        Some(RemoteEvent::Listed { id, node, user_data })
+                    }
+                }
+            }
+            Change::Remove { id, node } => {
+                if self.remote.get(&id).is_none_or(|r| r.node != node) {
+                    return None;
+                }
+                self.unlist_remote(&[id]).pop()
+            }
+        }
+    }
+
+    /// Makes the remote list exactly `live` (a full read of the registry):
+    /// slaves missing from it are unlisted, new ones listed, changed ones updated.
+    pub(crate) fn reconcile(&mut self, live: HashMap<u32, RemoteSlave>) -> Vec<RemoteEvent> {
+        let our_node = self.cluster.as_ref().map(|c| c.node);
+        let gone: Vec<u32> = self.remote.keys().filter(|id| !live.contains_key(id)).copied().collect();
+        let mut events = self.unlist_remote(&gone);
+        let mut added = Vec::new();
+        for (id, slave) in live {
+            if Some(slave.node) == our_node || self.slaves.contains_key(&id) {
+                continue;
+            }
+            match self.remote.get(&id) {
+                Some(known) if *known == slave => {}
+                Some(_) => events.extend(self.apply_change(Change::Set { id, node: slave.node, user_data: slave.user_data })),
+                None => {
+                    events.push(RemoteEvent::Listed { id, node: slave.node, user_data: slave.user_data.clone() });
+                    added.push(SlaveEntry { id, user_data: slave.user_data.clone() });
+                    self.remote.insert(id, slave);
+                }
+            }
+        }
+        if !added.is_empty() {
+            self.slave_list_frame = None;
+            added.sort_unstable_by_key(|e| e.id);
+            self.broadcast(&Message::AddSlaves(added));
+        }
+        events
+    }
+
+    /// Ids of the other masters' slaves listed here.
+    pub(crate) fn remote_slave_ids(&self) -> Vec<u32> {
+        self.remote.keys().copied().collect()
+    }
+
+    /// Unlists other masters' slaves (one RemoveSlaves for all), refusing
+    /// the offers still waiting for them.
+    pub(crate) fn unlist_remote(&mut self, ids: &[u32]) -> Vec<RemoteEvent> {
+        let mut events = Vec::new();
+        let mut removed = Vec::new();
+        for &id in ids {
+            if let Some(slave) = self.remote.remove(&id) {
+                events.push(RemoteEvent::Unlisted { id, node: slave.node, user_data: slave.user_data });
+                removed.push(id);
+            }
+        }
+        if removed.is_empty() {
+            return events;
+        }
+        for (client, slave) in self.relayed.take_where(|slave, _| removed.contains(&slave)) {
+            self.reject_offer(client, slave);
+        }
+        self.slave_list_frame = None;
+        self.broadcast(&Message::RemoveSlaves(removed));
+        events
+    }
+
+    /// Hands a frame relayed by another master to its peer here. Returns
+    /// the refusal to send back (its node and message) when it was an
+    /// offer to a slave that is not here any more.
+    pub(crate) fn deliver(&mut self, relayed: Relayed, message: &Message) -> Option<(u16, Bytes)> {
+        match relayed.kind {
+            PeerKind::Slave => {
+                let client = match message {
+                    Message::OfferFromClient(sd) => Some(sd.id),
+                    _ => None,
+                };
+                match self.slaves.get(&relayed.id).filter(|s| s.entry.is_some()) {
+                    Some(slave) => {
+                        push_or_close(&slave.link, relayed.frame);
+                        match client {
+                            Some(client) => self.tally.offer_relayed(client, relayed.id),
+                            None => self.tally.counts.candidates += 1,
+                        }
+                        None
+                    }
+                    None => {
+                        let client = client?;
+                        let frame = Message::RejectFromSlave { id: relayed.id }.encode().ok()?;
+                        Some((node_of(client), Relayed::encode(PeerKind::Client, client, &frame)))
+                    }
+                }
+            }
+            PeerKind::Client => {
+                let client = self.clients.get(&relayed.id)?;
+                push_or_close(&client.link, relayed.frame);
+                match message {
+                    Message::AnswerFromSlave(sd) => {
+                        self.relayed.settled(relayed.id, sd.id);
+                        self.tally.answer_relayed(relayed.id, sd.id);
+                    }
+                    Message::RejectFromSlave { id } => {
+                        self.relayed.settled(relayed.id, *id);
+                        self.tally.rejected(relayed.id, *id);
+                    }
+                    _ => self.tally.counts.candidates += 1,
+                }
+                None
+            }
+        }
+    }
+
+    /// An offer relayed to another master could not be delivered: the
+    /// client is told the slave refused.
+    pub(crate) fn refuse_relayed(&mut self, client: u32, slave: u32) {
+        self.relayed.settled(client, slave);
+        self.reject_offer(client, slave);
+    }
+
+    /// Refuses the relayed offers that have waited since before `deadline`.
+    pub(crate) fn expire_relayed(&mut self, deadline: tokio::time::Instant) {
+        for (client, slave) in self.relayed.take_where(|_, at| at < deadline) {
+            self.reject_offer(client, slave);
+        }
+    }
+
     fn slave_list_frame(&mut self) -> Bytes {
         if let Some(frame) = &self.slave_list_frame {
             return frame.clone();
         }
-        let mut entries: Vec<SlaveEntry> = self.registered_slaves().cloned().collect();
+        let mut entries: Vec<SlaveEntry> = self.listed_slaves().map(|(entry, _)| entry).collect();
         entries.sort_unstable_by_key(|e| e.id);
         // Every entry was checked at registration, so this cannot fail; an
         // empty list is the safe fallback all the same.

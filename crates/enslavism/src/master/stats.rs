@@ -244,14 +244,26 @@ impl RefusedHandshakes {
     }
 }
 
+/// The router's counts of peers, read together.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Gauges {
+    pub(crate) slaves: usize,
+    pub(crate) registered_slaves: usize,
+    pub(crate) remote_slaves: usize,
+    pub(crate) clients: usize,
+}
+
 /// A master's figures: gauges as they are now, counters since it started.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct MasterStats {
     /// Connected slaves, registered or not.
     pub slaves: usize,
-    /// Slaves registered, that is listed to clients.
+    /// Slaves registered with this master, listed to clients.
     pub registered_slaves: usize,
+    /// Slaves registered with other masters of the cluster, listed to this
+    /// master's clients too (0 for a master alone).
+    pub remote_slaves: usize,
     /// Connected clients.
     pub clients: usize,
     /// WebSocket messages received (text or binary; not pings).
@@ -274,13 +286,14 @@ pub struct MasterStats {
 
 impl MasterStats {
     /// The counters of `traffic` and `signalling`, with the gauges given.
-    pub(crate) fn read(traffic: &TrafficCounters, signalling: SignallingCounts, gauges: (usize, usize, usize)) -> Self {
+    pub(crate) fn read(traffic: &TrafficCounters, signalling: SignallingCounts, gauges: Gauges) -> Self {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let refused = |why: Refusal| get(&traffic.refused[why as usize]);
         MasterStats {
-            slaves: gauges.0,
-            registered_slaves: gauges.1,
-            clients: gauges.2,
+            slaves: gauges.slaves,
+            registered_slaves: gauges.registered_slaves,
+            remote_slaves: gauges.remote_slaves,
+            clients: gauges.clients,
             frames_in: get(&traffic.frames_in),
             frames_out: get(&traffic.frames_out),
             bytes_in: get(&traffic.bytes_in),
@@ -302,6 +315,7 @@ impl MasterStats {
         serde_json::json!({
             "slaves": self.slaves,
             "registeredSlaves": self.registered_slaves,
+            "remoteSlaves": self.remote_slaves,
             "clients": self.clients,
             "framesIn": self.frames_in,
             "framesOut": self.frames_out,
@@ -327,7 +341,8 @@ impl MasterStats {
             gauge
         };
         registry.register("slaves", "Connected slaves, registered or not", gauge(self.slaves));
-        registry.register("registered_slaves", "Slaves listed to clients", gauge(self.registered_slaves));
+        registry.register("registered_slaves", "Slaves registered with this master", gauge(self.registered_slaves));
+        registry.register("remote_slaves", "Slaves of other masters of the cluster, listed here too", gauge(self.remote_slaves));
         registry.register("clients", "Connected clients", gauge(self.clients));
         let by_direction = |inbound: u64, outbound: u64| {
             let family = Family::<[(&'static str, &'static str); 1], Counter>::default();
@@ -399,7 +414,7 @@ mod tests {
         for status in [401, 401, 503, 400, 404] {
             traffic.refused(Refusal::from_status(http::StatusCode::from_u16(status).unwrap()));
         }
-        let stats = MasterStats::read(&traffic, SignallingCounts::default(), (0, 0, 0));
+        let stats = MasterStats::read(&traffic, SignallingCounts::default(), Gauges::default());
         assert_eq!(stats.refused_handshakes, RefusedHandshakes { unauthorized: 2, over_limit: 1, bad_request: 1, not_found: 1 });
         assert_eq!(stats.refused_handshakes.total(), 5);
         let text = stats.metrics(SignallingTally::default().latency());

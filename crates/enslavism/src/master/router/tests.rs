@@ -2,6 +2,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::*;
+use crate::master::cluster::records::Relayed;
 use crate::proto::Candidate;
 use crate::proto::ProtocolVersion::{V1, V2};
 
@@ -394,4 +395,85 @@ fn signalling_is_counted_once_delivered() {
     let counts = router.signalling_counts();
     assert_eq!((counts.offers, counts.answers, counts.candidates, counts.rejections), (1, 1, 2, 3));
     assert_eq!(router.registered_slave_count(), 1);
+}
+
+/// A router of cluster node 1, with what it hands to the cluster's task.
+fn clustered(connected: bool) -> (SignallingRouter<Inbox>, tokio::sync::mpsc::UnboundedReceiver<Command>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(connected));
+    let mut router = SignallingRouter::new();
+    router.join_cluster(ClusterOutlet::new(1, tx, flag));
+    (router, rx)
+}
+
+const NODE_2: u32 = 2 << 20;
+
+#[test]
+fn a_clustered_router_numbers_in_its_node_and_lists_remote_slaves() {
+    let (mut router, mut commands) = clustered(true);
+    let client = Inbox::default();
+    let client_id = router.add_client(client.clone(), V2).unwrap();
+    assert_eq!(client_id, 1 << 20);
+    client.take();
+    let slave = router.add_slave(Inbox::default(), V2).unwrap();
+    router.route(PeerKind::Slave, slave, register("[1]")).unwrap();
+    assert!(matches!(commands.try_recv(), Ok(Command::Listed { id, .. }) if id == slave));
+    client.take();
+
+    let remote = NODE_2 | 5;
+    let set = Change::Set { id: remote, node: 2, user_data: "[2]".into() };
+    assert!(matches!(router.apply_change(set.clone()), Some(RemoteEvent::Listed { .. })));
+    assert_eq!(router.apply_change(set), None, "a repeat changes nothing");
+    assert_eq!(client.take(), vec![Message::AddSlaves(vec![entry(remote, "[2]")])]);
+    // Our own change coming back from the stream is ignored.
+    assert_eq!(router.apply_change(Change::Remove { id: slave, node: 1 }), None);
+
+    // An offer to it is relayed to node 2, as the frame its slave will get.
+    router.route(PeerKind::Client, client_id, Message::OfferToSlave(sd(remote, "o"))).unwrap();
+    let Ok(Command::Relay { node: 2, message, offer: Some((c, s)) }) = commands.try_recv() else { panic!("relay expected") };
+    assert_eq!((c, s), (client_id, remote));
+    let (relayed, decoded) = Relayed::decode(message).unwrap();
+    assert_eq!((relayed.kind, relayed.id), (PeerKind::Slave, remote));
+    assert_eq!(decoded, Message::OfferFromClient(sd(client_id, "o")));
+
+    // The full read of the registry drops it: the pending offer is refused, then it is unlisted.
+    let events = router.reconcile(HashMap::new());
+    assert!(matches!(events.as_slice(), [RemoteEvent::Unlisted { id, .. }] if *id == remote));
+    assert_eq!(client.take(), vec![Message::RejectFromSlave { id: remote }, Message::RemoveSlaves(vec![remote])]);
+}
+
+#[test]
+fn without_redis_offers_to_remote_slaves_are_refused_at_once() {
+    let (mut router, mut commands) = clustered(false);
+    let client = Inbox::default();
+    let client_id = router.add_client(client.clone(), V2).unwrap();
+    let remote = NODE_2 | 9;
+    router.reconcile(HashMap::from([(remote, RemoteSlave { node: 2, user_data: "{}".into() })]));
+    client.take();
+    let err = router.route(PeerKind::Client, client_id, Message::OfferToSlave(sd(remote, "o"))).unwrap_err();
+    assert_eq!(err, RoutingError::Unreachable { id: remote });
+    assert_eq!(client.take(), vec![Message::RejectFromSlave { id: remote }]);
+    assert!(commands.try_recv().is_err(), "nothing relayed");
+}
+
+#[test]
+fn relayed_frames_reach_local_peers_and_offers_to_gone_slaves_come_back_refused() {
+    let (mut router, _commands) = clustered(true);
+    let slave = Inbox::default();
+    let slave_id = router.add_slave(slave.clone(), V2).unwrap();
+    router.route(PeerKind::Slave, slave_id, register("{}")).unwrap();
+    let remote_client = NODE_2 | 3;
+    let offer = Message::OfferFromClient(sd(remote_client, "o"));
+    let frame = offer.encode().unwrap();
+    let (relayed, decoded) = Relayed::decode(Relayed::encode(PeerKind::Slave, slave_id, &frame)).unwrap();
+    assert_eq!(router.deliver(relayed, &decoded), None);
+    assert_eq!(slave.take(), vec![offer.clone()]);
+
+    router.remove(PeerKind::Slave, slave_id);
+    let (relayed, decoded) = Relayed::decode(Relayed::encode(PeerKind::Slave, slave_id, &frame)).unwrap();
+    let (node, back) = router.deliver(relayed, &decoded).expect("refusal sent back");
+    assert_eq!(node, 2);
+    let (back, decoded) = Relayed::decode(back).unwrap();
+    assert_eq!((back.kind, back.id), (PeerKind::Client, remote_client));
+    assert_eq!(decoded, Message::RejectFromSlave { id: slave_id });
 }

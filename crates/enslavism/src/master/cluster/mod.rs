@@ -1,0 +1,147 @@
+//! Several masters, one lobby: the slave registry and the signalling
+//! between masters, shared through Redis.
+//!
+//! Each master claims a node number (`records::NODE_BITS` bits) and gives
+//! ids in its own range, so ids never collide and a frame for any peer of
+//! the cluster is routed by its id alone. A registered slave is a Redis key
+//! with a TTL that its master refreshes; every change is also appended to a
+//! stream that other masters read, so they list it at once, and resume
+//! where they were after a lost connection. Offers, answers, candidates and
+//! rejections for a peer of another master travel on that master's pub/sub
+//! channel, as the very 0.9.0 frames the peer receives. The router
+//! ([`super::router::SignallingRouter`]) stays free of I/O: it hands what
+//! must leave to a [`ClusterOutlet`], and the task of [`sync`] applies what
+//! comes in.
+
+mod config;
+pub(crate) mod records;
+pub(crate) mod sync;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+pub use config::{
+    ClusterConfig, ClusterConfigBuilder, DEFAULT_CLUSTER_NAME, DEFAULT_REDIS_TIMEOUT, DEFAULT_RELAY_TIMEOUT, DEFAULT_SLAVE_TTL,
+    MIN_SLAVE_TTL,
+};
+
+/// What the router hands to the cluster's task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// A local slave is listed, or has new userData.
+    Listed { id: u32, user_data: String },
+    /// A local slave is gone.
+    Unlisted { id: u32 },
+    /// A frame for a peer of master `node` (a [`records::Relayed`]
+    /// message); `offer` names the client and slave of an offer, refused
+    /// back to the client when it cannot be delivered.
+    Relay { node: u16, message: Bytes, offer: Option<(u32, u32)> },
+}
+
+/// The router's way to the rest of the cluster.
+pub(crate) struct ClusterOutlet {
+    /// This master's node number.
+    pub(crate) node: u16,
+    commands: mpsc::UnboundedSender<Command>,
+    /// True while the cluster's task is connected to Redis and in sync.
+    connected: Arc<AtomicBool>,
+}
+
+impl ClusterOutlet {
+    pub(crate) fn new(node: u16, commands: mpsc::UnboundedSender<Command>, connected: Arc<AtomicBool>) -> Self {
+        ClusterOutlet { node, commands, connected }
+    }
+
+    /// True while frames can reach other masters.
+    pub(crate) fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Hands a command to the cluster's task (gone only once the master closes).
+    pub(crate) fn send(&self, command: Command) {
+        let _ = self.commands.send(command);
+    }
+}
+
+/// A slave of another master, as this master lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RemoteSlave {
+    pub(crate) node: u16,
+    pub(crate) user_data: String,
+}
+
+/// Offers of this master's clients relayed to other masters' slaves and
+/// not yet answered: refused back when the slave leaves, its master goes
+/// silent, or they wait longer than the relay timeout.
+#[derive(Debug, Default)]
+pub(crate) struct RelayedOffers {
+    by_client: HashMap<u32, Vec<(u32, Instant)>>,
+}
+
+impl RelayedOffers {
+    /// Client `client` offered to remote slave `slave`.
+    pub(crate) fn offered(&mut self, client: u32, slave: u32) {
+        let offers = self.by_client.entry(client).or_default();
+        match offers.iter_mut().find(|(s, _)| *s == slave) {
+            Some(offer) => offer.1 = Instant::now(),
+            None => offers.push((slave, Instant::now())),
+        }
+    }
+
+    /// The slave answered or refused: nothing waits any more.
+    pub(crate) fn settled(&mut self, client: u32, slave: u32) {
+        if let Some(offers) = self.by_client.get_mut(&client) {
+            offers.retain(|(s, _)| *s != slave);
+            if offers.is_empty() {
+                self.by_client.remove(&client);
+            }
+        }
+    }
+
+    /// The client left.
+    pub(crate) fn forget_client(&mut self, client: u32) {
+        self.by_client.remove(&client);
+    }
+
+    /// Removes and returns the (client, slave) offers that match.
+    pub(crate) fn take_where(&mut self, mut matches: impl FnMut(u32, Instant) -> bool) -> Vec<(u32, u32)> {
+        let mut taken = Vec::new();
+        self.by_client.retain(|client, offers| {
+            offers.retain(|(slave, at)| {
+                let hit = matches(*slave, *at);
+                if hit {
+                    taken.push((*client, *slave));
+                }
+                !hit
+            });
+            !offers.is_empty()
+        });
+        taken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relayed_offers_are_taken_once() {
+        let mut offers = RelayedOffers::default();
+        offers.offered(1, 10);
+        offers.offered(1, 11);
+        offers.offered(2, 10);
+        offers.settled(1, 11);
+        let mut taken = offers.take_where(|slave, _| slave == 10);
+        taken.sort_unstable();
+        assert_eq!(taken, vec![(1, 10), (2, 10)]);
+        assert!(offers.take_where(|_, _| true).is_empty());
+        offers.offered(3, 12);
+        offers.forget_client(3);
+        assert!(offers.take_where(|_, _| true).is_empty());
+    }
+}

@@ -1,0 +1,551 @@
+//! The cluster's task: keeps this master's slaves in Redis and other
+//! masters' slaves in the router, and carries relayed frames both ways.
+//!
+//! It runs in sessions: a session connects (one connection for commands,
+//! one blocked on the change stream, one subscribed to this master's relay
+//! channel), claims the node number, writes every local slave, reads the
+//! whole registry, then follows the stream. Any Redis error or timeout ends
+//! the session: the master goes on serving its own slaves and clients
+//! (other masters' slaves stay listed, offers to them are refused) and a
+//! new session starts after a backoff, which brings everything back in line.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisError, Value};
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::records::{Change, Keys, Relayed, SlaveRecord, MAX_NODE};
+use super::{ClusterConfig, ClusterOutlet, Command, RemoteSlave};
+use crate::master::hooks::MasterEvent;
+use crate::master::router::RemoteEvent;
+use crate::master::Shared;
+
+/// Entries the change stream keeps (approximately): a master further
+/// behind than this reads the whole registry instead.
+const STREAM_LENGTH: usize = 10_000;
+/// How long one XREAD waits for new entries.
+const STREAM_BLOCK: Duration = Duration::from_millis(1000);
+/// Entries read at once.
+const STREAM_BATCH: usize = 1000;
+/// Commands sent in one pipeline.
+const COMMAND_BATCH: usize = 512;
+/// Keys asked for per SCAN step.
+const SCAN_COUNT: usize = 1000;
+/// First wait before a new session; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between sessions.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Node numbers tried before a session gives up claiming one.
+const CLAIM_TRIES: usize = 64;
+/// Close code for this master's peers when it must renumber them.
+const CLOSE_SERVICE_RESTART: u16 = 1012;
+
+/// Why a session ended.
+#[derive(Debug, Error)]
+enum SessionEnd {
+    #[error("redis: {0}")]
+    Redis(#[from] RedisError),
+    #[error("unexpected reply from redis: {0}")]
+    Reply(#[from] redis::ParsingError),
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the pub/sub connection closed")]
+    PubSubClosed,
+    #[error("this master's node claim is gone from redis (restarted or flushed)")]
+    ClaimLost,
+    #[error("no free node number after {CLAIM_TRIES} tries")]
+    NoFreeNode,
+    #[error("the master is closing")]
+    Shutdown,
+}
+
+/// The cluster's state kept across sessions.
+pub(crate) struct ClusterTask {
+    shared: Arc<Shared>,
+    config: ClusterConfig,
+    keys: Keys,
+    /// This master's claim on its node number.
+    token: String,
+    node: u16,
+    /// Whether `node` was ever claimed (a first claim may pick another number freely).
+    claimed_once: bool,
+    commands: mpsc::UnboundedReceiver<Command>,
+    /// The sending end the router holds (given again when it renumbers).
+    outlet: mpsc::UnboundedSender<Command>,
+    connected: Arc<AtomicBool>,
+    /// This master's registered slaves, as the router last told.
+    local: HashMap<u32, String>,
+    /// The change stream's last entry read.
+    stream_position: String,
+}
+
+/// Makes the router a node of the cluster and returns the task that keeps
+/// it in sync (to spawn).
+pub(crate) fn join(shared: &Arc<Shared>, config: ClusterConfig) -> ClusterTask {
+    let (tx, commands) = mpsc::unbounded_channel();
+    let connected = Arc::new(AtomicBool::new(false));
+    // A first guess, taken if free once Redis answers: random rather than
+    // counted, because a Redis restarted without persistence would count
+    // from zero again while older masters still hold the low numbers.
+    let node = random_node(0);
+    shared.router().join_cluster(ClusterOutlet::new(node, tx.clone(), connected.clone()));
+    ClusterTask {
+        shared: shared.clone(),
+        keys: Keys::new(&config.name),
+        config,
+        token: format!("{:016x}-{}", random_u64(1), std::process::id()),
+        node,
+        claimed_once: false,
+        commands,
+        outlet: tx,
+        connected,
+        local: HashMap::new(),
+        stream_position: "0-0".to_owned(),
+    }
+}
+
+impl ClusterTask {
+    /// Runs sessions until the master closes.
+    pub(crate) async fn run(mut self) {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let started = Instant::now();
+            let ended = self.session().await;
+            if self.connected.swap(false, Ordering::Relaxed) && !matches!(ended, Err(SessionEnd::Shutdown)) {
+                let reason = ended.as_ref().err().map(ToString::to_string).unwrap_or_default();
+                self.shared.hooks.on_event(MasterEvent::ClusterDisconnected { reason });
+            }
+            match ended {
+                Err(SessionEnd::Shutdown) => return,
+                Err(SessionEnd::ClaimLost) => {
+                    tracing::warn!(node = self.node, "cluster: {}; claiming it again", SessionEnd::ClaimLost);
+                    continue;
+                }
+                Err(e) => tracing::warn!(node = self.node, "cluster: {e}; this master serves its own peers until redis is back"),
+                Ok(()) => {}
+            }
+            if started.elapsed() > MAX_BACKOFF * 4 {
+                backoff = FIRST_BACKOFF;
+            }
+            if self.wait_offline(backoff).await.is_err() {
+                return;
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Waits out a backoff while Redis is away: the local list is kept up
+    /// to date and relayed offers are refused at once.
+    async fn wait_offline(&mut self, backoff: Duration) -> Result<(), SessionEnd> {
+        let until = tokio::time::sleep(backoff);
+        tokio::pin!(until);
+        loop {
+            tokio::select! {
+                _ = &mut until => return Ok(()),
+                _ = self.shared.shutdown.cancelled() => return Err(SessionEnd::Shutdown),
+                command = self.commands.recv() => match command {
+                    Some(command) => self.offline(command),
+                    None => return Err(SessionEnd::Shutdown),
+                },
+            }
+        }
+    }
+
+    fn offline(&mut self, command: Command) {
+        match command {
+            Command::Listed { id, user_data } => {
+                self.local.insert(id, user_data);
+            }
+            Command::Unlisted { id } => {
+                self.local.remove(&id);
+            }
+            Command::Relay { offer: Some((client, slave)), .. } => self.shared.router().refuse_relayed(client, slave),
+            Command::Relay { offer: None, .. } => {}
+        }
+    }
+
+    async fn session(&mut self) -> Result<(), SessionEnd> {
+        let timeout = self.config.redis_timeout;
+        let client = redis::Client::open(self.config.redis_url.as_str())?;
+        let settings = AsyncConnectionConfig::new().set_connection_timeout(Some(timeout)).set_response_timeout(Some(timeout));
+        let mut con = within(timeout, client.get_multiplexed_async_connection_with_config(&settings)).await??;
+        let reader_settings = settings.clone().set_response_timeout(Some(STREAM_BLOCK + timeout));
+        let reader = within(timeout, client.get_multiplexed_async_connection_with_config(&reader_settings)).await??;
+        let mut pubsub = within(timeout, client.get_async_pubsub()).await??;
+
+        self.claim(&mut con).await?;
+        // Subscribed before anything of ours is listed: no answer can
+        // arrive before we listen.
+        within(timeout, pubsub.subscribe(self.keys.relay_channel(self.node))).await??;
+        let mut relayed = pubsub.into_on_message();
+
+        // The stream's end before the registry is read: whatever changes
+        // after the read is in the stream from here on.
+        let tail: redis::streams::StreamRangeReply =
+            redis::cmd("XREVRANGE").arg(self.keys.changes()).arg("+").arg("-").arg("COUNT").arg(1).query_async(&mut con).await?;
+        self.stream_position = tail.ids.into_iter().next().map(|entry| entry.id).unwrap_or_else(|| "0-0".to_owned());
+        self.publish_all(&mut con).await?;
+        let live = self.read_registry(&mut con).await?;
+        let events = self.shared.router().reconcile(live);
+        self.report(events);
+        self.connected.store(true, Ordering::Relaxed);
+        tracing::info!(node = self.node, cluster = %self.config.name, "cluster: in sync with redis");
+        self.shared.hooks.on_event(MasterEvent::ClusterConnected { node: self.node });
+
+        let period = self.config.slave_ttl / 4;
+        let mut tick = tokio::time::interval_at(Instant::now() + period, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reading = read_changes(reader.clone(), self.keys.changes(), self.stream_position.clone());
+        let mut batch = Vec::with_capacity(COMMAND_BATCH);
+        loop {
+            tokio::select! {
+                _ = self.shared.shutdown.cancelled() => {
+                    self.retire(&mut con).await;
+                    return Err(SessionEnd::Shutdown);
+                }
+                n = self.commands.recv_many(&mut batch, COMMAND_BATCH) => {
+                    if n == 0 {
+                        return Err(SessionEnd::Shutdown);
+                    }
+                    self.send_commands(&mut con, &mut batch).await?;
+                }
+                message = relayed.next() => {
+                    let message = message.ok_or(SessionEnd::PubSubClosed)?;
+                    self.on_relayed(&mut con, Bytes::copy_from_slice(message.get_payload_bytes())).await?;
+                }
+                read = &mut reading => {
+                    let (position, changes) = read?;
+                    self.stream_position = position;
+                    let mut router = self.shared.router();
+                    let events: Vec<RemoteEvent> = changes.into_iter().filter_map(|c| router.apply_change(c)).collect();
+                    drop(router);
+                    self.report(events);
+                    reading = read_changes(reader.clone(), self.keys.changes(), self.stream_position.clone());
+                }
+                _ = tick.tick() => self.refresh(&mut con).await?,
+            }
+        }
+    }
+
+    /// Claims `self.node` (or, when another master holds it, another
+    /// number; this master's peers, numbered in the lost range, are then
+    /// asked to connect again).
+    async fn claim(&mut self, con: &mut MultiplexedConnection) -> Result<(), SessionEnd> {
+        let ttl = self.ttl_ms();
+        for attempt in 0..CLAIM_TRIES {
+            let key = self.keys.node(self.node);
+            let set: Option<String> =
+                redis::cmd("SET").arg(&key).arg(&self.token).arg("NX").arg("PX").arg(ttl).query_async(con).await?;
+            let ours = match set {
+                Some(_) => true,
+                None => {
+                    let holder: Option<String> = redis::cmd("GET").arg(&key).query_async(con).await?;
+                    holder.as_deref() == Some(self.token.as_str())
+                }
+            };
+            if ours {
+                self.claimed_once = true;
+                return Ok(());
+            }
+            let lost = self.node;
+            self.node = random_node(attempt as u64 + 2);
+            self.renumber(lost);
+        }
+        Err(SessionEnd::NoFreeNode)
+    }
+
+    /// Takes `self.node` in the router. Peers already numbered in the
+    /// `lost` range would collide with the other master's: they are closed
+    /// (1012) and connect again with new ids.
+    fn renumber(&mut self, lost: u16) {
+        let mut router = self.shared.router();
+        router.join_cluster(ClusterOutlet::new(self.node, self.outlet.clone(), self.connected.clone()));
+        if self.claimed_once {
+            tracing::error!(
+                lost,
+                node = self.node,
+                "cluster: another master took this master's node number while redis was away; its peers reconnect under new ids"
+            );
+        } else {
+            tracing::info!(taken = lost, node = self.node, "cluster: node number taken, using another");
+        }
+        if self.local.is_empty() && router.slave_count() + router.client_count() == 0 {
+            return;
+        }
+        for link in router.links() {
+            crate::master::PeerLink::close(link, CLOSE_SERVICE_RESTART, "the master renumbers its peers");
+        }
+        self.local.clear();
+    }
+
+    /// Writes every local slave's key and a `set` entry for each (after a
+    /// Redis restart, the others learn them again from the stream).
+    async fn publish_all(&mut self, con: &mut MultiplexedConnection) -> Result<(), SessionEnd> {
+        let mut pipe = redis::pipe();
+        for (&id, user_data) in &self.local {
+            self.write_change(&mut pipe, &Change::Set { id, node: self.node, user_data: user_data.clone() });
+        }
+        if !self.local.is_empty() {
+            let _: () = pipe.query_async(con).await?;
+        }
+        Ok(())
+    }
+
+    /// Every slave key of the cluster: other masters' slaves, checked.
+    async fn read_registry(&self, con: &mut MultiplexedConnection) -> Result<HashMap<u32, RemoteSlave>, SessionEnd> {
+        let mut ids = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(self.keys.slave_pattern())
+                .arg("COUNT")
+                .arg(SCAN_COUNT)
+                .query_async(con)
+                .await?;
+            ids.extend(keys.iter().filter_map(|k| self.keys.slave_id(k)));
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut live = HashMap::new();
+        for chunk in ids.chunks(SCAN_COUNT) {
+            let keys: Vec<String> = chunk.iter().map(|&id| self.keys.slave(id)).collect();
+            let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&keys).query_async(con).await?;
+            for (&id, value) in chunk.iter().zip(values) {
+                let Some(value) = value else { continue };
+                match SlaveRecord::decode(id, &value) {
+                    Ok(record) if record.node != self.node => {
+                        live.insert(id, RemoteSlave { node: record.node, user_data: record.user_data });
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(id, "cluster: slave key ignored: {e}"),
+                }
+            }
+        }
+        Ok(live)
+    }
+
+    /// Sends a batch of the router's commands in one pipeline; relayed
+    /// offers that reach no master are refused back to their client.
+    async fn send_commands(&mut self, con: &mut MultiplexedConnection, batch: &mut Vec<Command>) -> Result<(), SessionEnd> {
+        let mut pipe = redis::pipe();
+        let mut offers = Vec::new();
+        for command in batch.drain(..) {
+            match command {
+                Command::Listed { id, user_data } => {
+                    self.write_change(&mut pipe, &Change::Set { id, node: self.node, user_data: user_data.clone() });
+                    self.local.insert(id, user_data);
+                }
+                // Only slaves of ours: after a renumbering, an old id may be another master's now.
+                Command::Unlisted { id } => {
+                    if self.local.remove(&id).is_some() {
+                        self.write_change(&mut pipe, &Change::Remove { id, node: self.node });
+                    }
+                }
+                Command::Relay { node, message, offer } => {
+                    pipe.cmd("PUBLISH").arg(self.keys.relay_channel(node)).arg(&message[..]);
+                    offers.push(offer);
+                }
+            }
+        }
+        let receivers: Vec<i64> = pipe.query_async(con).await?;
+        let mut router = None;
+        for (offer, receivers) in offers.into_iter().zip(receivers) {
+            if let (Some((client, slave)), 0) = (offer, receivers) {
+                // Nobody listens on that channel: its master is gone.
+                router.get_or_insert_with(|| self.shared.router()).refuse_relayed(client, slave);
+            }
+        }
+        Ok(())
+    }
+
+    /// A frame relayed to this master: handed to its peer, or, for an offer
+    /// to a slave that left, refused back.
+    async fn on_relayed(&mut self, con: &mut MultiplexedConnection, message: Bytes) -> Result<(), SessionEnd> {
+        let (relayed, decoded) = match Relayed::decode(message) {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::warn!("cluster: relayed message dropped: {e}");
+                return Ok(());
+            }
+        };
+        let refusal = self.shared.router().deliver(relayed, &decoded);
+        if let Some((node, message)) = refusal {
+            let _: i64 = redis::cmd("PUBLISH").arg(self.keys.relay_channel(node)).arg(&message[..]).query_async(con).await?;
+        }
+        Ok(())
+    }
+
+    /// A quarter of a TTL has passed: our node and slaves are refreshed,
+    /// other masters' slaves whose keys expired are unlisted, and relayed
+    /// offers that waited too long are refused.
+    async fn refresh(&mut self, con: &mut MultiplexedConnection) -> Result<(), SessionEnd> {
+        let ttl = self.ttl_ms();
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(self.keys.node(self.node));
+        pipe.cmd("PEXPIRE").arg(self.keys.node(self.node)).arg(ttl).ignore();
+        let local: Vec<u32> = self.local.keys().copied().collect();
+        for &id in &local {
+            pipe.cmd("PEXPIRE").arg(self.keys.slave(id)).arg(ttl);
+        }
+        let remote = self.shared.router().remote_slave_ids();
+        for &id in &remote {
+            pipe.cmd("EXISTS").arg(self.keys.slave(id));
+        }
+        let (holder, replies): (Option<String>, Vec<i64>) = {
+            let mut values: Vec<Value> = pipe.query_async(con).await?;
+            let holder = redis::from_redis_value(values.remove(0))?;
+            let replies = values.into_iter().map(redis::from_redis_value).collect::<Result<_, _>>()?;
+            (holder, replies)
+        };
+        if holder.as_deref() != Some(self.token.as_str()) {
+            return Err(SessionEnd::ClaimLost);
+        }
+        let (refreshed, exists) = replies.split_at(local.len());
+        // A key of ours that vanished (evicted, deleted by hand) is written again.
+        let mut rewrite = redis::pipe();
+        let mut missing_local = false;
+        for (&id, &ok) in local.iter().zip(refreshed) {
+            if ok == 0 {
+                missing_local = true;
+                let user_data = self.local[&id].clone();
+                self.write_change(&mut rewrite, &Change::Set { id, node: self.node, user_data });
+            }
+        }
+        if missing_local {
+            let _: () = rewrite.query_async(con).await?;
+        }
+        let expired: Vec<u32> = remote.iter().zip(exists).filter(|(_, &n)| n == 0).map(|(&id, _)| id).collect();
+        let mut router = self.shared.router();
+        let events = if expired.is_empty() { Vec::new() } else { router.unlist_remote(&expired) };
+        if let Some(deadline) = Instant::now().checked_sub(self.config.relay_timeout) {
+            router.expire_relayed(deadline);
+        }
+        drop(router);
+        if !expired.is_empty() {
+            tracing::info!(
+                count = expired.len(),
+                "cluster: slaves of another master expired (their master stopped refreshing them)"
+            );
+        }
+        self.report(events);
+        Ok(())
+    }
+
+    /// The master closes: its slaves leave every list now, not at expiry.
+    async fn retire(&mut self, con: &mut MultiplexedConnection) {
+        let mut pipe = redis::pipe();
+        let local: Vec<u32> = self.local.keys().copied().collect();
+        for id in local {
+            self.write_change(&mut pipe, &Change::Remove { id, node: self.node });
+        }
+        pipe.cmd("DEL").arg(self.keys.node(self.node)).ignore();
+        let retired: Result<Result<(), RedisError>, _> =
+            tokio::time::timeout(self.config.redis_timeout.min(Duration::from_secs(1)), pipe.query_async(con)).await;
+        if !matches!(retired, Ok(Ok(()))) {
+            tracing::warn!("cluster: could not remove this master's slaves from redis; they expire within the TTL");
+        }
+    }
+
+    /// Adds a change to a pipeline: the slave key, then the stream entry
+    /// (in that order: whoever reads the entry finds the key).
+    fn write_change(&self, pipe: &mut redis::Pipeline, change: &Change) {
+        match change {
+            Change::Set { id, node, user_data } => {
+                pipe.cmd("SET")
+                    .arg(self.keys.slave(*id))
+                    .arg(SlaveRecord::encode(*node, user_data))
+                    .arg("PX")
+                    .arg(self.ttl_ms())
+                    .ignore();
+            }
+            Change::Remove { id, .. } => {
+                pipe.cmd("DEL").arg(self.keys.slave(*id)).ignore();
+            }
+        }
+        let xadd = pipe.cmd("XADD").arg(self.keys.changes()).arg("MAXLEN").arg("~").arg(STREAM_LENGTH).arg("*");
+        for (field, value) in change.fields() {
+            xadd.arg(field).arg(value);
+        }
+        xadd.ignore();
+    }
+
+    fn report(&self, events: Vec<RemoteEvent>) {
+        for event in events {
+            self.shared.hooks.on_event(match event {
+                RemoteEvent::Listed { id, node, user_data } => MasterEvent::RemoteSlaveListed { id, node, user_data },
+                RemoteEvent::Updated { id, node, user_data } => MasterEvent::RemoteSlaveUpdated { id, node, user_data },
+                RemoteEvent::Unlisted { id, node, user_data } => MasterEvent::RemoteSlaveUnlisted { id, node, user_data },
+            });
+        }
+    }
+
+    fn ttl_ms(&self) -> u64 {
+        self.config.slave_ttl.as_millis() as u64
+    }
+}
+
+/// An XREAD under way: the stream's new position and the changes read.
+type ChangesRead = Pin<Box<dyn Future<Output = Result<(String, Vec<Change>), SessionEnd>> + Send>>;
+
+/// One XREAD of the change stream after `position`: the new position and
+/// the changes read (malformed entries are logged and skipped).
+fn read_changes(mut con: MultiplexedConnection, key: String, position: String) -> ChangesRead {
+    Box::pin(async move {
+        let reply: Option<redis::streams::StreamReadReply> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(STREAM_BATCH)
+            .arg("BLOCK")
+            .arg(STREAM_BLOCK.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&key)
+            .arg(&position)
+            .query_async(&mut con)
+            .await?;
+        let mut last = position;
+        let mut changes = Vec::new();
+        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+            let decoded = Change::decode(|name| match entry.map.get(name) {
+                Some(Value::BulkString(bytes)) => Some(bytes.as_slice()),
+                _ => None,
+            });
+            match decoded {
+                Ok(change) => changes.push(change),
+                Err(e) => tracing::warn!(entry = %entry.id, "cluster: change entry ignored: {e}"),
+            }
+            last = entry.id;
+        }
+        Ok((last, changes))
+    })
+}
+
+async fn within<F: Future>(limit: Duration, future: F) -> Result<F::Output, SessionEnd> {
+    tokio::time::timeout(limit, future).await.map_err(|_| SessionEnd::Timeout(limit))
+}
+
+/// A pseudo-random u64 (std's per-process random hash keys, mixed with the
+/// time and `salt`): enough to spread node numbers and tell masters apart.
+fn random_u64(salt: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(salt);
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    hasher.finish()
+}
+
+fn random_node(salt: u64) -> u16 {
+    (random_u64(salt) % (u64::from(MAX_NODE) + 1)) as u16
+}

@@ -1,0 +1,267 @@
+//! Two masters sharing one lobby through a real `redis-server` (started on
+//! a free loopback port by each test, without persistence), driven by
+//! tokio-tungstenite peers speaking the 0.9.0 wire format.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use enslavism::master::cluster::ClusterConfig;
+use enslavism::master::{Master, MasterConfig, MasterEvent, MasterHooks};
+use enslavism::proto::{Message, SessionDescription, SlaveEntry};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Every wait of these tests.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A `redis-server` of the test's own, on loopback; killed when dropped.
+struct Redis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Redis {
+    async fn start_on(port: u16) -> Redis {
+        let mut child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--logfile", ""])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("redis-server (Debian package redis-server) must be installed");
+        // Its log is read on a thread (std's process API, so that the tests
+        // need no tokio feature the engine does not: one build of the tree).
+        let stdout = child.stdout.take().unwrap();
+        let (ready, is_ready) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut ready = Some(ready);
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                let Ok(line) = line else { break };
+                if line.contains("Ready to accept connections") {
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(());
+                    }
+                }
+            }
+        });
+        timeout(WAIT, is_ready).await.expect("redis-server ready in time").expect("redis-server running");
+        Redis { child, port }
+    }
+
+    async fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Redis::start_on(port).await
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn kill(mut self) -> u16 {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.port
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Forwards the master's events to the test.
+struct Events(Mutex<mpsc::UnboundedSender<MasterEvent>>);
+
+impl MasterHooks for Events {
+    fn on_event(&self, event: MasterEvent) {
+        let _ = self.0.lock().unwrap().send(event);
+    }
+}
+
+struct Node {
+    master: Master,
+    events: mpsc::UnboundedReceiver<MasterEvent>,
+}
+
+impl Node {
+    fn start(redis: &str, ttl: Duration) -> Node {
+        let cluster = ClusterConfig::builder(redis).name("test").slave_ttl(ttl).build().unwrap();
+        let config = MasterConfig::builder().cluster(cluster).build().unwrap();
+        let (tx, events) = mpsc::unbounded_channel();
+        let master = Master::bind("127.0.0.1:0".parse().unwrap(), config, Arc::new(Events(Mutex::new(tx)))).unwrap();
+        Node { master, events }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.master.local_addr().unwrap()
+    }
+
+    /// The next event that `pick` selects.
+    async fn event<T>(&mut self, mut pick: impl FnMut(MasterEvent) -> Option<T>) -> T {
+        timeout(WAIT, async {
+            loop {
+                if let Some(found) = pick(self.events.recv().await.expect("master running")) {
+                    return found;
+                }
+            }
+        })
+        .await
+        .expect("event within the wait")
+    }
+
+    async fn in_sync(&mut self) -> u16 {
+        self.event(|e| match e {
+            MasterEvent::ClusterConnected { node } => Some(node),
+            _ => None,
+        })
+        .await
+    }
+}
+
+async fn open(addr: SocketAddr, path: &str) -> Ws {
+    tokio_tungstenite::connect_async(format!("ws://{addr}{path}")).await.unwrap().0
+}
+
+async fn send(ws: &mut Ws, msg: Message) {
+    ws.send(WsMessage::Binary(msg.encode().unwrap().into())).await.unwrap();
+}
+
+async fn recv(ws: &mut Ws) -> Message {
+    timeout(WAIT, async {
+        loop {
+            match ws.next().await.expect("connection open").expect("no error") {
+                WsMessage::Binary(data) => return Message::decode(&data).expect("valid frame"),
+                WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a frame within the wait")
+}
+
+async fn listed_slave(client: &mut Ws) -> SlaveEntry {
+    match recv(client).await {
+        Message::AddSlaves(list) if list.len() == 1 => list[0].clone(),
+        other => panic!("one slave listed expected, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_slave_of_one_master_is_listed_and_reached_through_another() {
+    let redis = Redis::start().await;
+    let mut a = Node::start(&redis.url(), Duration::from_secs(2));
+    let mut b = Node::start(&redis.url(), Duration::from_secs(2));
+    let (node_a, node_b) = (a.in_sync().await, b.in_sync().await);
+    assert_ne!(node_a, node_b);
+
+    let mut client = open(b.addr(), "/enslavism/clients").await;
+    assert_eq!(recv(&mut client).await, Message::AddSlaves(vec![]));
+    let mut slave = open(a.addr(), "/enslavism/slaves").await;
+    send(&mut slave, Message::Register { user_data: r#"{"name":"on A"}"#.into() }).await;
+    let entry = listed_slave(&mut client).await;
+    assert_eq!(entry.user_data, r#"{"name":"on A"}"#);
+    assert_eq!(u32::from(node_a), entry.id >> 20, "ids carry their master's node");
+
+    // A client arriving later gets it in its first list, with the same id.
+    let mut late = open(b.addr(), "/enslavism/clients").await;
+    assert_eq!(listed_slave(&mut late).await, entry);
+
+    // Offer, answer and candidates cross masters with ids rewritten.
+    send(&mut client, Message::OfferToSlave(SessionDescription { id: entry.id, sdp: "offer".into() })).await;
+    let Message::OfferFromClient(offer) = recv(&mut slave).await else { panic!("offer expected") };
+    assert_eq!(offer.sdp, "offer");
+    assert_eq!(u32::from(node_b), offer.id >> 20);
+    send(&mut slave, Message::AnswerToClient(SessionDescription { id: offer.id, sdp: "answer".into() })).await;
+    assert_eq!(recv(&mut client).await, Message::AnswerFromSlave(SessionDescription { id: entry.id, sdp: "answer".into() }));
+    send(&mut slave, Message::RejectToClient { id: offer.id }).await;
+    assert_eq!(recv(&mut client).await, Message::RejectFromSlave { id: entry.id });
+    assert_eq!(b.master.stats().remote_slaves, 1);
+    assert_eq!(a.master.stats().registered_slaves, 1);
+
+    // Its userData changes and its departure reach B's clients.
+    slave.close(None).await.unwrap();
+    assert_eq!(recv(&mut client).await, Message::RemoveSlaves(vec![entry.id]));
+    b.event(|e| matches!(e, MasterEvent::RemoteSlaveUnlisted { .. }).then_some(())).await;
+    assert_eq!(b.master.stats().remote_slaves, 0);
+}
+
+#[tokio::test]
+async fn a_master_gone_without_a_word_leaves_the_lists_within_the_ttl() {
+    let redis = Redis::start().await;
+    let ttl = Duration::from_millis(800);
+    // A runs on a runtime of its own, shut down below with every task
+    // dropped unpolled: nothing of A says goodbye, as when it is killed.
+    let runtime_a = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let mut a = {
+        let _entered = runtime_a.enter();
+        Node::start(&redis.url(), ttl)
+    };
+    let mut b = Node::start(&redis.url(), ttl);
+    a.in_sync().await;
+    b.in_sync().await;
+    let mut slave = open(a.addr(), "/enslavism/slaves").await;
+    send(&mut slave, Message::Register { user_data: "{}".into() }).await;
+    let mut client = open(b.addr(), "/enslavism/clients").await;
+    let entry = match recv(&mut client).await {
+        Message::AddSlaves(list) if list.len() == 1 => list[0].clone(),
+        Message::AddSlaves(_) => listed_slave(&mut client).await,
+        other => panic!("{other:?}"),
+    };
+    runtime_a.shutdown_background();
+    let killed = tokio::time::Instant::now();
+    assert_eq!(recv(&mut client).await, Message::RemoveSlaves(vec![entry.id]));
+    let took = killed.elapsed();
+    assert!(took <= ttl + ttl / 4, "unlisted after {took:?}");
+    drop(a);
+}
+
+#[tokio::test]
+async fn redis_lost_and_back_the_lists_converge_and_offers_meanwhile_are_refused() {
+    let redis = Redis::start().await;
+    let mut a = Node::start(&redis.url(), Duration::from_secs(2));
+    let mut b = Node::start(&redis.url(), Duration::from_secs(2));
+    a.in_sync().await;
+    b.in_sync().await;
+    let mut slave = open(a.addr(), "/enslavism/slaves").await;
+    send(&mut slave, Message::Register { user_data: r#""first""#.into() }).await;
+    let mut client = open(b.addr(), "/enslavism/clients").await;
+    let first = match recv(&mut client).await {
+        Message::AddSlaves(list) if list.len() == 1 => list[0].clone(),
+        Message::AddSlaves(_) => listed_slave(&mut client).await,
+        other => panic!("{other:?}"),
+    };
+
+    let port = redis.kill();
+    b.event(|e| matches!(e, MasterEvent::ClusterDisconnected { .. }).then_some(())).await;
+    // The remote slave stays listed (players on it keep playing), but it
+    // cannot be reached: an offer is refused at once.
+    send(&mut client, Message::OfferToSlave(SessionDescription { id: first.id, sdp: "offer".into() })).await;
+    assert_eq!(recv(&mut client).await, Message::RejectFromSlave { id: first.id });
+    // Meanwhile the slave leaves A and another registers.
+    slave.close(None).await.unwrap();
+    let mut second = open(a.addr(), "/enslavism/slaves").await;
+    send(&mut second, Message::Register { user_data: r#""second""#.into() }).await;
+
+    let _redis = Redis::start_on(port).await;
+    a.in_sync().await;
+    b.in_sync().await;
+    // B's client ends up with exactly the second slave: no ghost, no twin.
+    let mut listed = std::collections::BTreeMap::from([(first.id, first.user_data.clone())]);
+    while listed.len() != 1 || listed.values().next().map(String::as_str) != Some(r#""second""#) {
+        match recv(&mut client).await {
+            Message::AddSlaves(list) => listed.extend(list.into_iter().map(|e| (e.id, e.user_data))),
+            Message::RemoveSlaves(ids) => ids.iter().for_each(|id| drop(listed.remove(id))),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(b.master.stats().remote_slaves, 1);
+}
