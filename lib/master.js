@@ -6,7 +6,7 @@
 const { EventEmitter } = require('node:events');
 const net = require('node:net');
 const { NativeMaster, assetNotModified, assets } = require('./binding.js');
-const { checkInteger, codedError, createNative, describe, emitError, toBuffer } = require('./util.js');
+const { checkCount, checkInteger, codedError, createNative, describe, emitError, toBuffer } = require('./util.js');
 
 const PEER_PATHS = new Map([['/enslavism/slaves', 'slave'], ['/enslavism/clients', 'client']]);
 const PEER_KINDS = ['slave', 'client'];
@@ -71,11 +71,33 @@ function checkOptions(options) {
 		}
 		out[key] = options[key];
 	}
+	if (options.cluster !== undefined) out.cluster = checkCluster(options.cluster);
 	if (options.metricsAuth !== undefined) {
 		if (typeof options.metricsAuth !== 'function') {
 			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.metricsAuth must be a function; received ${describe(options.metricsAuth)}`);
 		}
 		out.monitoringAuth = true;
+	}
+	return out;
+}
+
+/** `{ redis, name?, slaveTtl?, relayTimeout?, redisTimeout? }`: types here, values in the engine. */
+function checkCluster(cluster) {
+	if (cluster === null || typeof cluster !== 'object') {
+		throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.cluster must be an object { redis, name? }; received ${describe(cluster)}`);
+	}
+	const out = {};
+	for (const key of ['redis', 'name']) {
+		if (cluster[key] === undefined && key === 'name') continue;
+		if (typeof cluster[key] !== 'string') {
+			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.cluster.${key} must be a string; received ${describe(cluster[key])}`);
+		}
+		out[key] = cluster[key];
+	}
+	for (const key of ['slaveTtl', 'relayTimeout', 'redisTimeout']) {
+		if (cluster[key] === undefined) continue;
+		checkCount(`options.cluster.${key}`, cluster[key]);
+		out[key] = cluster[key];
 	}
 	return out;
 }
@@ -190,6 +212,13 @@ class Master extends EventEmitter {
 		 * @type {Map<number, RegisteredSlave>}
 		 */
 		this.slaves = new Map();
+		/**
+		 * In a cluster, the slaves of the other masters, listed to this
+		 * master's clients too: `{ id, userData, node }` (`node`: their
+		 * master's node number), the objects the `remoteslave…` events carry.
+		 * @type {Map<number, RemoteSlave>}
+		 */
+		this.remoteSlaves = new Map();
 		this._server = null;
 		this._closing = null;
 		const onEvent = (event) => this._onNativeEvent(event);
@@ -411,6 +440,32 @@ class Master extends EventEmitter {
 				if (slave === undefined) break;
 				this.slaves.delete(event.id);
 				this.emit('slaveunregister', slave);
+				break;
+			}
+			case 'clusterconnect':
+				this.emit('clusterconnect', event.node);
+				break;
+			case 'clusterdisconnect':
+				this.emit('clusterdisconnect', event.reason);
+				break;
+			case 'remoteslaveregister': {
+				const slave = { id: event.id, userData: parseUserData(event.userData), node: event.node };
+				this.remoteSlaves.set(event.id, slave);
+				this.emit('remoteslaveregister', slave);
+				break;
+			}
+			case 'remoteslaveupdate': {
+				const slave = this.remoteSlaves.get(event.id);
+				if (slave === undefined) break;
+				slave.userData = parseUserData(event.userData);
+				this.emit('remoteslaveupdate', slave);
+				break;
+			}
+			case 'remoteslaveunregister': {
+				const slave = this.remoteSlaves.get(event.id);
+				if (slave === undefined) break;
+				this.remoteSlaves.delete(event.id);
+				this.emit('remoteslaveunregister', slave);
 				break;
 			}
 			case 'error':

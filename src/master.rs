@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use enslavism::master::cluster::{ClusterConfig, ClusterConfigBuilder};
 use enslavism::master::{
     AuthDecision, AuthRequest, Master, MasterConfig, MasterConfigBuilder, MasterError, MasterEvent, MasterHooks, MasterStats,
     MonitoringRequest, PeerKind, Rejection,
@@ -60,6 +61,40 @@ pub struct NativeMasterOptions {
     /// Whether JS decides who may read the metrics and status page on the
     /// master's own port (`monitoringauth` events); without, anyone may.
     pub monitoring_auth: Option<bool>,
+    /// Share the lobby with the other masters of a cluster, through Redis.
+    pub cluster: Option<NativeClusterOptions>,
+}
+
+/// The `cluster` option of a master.
+#[napi(object)]
+pub struct NativeClusterOptions {
+    /// The Redis server's URL (`redis://host:port[/db]`).
+    pub redis: String,
+    /// The cluster's name: masters with the same Redis and name share a lobby.
+    pub name: Option<String>,
+    /// Milliseconds a slave stays listed after its master last refreshed it.
+    pub slave_ttl: Option<i64>,
+    /// Milliseconds a relayed offer waits for its answer.
+    pub relay_timeout: Option<i64>,
+    /// Milliseconds connecting to Redis and each command may take.
+    pub redis_timeout: Option<i64>,
+}
+
+fn cluster_config(options: &NativeClusterOptions) -> napi::Result<ClusterConfig, String> {
+    let mut b = ClusterConfig::builder(options.redis.clone());
+    if let Some(name) = &options.name {
+        b = b.name(name.clone());
+    }
+    b = set_each(
+        b,
+        &[
+            (options.slave_ttl, ClusterConfigBuilder::slave_ttl),
+            (options.relay_timeout, ClusterConfigBuilder::relay_timeout),
+            (options.redis_timeout, ClusterConfigBuilder::redis_timeout),
+        ],
+        millis,
+    );
+    b.build().map_err(config_error)
 }
 
 /// A certificate chain and its private key, in PEM.
@@ -117,6 +152,16 @@ pub enum NativeMasterEvent {
     SlaveUpdate { id: u32, user_data: String, remote_address: String, remote_port: u32, remote_family: String },
     /// A registered slave left every list.
     SlaveUnregister { id: u32, user_data: String, remote_address: String, remote_port: u32, remote_family: String },
+    /// Connected to the cluster's Redis and in sync (`node`: this master's node number).
+    ClusterConnect { node: u32 },
+    /// The cluster's Redis was lost.
+    ClusterDisconnect { reason: String },
+    /// A slave of another master is listed here too.
+    RemoteSlaveRegister { id: u32, node: u32, user_data: String },
+    /// A slave of another master has new userData.
+    RemoteSlaveUpdate { id: u32, node: u32, user_data: String },
+    /// A slave of another master left this master's list.
+    RemoteSlaveUnregister { id: u32, node: u32, user_data: String },
 }
 
 type EventCallback = ThreadsafeFunction<NativeMasterEvent, (), NativeMasterEvent, Status, false>;
@@ -269,6 +314,17 @@ impl MasterHooks for JsHooks {
                 NativeMasterEvent::Close { kind: kind.name().into(), id, code: u32::from(code), reason }
             }
             MasterEvent::InternalError { message } => NativeMasterEvent::Error { reason: message },
+            MasterEvent::ClusterConnected { node } => NativeMasterEvent::ClusterConnect { node: u32::from(node) },
+            MasterEvent::ClusterDisconnected { reason } => NativeMasterEvent::ClusterDisconnect { reason },
+            MasterEvent::RemoteSlaveListed { id, node, user_data } => {
+                NativeMasterEvent::RemoteSlaveRegister { id, node: u32::from(node), user_data }
+            }
+            MasterEvent::RemoteSlaveUpdated { id, node, user_data } => {
+                NativeMasterEvent::RemoteSlaveUpdate { id, node: u32::from(node), user_data }
+            }
+            MasterEvent::RemoteSlaveUnlisted { id, node, user_data } => {
+                NativeMasterEvent::RemoteSlaveUnregister { id, node: u32::from(node), user_data }
+            }
             // Events added to the engine later are not shown to JS until the binding knows them.
             _ => return,
         };
@@ -320,6 +376,9 @@ fn config_from(options: &NativeMasterOptions) -> napi::Result<MasterConfig, Stri
         b = b.max_user_data_updates_per_second(narrow("max_user_data_updates_per_second", n).map_err(config_error)?);
     }
     b = b.metrics(options.metrics == Some(true)).status(options.status == Some(true));
+    if let Some(cluster) = &options.cluster {
+        b = b.cluster(cluster_config(cluster)?);
+    }
     b.build().map_err(config_error)
 }
 
@@ -583,8 +642,10 @@ impl NativeMaster {
 pub struct NativeMasterStats {
     /// Connected slaves, registered or not.
     pub slaves: u32,
-    /// Slaves listed to clients.
+    /// Slaves registered with this master.
     pub registered_slaves: u32,
+    /// Slaves of other masters of the cluster, listed here too.
+    pub remote_slaves: u32,
     /// Connected clients.
     pub clients: u32,
     /// WebSocket messages received.
@@ -617,6 +678,7 @@ impl From<MasterStats> for NativeMasterStats {
         NativeMasterStats {
             slaves: gauge(s.slaves),
             registered_slaves: gauge(s.registered_slaves),
+            remote_slaves: gauge(s.remote_slaves),
             clients: gauge(s.clients),
             frames_in: n(s.frames_in),
             frames_out: n(s.frames_out),

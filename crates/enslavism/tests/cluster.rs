@@ -169,7 +169,7 @@ async fn a_slave_of_one_master_is_listed_and_reached_through_another() {
     send(&mut slave, Message::Register { user_data: r#"{"name":"on A"}"#.into() }).await;
     let entry = listed_slave(&mut client).await;
     assert_eq!(entry.user_data, r#"{"name":"on A"}"#);
-    assert_eq!(u32::from(node_a), entry.id >> 20, "ids carry their master's node");
+    assert!(entry.id < 256, "slave ids are small numbers from the cluster's counter (got {})", entry.id);
 
     // A client arriving later gets it in its first list, with the same id.
     let mut late = open(b.addr(), "/enslavism/clients").await;

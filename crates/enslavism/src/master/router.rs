@@ -6,7 +6,7 @@
 //! in, sender id out). It does no I/O: it pushes encoded frames into each
 //! peer's [`PeerLink`], so it can be driven in memory by tests.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
 use thiserror::Error;
@@ -219,7 +219,19 @@ pub struct SignallingRouter<L> {
     remote: HashMap<u32, RemoteSlave>,
     /// Offers relayed to other masters' slaves, not yet answered.
     relayed: RelayedOffers,
+    /// Slave ids reserved for this master from the cluster's counter.
+    slave_id_stock: VecDeque<u32>,
+    /// Whether more were asked for and not received yet.
+    slave_ids_asked: bool,
+    /// Local slaves closed because another master's has their id.
+    displaced: HashSet<u32>,
 }
+
+/// Reserved slave ids below which the router asks the cluster for more.
+const SLAVE_ID_STOCK_LOW: usize = 32;
+/// Close code for a local slave whose id another master of the cluster
+/// holds: it connects again and gets another.
+const CLOSE_ID_TAKEN: u16 = 1012;
 
 impl<L: PeerLink> Default for SignallingRouter<L> {
     fn default() -> Self {
@@ -246,17 +258,72 @@ impl<L: PeerLink> SignallingRouter<L> {
             cluster: None,
             remote: HashMap::new(),
             relayed: RelayedOffers::default(),
+            slave_id_stock: VecDeque::new(),
+            slave_ids_asked: false,
+            displaced: HashSet::new(),
         }
     }
 
-    /// Makes this router a node of a cluster: ids come from the node's
-    /// range, and slaves, offers and answers reach other masters through
-    /// `outlet`. Also how a master that lost its node number takes a new
-    /// one (its peers must then connect again: their ids are the old node's).
+    /// Makes this router a node of a cluster: client ids come from the
+    /// node's range, slave ids from the cluster's counter (reserved in
+    /// blocks, [`SignallingRouter::stock_slave_ids`]; from the node's range
+    /// only while none is reserved), and slaves, offers and answers reach
+    /// other masters through `outlet`. Also how a master that lost its node
+    /// number takes a new one (its peers must then connect again).
     pub(crate) fn join_cluster(&mut self, outlet: ClusterOutlet) {
         self.slave_ids = IdAllocator::for_node(outlet.node);
         self.client_ids = IdAllocator::for_node(outlet.node);
         self.cluster = Some(outlet);
+    }
+
+    /// Adds a block of slave ids reserved from the cluster's counter.
+    pub(crate) fn stock_slave_ids(&mut self, ids: impl IntoIterator<Item = u32>) {
+        self.slave_id_stock.extend(ids);
+        self.slave_ids_asked = false;
+    }
+
+    /// Forgets the reserved slave ids (Redis may have lost its counter).
+    pub(crate) fn drop_slave_id_stock(&mut self) {
+        self.slave_id_stock.clear();
+        self.slave_ids_asked = false;
+    }
+
+    /// Every slave id in use here: local slaves' and other masters'.
+    pub(crate) fn known_slave_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.slaves.keys().chain(self.remote.keys()).copied()
+    }
+
+    /// The next reserved slave id not in use here, asking for more when
+    /// the stock runs low.
+    fn reserved_slave_id(&mut self) -> Option<u32> {
+        let cluster = self.cluster.as_ref()?;
+        if self.slave_id_stock.len() < SLAVE_ID_STOCK_LOW && !self.slave_ids_asked {
+            cluster.send(Command::NeedSlaveIds);
+            self.slave_ids_asked = true;
+        }
+        while let Some(id) = self.slave_id_stock.pop_front() {
+            if !self.slaves.contains_key(&id) && !self.remote.contains_key(&id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Another master lists a slave under the id of one of ours (after
+    /// Redis lost the id counter): the lower node keeps the id. Returns
+    /// true when ours stays; otherwise ours is asked to connect again (it
+    /// gets another id), and the other is listed once it is gone.
+    fn keeps_id(&mut self, id: u32, other_node: u16) -> bool {
+        let Some(our_node) = self.cluster.as_ref().map(|c| c.node) else { return true };
+        let Some(slave) = self.slaves.get(&id) else { return false };
+        if our_node < other_node {
+            return true;
+        }
+        if self.displaced.insert(id) {
+            tracing::warn!(id, other_node, "cluster: another master holds this slave's id; the slave reconnects for a new one");
+            slave.link.close(CLOSE_ID_TAKEN, "this id is taken in the cluster; connect again");
+        }
+        true
     }
 
     /// Sets the largest userData a slave may register (the protocol's
@@ -330,8 +397,13 @@ impl<L: PeerLink> SignallingRouter<L> {
 
     /// Adds a slave speaking `protocol`; it is listed to clients once it registers.
     pub fn add_slave(&mut self, link: L, protocol: ProtocolVersion) -> Result<u32, IdsExhausted> {
-        let slaves = &self.slaves;
-        let id = self.slave_ids.allocate(slaves.len(), |id| slaves.contains_key(&id)).ok_or(IdsExhausted(PeerKind::Slave))?;
+        let id = match self.reserved_slave_id() {
+            Some(id) => id,
+            None => {
+                let slaves = &self.slaves;
+                self.slave_ids.allocate(slaves.len(), |id| slaves.contains_key(&id)).ok_or(IdsExhausted(PeerKind::Slave))?
+            }
+        };
         self.slaves.insert(id, SlaveState { link, entry: None, protocol });
         Ok(id)
     }
@@ -357,11 +429,12 @@ impl<L: PeerLink> SignallingRouter<L> {
                 None
             }
             PeerKind::Slave => {
+                let displaced = self.displaced.remove(&id);
                 let entry = self.slaves.remove(&id)?.entry?;
                 self.slave_list_frame = None;
                 self.broadcast(&Message::RemoveSlaves(vec![id]));
                 if let Some(cluster) = &self.cluster {
-                    cluster.send(Command::Unlisted { id });
+                    cluster.send(if displaced { Command::Displaced { id } } else { Command::Unlisted { id } });
                 }
                 Some(entry)
             }
@@ -554,8 +627,7 @@ impl<L: PeerLink> SignallingRouter<L> {
         }
         match change {
             Change::Set { id, node, user_data } => {
-                if self.slaves.contains_key(&id) {
-                    tracing::warn!(id, node, "another master lists a slave under an id of ours; ignored");
+                if self.keeps_id(id, node) {
                     return None;
                 }
                 let previous = self.remote.insert(id, RemoteSlave { node, user_data: user_data.clone() });
@@ -592,7 +664,7 @@ impl<L: PeerLink> SignallingRouter<L> {
         let mut events = self.unlist_remote(&gone);
         let mut added = Vec::new();
         for (id, slave) in live {
-            if Some(slave.node) == our_node || self.slaves.contains_key(&id) {
+            if Some(slave.node) == our_node || self.keeps_id(id, slave.node) {
                 continue;
             }
             match self.remote.get(&id) {

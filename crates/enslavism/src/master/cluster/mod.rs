@@ -41,6 +41,11 @@ pub(crate) enum Command {
     /// message); `offer` names the client and slave of an offer, refused
     /// back to the client when it cannot be delivered.
     Relay { node: u16, message: Bytes, offer: Option<(u32, u32)> },
+    /// The router's stock of slave ids runs low: reserve another block.
+    NeedSlaveIds,
+    /// Local slave `id` gave way to another master's under the same id:
+    /// the key is the other's now; the whole registry is read again to list it.
+    Displaced { id: u32 },
 }
 
 /// The router's way to the rest of the cluster.

@@ -24,7 +24,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::records::{Change, Keys, Relayed, SlaveRecord, MAX_NODE};
+use super::records::{Change, Keys, Relayed, SlaveRecord, CLUSTER_SLAVE_IDS, MAX_NODE};
 use super::{ClusterConfig, ClusterOutlet, Command, RemoteSlave};
 use crate::master::hooks::MasterEvent;
 use crate::master::router::RemoteEvent;
@@ -47,6 +47,12 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Node numbers tried before a session gives up claiming one.
 const CLAIM_TRIES: usize = 64;
+/// Slave ids reserved at once from the cluster's counter.
+const SLAVE_ID_BLOCK: u32 = 64;
+/// Raises the slave id counter to at least ARGV[1] (after a Redis restart
+/// without persistence, the counter starts again below live ids).
+const RAISE_COUNTER: &str = "local v = tonumber(redis.call('GET', KEYS[1]) or '0') \
+    if v < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end return 0";
 /// Close code for this master's peers when it must renumber them.
 const CLOSE_SERVICE_RESTART: u16 = 1012;
 
@@ -169,8 +175,11 @@ impl ClusterTask {
             Command::Unlisted { id } => {
                 self.local.remove(&id);
             }
+            Command::Displaced { id } => {
+                self.local.remove(&id);
+            }
             Command::Relay { offer: Some((client, slave)), .. } => self.shared.router().refuse_relayed(client, slave),
-            Command::Relay { offer: None, .. } => {}
+            Command::Relay { offer: None, .. } | Command::NeedSlaveIds => {}
         }
     }
 
@@ -198,6 +207,20 @@ impl ClusterTask {
         let live = self.read_registry(&mut con).await?;
         let events = self.shared.router().reconcile(live);
         self.report(events);
+        // Slave ids: the counter above every id in use (Redis may have
+        // restarted without it), then a fresh block.
+        let highest = self.shared.router().known_slave_ids().filter(|&id| id < CLUSTER_SLAVE_IDS).max();
+        if let Some(highest) = highest {
+            let _: i64 = redis::cmd("EVAL")
+                .arg(RAISE_COUNTER)
+                .arg(1)
+                .arg(self.keys.slave_ids())
+                .arg(highest + 1)
+                .query_async(&mut con)
+                .await?;
+        }
+        self.shared.router().drop_slave_id_stock();
+        self.reserve_slave_ids(&mut con).await?;
         self.connected.store(true, Ordering::Relaxed);
         tracing::info!(node = self.node, cluster = %self.config.name, "cluster: in sync with redis");
         self.shared.hooks.on_event(MasterEvent::ClusterConnected { node: self.node });
@@ -326,7 +349,7 @@ impl ClusterTask {
             let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&keys).query_async(con).await?;
             for (&id, value) in chunk.iter().zip(values) {
                 let Some(value) = value else { continue };
-                match SlaveRecord::decode(id, &value) {
+                match SlaveRecord::decode(&value) {
                     Ok(record) if record.node != self.node => {
                         live.insert(id, RemoteSlave { node: record.node, user_data: record.user_data });
                     }
@@ -338,13 +361,29 @@ impl ClusterTask {
         Ok(live)
     }
 
+    /// Reserves a block of slave ids for the router.
+    async fn reserve_slave_ids(&mut self, con: &mut MultiplexedConnection) -> Result<(), SessionEnd> {
+        let end: u64 = redis::cmd("INCRBY").arg(self.keys.slave_ids()).arg(SLAVE_ID_BLOCK).query_async(con).await?;
+        // The counter wraps below 2^20: ids stay small, and ids still in use
+        // are skipped by the router.
+        let ids = (end.saturating_sub(u64::from(SLAVE_ID_BLOCK))..end).map(|n| (n % u64::from(CLUSTER_SLAVE_IDS)) as u32);
+        self.shared.router().stock_slave_ids(ids);
+        Ok(())
+    }
+
     /// Sends a batch of the router's commands in one pipeline; relayed
     /// offers that reach no master are refused back to their client.
     async fn send_commands(&mut self, con: &mut MultiplexedConnection, batch: &mut Vec<Command>) -> Result<(), SessionEnd> {
         let mut pipe = redis::pipe();
         let mut offers = Vec::new();
+        let (mut need_ids, mut resync) = (false, false);
         for command in batch.drain(..) {
             match command {
+                Command::NeedSlaveIds => need_ids = true,
+                Command::Displaced { id } => {
+                    self.local.remove(&id);
+                    resync = true;
+                }
                 Command::Listed { id, user_data } => {
                     self.write_change(&mut pipe, &Change::Set { id, node: self.node, user_data: user_data.clone() });
                     self.local.insert(id, user_data);
@@ -361,7 +400,16 @@ impl ClusterTask {
                 }
             }
         }
-        let receivers: Vec<i64> = pipe.query_async(con).await?;
+        let receivers: Vec<i64> = if pipe.is_empty() { Vec::new() } else { pipe.query_async(con).await? };
+        tracing::trace!(relayed = receivers.len(), "cluster: commands sent");
+        if need_ids {
+            self.reserve_slave_ids(con).await?;
+        }
+        if resync {
+            let live = self.read_registry(con).await?;
+            let events = self.shared.router().reconcile(live);
+            self.report(events);
+        }
         let mut router = None;
         for (offer, receivers) in offers.into_iter().zip(receivers) {
             if let (Some((client, slave)), 0) = (offer, receivers) {
@@ -382,6 +430,7 @@ impl ClusterTask {
                 return Ok(());
             }
         };
+        tracing::trace!(kind = relayed.kind.name(), id = relayed.id, msg_type = ?decoded.message_type(), "cluster: relayed frame in");
         let refusal = self.shared.router().deliver(relayed, &decoded);
         if let Some((node, message)) = refusal {
             let _: i64 = redis::cmd("PUBLISH").arg(self.keys.relay_channel(node)).arg(&message[..]).query_async(con).await?;
@@ -493,8 +542,14 @@ impl ClusterTask {
         }
     }
 
+    /// The TTL of our keys: two thirds of the slave TTL. Refreshed every
+    /// quarter, a key outlives a refresh late by more than a period; and
+    /// since others check every quarter too, a master that dies is off
+    /// every list within the slave TTL: its keys expire at most ⅔ TTL after
+    /// its last refresh, and are seen gone at most ¼ TTL later (a twelfth
+    /// to spare for round trips).
     fn ttl_ms(&self) -> u64 {
-        self.config.slave_ttl.as_millis() as u64
+        (self.config.slave_ttl.as_millis() * 2 / 3) as u64
     }
 }
 
@@ -547,5 +602,5 @@ fn random_u64(salt: u64) -> u64 {
 }
 
 fn random_node(salt: u64) -> u16 {
-    (random_u64(salt) % (u64::from(MAX_NODE) + 1)) as u16
+    1 + (random_u64(salt) % u64::from(MAX_NODE)) as u16
 }

@@ -406,8 +406,6 @@ fn clustered(connected: bool) -> (SignallingRouter<Inbox>, tokio::sync::mpsc::Un
     (router, rx)
 }
 
-const NODE_2: u32 = 2 << 20;
-
 #[test]
 fn a_clustered_router_numbers_in_its_node_and_lists_remote_slaves() {
     let (mut router, mut commands) = clustered(true);
@@ -415,12 +413,16 @@ fn a_clustered_router_numbers_in_its_node_and_lists_remote_slaves() {
     let client_id = router.add_client(client.clone(), V2).unwrap();
     assert_eq!(client_id, 1 << 20);
     client.take();
+    // Slave ids: small ones reserved from the cluster, asked for when low.
+    router.stock_slave_ids([7, 8]);
     let slave = router.add_slave(Inbox::default(), V2).unwrap();
+    assert_eq!(slave, 7);
+    assert!(matches!(commands.try_recv(), Ok(Command::NeedSlaveIds)));
     router.route(PeerKind::Slave, slave, register("[1]")).unwrap();
     assert!(matches!(commands.try_recv(), Ok(Command::Listed { id, .. }) if id == slave));
     client.take();
 
-    let remote = NODE_2 | 5;
+    let remote = 5;
     let set = Change::Set { id: remote, node: 2, user_data: "[2]".into() };
     assert!(matches!(router.apply_change(set.clone()), Some(RemoteEvent::Listed { .. })));
     assert_eq!(router.apply_change(set), None, "a repeat changes nothing");
@@ -443,11 +445,30 @@ fn a_clustered_router_numbers_in_its_node_and_lists_remote_slaves() {
 }
 
 #[test]
+fn a_slave_id_held_by_a_lower_node_is_given_up() {
+    let (mut router, mut commands) = clustered(true);
+    let ours = Inbox::default();
+    router.stock_slave_ids([3]);
+    let id = router.add_slave(ours.clone(), V2).unwrap();
+    router.route(PeerKind::Slave, id, register("{}")).unwrap();
+    while commands.try_recv().is_ok() {}
+    // Node 2 is above ours (1): ours keeps the id.
+    assert_eq!(router.apply_change(Change::Set { id, node: 2, user_data: "[]".into() }), None);
+    assert_eq!(*ours.closed.borrow(), None);
+    // As node 3, node 2 is below: ours is asked to reconnect for another id.
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    router.join_cluster(ClusterOutlet::new(3, tx, flag));
+    assert_eq!(router.apply_change(Change::Set { id, node: 2, user_data: "[]".into() }), None);
+    assert_eq!(ours.closed.borrow().as_ref().map(|c| c.0), Some(1012));
+}
+
+#[test]
 fn without_redis_offers_to_remote_slaves_are_refused_at_once() {
     let (mut router, mut commands) = clustered(false);
     let client = Inbox::default();
     let client_id = router.add_client(client.clone(), V2).unwrap();
-    let remote = NODE_2 | 9;
+    let remote = 9;
     router.reconcile(HashMap::from([(remote, RemoteSlave { node: 2, user_data: "{}".into() })]));
     client.take();
     let err = router.route(PeerKind::Client, client_id, Message::OfferToSlave(sd(remote, "o"))).unwrap_err();
@@ -460,9 +481,11 @@ fn without_redis_offers_to_remote_slaves_are_refused_at_once() {
 fn relayed_frames_reach_local_peers_and_offers_to_gone_slaves_come_back_refused() {
     let (mut router, _commands) = clustered(true);
     let slave = Inbox::default();
+    // Without reserved ids, a slave's id is from the node's range.
     let slave_id = router.add_slave(slave.clone(), V2).unwrap();
+    assert_eq!(slave_id, 1 << 20);
     router.route(PeerKind::Slave, slave_id, register("{}")).unwrap();
-    let remote_client = NODE_2 | 3;
+    let remote_client = (2 << 20) | 3;
     let offer = Message::OfferFromClient(sd(remote_client, "o"));
     let frame = offer.encode().unwrap();
     let (relayed, decoded) = Relayed::decode(Relayed::encode(PeerKind::Slave, slave_id, &frame)).unwrap();
