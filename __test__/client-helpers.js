@@ -16,10 +16,11 @@ function startSlave(Slave, url, userData, options) {
 	return within(new Slave(url, userData, undefined, options), 2 * WAIT_MS, `the slave ${JSON.stringify(userData)} did not register`);
 }
 
-/** An example binary as `npm test` builds it (cargo test builds the examples). */
+/** An example binary as `npm test` builds it (cargo test builds the examples; CARGO_TARGET_DIR is cargo's). */
 function example(name) {
 	const host = /^host: (.+)$/m.exec(execFileSync('rustc', ['-vV'], { encoding: 'utf8' }))[1];
-	const file = path.join(__dirname, '..', 'target', host, 'debug', 'examples', name);
+	const target = process.env.CARGO_TARGET_DIR || path.join(__dirname, '..', 'target');
+	const file = path.join(target, host, 'debug', 'examples', name);
 	assert.ok(fs.existsSync(file), `${file} is missing: \`npm test\` builds it (node scripts/test-rust.js)`);
 	return file;
 }
