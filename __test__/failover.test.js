@@ -17,6 +17,7 @@ if (!enterNamespace(__filename, 'failover tests', { summary: true })) return;
 const WebSocket = require('ws');
 const wrtc = require('@roamhq/wrtc');
 const { Master, Slave, MasterConnection } = require('..');
+const { listedSlave } = require('./client-helpers.js');
 const { WAIT_MS, onceWithin, within } = require('./helpers.js');
 
 // The browser bundle runs in Node on libwebrtc. A browser's WebSocket reports
@@ -58,16 +59,7 @@ async function inProcessMaster(port = 0) {
 }
 
 /** The slave `masterCon` lists with this userData name (now, or once listed). */
-function listed(masterCon, name) {
-	const found = masterCon.slaves.find((s) => s?.userData?.name === name);
-	if (found) return Promise.resolve(found);
-	let onAdded;
-	const seen = new Promise((resolve) => {
-		onAdded = (slaveCo) => { if (slaveCo.userData?.name === name) resolve(slaveCo); };
-		masterCon.addEventListener('slaveadded', onAdded);
-	});
-	return within(seen, WAIT_MS, `the slave '${name}' was not listed`).finally(() => masterCon.removeEventListener('slaveadded', onAdded));
-}
+const listed = (masterCon, name) => listedSlave(masterCon, name, WAIT_MS);
 
 /** Records the list events of `masterCon` (either kind of client). */
 function listEvents(masterCon) {

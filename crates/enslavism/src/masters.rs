@@ -39,6 +39,14 @@ impl MasterUrls {
         &self.urls[self.current_index()]
     }
 
+    /// Makes `url` (one of the list) the current one, before the attempt
+    /// that reached it returns: what it reports meanwhile is from that master.
+    pub(crate) fn set_current(&self, url: &str) {
+        if let Some(index) = self.urls.iter().position(|u| u == url) {
+            self.current.store(index, Ordering::Relaxed);
+        }
+    }
+
     fn current_index(&self) -> usize {
         self.current.load(Ordering::Relaxed) % self.urls.len()
     }

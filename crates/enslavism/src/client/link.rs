@@ -59,6 +59,7 @@ async fn first_list(shared: &Arc<Shared>, mut ws: MasterSocket, events: &Events,
     })
     .await
     .map_err(|_| unreachable(format!("no slave list within {limit:?}")))??;
+    shared.masters.set_current(url);
     let changes = {
         let mut state = shared.state();
         state.connections += 1;
