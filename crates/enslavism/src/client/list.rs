@@ -82,18 +82,13 @@ impl SlaveList {
                     changes.push(Change::Updated(SlaveInfo { id, uid: key, user_data: user_data.clone() }));
                 }
                 key
+            } else if let Some(key) = self.take_orphan(&user_data) {
+                changes.push(Change::Relisted(SlaveInfo { id, uid: key, user_data: user_data.clone() }));
+                key
             } else {
-                match self.take_orphan(&user_data) {
-                    Some(key) => {
-                        changes.push(Change::Relisted(SlaveInfo { id, uid: key, user_data: user_data.clone() }));
-                        key
-                    }
-                    None => {
-                        self.next_key += 1;
-                        changes.push(Change::Added(SlaveInfo { id, uid: self.next_key, user_data: user_data.clone() }));
-                        self.next_key
-                    }
-                }
+                self.next_key += 1;
+                changes.push(Change::Added(SlaveInfo { id, uid: self.next_key, user_data: user_data.clone() }));
+                self.next_key
             };
             self.ids.insert(key, id);
             self.by_id.insert(id, Listed { key, user_data });
