@@ -571,6 +571,12 @@ export declare class ClientConnection extends EventEmitter {
  * rejects with an Error otherwise (`code` `ERR_ENSLAVISM_REFUSED` and `status`
  * 401 when `slaveauth` refused it; `ERR_ENSLAVISM_UNREACHABLE`; `ERR_INVALID_URL`;
  * `EADDRINUSE` when `udpPort` is taken).
+ * `masterWsUrl` may be an array of URLs, masters to fail over to: the slave
+ * registers with the first that answers (when none does, it rejects with the
+ * first's error; a malformed URL rejects with `ERR_INVALID_URL` naming it),
+ * and when its link drops, with the next one (round robin, the one that
+ * dropped last; `reconnectMaxDelay` is waited between full rounds), with its
+ * latest userData.
  * `userData` (any JSON value, at most 65,535 bytes of JSON) is shown to every
  * client; `authData` (an object of strings) travels as cookies.
  */
@@ -592,6 +598,8 @@ export interface Slave extends EventEmitter {
 	 * `connection_messages_total`, `connection_bytes_total`.
 	 */
 	metrics(): string;
+	/** The master registered with (or last, while reconnecting), as given to the constructor. */
+	readonly masterUrl: string;
 	/** The latest userData set (by the constructor or `setUserData`). */
 	readonly userData: unknown;
 	/**
@@ -629,8 +637,8 @@ export interface SlaveEvents {
 	connection: (clientCo: ClientConnection) => void;
 	/** The WebSocket to the master closed; open client connections go on, and the slave reconnects (option `reconnect`). */
 	disconnected: (info: { code: number; reason: string }) => void;
-	/** Registered with the master again after a disconnection. */
-	reconnected: () => void;
+	/** Registered with a master again after a disconnection: `info.url` is which (as given). */
+	reconnected: (info: { url: string }) => void;
 	/**
 	 * A bug caught in the engine (`code` `ERR_ENSLAVISM_INTERNAL`): one client
 	 * connection (or the master link) was lost, the rest goes on. Without a
@@ -641,7 +649,7 @@ export interface SlaveEvents {
 
 /** `new Slave(…)` gives a Promise of the Slave (0.9.0's shape). */
 export interface SlaveConstructor {
-	new (masterWsUrl: string, userData: unknown, authData?: Record<string, string>, options?: SlaveOptions): Promise<Slave>;
+	new (masterWsUrl: string | string[], userData: unknown, authData?: Record<string, string>, options?: SlaveOptions): Promise<Slave>;
 	readonly prototype: Slave;
 }
 
@@ -743,7 +751,12 @@ export interface MasterConnectionEvents {
 	slaveadded: (slaveCo: SlaveConnection) => void;
 	/** A slave left the list; its connection was closed. */
 	slaveremoved: (slaveCo: SlaveConnection) => void;
-	/** A slave listed before a reconnection is listed again: the same SlaveConnection, under its new id. */
+	/**
+	 * A slave listed before a reconnection is listed again: the same
+	 * SlaveConnection, under its new id. (One listed again under the id it
+	 * had, as clustered masters do, is the same slave with no event at all,
+	 * but `slaveupdated` if its userData changed.)
+	 */
 	slaverelisted: (slaveCo: SlaveConnection) => void;
 	/** A listed slave has new userData (`slaveCo.userData`); its connection is not touched. */
 	slaveupdated: (slaveCo: SlaveConnection) => void;
@@ -752,8 +765,8 @@ export interface MasterConnectionEvents {
 	 * A connection that never opened closes with code 1006 and `error`.
 	 */
 	close: (event: MasterCloseEvent) => void;
-	/** Connected again, and the list brought up to date. */
-	reconnected: () => void;
+	/** Connected again, to `info.url` (as given), and the list brought up to date. */
+	reconnected: (info: { url: string }) => void;
 	/** Closing failed once the connection had ended by itself. Without a listener it becomes a process warning. */
 	error: (err: Error & { code?: string }) => void;
 }
@@ -764,10 +777,17 @@ export interface MasterConnectionEvents {
  * wrtc nor a browser (bots, load tests, server-to-server links).
  */
 export declare class MasterConnection extends EventEmitter {
-	/** Connects to `masterWsUrl + '/enslavism/clients'`. */
-	constructor(masterWsUrl: string, options?: MasterConnectionOptions);
+	/**
+	 * Connects to `masterWsUrl + '/enslavism/clients'`. Given an array of
+	 * URLs, to the first master that answers, and when the connection drops,
+	 * to the next one (round robin, the one that dropped last;
+	 * `reconnectMaxDelay` is waited between full rounds).
+	 */
+	constructor(masterWsUrl: string | string[], options?: MasterConnectionOptions);
 	/** The listed slaves, indexed by id (a sparse array: `undefined` where no slave has that id). */
 	slaves: Array<SlaveConnection | undefined>;
+	/** The master connected to (or last, while reconnecting), as given; null until the first connection. */
+	readonly masterUrl: string | null;
 	/** Closes the connection to the master for good and every connection to a slave; resolves once done. */
 	close(): Promise<void>;
 	/** See {@link MasterConnectionEvents}. */

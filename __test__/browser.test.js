@@ -287,3 +287,73 @@ describe('a master cut off without closing, seen from Chromium', { timeout: 60_0
 		}
 	});
 });
+
+describe('failover between two masters, seen from Chromium', { timeout: 60_000 }, () => {
+	/** A master on its own HTTP server, which serves the test page too. */
+	async function pageMaster() {
+		const server = http.createServer((req, res) => {
+			res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+			res.end(PAGE);
+		});
+		await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+		return { server, master: new Master(server), url: `ws://127.0.0.1:${server.address().port}` };
+	}
+
+	it('master A goes: the page moves to B and keeps the slave and its channel, without a duplicate', { timeout: 50_000 }, async () => {
+		const a = await pageMaster();
+		const b = await pageMaster();
+		const urls = [a.url, b.url];
+		const survivor = await new Slave(urls, { name: 'survivor' }, undefined, { iceAddresses: [NETNS_ADDRESS], reconnectMaxDelay: 200 });
+		survivor.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => dc.on('message', (ev) => dc.send(`echo:${ev.data}`))));
+		const browser = await launch();
+		try {
+			const page = await browser.newPage();
+			// Served by B, which stays: the page outlives A.
+			await page.goto(`http://127.0.0.1:${b.server.address().port}/`);
+			const first = await within(page.evaluate(async (masterUrls) => {
+				const masterCon = new MasterConnection(masterUrls, { reconnectMaxDelay: 200 });
+				const slaveCo = await new Promise((resolve) => masterCon.addEventListener('slaveadded', resolve));
+				const dc = await slaveCo.createDataChannel('live');
+				const events = [];
+				for (const type of ['slaveadded', 'slaveremoved', 'slaverelisted']) masterCon.addEventListener(type, () => events.push(type));
+				const reconnected = new Promise((resolve) => masterCon.addEventListener('reconnected', resolve));
+				window.failover = { masterCon, slaveCo, dc, events, reconnected };
+				return { url: masterCon.masterUrl, userData: slaveCo.userData };
+			}, urls), PAGE_MS, 'the page did not list the slave on A and open a channel');
+			assert.deepEqual(first, { url: a.url, userData: { name: 'survivor' } });
+
+			const slaveMoved = onceWithin(survivor, 'reconnected', WAIT_MS, 'the slave did not register with B');
+			await a.master.close();
+			a.server.closeAllConnections();
+			a.server.close();
+			assert.deepEqual((await slaveMoved)[0], { url: b.url });
+			const after = await within(page.evaluate(async () => {
+				const { masterCon, slaveCo, dc, events, reconnected } = window.failover;
+				const info = await reconnected;
+				// The slave may register with B after the page is back there.
+				while (masterCon.slaves[slaveCo.id] !== slaveCo) {
+					await new Promise((resolve) => masterCon.addEventListener('slaverelisted', resolve, { once: true }));
+				}
+				const echo = new Promise((resolve) => dc.addEventListener('message', (ev) => resolve(ev.data), { once: true }));
+				dc.send('after failover');
+				const state = { info, url: masterCon.masterUrl, listed: masterCon.slaves.filter(Boolean).length, events, echo: await echo };
+				masterCon.close();
+				return state;
+			}), PAGE_MS, 'the page did not move to B, list the slave again and get an echo');
+			assert.deepEqual(after.info, { url: b.url });
+			assert.equal(after.url, b.url);
+			assert.equal(after.listed, 1, 'no duplicate');
+			assert.ok(after.events.every((type) => type === 'slaverelisted'), `no add or remove: ${after.events}`);
+			assert.equal(after.echo, 'echo:after failover');
+		} finally {
+			await browser.close();
+			await survivor.close();
+			await a.master.close();
+			await b.master.close();
+			for (const { server } of [a, b]) {
+				server.closeAllConnections();
+				server.close();
+			}
+		}
+	});
+});

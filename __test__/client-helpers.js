@@ -16,10 +16,32 @@ function startSlave(Slave, url, userData, options) {
 	return within(new Slave(url, userData, undefined, options), 2 * WAIT_MS, `the slave ${JSON.stringify(userData)} did not register`);
 }
 
-/** An example binary as `npm test` builds it (cargo test builds the examples). */
+/**
+ * Resolves with the slave named `name` once `masterCon` (either kind of
+ * client) lists it: added, or listed again after a reconnection (the slave
+ * may register with a restarted master after the client is back). Rejects
+ * if that takes `ms`.
+ */
+function listedSlave(masterCon, name, ms) {
+	const found = masterCon.slaves.find((s) => s?.userData?.name === name);
+	if (found) return Promise.resolve(found);
+	let onListed;
+	const seen = new Promise((resolve) => {
+		onListed = (slaveCo) => { if (slaveCo.userData?.name === name) resolve(slaveCo); };
+		masterCon.addEventListener('slaveadded', onListed);
+		masterCon.addEventListener('slaverelisted', onListed);
+	});
+	return within(seen, ms, `the slave '${name}' was not listed`).finally(() => {
+		masterCon.removeEventListener('slaveadded', onListed);
+		masterCon.removeEventListener('slaverelisted', onListed);
+	});
+}
+
+/** An example binary as `npm test` builds it (cargo test builds the examples; CARGO_TARGET_DIR is cargo's). */
 function example(name) {
 	const host = /^host: (.+)$/m.exec(execFileSync('rustc', ['-vV'], { encoding: 'utf8' }))[1];
-	const file = path.join(__dirname, '..', 'target', host, 'debug', 'examples', name);
+	const target = process.env.CARGO_TARGET_DIR || path.join(__dirname, '..', 'target');
+	const file = path.join(target, host, 'debug', 'examples', name);
 	assert.ok(fs.existsSync(file), `${file} is missing: \`npm test\` builds it (node scripts/test-rust.js)`);
 	return file;
 }
@@ -105,4 +127,4 @@ function closeOldSlaves(made) {
 	}
 }
 
-module.exports = { checkSlaves, closeOldSlaves, echoSlave, example, oldMaster, runBots };
+module.exports = { checkSlaves, closeOldSlaves, echoSlave, example, listedSlave, oldMaster, runBots };

@@ -71,7 +71,7 @@ describe('misuse from JS', { timeout: 60_000 }, () => {
 	});
 
 	it('new Slave() checks its arguments: TypeErrors and RangeErrors with codes, bad URLs rejected', { timeout: 20_000 }, async () => {
-		assert.throws(() => new Slave(8081, {}), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /masterWsUrl must be a string; received number 8081/ });
+		assert.throws(() => new Slave(8081, {}), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /masterWsUrl must be a string or an array of strings; received number 8081/ });
 		assert.throws(() => new Slave('ws://127.0.0.1:1', undefined), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
 		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, 'password'), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
 		assert.throws(() => new Slave('ws://127.0.0.1:1', {}, { password: 5 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });

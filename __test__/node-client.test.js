@@ -13,32 +13,15 @@ if (!enterNamespace(__filename, 'Node MasterConnection tests')) return;
 
 const ours = require('..');
 const old = require('enslavism-0.9.0');
-const { checkSlaves, closeOldSlaves, oldMaster } = require('./client-helpers.js');
-const { WAIT_MS, onceWithin, within } = require('./helpers.js');
+const { checkSlaves, closeOldSlaves, listedSlave, oldMaster } = require('./client-helpers.js');
+const { WAIT_MS, onceWithin } = require('./helpers.js');
 
 const { MasterConnection } = ours;
 /** How long a data channel may take to open, or a restarted master to be back (with margin). */
 const SLOW_MS = 15_000;
 
-/**
- * Resolves with the slave named `name` once `masterCon` lists it: added, or
- * listed again after a reconnection (the slave may register with a restarted
- * master after the client is back). Rejects if that takes SLOW_MS.
- */
-function listed(masterCon, name) {
-	const found = masterCon.slaves.find((s) => s?.userData?.name === name);
-	if (found) return Promise.resolve(found);
-	let onListed;
-	const seen = new Promise((resolve) => {
-		onListed = (slaveCo) => { if (slaveCo.userData?.name === name) resolve(slaveCo); };
-		masterCon.addEventListener('slaveadded', onListed);
-		masterCon.addEventListener('slaverelisted', onListed);
-	});
-	return within(seen, SLOW_MS, `the slave '${name}' was not listed`).finally(() => {
-		masterCon.removeEventListener('slaveadded', onListed);
-		masterCon.removeEventListener('slaverelisted', onListed);
-	});
-}
+/** The slave named `name` once `masterCon` lists it (see client-helpers.js), within SLOW_MS. */
+const listed = (masterCon, name) => listedSlave(masterCon, name, SLOW_MS);
 
 /** Sends `data` on `dc` and resolves with the echo, within WAIT_MS. */
 async function echoed(dc, data) {

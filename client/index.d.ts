@@ -63,14 +63,17 @@ export declare class MasterConnection extends Emitter<{
 	 */
 	close: (event: { code: number; reason: string; wasClean: boolean }) => void;
 	/**
-	 * Connected to the master again, and the list brought up to date: a slave
-	 * that registered again with the same userData (one no other earlier slave
-	 * had) keeps its SlaveConnection (and open channels) under its new id
-	 * (`slaverelisted`); new
-	 * slaves fire `slaveadded`; slaves that do not register again within
-	 * `resyncGrace` fire `slaveremoved`.
+	 * Connected to a master again (`info.url`, as given: the same one or the
+	 * next of the list), and the list brought up to date: a slave listed
+	 * under the id it had (masters in a cluster give a slave the same id on
+	 * every master) is the same slave, with no event (but `slaveupdated` if
+	 * its userData changed); a slave that registered again with the same
+	 * userData (one no other earlier slave had) keeps its SlaveConnection
+	 * (and open channels) under its new id (`slaverelisted`); new slaves fire
+	 * `slaveadded`; slaves that do not register again within `resyncGrace`
+	 * fire `slaveremoved`.
 	 */
-	reconnected: () => void;
+	reconnected: (info: { url: string }) => void;
 	/**
 	 * A slave listed before a reconnection to the master is listed again (it
 	 * registered again with the same userData): the same SlaveConnection,
@@ -78,10 +81,18 @@ export declare class MasterConnection extends Emitter<{
 	 */
 	slaverelisted: (slaveCo: SlaveConnection) => void;
 }> {
-	/** Connects to `masterWsUrl + '/enslavism/clients'`, e.g. `new MasterConnection('ws://localhost:8081')`. */
-	constructor(masterWsUrl: string, options?: MasterConnectionOptions);
+	/**
+	 * Connects to `masterWsUrl + '/enslavism/clients'`, e.g. `new MasterConnection('ws://localhost:8081')`.
+	 * Given an array of URLs (masters to fail over to, in order of
+	 * preference), to the first that answers; when the connection drops, to
+	 * the next one (round robin, the one that dropped last; the backoff is
+	 * waited between full rounds), and the list is brought up to date there.
+	 */
+	constructor(masterWsUrl: string | string[], options?: MasterConnectionOptions);
 	/** The listed slaves, indexed by id (a sparse array: `undefined` where no slave has that id). */
 	slaves: Array<SlaveConnection | undefined>;
+	/** The master connected to (or last, while reconnecting), as given. */
+	readonly masterUrl: string;
 	/**
 	 * Closes the connection to the master for good (no reconnection); open data
 	 * channels stay open. Slaves still waiting to be listed again after a

@@ -391,7 +391,10 @@ const RECONNECT_INITIAL_DELAY = 250;
 /** The connection to the master: the live list of slaves. */
 export class MasterConnection extends Emitter {
 	/**
-	 * Connects to the master at `masterWsUrl` (e.g. `ws://localhost:8081`).
+	 * Connects to the master at `masterWsUrl` (e.g. `ws://localhost:8081`),
+	 * or, given an array of URLs, to the first master of it that answers:
+	 * when the connection drops, the next one is tried (round robin, the one
+	 * that dropped last), and the list is brought up to date there.
 	 * Options: `reconnect` (default true: when an established connection
 	 * drops, connect again with backoff and bring the list up to date),
 	 * `reconnectMaxDelay` (ms, default 2000) and `resyncGrace` (ms, default
@@ -407,7 +410,13 @@ export class MasterConnection extends Emitter {
 		super();
 		/** The listed slaves, indexed by id. */
 		this.slaves = [];
-		this._url = String(masterWsUrl).replace(/\/+$/, '') + '/enslavism/clients';
+		// The masters as given, in order of preference; the one in use, and the one tried now.
+		this._masterUrls = (Array.isArray(masterWsUrl) ? masterWsUrl : [masterWsUrl]).map(String);
+		if (this._masterUrls.length === 0) throw new TypeError('masterWsUrl must name at least one master');
+		this._current = 0;
+		this._attempt = 0;
+		// Attempts left in this round of the list before the backoff is waited.
+		this._left = this._masterUrls.length;
 		this._reconnect = options.reconnect ?? true;
 		this._reconnectMaxDelay = options.reconnectMaxDelay ?? 2000;
 		this._resyncGrace = options.resyncGrace ?? 5000;
@@ -426,6 +435,11 @@ export class MasterConnection extends Emitter {
 		this._open();
 	}
 
+	/** The master connected to (or last connected to, while reconnecting), as given. */
+	get masterUrl() {
+		return this._masterUrls[this._current];
+	}
+
 	/** Closes the connection to the master (no reconnection); open data channels stay open. */
 	close() {
 		this._closed = true;
@@ -436,7 +450,8 @@ export class MasterConnection extends Emitter {
 	}
 
 	_open() {
-		const socket = new WebSocket(this._url, [SUBPROTOCOL_V1, SUBPROTOCOL_V2]);
+		const url = this._masterUrls[this._attempt].replace(/\/+$/, '') + '/enslavism/clients';
+		const socket = new WebSocket(url, [SUBPROTOCOL_V1, SUBPROTOCOL_V2]);
 		this._masterSocket = socket;
 		socket.binaryType = 'arraybuffer';
 		// The first list after a reconnection replaces the whole list.
@@ -450,16 +465,32 @@ export class MasterConnection extends Emitter {
 			if (ended) return;
 			ended = true;
 			clearInterval(watchdog);
-			// Reported for a connection that was open, and for a first attempt that
-			// failed (a refusal); failed reconnection attempts are not news.
+			const count = this._masterUrls.length;
+			// The first connection tries every master in turn before it fails.
+			if (!opened && !this._everOpen && !this._closed && this._attempt + 1 < count) {
+				this._attempt += 1;
+				this._open();
+				return;
+			}
+			// Reported for a connection that was open, and for a first connection
+			// that failed (a refusal); failed reconnection attempts are not news.
 			if (opened || !reconnecting) this._emit('close', { code, reason, wasClean });
 			// Never after close(), nor for a connection that was refused from the start.
 			if (this._closed || !this._reconnect || !this._everOpen) return;
-			this._retry = setTimeout(() => this._open(), this._delay);
-			this._delay = Math.min(this._delay * 2, this._reconnectMaxDelay);
+			// Round robin from the master after the one that dropped: within a
+			// round the next one at once, the backoff before each round.
+			let roundOver = opened;
+			if (opened || --this._left === 0) {
+				this._left = count;
+				roundOver = true;
+			}
+			this._attempt = (this._attempt + 1) % count;
+			this._retry = setTimeout(() => this._open(), roundOver ? this._delay : 0);
+			if (roundOver) this._delay = Math.min(this._delay * 2, this._reconnectMaxDelay);
 		};
 		socket.addEventListener('open', () => {
 			opened = true;
+			this._current = this._attempt;
 			this._delay = RECONNECT_INITIAL_DELAY;
 			this._everOpen = true;
 			if (socket.protocol === SUBPROTOCOL_V2 && this._deadMasterTimeout > 0) {
@@ -488,7 +519,7 @@ export class MasterConnection extends Emitter {
 			fresh = false;
 			this._onFrame(ev.data, resync);
 			// Once the list is up to date, not before.
-			if (resync) this._emit('reconnected');
+			if (resync) this._emit('reconnected', { url: this.masterUrl });
 		});
 		socket.addEventListener('close', (ev) => end(ev.code, ev.reason, ev.wasClean));
 	}
@@ -501,12 +532,16 @@ export class MasterConnection extends Emitter {
 	}
 
 	/**
-	 * Brings the list up to date after a reconnection. Slave ids are the new
-	 * master's; a slave with the same userData as one listed before is the
-	 * same slave (it registered again): its SlaveConnection is kept, with its
-	 * open channels, under its new id (`slaverelisted`). Slaves may
-	 * register again after this client is back, so the ones missing from the
-	 * first list wait `resyncGrace` ms before they are removed.
+	 * Brings the list up to date after a reconnection. A slave listed under
+	 * the id a slave had before is that slave, whatever its userData (masters
+	 * in a cluster give a slave the same id on every master): its
+	 * SlaveConnection is kept, with no event but `slaveupdated` if its
+	 * userData changed. Otherwise ids are the new master's; a slave with the
+	 * same userData as one listed before is the same slave (it registered
+	 * again): its SlaveConnection is kept, with its open channels, under its
+	 * new id (`slaverelisted`). Slaves may register again after this client
+	 * is back, so the ones missing from the first list wait `resyncGrace` ms
+	 * before they are removed.
 	 */
 	_resync(listed) {
 		for (const slaveCo of this.slaves) {
@@ -521,13 +556,23 @@ export class MasterConnection extends Emitter {
 	}
 
 	_addSlaves(listed) {
-		// Orphans by userData; only a userData that one orphan alone has is
-		// proof enough that a newly listed slave is that one.
+		// Orphans by their id, and by userData: only a userData that one
+		// orphan alone has is proof enough that a newly listed slave is that one.
+		const orphansById = new Map();
 		const orphansByData = new Map();
 		for (const orphan of this._orphans) {
+			orphansById.set(orphan.id, orphan);
 			const key = JSON.stringify(orphan.userData);
-			orphansByData.set(key, orphansByData.has(key) ? null : orphan);
+			if (!orphansByData.has(key)) orphansByData.set(key, []);
+			orphansByData.get(key).push(orphan);
 		}
+		const take = (orphan) => {
+			orphansById.delete(orphan.id);
+			const same = orphansByData.get(JSON.stringify(orphan.userData));
+			same.splice(same.indexOf(orphan), 1);
+			this._orphans.splice(this._orphans.indexOf(orphan), 1);
+			orphan._orphaned = false;
+		};
 		for (const { id, userData } of listed) {
 			if (this.slaves[id] !== undefined) {
 				// Listed already: a 0.9.0 master lists a slave again when it
@@ -535,12 +580,19 @@ export class MasterConnection extends Emitter {
 				this._updateSlave(id, userData);
 				continue;
 			}
-			const orphan = orphansByData.size === 0 ? null : orphansByData.get(JSON.stringify(userData));
+			const kept = orphansById.get(id);
+			if (kept !== undefined) {
+				// The same id: the same slave (clustered masters), no flicker.
+				take(kept);
+				this.slaves[id] = kept;
+				if (JSON.stringify(userData) !== JSON.stringify(kept.userData)) this._updateSlave(id, userData);
+				continue;
+			}
+			const same = orphansByData.get(JSON.stringify(userData));
+			const orphan = same?.length === 1 ? same[0] : null;
 			if (orphan) {
-				orphansByData.delete(JSON.stringify(userData));
-				this._orphans.splice(this._orphans.indexOf(orphan), 1);
+				take(orphan);
 				orphan.id = id;
-				orphan._orphaned = false;
 				this.slaves[id] = orphan;
 				this._emit('slaverelisted', orphan);
 				continue;

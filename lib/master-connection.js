@@ -8,7 +8,7 @@ const { EventEmitter } = require('node:events');
 const { NativeMasterConnection } = require('./binding.js');
 const { DataChannel } = require('./data-channel.js');
 const { authPairs, checkPeerOptions, createWithExtraCa } = require('./peer-options.js');
-const { batchHandler, codedError, describe, emitError } = require('./util.js');
+const { batchHandler, codedError, describe, emitError, masterUrls } = require('./util.js');
 
 const TIMEOUT_OPTIONS = ['connectTimeout', 'signallingTimeout', 'reconnectMaxDelay', 'resyncGrace'];
 
@@ -96,12 +96,13 @@ class SlaveConnection extends Emitter {
  * bundle's `MasterConnection`, with data channels on the engine's WebRTC.
  */
 class MasterConnection extends Emitter {
-	/** Connects to `masterWsUrl + '/enslavism/clients'`. */
+	/**
+	 * Connects to `masterWsUrl + '/enslavism/clients'`; with an array of
+	 * URLs, to the first master that answers, and to the next when it goes.
+	 */
 	constructor(masterWsUrl, options) {
 		super();
-		if (typeof masterWsUrl !== 'string') {
-			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `masterWsUrl must be a string; received ${describe(masterWsUrl)}`);
-		}
+		const urls = masterUrls(masterWsUrl);
 		const native = checkPeerOptions(options, { timeouts: TIMEOUT_OPTIONS, booleans: ['reconnect'], addressLists: ['iceAddresses'] });
 		const cookies = authPairs(options?.authData);
 		/** The listed slaves, indexed by id. */
@@ -111,13 +112,22 @@ class MasterConnection extends Emitter {
 		this._closing = null;
 		// Messages come as (channel, data), without an event object: they are the hot path.
 		const onEvent = batchHandler((event) => this._onNativeEvent(event), (channel, data) => this._channels.get(channel)?.dc._message(data));
-		this._native = createWithExtraCa((opts) => NativeMasterConnection.create(masterWsUrl, opts, cookies, onEvent), native);
+		this._native = createWithExtraCa((opts) => NativeMasterConnection.create(urls, opts, cookies, onEvent), native);
 		this._native.connect().then((failure) => {
 			if (failure === null || failure === undefined || this._closing !== null) return;
 			// As in the browser: a connection that never opened closes with 1006.
 			const error = codedError(failure.code === 'ERR_INVALID_ARG_VALUE' ? TypeError : Error, failure.code, failure.message);
 			this.emit('close', { code: 1006, reason: failure.message, wasClean: false, error });
 		});
+	}
+
+	/**
+	 * The master connected to (or last, while reconnecting), as given to the
+	 * constructor; null until the first connection.
+	 * @returns {string | null}
+	 */
+	get masterUrl() {
+		return this._native.masterUrl() ?? null;
 	}
 
 	/**
@@ -151,6 +161,12 @@ class MasterConnection extends Emitter {
 				this.emit('slaverelisted', slaveCo);
 				break;
 			}
+			case 'slavekept': {
+				// Listed again under its id (clustered masters): the same slave, nothing to report.
+				const slaveCo = this._byUid.get(event.uid);
+				if (slaveCo !== undefined) this.slaves[event.id] = slaveCo;
+				break;
+			}
 			case 'slaveupdated': {
 				const slaveCo = this._byUid.get(event.uid);
 				if (slaveCo === undefined) break;
@@ -172,7 +188,7 @@ class MasterConnection extends Emitter {
 				this.emit('close', { code: event.code, reason: event.reason, wasClean: event.code === 1000 });
 				break;
 			case 'reconnected':
-				this.emit('reconnected');
+				this.emit('reconnected', { url: event.url });
 				break;
 			case 'closed':
 				// The connection ended for good (closed, or the master went and reconnection is off).

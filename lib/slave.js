@@ -7,7 +7,7 @@ const { EventEmitter } = require('node:events');
 const { NativeSlave } = require('./binding.js');
 const { DataChannel } = require('./data-channel.js');
 const { authPairs, checkPeerOptions, createWithExtraCa } = require('./peer-options.js');
-const { batchHandler, checkCount, checkInteger, codedError, describe, emitError } = require('./util.js');
+const { batchHandler, checkCount, checkInteger, codedError, describe, emitError, masterUrls } = require('./util.js');
 
 const TIMEOUT_OPTIONS = ['connectTimeout', 'offerTimeout', 'iceDisconnectedTimeout', 'iceFailedTimeout', 'peerSetupTimeout', 'reconnectMaxDelay', 'heartbeatInterval', 'heartbeatTimeout'];
 const BOOLEAN_OPTIONS = ['iceNudge', 'reconnect', 'metricsPerConnection'];
@@ -87,14 +87,13 @@ class ClientConnection extends EventEmitter {
 
 /**
  * A game server registered with a master. `new Slave(masterWsUrl, userData[, authData[, options]])`
- * returns a Promise of the Slave, as in 0.9.0.
+ * returns a Promise of the Slave, as in 0.9.0. `masterWsUrl` may be an array
+ * of URLs: masters to fail over to, in order of preference.
  */
 class Slave extends EventEmitter {
 	constructor(masterWsUrl, userData, authData, options) {
 		super();
-		if (typeof masterWsUrl !== 'string') {
-			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `masterWsUrl must be a string; received ${describe(masterWsUrl)}`);
-		}
+		const urls = masterUrls(masterWsUrl);
 		const json = JSON.stringify(userData);
 		if (json === undefined) {
 			throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `userData must be a JSON value; received ${describe(userData)}`);
@@ -118,13 +117,22 @@ class Slave extends EventEmitter {
 			if (event === 'offer') this._native.setOffersObserved(this.listenerCount('offer') > 0);
 		});
 		// 0.9.0's constructor returned a Promise of the slave; so does this one.
-		return this._native.connect(masterWsUrl, json, pairs).then((failure) => {
+		return this._native.connect(urls, json, pairs).then((failure) => {
 			if (failure === null || failure === undefined) return this;
 			const err = failureError(failure);
 			const status = /HTTP (\d{3})/.exec(failure.message);
 			if (status) err.status = Number(status[1]);
 			throw err;
 		});
+	}
+
+	/**
+	 * The master the slave is registered with (or was last, while it
+	 * reconnects), as given to the constructor.
+	 * @returns {string}
+	 */
+	get masterUrl() {
+		return this._native.masterUrl();
 	}
 
 	/** The latest userData set (by the constructor or `setUserData`). */
@@ -282,7 +290,7 @@ class Slave extends EventEmitter {
 				this.emit('disconnected', { code: event.code, reason: event.reason });
 				break;
 			case 'masterreconnect':
-				this.emit('reconnected');
+				this.emit('reconnected', { url: event.url });
 				break;
 			case 'internalerror': {
 				// A bug in the engine, caught: one peer (or the master link) is lost, the rest goes on.

@@ -85,6 +85,20 @@ function createNative(create) {
 }
 
 /**
+ * The master URLs a constructor was given: one string, or a non-empty array
+ * of strings (masters to fail over to, in order of preference). Their format
+ * is the engine's to check, once.
+ */
+function masterUrls(value) {
+	const list = typeof value === 'string' ? [value] : value;
+	if (!Array.isArray(list) || list.some((url) => typeof url !== 'string')) {
+		throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `masterWsUrl must be a string or an array of strings; received ${describe(value)}`);
+	}
+	if (list.length === 0) throw codedError(TypeError, 'ERR_INVALID_ARG_VALUE', 'masterWsUrl must name at least one master');
+	return [...list];
+}
+
+/**
  * Emits `err` as an 'error' event when somebody listens; otherwise a process
  * warning (`who` names the emitter): an error of ours never crashes the process.
  */
@@ -93,4 +107,4 @@ function emitError(emitter, who, err) {
 	else process.emitWarning(`enslavism ${who}: ${err.message} (listen to 'error' to handle this)`, { code: err.code });
 }
 
-module.exports = { batchHandler, checkCount, checkInteger, codedError, createNative, describe, emitError, toBuffer };
+module.exports = { batchHandler, checkCount, checkInteger, codedError, createNative, describe, emitError, masterUrls, toBuffer };

@@ -62,14 +62,20 @@ pub enum NativeClientEvent {
     },
     /// A slave from before a reconnection was listed again, under a new id.
     SlaveRelisted { uid: i64, id: u32, user_data: String },
+    /// A slave from before a reconnection was listed again, under its id
+    /// (not shown to the application: nothing changed for it).
+    SlaveKept { uid: i64, id: u32, user_data: String },
     /// A slave's userData changed.
     SlaveUpdated { uid: i64, id: u32, user_data: String },
     /// A slave left the list.
     SlaveRemoved { uid: i64, id: u32, user_data: String },
     /// The connection to the master was lost (it reconnects by itself).
     Disconnected { code: u32, reason: String },
-    /// The connection to the master is back.
-    Reconnected,
+    /// The connection to a master is back: the one it had or the next of the list.
+    Reconnected {
+        /// The master connected to now, as given.
+        url: String,
+    },
     /// The MasterConnection is closed for good.
     Closed,
     /// A channel closed.
@@ -147,13 +153,18 @@ fn client_error(e: &ClientError) -> NativeFailure {
 /// The options as the engine's builder takes them; `check` is the
 /// engine's own validation, run now so that bad options throw at once.
 fn builder_from(
-    url: String,
+    urls: Vec<String>,
     options: NativeClientOptions,
     cookies: Vec<String>,
 ) -> napi::Result<MasterConnectionBuilder, String> {
-    let mut builder = MasterConnection::builder(url)
+    let mut urls = urls.into_iter();
+    let first = urls.next().ok_or_else(|| js_error(codes::INVALID_ARG, "name at least one master URL"))?;
+    let mut builder = MasterConnection::builder(first)
         .ice_servers(ice_servers(options.ice_servers))
         .ca(trusted_cas(options.ca.as_deref(), options.extra_ca_certs.as_ref())?);
+    for url in urls {
+        builder = builder.fallback_url(url);
+    }
     if let Some(on) = options.reconnect {
         builder = builder.reconnect(on);
     }
@@ -197,17 +208,18 @@ pub struct NativeMasterConnection {
 #[napi]
 impl NativeMasterConnection {
     /// Validates the options and prepares event delivery: `onEvents(batch)`
-    /// as for `NativeSlave.create`. `cookies` is `[name, value, …]`.
+    /// as for `NativeSlave.create`. `urls` are the masters, in order of
+    /// preference; `cookies` is `[name, value, …]`.
     #[napi(factory)]
     pub fn create(
-        url: String,
+        urls: Vec<String>,
         options: Option<NativeClientOptions>,
         cookies: Vec<String>,
         on_events: Function<'_, BatchArgs<NativeClientEvent>, ()>,
     ) -> napi::Result<Self, String> {
         crate::guarded(|| {
             init_logging();
-            let builder = builder_from(url, options.unwrap_or_default(), cookies)?;
+            let builder = builder_from(urls, options.unwrap_or_default(), cookies)?;
             let events = Deliverer::new(on_events).map_err(|e| js_error(codes::INTERNAL, e.reason))?;
             Ok(NativeMasterConnection {
                 builder: Mutex::new(Some(builder)),
@@ -259,6 +271,10 @@ impl NativeMasterConnection {
                                 let (uid, id, user_data) = slave_fields(info);
                                 NativeClientEvent::SlaveRelisted { uid, id, user_data }
                             }
+                            MasterEvent::SlaveKept(info) => {
+                                let (uid, id, user_data) = slave_fields(info);
+                                NativeClientEvent::SlaveKept { uid, id, user_data }
+                            }
                             MasterEvent::SlaveUpdated(info) => {
                                 let (uid, id, user_data) = slave_fields(info);
                                 NativeClientEvent::SlaveUpdated { uid, id, user_data }
@@ -271,7 +287,7 @@ impl NativeMasterConnection {
                             MasterEvent::Disconnected { code, reason } => {
                                 NativeClientEvent::Disconnected { code: u32::from(code), reason }
                             }
-                            MasterEvent::Reconnected => NativeClientEvent::Reconnected,
+                            MasterEvent::Reconnected { url, .. } => NativeClientEvent::Reconnected { url },
                             // Dropped by the engine already; JS has nothing to do with it.
                             _ => continue,
                         };
@@ -291,6 +307,12 @@ impl NativeMasterConnection {
                 Some(NativeFailure { code: err.status, message: err.reason })
             }
         }
+    }
+
+    /// The master connected to (or last, while reconnecting); null before `connect` resolves.
+    #[napi]
+    pub fn master_url(&self) -> Option<String> {
+        self.connection().ok().map(|c| c.master_url())
     }
 
     fn connection(&self) -> Result<Arc<MasterConnection>, NativeFailure> {

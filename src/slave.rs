@@ -225,8 +225,11 @@ pub enum NativeSlaveEvent {
     ChannelClose { channel: i64, stats: NativeTraffic },
     /// A client's connection is gone.
     ConnectionClose { client_id: u32, session: i64 },
-    /// The link to the master is back.
-    MasterReconnect,
+    /// The link to a master is back: the one it had or the next of the list.
+    MasterReconnect {
+        /// The master registered with now, as given.
+        url: String,
+    },
     /// A bug in the engine was caught.
     InternalError { reason: String },
     /// The link to the master closed.
@@ -302,7 +305,7 @@ impl SlaveHooks for JsSlaveHooks {
             SlaveEvent::ConnectionClose { client_id, session } => {
                 NativeSlaveEvent::ConnectionClose { client_id, session: session as i64 }
             }
-            SlaveEvent::MasterReconnect => NativeSlaveEvent::MasterReconnect,
+            SlaveEvent::MasterReconnect { url, .. } => NativeSlaveEvent::MasterReconnect { url },
             SlaveEvent::InternalError { message } => NativeSlaveEvent::InternalError { reason: message },
             SlaveEvent::MasterClose { code, reason } => NativeSlaveEvent::MasterClose { code: u32::from(code), reason },
             // Events added to the engine later are not shown to JS until the binding knows them.
@@ -423,24 +426,32 @@ impl NativeSlave {
         })
     }
 
-    /// Connects to the master and registers `userData` (JSON text), with
+    /// Connects to the first master of `masterUrls` that answers (the others
+    /// are failed over to) and registers `userData` (JSON text), with
     /// `auth` as `[name, value, …]` cookie pairs. Resolves with null once
     /// registered, or with the failure (async N-API errors cannot carry a
     /// code, so the wrapper makes the Error).
     #[napi]
-    pub async fn connect(&self, master_url: String, user_data: String, auth: Vec<String>) -> Option<NativeFailure> {
-        let attempt = std::panic::AssertUnwindSafe(self.connect_inner(master_url, user_data, auth));
+    pub async fn connect(&self, master_urls: Vec<String>, user_data: String, auth: Vec<String>) -> Option<NativeFailure> {
+        let attempt = std::panic::AssertUnwindSafe(self.connect_inner(master_urls, user_data, auth));
         futures_util::FutureExt::catch_unwind(attempt).await.unwrap_or_else(|panic| {
             let err = crate::panic_error(&*panic);
             Some(NativeFailure { code: err.status, message: err.reason })
         })
     }
 
-    async fn connect_inner(&self, master_url: String, user_data: String, auth: Vec<String>) -> Option<NativeFailure> {
+    async fn connect_inner(&self, master_urls: Vec<String>, user_data: String, auth: Vec<String>) -> Option<NativeFailure> {
         let Some(config) = self.config.lock().unwrap_or_else(|p| p.into_inner()).take() else {
             return Some(NativeFailure { code: codes::CLOSED.into(), message: "connect() was already called".into() });
         };
-        let mut builder = Slave::builder(master_url).user_data(user_data).config(config).hooks(self.hooks.clone());
+        let mut urls = master_urls.into_iter();
+        let Some(first) = urls.next() else {
+            return Some(NativeFailure { code: codes::INVALID_ARG.into(), message: "name at least one master URL".into() });
+        };
+        let mut builder = Slave::builder(first).user_data(user_data).config(config).hooks(self.hooks.clone());
+        for url in urls {
+            builder = builder.fallback_url(url);
+        }
         for pair in auth.chunks_exact(2) {
             builder = builder.cookie(pair[0].clone(), pair[1].clone());
         }
@@ -485,6 +496,12 @@ impl NativeSlave {
                 Some(NativeFailure { code: err.status, message: err.reason })
             }
         }
+    }
+
+    /// The master registered with (or last, while reconnecting); null before `connect` resolves.
+    #[napi]
+    pub fn master_url(&self) -> Option<String> {
+        self.slave().ok().map(|s| s.master_url())
     }
 
     /// The UDP ports the slave's peer connections use (empty before `connect` resolves).

@@ -19,6 +19,10 @@ const options: MasterConnectionOptions = {
 };
 const masterCon = new MasterConnection(`ws://${location.host}`, options);
 new MasterConnection('ws://localhost:8081');
+// Masters to fail over to, in order of preference.
+const failover = new MasterConnection(['ws://a.example:8081', 'ws://b.example:8081'], { reconnectMaxDelay: 1000 });
+const inUse: string = failover.masterUrl;
+console.log(inUse);
 
 masterCon.addEventListener('slaveadded', async (slaveCo) => {
 	expectType<SlaveConnection, typeof slaveCo>(true);
@@ -52,6 +56,7 @@ masterCon.addEventListener('close', ({ code, reason, wasClean }) => {
 	console.log('master connection closed', facts);
 });
 masterCon.addEventListener('reconnected', () => {});
+masterCon.addEventListener('reconnected', ({ url }) => console.log('now on', url));
 for (const slaveCo of masterCon.slaves) {
 	// A sparse array, indexed by id.
 	if (slaveCo instanceof SlaveConnection) console.log(slaveCo.userData);
@@ -68,6 +73,10 @@ masterCon.addEventListener('close', (code: number) => code);
 new MasterConnection('ws://localhost:8081', { deadMasterTimeout: '15s' });
 // @ts-expect-error: 'all' or 'relay'
 new MasterConnection('ws://localhost:8081', { iceTransportPolicy: 'any' });
+// @ts-expect-error: the masters' URLs are strings
+new MasterConnection(['ws://a.example:8081', 8082]);
+// @ts-expect-error: 'reconnected' gets { url }
+masterCon.addEventListener('reconnected', (url: number) => url);
 // @ts-expect-error: a slot of the list may be empty
 masterCon.slaves[0].connect();
 // @ts-expect-error: a SlaveConnection is made by the MasterConnection

@@ -175,6 +175,10 @@ async function runSlave(): Promise<void> {
 	expectType<Slave, typeof slave>(true);
 	const ranged = await new Slave('wss://example.com', ['any', 'json'], undefined, { portRange: [40000, 40010], ca: pem });
 	const bare: Promise<Slave> = new Slave('ws://localhost:8081', null);
+	// Masters to fail over to, in order of preference.
+	const failover = await new Slave(['ws://a.example:8081', 'ws://b.example:8081'], { name: 'my game' });
+	const registeredWith: string = failover.masterUrl;
+	console.log(registeredWith);
 	console.log(ranged instanceof Slave, bare);
 
 	const ports: number[] = slave.udpPorts;
@@ -209,6 +213,7 @@ async function runSlave(): Promise<void> {
 	});
 	slave.on('disconnected', ({ code, reason }) => console.log(code, reason));
 	slave.once('reconnected', () => {});
+	slave.on('reconnected', ({ url }) => console.log('registered with', url));
 	slave.on('error', (err) => {
 		const code: string = err.code;
 		console.log(code);
@@ -225,6 +230,10 @@ async function runSlave(): Promise<void> {
 	await new Slave('ws://localhost:8081', {}, {}, { iceNudge: 'yes' });
 	// @ts-expect-error: the master's URL is a string
 	await new Slave(new URL('ws://localhost:8081'), {});
+	// @ts-expect-error: so is each of several
+	await new Slave(['ws://localhost:8081', new URL('ws://localhost:8082')], {});
+	// @ts-expect-error: 'reconnected' gets { url }
+	slave.on('reconnected', (url: string) => url);
 	// @ts-expect-error: an offer listener gets reject() first
 	slave.on('offer', (info: { clientId: number }) => info);
 	// @ts-expect-error: 'disconnected' gets { code, reason }
@@ -326,6 +335,10 @@ async function runClient(): Promise<void> {
 		console.log(code, reason, wasClean, error?.code);
 	});
 	masterCon.once('reconnected', () => {});
+	masterCon.on('reconnected', ({ url }) => console.log('now on', url, masterCon.masterUrl));
+	const failoverCon = new MasterConnection(['ws://a.example:8081', 'ws://b.example:8081'], clientOptions);
+	const inUse: string | null = failoverCon.masterUrl;
+	console.log(inUse);
 	masterCon.on('error', (err) => err.message);
 	for (const slaveCo of masterCon.slaves) {
 		// A sparse array, indexed by id.

@@ -98,7 +98,7 @@ async fn run(url: String, ice: Vec<std::net::IpAddr>) -> Result<(), (String, Fai
         loop {
             match events.next().await {
                 Some(MasterEvent::Disconnected { .. }) => disconnected = true,
-                Some(MasterEvent::Reconnected) if disconnected => return Ok(()),
+                Some(MasterEvent::Reconnected { .. }) if disconnected => return Ok(()),
                 Some(_) => {}
                 None => return Err(Failure::from("the master connection closed for good")),
             }

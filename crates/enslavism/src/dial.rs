@@ -65,6 +65,24 @@ fn cookie_header(auth: &[(String, String)]) -> String {
         .join("; ")
 }
 
+/// The URL dialled for `master_url` and `path`, and its handshake request;
+/// [`DialError::BadUrl`] if `master_url` is not a `ws://` or `wss://` URL.
+fn request_for(master_url: &str, path: &str) -> Result<(String, http::Request<()>), DialError> {
+    let bad_url = |reason: String| DialError::BadUrl { url: master_url.to_owned(), reason };
+    if !(master_url.starts_with("ws://") || master_url.starts_with("wss://")) {
+        return Err(bad_url("it must start with ws:// or wss://".into()));
+    }
+    let url = format!("{}{path}", master_url.trim_end_matches('/'));
+    let request = url.as_str().into_client_request().map_err(|e| bad_url(e.to_string()))?;
+    Ok((url, request))
+}
+
+/// Checks that `master_url` can be dialled with `path` appended (what
+/// [`open`] would refuse as [`DialError::BadUrl`]), without dialling.
+pub(crate) fn check_url(master_url: &str, path: &str) -> Result<(), DialError> {
+    request_for(master_url, path).map(drop)
+}
+
 /// Opens the WebSocket to `master_url + path` (`/enslavism/slaves` or
 /// `/enslavism/clients`); a `wss://` URL is verified with `tls`. Offers
 /// [`OFFERED_SUBPROTOCOLS`] and returns the version the master agreed to
@@ -77,11 +95,7 @@ pub(crate) async fn open(
     timeout: Duration,
 ) -> Result<(MasterSocket, ProtocolVersion), DialError> {
     let bad_url = |reason: String| DialError::BadUrl { url: master_url.to_owned(), reason };
-    if !(master_url.starts_with("ws://") || master_url.starts_with("wss://")) {
-        return Err(bad_url("it must start with ws:// or wss://".into()));
-    }
-    let url = format!("{}{path}", master_url.trim_end_matches('/'));
-    let mut request = url.as_str().into_client_request().map_err(|e| bad_url(e.to_string()))?;
+    let (url, mut request) = request_for(master_url, path)?;
     if !auth.is_empty() {
         let value = HeaderValue::from_str(&cookie_header(auth))
             .map_err(|e| bad_url(format!("authData cannot be sent as cookies: {e}")))?;

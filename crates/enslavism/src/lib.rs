@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod dial;
 pub mod master;
+mod masters;
 pub mod metrics;
 pub mod proto;
 pub mod slave;

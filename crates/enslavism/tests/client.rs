@@ -150,8 +150,8 @@ async fn the_list_follows_slaves_and_survives_a_master_restart() {
     let mut chat = within("chat open", connection.create_data_channel("chat", ChannelOptions::reliable())).await.unwrap();
 
     // The master restarts on the same port: the client and the slave come back,
-    // the slave is known again (same userData: relisted, not added), the channel
-    // is untouched.
+    // the slave is known again (the fresh master gives it id 0 again, as a
+    // cluster would: kept, not relisted nor added), the channel is untouched.
     master.close().await;
     let Some(MasterEvent::Disconnected { .. }) = within("Disconnected", events.next()).await else {
         panic!("Disconnected expected")
@@ -159,19 +159,23 @@ async fn the_list_follows_slaves_and_survives_a_master_restart() {
     let master = Master::bind(addr, MasterConfig::default(), Arc::new(NoHooks)).unwrap();
     // The slave may register again before the client is back (it is then in
     // the first list, reported before Reconnected) or after.
-    let (mut reconnected, mut relisted) = (false, None);
+    let (mut reconnected, mut kept) = (false, None);
     within("the reconnection and the slave listed again", async {
-        while !reconnected || relisted.is_none() {
+        while !reconnected || kept.is_none() {
             match events.next().await.expect("events open") {
-                MasterEvent::Reconnected => reconnected = true,
-                MasterEvent::SlaveRelisted(info) => relisted = Some(info),
+                MasterEvent::Reconnected { url: back, .. } => {
+                    assert_eq!(back, url);
+                    reconnected = true
+                }
+                MasterEvent::SlaveKept(info) => kept = Some(info),
                 other => panic!("unexpected {other:?}"),
             }
         }
     })
     .await;
-    let relisted = relisted.unwrap();
-    assert_eq!(client.slaves(), vec![relisted]);
+    let kept = kept.unwrap();
+    assert_eq!((kept.id, kept.uid), (added.id, added.uid), "the same id, the same slave");
+    assert_eq!(client.slaves(), vec![kept]);
     assert_eq!(client.slave(client.slaves()[0].id).unwrap().id(), connection.id(), "the same SlaveConnection");
     chat.send_text("after").await.unwrap();
     assert_eq!(&within("an echo after the restart", chat.recv()).await.unwrap().data[..], b"after");

@@ -18,11 +18,25 @@ pub(crate) const PATH: &str = "/enslavism/clients";
 
 type Events = mpsc::UnboundedSender<MasterEvent>;
 
+/// Connects to the master at `url` and takes in its first slave list; the
+/// slaves listed before (if any) become orphans until it names them.
+pub(crate) async fn connect(
+    shared: &Arc<Shared>,
+    tls: &Arc<rustls::ClientConfig>,
+    events: &Events,
+    url: String,
+) -> Result<MasterSocket, ClientError> {
+    let settings = &shared.settings;
+    let (ws, _) = crate::dial::open(&url, PATH, &settings.cookies, tls, settings.connect_timeout).await?;
+    shared.state().list.orphan_all();
+    first_list(shared, ws, events, &url).await
+}
+
 /// Waits for the first slave list of a new connection (every master sends
 /// one at once, empty or not) and takes it in.
-pub(crate) async fn first_list(shared: &Arc<Shared>, mut ws: MasterSocket, events: &Events) -> Result<MasterSocket, ClientError> {
+async fn first_list(shared: &Arc<Shared>, mut ws: MasterSocket, events: &Events, url: &str) -> Result<MasterSocket, ClientError> {
     let limit = shared.settings.connect_timeout;
-    let unreachable = |reason: String| ClientError::Dial(DialError::Unreachable { url: shared.settings.url.clone(), reason });
+    let unreachable = |reason: String| ClientError::Dial(DialError::Unreachable { url: url.to_owned(), reason });
     let list = tokio::time::timeout(limit, async {
         loop {
             match ws.next().await {
@@ -45,6 +59,7 @@ pub(crate) async fn first_list(shared: &Arc<Shared>, mut ws: MasterSocket, event
     })
     .await
     .map_err(|_| unreachable(format!("no slave list within {limit:?}")))??;
+    shared.masters.set_current(url);
     let changes = {
         let mut state = shared.state();
         state.connections += 1;
@@ -70,6 +85,9 @@ fn report(shared: &Shared, events: &Events, changes: Vec<Change>) {
             Change::Relisted(info) => {
                 let _ = events.send(MasterEvent::SlaveRelisted(info));
             }
+            Change::Kept(info) => {
+                let _ = events.send(MasterEvent::SlaveKept(info));
+            }
             Change::Updated(info) => {
                 let _ = events.send(MasterEvent::SlaveUpdated(info));
             }
@@ -89,7 +107,8 @@ fn report(shared: &Shared, events: &Events, changes: Vec<Change>) {
 }
 
 /// The link for the client's lifetime: serves one master connection, and
-/// when it drops, reconnects (with backoff) and resynchronises the list.
+/// when it drops, reconnects (with backoff, to the next master of the list
+/// first) and resynchronises the list.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     mut ws: MasterSocket,
@@ -108,7 +127,9 @@ pub(crate) async fn run(
         }
         let Some(new_ws) = reconnect(&shared, &tls, &events).await else { break };
         ws = new_ws;
-        let _ = events.send(MasterEvent::Reconnected);
+        let url = shared.masters.current().to_owned();
+        tracing::info!(%url, "connected to a master again");
+        let _ = events.send(MasterEvent::Reconnected { url });
     }
     // Closed for good: every slave connection with it.
     let sessions: Vec<_> = {
@@ -121,8 +142,9 @@ pub(crate) async fn run(
     }
 }
 
-/// Connects again, with backoff; `None` once the client is closing. The
-/// slaves listed so far become orphans until the new list names them.
+/// Connects again, going round the master list (see `crate::masters`) with
+/// backoff between rounds; `None` once the client is closing. The slaves
+/// listed so far become orphans until the new list names them.
 async fn reconnect(shared: &Arc<Shared>, tls: &Arc<rustls::ClientConfig>, events: &Events) -> Option<MasterSocket> {
     let settings = &shared.settings;
     let mut delay = RECONNECT_INITIAL_DELAY.min(settings.reconnect_max_delay);
@@ -131,11 +153,7 @@ async fn reconnect(shared: &Arc<Shared>, tls: &Arc<rustls::ClientConfig>, events
             _ = tokio::time::sleep(delay) => {}
             _ = shared.shutdown.cancelled() => return None,
         }
-        let attempt = async {
-            let (ws, _) = crate::dial::open(&settings.url, PATH, &settings.cookies, tls, settings.connect_timeout).await?;
-            shared.state().list.orphan_all();
-            first_list(shared, ws, events).await
-        };
+        let attempt = shared.masters.fail_over(|url| connect(shared, tls, events, url));
         tokio::select! {
             result = attempt => match result {
                 Ok(ws) => return Some(ws),

@@ -1,14 +1,21 @@
 //! The slave list as a client keeps it: the master's ids, and, across a
 //! reconnection to the master, which newly listed slave is one already known.
 //!
-//! Slave ids are the master's: after a reconnection (or a master restart)
-//! they mean nothing. As the browser bundle does, the first list of a new
-//! connection is matched against the slaves listed before by userData: a
-//! slave whose userData only one earlier slave had is that slave (it
-//! registered again), so its [`SlaveConnection`](super::SlaveConnection)
-//! and open channels are kept under its new id (reported as relisted, not
-//! added). Earlier
-//! slaves not listed again wait a grace period, then are removed.
+//! Slave ids are the master's. As the browser bundle does, what a new
+//! connection lists is matched against the slaves listed before (orphans
+//! until then):
+//! - a slave listed under an orphan's id is that slave, whatever its
+//!   userData: masters in a cluster give a slave the same id on every
+//!   master, so a failover between them changes nothing (kept: no event but
+//!   an update if its userData changed);
+//! - otherwise a slave whose userData only one orphan had is that slave (it
+//!   registered again, and got a new id: relisted, not added).
+//!
+//! Either way its [`SlaveConnection`](super::SlaveConnection) and open
+//! channels are kept. Orphans not listed again wait a grace period, then are
+//! removed. (A lone master gives ids afresh when it restarts, so there an
+//! orphan's id may come back on another slave: it is taken for the earlier
+//! one, as a cluster's would be.)
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -34,8 +41,10 @@ pub struct SlaveInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Change {
     Added(SlaveInfo),
-    /// A slave of an earlier master connection, listed again.
+    /// A slave of an earlier master connection, listed again under a new id.
     Relisted(SlaveInfo),
+    /// A slave of an earlier master connection, listed again under its id.
+    Kept(SlaveInfo),
     Removed(SlaveInfo),
     /// A listed slave's userData changed; it stays listed under the same id.
     Updated(SlaveInfo),
@@ -67,16 +76,19 @@ impl SlaveList {
                 changes.extend(self.update(vec![SlaveEntry { id, user_data }]));
                 continue;
             }
-            let key = match self.take_orphan(&user_data) {
-                Some(key) => {
-                    changes.push(Change::Relisted(SlaveInfo { id, uid: key, user_data: user_data.clone() }));
-                    key
+            let key = if let Some((key, before)) = self.take_orphan_by_id(id) {
+                changes.push(Change::Kept(SlaveInfo { id, uid: key, user_data: user_data.clone() }));
+                if before != user_data {
+                    changes.push(Change::Updated(SlaveInfo { id, uid: key, user_data: user_data.clone() }));
                 }
-                None => {
-                    self.next_key += 1;
-                    changes.push(Change::Added(SlaveInfo { id, uid: self.next_key, user_data: user_data.clone() }));
-                    self.next_key
-                }
+                key
+            } else if let Some(key) = self.take_orphan(&user_data) {
+                changes.push(Change::Relisted(SlaveInfo { id, uid: key, user_data: user_data.clone() }));
+                key
+            } else {
+                self.next_key += 1;
+                changes.push(Change::Added(SlaveInfo { id, uid: self.next_key, user_data: user_data.clone() }));
+                self.next_key
             };
             self.ids.insert(key, id);
             self.by_id.insert(id, Listed { key, user_data });
@@ -95,6 +107,13 @@ impl SlaveList {
                 Some(Change::Updated(SlaveInfo { id, uid: listed.key, user_data }))
             })
             .collect()
+    }
+
+    /// The orphan that had this id, and its userData then.
+    fn take_orphan_by_id(&mut self, id: u32) -> Option<(SlaveKey, String)> {
+        let index = self.orphans.iter().position(|(_, _, last_id)| *last_id == id)?;
+        let (key, user_data, _) = self.orphans.swap_remove(index);
+        Some((key, user_data))
     }
 
     /// The orphan with this userData, if it is the only one that has it.
@@ -207,5 +226,46 @@ mod tests {
         let removed = list.drop_orphans();
         assert_eq!(removed.len(), 3);
         assert!(!list.has_orphans());
+    }
+
+    /// Clustered masters give a slave the same id on every master: a
+    /// failover from one to another must not make it flicker.
+    #[test]
+    fn a_slave_listed_again_under_its_id_is_kept_without_add_or_remove() {
+        let mut list = SlaveList::default();
+        list.add(vec![entry(7, "\"a\""), entry(8, "\"b\""), entry(9, "\"twin\""), entry(10, "\"twin\"")]);
+        let [a, b, twin1, twin2] = [7, 8, 9, 10].map(|id| list.key_of(id).unwrap());
+        list.orphan_all();
+        // 7 as it was, 8 with new userData, a twin under its id; 8's old userData on a new id is not 8.
+        let changes = list.add(vec![entry(7, "\"a\""), entry(8, "\"b2\""), entry(10, "\"twin\""), entry(11, "\"b\"")]);
+        assert_eq!(
+            changes,
+            vec![
+                Change::Kept(SlaveInfo { id: 7, uid: a, user_data: "\"a\"".into() }),
+                Change::Kept(SlaveInfo { id: 8, uid: b, user_data: "\"b2\"".into() }),
+                Change::Updated(SlaveInfo { id: 8, uid: b, user_data: "\"b2\"".into() }),
+                Change::Kept(SlaveInfo { id: 10, uid: twin2, user_data: "\"twin\"".into() }),
+                Change::Added(SlaveInfo { id: 11, uid: twin2 + 1, user_data: "\"b\"".into() }),
+            ]
+        );
+        assert_eq!((list.id_of(a), list.id_of(b), list.id_of(twin2)), (Some(7), Some(8), Some(10)));
+        // Listed later in the grace period, under its id: kept too.
+        let later = list.add(vec![entry(9, "\"twin\"")]);
+        assert_eq!(later, vec![Change::Kept(SlaveInfo { id: 9, uid: twin1, user_data: "\"twin\"".into() })]);
+        assert!(!list.has_orphans());
+        assert_eq!(list.drop_orphans(), vec![], "nothing removed");
+    }
+
+    /// An id no orphan had is matched by userData as before.
+    #[test]
+    fn an_orphans_id_wins_over_another_orphans_user_data() {
+        let mut list = SlaveList::default();
+        list.add(vec![entry(1, "\"x\""), entry(2, "\"y\"")]);
+        let [x, y] = [1, 2].map(|id| list.key_of(id).unwrap());
+        list.orphan_all();
+        // 1 now has the userData 2 had: still 1. 2 comes back under a new id.
+        let changes = list.add(vec![entry(1, "\"y\""), entry(5, "\"y\"")]);
+        assert!(matches!(&changes[0], Change::Kept(SlaveInfo { id: 1, uid, .. }) if *uid == x), "{changes:?}");
+        assert!(matches!(&changes[2], Change::Relisted(SlaveInfo { id: 5, uid, .. }) if *uid == y), "{changes:?}");
     }
 }

@@ -134,9 +134,18 @@ pub enum MasterEvent {
     /// A slave was listed.
     SlaveAdded(SlaveInfo),
     /// A slave listed before a reconnection to the master is listed again
-    /// (the one slave of the earlier list with this userData): its
-    /// [`SlaveConnection`] and open channels are kept, under the new id.
+    /// under a new id (the one slave of the earlier list with this
+    /// userData): its [`SlaveConnection`] and open channels are kept, under
+    /// the new id.
     SlaveRelisted(SlaveInfo),
+    /// A slave listed before a reconnection to the master is listed again
+    /// under the id it had (masters in a cluster give a slave the same id on
+    /// every master): the same slave, whatever its userData, with its
+    /// [`SlaveConnection`] and open channels. Nothing changed for the
+    /// application (no SlaveRelisted, SlaveAdded or SlaveRemoved for it;
+    /// a SlaveUpdated follows if its userData changed); it is in
+    /// [`MasterConnection::slaves`] again.
+    SlaveKept(SlaveInfo),
     /// A slave is gone; its SlaveConnection is closed.
     SlaveRemoved(SlaveInfo),
     /// A listed slave has new userData (from a master speaking
@@ -151,8 +160,13 @@ pub enum MasterEvent {
         /// The close reason.
         reason: String,
     },
-    /// Connected again, and the list is up to date.
-    Reconnected,
+    /// Connected again, to the same master or the next of the list (see
+    /// [`MasterConnectionBuilder::fallback_url`]), and the list is up to date.
+    #[non_exhaustive]
+    Reconnected {
+        /// The master connected to now, as given to the builder.
+        url: String,
+    },
     /// The master sent a frame that is not a valid message for a client; it
     /// was dropped.
     BadFrame {
@@ -182,6 +196,7 @@ impl MasterEvents {
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     url: String,
+    fallback_urls: Vec<String>,
     cookies: Vec<(String, String)>,
     pub(crate) ice_addresses: Vec<IpAddr>,
     pub(crate) ice_servers: Vec<IceServer>,
@@ -206,6 +221,17 @@ impl MasterConnectionBuilder {
     /// Sends a cookie with the WebSocket handshake (what `clientauth` reads).
     pub fn cookie(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.settings.cookies.push((name.into(), value.into()));
+        self
+    }
+
+    /// Another master to connect to when the ones before it in the list
+    /// cannot be reached (call it once per master; the list starts with
+    /// [`MasterConnection::builder`]'s). `connect` tries them in order; when
+    /// the connection drops, the client connects to the next one (round
+    /// robin, the one that dropped last, with the reconnection backoff
+    /// between full rounds) and resynchronises the list.
+    pub fn fallback_url(mut self, url: impl Into<String>) -> Self {
+        self.settings.fallback_urls.push(url.into());
         self
     }
 
@@ -273,7 +299,8 @@ impl MasterConnectionBuilder {
         self
     }
 
-    /// Checks every setting (what [`connect`](Self::connect) does first).
+    /// Checks every setting (what [`connect`](Self::connect) does first);
+    /// the URLs are checked by `connect`.
     pub fn check(&self) -> Result<(), crate::config::ConfigError> {
         let s = &self.settings;
         let one_ms = Duration::from_millis(1);
@@ -294,23 +321,27 @@ impl MasterConnectionBuilder {
         Ok(())
     }
 
-    /// Connects, and resolves once the master's first slave list is in
-    /// ([`MasterConnection::slaves`] holds it). Must run within a tokio runtime.
+    /// Connects to the first master of the list that answers (when none
+    /// does, fails with the first master's error; a URL that is not `ws://`
+    /// or `wss://` fails before any is dialled, naming it), and resolves
+    /// once its first slave list is in ([`MasterConnection::slaves`] holds
+    /// it). Must run within a tokio runtime.
     pub async fn connect(self) -> Result<(MasterConnection, MasterEvents), ClientError> {
         self.check()?;
         let settings = self.settings;
+        let masters = crate::masters::MasterUrls::new(settings.url.clone(), settings.fallback_urls.clone(), link::PATH)?;
         let tls = crate::tls::client_config(&settings.ca)?;
-        let (ws, _) = crate::dial::open(&settings.url, link::PATH, &settings.cookies, &tls, settings.connect_timeout).await?;
         let (to_link, outgoing) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             settings,
+            masters,
             state: Mutex::new(State::default()),
             to_link,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
         let (events_tx, rx) = mpsc::unbounded_channel();
-        let ws = link::first_list(&shared, ws, &events_tx).await?;
+        let ws = shared.masters.connect_first(|url| link::connect(&shared, &tls, &events_tx, url)).await?;
         shared.spawn_guarded(link::run(shared.clone(), ws, tls, outgoing, events_tx));
         Ok((MasterConnection { shared }, MasterEvents { rx }))
     }
@@ -336,6 +367,8 @@ struct State {
 /// State shared by every task of one client.
 pub(crate) struct Shared {
     settings: Settings,
+    /// The masters to connect to, and the one in use.
+    masters: crate::masters::MasterUrls,
     state: Mutex<State>,
     to_link: mpsc::UnboundedSender<Outgoing>,
     shutdown: CancellationToken,
@@ -386,11 +419,13 @@ pub struct MasterConnection {
 
 impl MasterConnection {
     /// Configures a connection to the master at `url` (`ws://host:port` or
-    /// `wss://…`; `/enslavism/clients` is appended).
+    /// `wss://…`; `/enslavism/clients` is appended); more masters to fail
+    /// over to are added with [`MasterConnectionBuilder::fallback_url`].
     pub fn builder(url: impl Into<String>) -> MasterConnectionBuilder {
         MasterConnectionBuilder {
             settings: Settings {
                 url: url.into(),
+                fallback_urls: Vec::new(),
                 cookies: Vec::new(),
                 ice_addresses: vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
                 ice_servers: Vec::new(),
@@ -427,6 +462,12 @@ impl MasterConnection {
         Ok(connection)
     }
 
+    /// The master connected to (or last connected to, while reconnecting),
+    /// as given to the builder.
+    pub fn master_url(&self) -> String {
+        self.shared.masters.current().to_owned()
+    }
+
     /// True while the WebSocket to the master is open.
     pub fn is_connected(&self) -> bool {
         self.shared.state().connection.is_some()
@@ -443,7 +484,7 @@ impl MasterConnection {
 
 impl std::fmt::Debug for MasterConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MasterConnection").field("url", &self.shared.settings.url).finish_non_exhaustive()
+        f.debug_struct("MasterConnection").field("url", &self.shared.masters.current()).finish_non_exhaustive()
     }
 }
 

@@ -21,21 +21,24 @@ pub(crate) struct Link {
     protocol: ProtocolVersion,
 }
 
+/// Where slaves connect on a master.
+pub(crate) const PATH: &str = "/enslavism/slaves";
+
 /// Opens the WebSocket to `master_url + "/enslavism/slaves"`; a `wss://`
 /// URL is verified with `tls`.
-pub(crate) async fn open(
+async fn open(
     master_url: &str,
     auth: &[(String, String)],
     tls: &Arc<rustls::ClientConfig>,
     timeout: Duration,
 ) -> Result<Link, SlaveError> {
-    let (ws, protocol) = crate::dial::open(master_url, "/enslavism/slaves", auth, tls, timeout).await?;
+    let (ws, protocol) = crate::dial::open(master_url, PATH, auth, tls, timeout).await?;
     Ok(Link { ws, protocol })
 }
 
-/// Where and as whom the slave registers (kept to register again after a reconnect).
+/// As whom the slave registers (kept to register again after a reconnect;
+/// where is `SlaveShared::masters`).
 pub(crate) struct Registration {
-    pub url: String,
     pub auth: Vec<(String, String)>,
     /// How a `wss://` master is verified.
     pub tls: Arc<rustls::ClientConfig>,
@@ -43,19 +46,21 @@ pub(crate) struct Registration {
 
 /// Registers with the latest userData, which settles every update waiting:
 /// the master has the latest now.
-async fn register(shared: &SlaveShared, mut link: Link, registration: &Registration) -> Result<Link, SlaveError> {
+async fn register(shared: &SlaveShared, mut link: Link, url: &str) -> Result<Link, SlaveError> {
     let pending = shared.user_data.for_registration();
     let frame = Message::Register { user_data: pending.user_data }.encode()?;
     within(shared.config.connect_timeout, link.ws.send(WsMessage::Binary(frame.into())))
         .await
-        .map_err(|reason| DialError::Unreachable { url: registration.url.clone(), reason })?;
+        .map_err(|reason| DialError::Unreachable { url: url.to_owned(), reason })?;
     shared.user_data.settle(pending.seq, None);
     Ok(link)
 }
 
-/// Registers and starts the signalling loop.
-pub(crate) async fn start(shared: Arc<SlaveShared>, link: Link, registration: Registration) -> Result<(), SlaveError> {
-    let link = register(&shared, link, &registration).await?;
+/// Connects and registers with the first master of the list that answers
+/// (in the order given), and starts the signalling loop. When none does,
+/// the first master's error.
+pub(crate) async fn start(shared: Arc<SlaveShared>, registration: Registration) -> Result<(), SlaveError> {
+    let link = shared.masters.connect_first(|url| connect(&shared, &registration, url)).await?;
     let task_shared = shared.clone();
     shared.spawn_guarded("the master link", run_link(task_shared, link, registration));
     Ok(())
@@ -68,8 +73,15 @@ struct PeerEntry {
     ice: Option<String>,
 }
 
+/// Opens the link to the master at `url` and registers there.
+async fn connect(shared: &SlaveShared, registration: &Registration, url: String) -> Result<Link, SlaveError> {
+    let link = open(&url, &registration.auth, &registration.tls, shared.config.connect_timeout).await?;
+    register(shared, link, &url).await
+}
+
 /// The master link for the slave's lifetime: serves one master connection,
-/// and when it drops, reconnects (with backoff) and registers again.
+/// and when it drops, reconnects (with backoff, to the next master of the
+/// list first) and registers again.
 async fn run_link(shared: Arc<SlaveShared>, mut link: Link, registration: Registration) {
     serve_for_life(&shared, &mut link, &registration).await;
     shared.user_data.end_link();
@@ -105,8 +117,9 @@ async fn serve_for_life(shared: &Arc<SlaveShared>, link: &mut Link, registration
             return;
         };
         *link = new_link;
-        tracing::info!("registered with the master again");
-        shared.hooks.on_event(SlaveEvent::MasterReconnect);
+        let url = shared.masters.current().to_owned();
+        tracing::info!(%url, "registered with a master again");
+        shared.hooks.on_event(SlaveEvent::MasterReconnect { url });
     }
 }
 
@@ -189,9 +202,9 @@ async fn send_update(shared: &SlaveShared, ws: &mut MasterSocket, protocol: Prot
     Ok(())
 }
 
-/// Connects and registers again, retrying with backoff; `None` when the
-/// slave is closing. Signalling queued meanwhile was for the old master and
-/// is dropped.
+/// Connects and registers again, going round the master list (see
+/// `crate::masters`) with backoff between rounds; `None` when the slave is
+/// closing. Signalling queued meanwhile was for the old master and is dropped.
 async fn reconnect(
     shared: &Arc<SlaveShared>,
     registration: &Registration,
@@ -208,10 +221,7 @@ async fn reconnect(
                 _ = shared.shutdown.cancelled() => return None,
             }
         }
-        let attempt = async {
-            let link = open(&registration.url, &registration.auth, &registration.tls, shared.config.connect_timeout).await?;
-            register(shared, link, registration).await
-        };
+        let attempt = shared.masters.fail_over(|url| connect(shared, registration, url));
         tokio::select! {
             result = attempt => match result {
                 Ok(ws) => return Some(ws),

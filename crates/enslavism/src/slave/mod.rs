@@ -163,8 +163,13 @@ pub enum SlaveEvent {
         /// Which connection of the client ended.
         session: SessionId,
     },
-    /// The slave is connected and registered with the master again.
-    MasterReconnect,
+    /// The slave is connected and registered with a master again: the
+    /// one it had, or the next of its list (see [`SlaveBuilder::fallback_url`]).
+    #[non_exhaustive]
+    MasterReconnect {
+        /// The master it is registered with now, as given to the builder.
+        url: String,
+    },
     /// A bug in the engine was caught in one of the slave's tasks (one peer
     /// connection, or the master link); the rest goes on.
     InternalError {
@@ -210,6 +215,8 @@ pub(crate) struct SlaveShared {
     stats: stats::Stats,
     /// The metrics listener's port, if there is one.
     metrics_port: Option<u16>,
+    /// The masters to register with, and the one in use.
+    masters: crate::masters::MasterUrls,
 }
 
 impl SlaveShared {
@@ -302,6 +309,7 @@ pub struct Slave {
 #[must_use = "a builder does nothing until connect() is called"]
 pub struct SlaveBuilder {
     master_url: String,
+    fallback_urls: Vec<String>,
     user_data: String,
     cookies: Vec<(String, String)>,
     config: SlaveConfig,
@@ -333,6 +341,17 @@ impl SlaveBuilder {
         self
     }
 
+    /// Another master to register with when the ones before it in the list
+    /// cannot be reached (call it once per master; the list starts with
+    /// [`Slave::builder`]'s). `connect` tries them in order; when the link
+    /// drops, the slave registers with the next one (round robin, the one
+    /// that dropped last, with the reconnection backoff between full
+    /// rounds), with its latest userData. Every URL is checked by `connect`.
+    pub fn fallback_url(mut self, master_url: impl Into<String>) -> Self {
+        self.fallback_urls.push(master_url.into());
+        self
+    }
+
     /// The application's side: offer decisions and events (default: accept
     /// every offer, observe nothing).
     pub fn hooks(mut self, hooks: Arc<dyn SlaveHooks>) -> Self {
@@ -340,21 +359,26 @@ impl SlaveBuilder {
         self
     }
 
-    /// Binds the UDP sockets, connects to the master, and resolves once
-    /// registered. Must run within a tokio runtime.
+    /// Binds the UDP sockets, connects to the first master of the list that
+    /// answers, and resolves once registered (when none answers, with the
+    /// first master's error; a URL that is not `ws://` or `wss://` fails
+    /// before anything is bound, naming it). Must run within a tokio runtime.
     pub async fn connect(self) -> Result<Slave, SlaveError> {
-        let SlaveBuilder { master_url, user_data, cookies, config, hooks } = self;
-        Slave::start(&master_url, &user_data, &cookies, config, hooks).await
+        let SlaveBuilder { master_url, fallback_urls, user_data, cookies, config, hooks } = self;
+        let masters = crate::masters::MasterUrls::new(master_url, fallback_urls, link::PATH)?;
+        Slave::start(masters, &user_data, &cookies, config, hooks).await
     }
 }
 
 impl Slave {
     /// A slave of the master at `master_url` (`ws://host:port` or
     /// `wss://…`; the path `/enslavism/slaves` is appended), to configure
-    /// and [`connect`](SlaveBuilder::connect).
+    /// and [`connect`](SlaveBuilder::connect); more masters to fail over to
+    /// are added with [`SlaveBuilder::fallback_url`].
     pub fn builder(master_url: impl Into<String>) -> SlaveBuilder {
         SlaveBuilder {
             master_url: master_url.into(),
+            fallback_urls: Vec::new(),
             user_data: "{}".to_owned(),
             cookies: Vec::new(),
             config: SlaveConfig::default(),
@@ -363,7 +387,7 @@ impl Slave {
     }
 
     async fn start(
-        master_url: &str,
+        masters: crate::masters::MasterUrls,
         user_data: &str,
         auth: &[(String, String)],
         config: SlaveConfig,
@@ -392,6 +416,7 @@ impl Slave {
             user_data: user_data::UserData::new(user_data.to_owned()),
             stats: stats::Stats::default(),
             metrics_port,
+            masters,
         });
         if let Some(listener) = metrics_listener {
             shared.spawn_guarded("the metrics listener", metrics_http::serve(shared.clone(), listener));
@@ -399,11 +424,16 @@ impl Slave {
         bound.start(&shared, &engine::stun_servers(&shared.config).await);
         // Stops the shards if the master cannot be reached.
         let stop = shared.shutdown.clone().drop_guard();
-        let link = link::open(master_url, auth, &tls, shared.config.connect_timeout).await?;
-        let registration = link::Registration { url: master_url.to_owned(), auth: auth.to_vec(), tls };
-        link::start(shared.clone(), link, registration).await?;
+        let registration = link::Registration { auth: auth.to_vec(), tls };
+        link::start(shared.clone(), registration).await?;
         stop.disarm();
         Ok(Slave { shared })
+    }
+
+    /// The master the slave is registered with (or was last, while it
+    /// reconnects), as given to the builder.
+    pub fn master_url(&self) -> String {
+        self.shared.masters.current().to_owned()
     }
 
     /// The latest userData set (by the builder or [`Slave::set_user_data`]).
