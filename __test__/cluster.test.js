@@ -6,6 +6,7 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const http = require('node:http');
 const path = require('node:path');
 const { fork } = require('node:child_process');
 const { NETNS_ADDRESS, enterNamespace } = require('./netns.js');
@@ -13,6 +14,7 @@ const { NETNS_ADDRESS, enterNamespace } = require('./netns.js');
 if (!enterNamespace(__filename, 'cluster tests')) return;
 
 const { MasterConnection, Slave } = require('..');
+const { launchChromium } = require('./chromium.js');
 const { WAIT_MS, onceWithin, within } = require('./helpers.js');
 const { startRedis } = require('./redis.js');
 
@@ -171,18 +173,106 @@ describe('two masters sharing one lobby through redis', { timeout: 90_000 }, () 
 		}
 	});
 
-	it('A SIGKILLed: its slaves leave B\'s lists within the TTL', async () => {
-		const slave = await echoSlave(a.url, 'doomed');
+	it('A SIGKILLed: its slaves leave B\'s lists within the TTL, and a slave given both URLs is listed again through B within 5 s, once', async () => {
+		const doomed = await echoSlave(a.url, 'doomed');
+		const mover = await echoSlave([a.url, b.url], 'mover');
 		const masterCon = new MasterConnection(b.url, ICE);
 		try {
 			await listed(masterCon, named('doomed'));
-			const removed = onceWithin(masterCon, 'slaveremoved', TTL_MS, `the slave of a killed master was still listed after the TTL (${TTL_MS} ms)`);
+			const before = await listed(masterCon, named('mover'));
+			const doomedGone = onceWithin(masterCon, 'slaveremoved', TTL_MS, `the slave of a killed master was still listed after the TTL (${TTL_MS} ms)`);
+			const moved = onceWithin(mover, 'reconnected', 5000, 'the slave given both URLs did not register with B');
+			const settled = within(new Promise((resolve) => {
+				const check = () => {
+					const listedNames = names(masterCon);
+					if (listedNames.length === 1 && listedNames[0] === 'mover' && masterCon.slaves.find((s) => s?.userData.name === 'mover') !== before) resolve();
+				};
+				for (const type of ['slaveadded', 'slaveremoved', 'slaverelisted']) masterCon.addEventListener(type, check);
+			}), 5000, 'B did not list the slave that moved, exactly once, within 5 s');
 			await a.kill();
-			assert.equal((await removed)[0].userData.name, 'doomed');
 			a = null;
+			await doomedGone;
+			assert.deepEqual((await moved)[0], { url: b.url });
+			await settled;
+			const dc = await masterCon.slaves.find((s) => s?.userData.name === 'mover').createDataChannel('echo');
+			const echo = onceWithin(dc, 'message', WAIT_MS, 'no echo from the slave that moved');
+			dc.send('moved');
+			assert.equal((await echo)[0].data, 'moved');
 		} finally {
 			masterCon.close();
-			await slave.close();
+			await doomed.close();
+			await mover.close();
+		}
+	});
+});
+
+const PAGE = `<!DOCTYPE html><html><head><meta charset="utf-8"><title>enslavism cluster test</title></head><body></body></html>`;
+
+describe('a browser on a killed master moves to another of the cluster', { timeout: 90_000 }, () => {
+	it('keeps the slaves listed under their ids, without a duplicate, and its channel goes on', { timeout: 80_000 }, async () => {
+		const redis = await startRedis();
+		const [a, b] = await Promise.all([clusterMaster(redis), clusterMaster(redis)]);
+		// The page comes from a server of the test's, which outlives A.
+		const server = http.createServer((req, res) => {
+			res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+			res.end(PAGE);
+		});
+		await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+		const fixed = await echoSlave(b.url, 'fixed');
+		const mover = await echoSlave([a.url, b.url], 'mover');
+		const browser = await launchChromium();
+		try {
+			const page = await browser.newPage();
+			await page.goto(`http://127.0.0.1:${server.address().port}/`);
+			await page.addScriptTag({ url: `http://127.0.0.1:${b.port}/enslavism/client.js` });
+			const first = await within(page.evaluate(async (urls) => {
+				const masterCon = new MasterConnection(urls, { reconnectMaxDelay: 200 });
+				const byName = (name) => masterCon.slaves.find((s) => s?.userData.name === name);
+				while (!byName('fixed') || !byName('mover')) await new Promise((resolve) => masterCon.addEventListener('slaveadded', resolve, { once: true }));
+				const fixedCo = byName('fixed');
+				// Signalling relayed from A to the slave on B.
+				const dc = await fixedCo.createDataChannel('live');
+				const events = [];
+				for (const type of ['slaveadded', 'slaveremoved', 'slaverelisted', 'slaveupdated']) {
+					masterCon.addEventListener(type, (slaveCo) => events.push(`${type} ${slaveCo.userData.name}`));
+				}
+				const reconnected = new Promise((resolve) => masterCon.addEventListener('reconnected', resolve));
+				window.cluster = { masterCon, byName, fixedCo, dc, events, reconnected };
+				return { url: masterCon.masterUrl, fixedId: fixedCo.id };
+			}, [a.url, b.url]), 20_000, 'the page did not list both slaves through A and open a channel');
+			assert.equal(first.url, a.url);
+
+			await a.kill();
+			const after = await within(page.evaluate(async () => {
+				const { masterCon, byName, fixedCo, dc, events, reconnected } = window.cluster;
+				const info = await reconnected;
+				// The slave that moved registers with B in its own time.
+				const names = () => masterCon.slaves.filter(Boolean).map((s) => s.userData.name).sort().join();
+				while (names() !== 'fixed,mover') {
+					await new Promise((resolve) => {
+						for (const type of ['slaveadded', 'slaveremoved', 'slaverelisted']) masterCon.addEventListener(type, resolve, { once: true });
+					});
+				}
+				const echo = new Promise((resolve) => dc.addEventListener('message', (ev) => resolve(ev.data), { once: true }));
+				dc.send('after the move');
+				const state = { info, names: names(), fixedKept: byName('fixed') === fixedCo && fixedCo.id === masterCon.slaves.indexOf(fixedCo), events, echo: await echo };
+				masterCon.close();
+				return state;
+			}), 20_000, 'the page did not move to B, list both slaves once and get an echo');
+			assert.deepEqual(after.info, { url: b.url });
+			assert.equal(after.names, 'fixed,mover', 'each slave listed once');
+			assert.ok(after.fixedKept, 'the slave on B is the same object under the same id');
+			assert.ok(after.events.every((e) => !e.endsWith(' fixed')), `nothing happened to the slave on B: ${after.events}`);
+			assert.equal(after.echo, 'after the move');
+		} finally {
+			await browser.close();
+			await fixed.close();
+			await mover.close();
+			await a.kill();
+			await b.kill();
+			await redis.kill();
+			server.closeAllConnections();
+			server.close();
 		}
 	});
 });

@@ -533,10 +533,11 @@ export class MasterConnection extends Emitter {
 
 	/**
 	 * Brings the list up to date after a reconnection. A slave listed under
-	 * the id a slave had before is that slave, whatever its userData (masters
-	 * in a cluster give a slave the same id on every master): its
-	 * SlaveConnection is kept, with no event but `slaveupdated` if its
-	 * userData changed. Otherwise ids are the new master's; a slave with the
+	 * the id and userData a slave had before is that slave (masters in a
+	 * cluster give a slave the same id on every master): its SlaveConnection
+	 * is kept, with no event at all. (Both must match: a lone master that
+	 * restarted gives ids afresh, to whichever slave comes first.)
+	 * Otherwise ids are the new master's; a slave with the
 	 * same userData as one listed before is the same slave (it registered
 	 * again): its SlaveConnection is kept, with its open channels, under its
 	 * new id (`slaverelisted`). Slaves may register again after this client
@@ -581,11 +582,10 @@ export class MasterConnection extends Emitter {
 				continue;
 			}
 			const kept = orphansById.get(id);
-			if (kept !== undefined) {
-				// The same id: the same slave (clustered masters), no flicker.
+			if (kept !== undefined && JSON.stringify(userData) === JSON.stringify(kept.userData)) {
+				// The same id and userData: the same slave (clustered masters), no flicker.
 				take(kept);
 				this.slaves[id] = kept;
-				if (JSON.stringify(userData) !== JSON.stringify(kept.userData)) this._updateSlave(id, userData);
 				continue;
 			}
 			const same = orphansByData.get(JSON.stringify(userData));

@@ -4,18 +4,16 @@
 //! Slave ids are the master's. As the browser bundle does, what a new
 //! connection lists is matched against the slaves listed before (orphans
 //! until then):
-//! - a slave listed under an orphan's id is that slave, whatever its
-//!   userData: masters in a cluster give a slave the same id on every
-//!   master, so a failover between them changes nothing (kept: no event but
-//!   an update if its userData changed);
+//! - a slave listed under an orphan's id, with the orphan's userData, is
+//!   that slave: masters in a cluster give a slave the same id on every
+//!   master, so a failover between them changes nothing (kept, no event);
 //! - otherwise a slave whose userData only one orphan had is that slave (it
 //!   registered again, and got a new id: relisted, not added).
 //!
 //! Either way its [`SlaveConnection`](super::SlaveConnection) and open
 //! channels are kept. Orphans not listed again wait a grace period, then are
-//! removed. (A lone master gives ids afresh when it restarts, so there an
-//! orphan's id may come back on another slave: it is taken for the earlier
-//! one, as a cluster's would be.)
+//! removed. (Both the id and the userData must match: a lone master gives
+//! ids afresh when it restarts, so an orphan's id may come back on another slave.)
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -76,11 +74,8 @@ impl SlaveList {
                 changes.extend(self.update(vec![SlaveEntry { id, user_data }]));
                 continue;
             }
-            let key = if let Some((key, before)) = self.take_orphan_by_id(id) {
+            let key = if let Some(key) = self.take_orphan_by_id(id, &user_data) {
                 changes.push(Change::Kept(SlaveInfo { id, uid: key, user_data: user_data.clone() }));
-                if before != user_data {
-                    changes.push(Change::Updated(SlaveInfo { id, uid: key, user_data: user_data.clone() }));
-                }
                 key
             } else if let Some(key) = self.take_orphan(&user_data) {
                 changes.push(Change::Relisted(SlaveInfo { id, uid: key, user_data: user_data.clone() }));
@@ -109,11 +104,10 @@ impl SlaveList {
             .collect()
     }
 
-    /// The orphan that had this id, and its userData then.
-    fn take_orphan_by_id(&mut self, id: u32) -> Option<(SlaveKey, String)> {
-        let index = self.orphans.iter().position(|(_, _, last_id)| *last_id == id)?;
-        let (key, user_data, _) = self.orphans.swap_remove(index);
-        Some((key, user_data))
+    /// The orphan that had this id and this userData.
+    fn take_orphan_by_id(&mut self, id: u32, user_data: &str) -> Option<SlaveKey> {
+        let index = self.orphans.iter().position(|(_, data, last_id)| *last_id == id && data == user_data)?;
+        Some(self.orphans.swap_remove(index).0)
     }
 
     /// The orphan with this userData, if it is the only one that has it.
@@ -231,41 +225,27 @@ mod tests {
     /// Clustered masters give a slave the same id on every master: a
     /// failover from one to another must not make it flicker.
     #[test]
-    fn a_slave_listed_again_under_its_id_is_kept_without_add_or_remove() {
+    fn a_slave_listed_again_under_its_id_and_user_data_is_kept_without_any_event() {
         let mut list = SlaveList::default();
         list.add(vec![entry(7, "\"a\""), entry(8, "\"b\""), entry(9, "\"twin\""), entry(10, "\"twin\"")]);
         let [a, b, twin1, twin2] = [7, 8, 9, 10].map(|id| list.key_of(id).unwrap());
         list.orphan_all();
-        // 7 as it was, 8 with new userData, a twin under its id; 8's old userData on a new id is not 8.
-        let changes = list.add(vec![entry(7, "\"a\""), entry(8, "\"b2\""), entry(10, "\"twin\""), entry(11, "\"b\"")]);
+        // 7 as it was, a twin under its id (userData alone could not tell
+        // twins apart), 8's id on another slave, 8 under a new id.
+        let changes = list.add(vec![entry(7, "\"a\""), entry(10, "\"twin\""), entry(8, "\"c\""), entry(11, "\"b\"")]);
         assert_eq!(
             changes,
             vec![
                 Change::Kept(SlaveInfo { id: 7, uid: a, user_data: "\"a\"".into() }),
-                Change::Kept(SlaveInfo { id: 8, uid: b, user_data: "\"b2\"".into() }),
-                Change::Updated(SlaveInfo { id: 8, uid: b, user_data: "\"b2\"".into() }),
                 Change::Kept(SlaveInfo { id: 10, uid: twin2, user_data: "\"twin\"".into() }),
-                Change::Added(SlaveInfo { id: 11, uid: twin2 + 1, user_data: "\"b\"".into() }),
+                Change::Added(SlaveInfo { id: 8, uid: twin2 + 1, user_data: "\"c\"".into() }),
+                Change::Relisted(SlaveInfo { id: 11, uid: b, user_data: "\"b\"".into() }),
             ]
         );
-        assert_eq!((list.id_of(a), list.id_of(b), list.id_of(twin2)), (Some(7), Some(8), Some(10)));
         // Listed later in the grace period, under its id: kept too.
         let later = list.add(vec![entry(9, "\"twin\"")]);
         assert_eq!(later, vec![Change::Kept(SlaveInfo { id: 9, uid: twin1, user_data: "\"twin\"".into() })]);
         assert!(!list.has_orphans());
         assert_eq!(list.drop_orphans(), vec![], "nothing removed");
-    }
-
-    /// An id no orphan had is matched by userData as before.
-    #[test]
-    fn an_orphans_id_wins_over_another_orphans_user_data() {
-        let mut list = SlaveList::default();
-        list.add(vec![entry(1, "\"x\""), entry(2, "\"y\"")]);
-        let [x, y] = [1, 2].map(|id| list.key_of(id).unwrap());
-        list.orphan_all();
-        // 1 now has the userData 2 had: still 1. 2 comes back under a new id.
-        let changes = list.add(vec![entry(1, "\"y\""), entry(5, "\"y\"")]);
-        assert!(matches!(&changes[0], Change::Kept(SlaveInfo { id: 1, uid, .. }) if *uid == x), "{changes:?}");
-        assert!(matches!(&changes[2], Change::Relisted(SlaveInfo { id: 5, uid, .. }) if *uid == y), "{changes:?}");
     }
 }

@@ -139,12 +139,11 @@ pub enum MasterEvent {
     /// the new id.
     SlaveRelisted(SlaveInfo),
     /// A slave listed before a reconnection to the master is listed again
-    /// under the id it had (masters in a cluster give a slave the same id on
-    /// every master): the same slave, whatever its userData, with its
+    /// under the id and userData it had (masters in a cluster give a slave
+    /// the same id on every master): the same slave, with its
     /// [`SlaveConnection`] and open channels. Nothing changed for the
-    /// application (no SlaveRelisted, SlaveAdded or SlaveRemoved for it;
-    /// a SlaveUpdated follows if its userData changed); it is in
-    /// [`MasterConnection::slaves`] again.
+    /// application (no SlaveRelisted, SlaveAdded, SlaveRemoved or
+    /// SlaveUpdated for it); it is in [`MasterConnection::slaves`] again.
     SlaveKept(SlaveInfo),
     /// A slave is gone; its SlaveConnection is closed.
     SlaveRemoved(SlaveInfo),

@@ -685,6 +685,19 @@ impl<L: PeerLink> SignallingRouter<L> {
         events
     }
 
+    /// The nodes of the other masters whose slaves are listed here.
+    pub(crate) fn remote_nodes(&self) -> Vec<u16> {
+        let mut nodes: Vec<u16> = self.remote.values().map(|r| r.node).collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes
+    }
+
+    /// The slaves listed here of the masters `nodes`, with their node.
+    pub(crate) fn remote_slaves_of(&self, nodes: &[u16]) -> Vec<(u32, u16)> {
+        self.remote.iter().filter(|(_, r)| nodes.contains(&r.node)).map(|(&id, r)| (id, r.node)).collect()
+    }
+
     /// Ids of the other masters' slaves listed here.
     pub(crate) fn remote_slave_ids(&self) -> Vec<u32> {
         self.remote.keys().copied().collect()

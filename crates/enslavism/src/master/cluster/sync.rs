@@ -53,6 +53,10 @@ const SLAVE_ID_BLOCK: u32 = 64;
 /// without persistence, the counter starts again below live ids).
 const RAISE_COUNTER: &str = "local v = tonumber(redis.call('GET', KEYS[1]) or '0') \
     if v < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end return 0";
+/// Deletes a slave key only if it still holds the record of node ARGV[1]
+/// (another master may have taken the id over meanwhile).
+const DELETE_IF_NODE: &str = "local v = redis.call('GET', KEYS[1]) \
+    if v and string.sub(v, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '\\n' then return redis.call('DEL', KEYS[1]) end return 0";
 /// Close code for this master's peers when it must renumber them.
 const CLOSE_SERVICE_RESTART: u16 = 1012;
 
@@ -376,7 +380,7 @@ impl ClusterTask {
     async fn send_commands(&mut self, con: &mut MultiplexedConnection, batch: &mut Vec<Command>) -> Result<(), SessionEnd> {
         let mut pipe = redis::pipe();
         let mut offers = Vec::new();
-        let (mut need_ids, mut resync) = (false, false);
+        let (mut need_ids, mut resync, mut registered) = (false, false, false);
         for command in batch.drain(..) {
             match command {
                 Command::NeedSlaveIds => need_ids = true,
@@ -386,7 +390,7 @@ impl ClusterTask {
                 }
                 Command::Listed { id, user_data } => {
                     self.write_change(&mut pipe, &Change::Set { id, node: self.node, user_data: user_data.clone() });
-                    self.local.insert(id, user_data);
+                    registered |= self.local.insert(id, user_data).is_none();
                 }
                 // Only slaves of ours: after a renumbering, an old id may be another master's now.
                 Command::Unlisted { id } => {
@@ -405,16 +409,23 @@ impl ClusterTask {
         if need_ids {
             self.reserve_slave_ids(con).await?;
         }
+        if registered {
+            // Perhaps a slave failing over from a master that just died:
+            // its entry from there goes now, not at expiry.
+            self.unlist_dead_masters(con).await?;
+        }
         if resync {
             let live = self.read_registry(con).await?;
             let events = self.shared.router().reconcile(live);
             self.report(events);
         }
-        let mut router = None;
-        for (offer, receivers) in offers.into_iter().zip(receivers) {
-            if let (Some((client, slave)), 0) = (offer, receivers) {
-                // Nobody listens on that channel: its master is gone.
-                router.get_or_insert_with(|| self.shared.router()).refuse_relayed(client, slave);
+        {
+            let mut router = None;
+            for (offer, receivers) in offers.into_iter().zip(receivers) {
+                if let (Some((client, slave)), 0) = (offer, receivers) {
+                    // Nobody listens on that channel: its master is gone.
+                    router.get_or_insert_with(|| self.shared.router()).refuse_relayed(client, slave);
+                }
             }
         }
         Ok(())
@@ -477,6 +488,7 @@ impl ClusterTask {
         if missing_local {
             let _: () = rewrite.query_async(con).await?;
         }
+        self.unlist_dead_masters(con).await?;
         let expired: Vec<u32> = remote.iter().zip(exists).filter(|(_, &n)| n == 0).map(|(&id, _)| id).collect();
         let mut router = self.shared.router();
         let events = if expired.is_empty() { Vec::new() } else { router.unlist_remote(&expired) };
@@ -490,6 +502,52 @@ impl ClusterTask {
                 "cluster: slaves of another master expired (their master stopped refreshing them)"
             );
         }
+        self.report(events);
+        Ok(())
+    }
+
+    /// Unlists the slaves of masters no longer subscribed to their relay
+    /// channel: a master's subscription ends with its process (the kernel
+    /// closes its connection to Redis at once) or with its Redis session,
+    /// and nothing can reach its slaves then. Their keys are deleted and
+    /// their removal added to the stream, so that every master unlists them
+    /// now rather than at expiry; a master that was only away from Redis
+    /// writes its slaves again when it is back.
+    async fn unlist_dead_masters(&mut self, con: &mut MultiplexedConnection) -> Result<(), SessionEnd> {
+        let nodes = self.shared.router().remote_nodes();
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        let channels: Vec<String> = nodes.iter().map(|&n| self.keys.relay_channel(n)).collect();
+        let reply: Vec<Value> = redis::cmd("PUBSUB").arg("NUMSUB").arg(&channels).query_async(con).await?;
+        // [channel, subscribers, channel, subscribers, …], in the order asked.
+        let dead: Vec<u16> = nodes
+            .iter()
+            .zip(reply.chunks(2))
+            .filter(|(_, pair)| matches!(pair.get(1), Some(Value::Int(0))))
+            .map(|(&node, _)| node)
+            .collect();
+        if dead.is_empty() {
+            return Ok(());
+        }
+        let (gone, ids, events) = {
+            let mut router = self.shared.router();
+            let gone = router.remote_slaves_of(&dead);
+            let ids: Vec<u32> = gone.iter().map(|&(id, _)| id).collect();
+            let events = router.unlist_remote(&ids);
+            (gone, ids, events)
+        };
+        tracing::info!(?dead, slaves = ids.len(), "cluster: masters gone from redis; their slaves are unlisted");
+        let mut pipe = redis::pipe();
+        for &(id, node) in &gone {
+            pipe.cmd("EVAL").arg(DELETE_IF_NODE).arg(1).arg(self.keys.slave(id)).arg(node).ignore();
+            let xadd = pipe.cmd("XADD").arg(self.keys.changes()).arg("MAXLEN").arg("~").arg(STREAM_LENGTH).arg("*");
+            for (field, value) in (Change::Remove { id, node }).fields() {
+                xadd.arg(field).arg(value);
+            }
+            xadd.ignore();
+        }
+        let _: () = pipe.query_async(con).await?;
         self.report(events);
         Ok(())
     }
@@ -521,8 +579,8 @@ impl ClusterTask {
                     .arg(self.ttl_ms())
                     .ignore();
             }
-            Change::Remove { id, .. } => {
-                pipe.cmd("DEL").arg(self.keys.slave(*id)).ignore();
+            Change::Remove { id, node } => {
+                pipe.cmd("EVAL").arg(DELETE_IF_NODE).arg(1).arg(self.keys.slave(*id)).arg(*node).ignore();
             }
         }
         let xadd = pipe.cmd("XADD").arg(self.keys.changes()).arg("MAXLEN").arg("~").arg(STREAM_LENGTH).arg("*");
