@@ -60,6 +60,27 @@ export interface MasterOptions {
 	 * `authTimeout` answers 403. Without it, anyone who reaches the port may.
 	 */
 	metricsAuth?: (req: MonitoringRequest) => boolean | Promise<boolean>;
+	/** Share one lobby with the other masters of the same Redis and name (see {@link ClusterOptions}). */
+	cluster?: ClusterOptions;
+}
+
+/**
+ * The `cluster` option of a {@link Master}: masters with the same Redis and
+ * name list every slave of any of them, under one id, and relay signalling
+ * to each other. Values are checked by the engine (`ERR_OUT_OF_RANGE`,
+ * `ERR_INVALID_ARG_VALUE`).
+ */
+export interface ClusterOptions {
+	/** `redis://[user:password@]host:port[/db]`. */
+	redis: string;
+	/** The lobby's name: letters, digits, `-`, `_`, `.`, at most 64. Default `'default'`. */
+	name?: string;
+	/** Milliseconds a slave stays listed after its master last refreshed it (at least 400). Default 6000. */
+	slaveTtl?: number;
+	/** Milliseconds a relayed offer waits for its answer before the browser is told the slave refused. Default 10000. */
+	relayTimeout?: number;
+	/** Milliseconds connecting to Redis and each command may take. Default 2000. */
+	redisTimeout?: number;
 }
 
 /**
@@ -77,8 +98,10 @@ export interface MonitoringRequest {
 export interface MasterStats {
 	/** Connected slaves, registered or not. */
 	slaves: number;
-	/** Slaves listed to clients. */
+	/** Slaves registered with this master (listed to clients). */
 	registeredSlaves: number;
+	/** In a cluster, the other masters' slaves, listed to this master's clients too (0 otherwise). */
+	remoteSlaves: number;
 	/** Connected clients. */
 	clients: number;
 	/** WebSocket messages received (pings excepted). */
@@ -211,6 +234,8 @@ export declare class Master extends EventEmitter {
 	readonly peerCounts: { slaves: number; clients: number };
 	/** The registered slaves, by the id clients see (the objects the `slave…register` events carry). */
 	readonly slaves: Map<number, RegisteredSlave>;
+	/** In a cluster, the other masters' slaves listed here too, by id (the objects the `remoteslave…` events carry). */
+	readonly remoteSlaves: Map<number, RemoteSlave>;
 	/** The master's figures, counted in the engine (one call, no per-message JS). Throws `ERR_ENSLAVISM_CLOSED` if it failed to start. */
 	stats(): MasterStats;
 	/** The master's metrics as an OpenMetrics text exposition (names prefixed `enslavism_master_`): what `/enslavism/metrics` serves with `metrics: true`. */
@@ -254,6 +279,16 @@ export interface MasterEvents {
 	slaveupdate: (slave: RegisteredSlave) => void;
 	/** A registered slave is gone from every list: closed, dropped, or silent past `heartbeatTimeout`. */
 	slaveunregister: (slave: RegisteredSlave) => void;
+	/** In a cluster: connected to Redis and in sync; `node` is this master's node number (the top 12 bits of its client ids). */
+	clusterconnect: (node: number) => void;
+	/** In a cluster: Redis was lost. Own slaves and clients are still served; offers to other masters' slaves are refused until `clusterconnect`. */
+	clusterdisconnect: (reason: string) => void;
+	/** In a cluster: another master's slave is listed here too. */
+	remoteslaveregister: (slave: RemoteSlave) => void;
+	/** In a cluster: another master's slave has new userData (replaced in place). */
+	remoteslaveupdate: (slave: RemoteSlave) => void;
+	/** In a cluster: another master's slave is gone from this master's list. */
+	remoteslaveunregister: (slave: RemoteSlave) => void;
 	/** The master's own port is bound (own-port mode only). */
 	listening: () => void;
 	/**
@@ -274,6 +309,16 @@ export interface RegisteredSlave {
 	/** Where it connects from. */
 	readonly remoteAddress: string;
 	readonly remotePort: number;
+}
+
+/** Another master's slave, as `master.remoteSlaves` and the `remoteslave…` events show it. */
+export interface RemoteSlave {
+	/** The id clients see (the same on every master). */
+	readonly id: number;
+	/** Its userData (the latest). */
+	userData: unknown;
+	/** The node number of the master it is connected to. */
+	readonly node: number;
 }
 
 /** A STUN or TURN server, as in `RTCIceServer`. */

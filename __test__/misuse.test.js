@@ -46,6 +46,13 @@ describe('misuse from JS', { timeout: 60_000 }, () => {
 		assert.throws(() => new Master(0, { maxConnections: 0 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: /options.maxConnections must be an integer from 1 to/ });
 		assert.throws(() => new Master(0, { heartbeatInterval: 5 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: /options.heartbeatInterval must be an integer from 10 to 4294967295 \(ms\)/ });
 		assert.throws(() => new Master(0, { maxOffersPerSecond: 2 ** 32 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: /options.maxOffersPerSecond must be an integer from 0 to 4294967295/ });
+		// The cluster option: types in JS, values in the engine, every one named.
+		assert.throws(() => new Master(0, { cluster: 'redis://x' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /options.cluster must be an object/ });
+		assert.throws(() => new Master(0, { cluster: {} }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: 'options.cluster.redis must be a string; received undefined' });
+		assert.throws(() => new Master(0, { cluster: { redis: 'http://x' } }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: /^options.cluster.redis: "http:\/\/x" is not a Redis URL/ });
+		assert.throws(() => new Master(0, { cluster: { redis: 'redis://x', name: 'a b' } }), { code: 'ERR_INVALID_ARG_VALUE', message: /^options.cluster.name: must be 1 to 64 letters/ });
+		assert.throws(() => new Master(0, { cluster: { redis: 'redis://x', slaveTtl: 10 } }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: 'options.cluster.slaveTtl must be an integer from 400 to 4294967295 (ms); received number 10' });
+		assert.throws(() => new Master(0, { cluster: { redis: 'redis://x', relayTimeout: '1s' } }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /options.cluster.relayTimeout/ });
 		assert.throws(() => new Master(0, { heartbeatInterval: 1000, heartbeatTimeout: 1000 }), {
 			name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: 'options.heartbeatTimeout: must be longer than heartbeat_interval (1000 ms); got 1000 ms',
 		});

@@ -10,7 +10,7 @@ function codedError(ErrorClass, code, message) {
 
 /** How a received value is named in an error message. */
 function describe(value) {
-	if (value === null) return 'null';
+	if (value === null || value === undefined) return String(value);
 	if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
 	return `${typeof value} ${String(value)}`;
 }

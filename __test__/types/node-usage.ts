@@ -9,7 +9,7 @@ import {
 	type ConnectionStats, type Logger, type MasterStats, type MonitoringRequest, type SlaveStats, type TrafficStats,
 	type AuthData, type AuthInfo, type DataChannelErrorEvent, type DataChannelEvent, type DataChannelMessageEvent,
 	type MasterCloseEvent, type MasterConnectionOptions, type MasterOptions, type RegisteredSlave, type RejectFunction,
-	type SlaveOptions, type TlsIdentity,
+	type SlaveOptions, type TlsIdentity, type ClusterOptions, type RemoteSlave,
 } from 'enslavism';
 
 /** Compiles only when `A` and `B` are the same type (not merely assignable, and not `any`). */
@@ -65,6 +65,19 @@ const metricsText: string = monitored.metrics();
 new Master(8084, { metrics: 'yes' });
 // @ts-expect-error: metricsAuth answers a boolean
 new Master(8085, { metricsAuth: () => 'yes' });
+
+// ---- several masters, one lobby ---------------------------------------------
+const cluster: ClusterOptions = { redis: 'redis://127.0.0.1:6379', name: 'eu', slaveTtl: 6000, relayTimeout: 10_000, redisTimeout: 2000 };
+const clustered = new Master(8086, { cluster });
+clustered.on('clusterconnect', (node: number) => console.log(node));
+clustered.on('clusterdisconnect', (reason: string) => console.warn(reason));
+clustered.on('remoteslaveregister', (s: RemoteSlave) => console.log(s.id, s.node, s.userData));
+clustered.on('remoteslaveupdate', (s) => console.log(s.userData));
+clustered.on('remoteslaveunregister', (s) => console.log(s.id));
+const remote: RemoteSlave | undefined = clustered.remoteSlaves.get(0);
+const remoteCount: number = clustered.stats().remoteSlaves + (remote?.node ?? 0);
+// @ts-expect-error: the Redis URL is required
+new Master(8087, { cluster: { name: 'eu' } });
 
 // ---- logs --------------------------------------------------------------------
 
