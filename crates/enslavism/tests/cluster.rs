@@ -216,8 +216,13 @@ async fn a_master_gone_without_a_word_leaves_the_lists_within_the_ttl() {
         Message::AddSlaves(_) => listed_slave(&mut client).await,
         other => panic!("{other:?}"),
     };
+    // An offer reaches the slave, which never answers: its master dies mid-relay.
+    send(&mut client, Message::OfferToSlave(SessionDescription { id: entry.id, sdp: "offer".into() })).await;
+    assert!(matches!(recv(&mut slave).await, Message::OfferFromClient(_)));
     runtime_a.shutdown_background();
     let killed = tokio::time::Instant::now();
+    // The browser is told the slave refused, rather than left waiting; then it is unlisted.
+    assert_eq!(recv(&mut client).await, Message::RejectFromSlave { id: entry.id });
     assert_eq!(recv(&mut client).await, Message::RemoveSlaves(vec![entry.id]));
     let took = killed.elapsed();
     assert!(took <= ttl + ttl / 4, "unlisted after {took:?}");
@@ -263,5 +268,49 @@ async fn redis_lost_and_back_the_lists_converge_and_offers_meanwhile_are_refused
             other => panic!("{other:?}"),
         }
     }
+    assert_eq!(b.master.stats().remote_slaves, 1);
+}
+
+#[tokio::test]
+async fn garbage_in_redis_is_ignored_and_hurts_nothing() {
+    let redis = Redis::start().await;
+    let mut b = Node::start(&redis.url(), Duration::from_secs(2));
+    let node_b = b.in_sync().await;
+    let mut con = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    // Foreign and malformed slave keys, stream entries and relayed frames.
+    let garbage: &[&[&str]] = &[
+        &["SET", "enslavism:{test}:slave:77", "not a record"],
+        &["SET", "enslavism:{test}:slave:78", "5\nnot json"],
+        &["SET", "enslavism:{test}:slave:notanumber", "5\n{}"],
+        &["SET", "enslavism:{test}:slave-ids", "banana"],
+        &["XADD", "enslavism:{test}:changes", "*", "op", "set", "id", "79", "node", "0", "data", "{}"],
+        &["XADD", "enslavism:{test}:changes", "*", "op", "explode", "id", "80", "node", "5"],
+        &["XADD", "enslavism:{test}:changes", "*", "unrelated", "field"],
+    ];
+    for command in garbage {
+        let mut cmd = redis::cmd(command[0]);
+        for arg in &command[1..] {
+            cmd.arg(arg.replace("\\n", "\n"));
+        }
+        let _: redis::Value = cmd.query_async(&mut con).await.unwrap();
+    }
+    for junk in [&b""[..], b"S", b"X\0\0\0\x01\x04", b"C\0\0\0\x01\x03not an answer"] {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(format!("enslavism:{{test}}:relay:{node_b}"))
+            .arg(junk)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+    }
+    // A master that joins now reads all of it; B keeps following the stream.
+    let mut a = Node::start(&redis.url(), Duration::from_secs(2));
+    a.in_sync().await;
+    let mut client = open(b.addr(), "/enslavism/clients").await;
+    assert_eq!(recv(&mut client).await, Message::AddSlaves(vec![]), "no garbage listed");
+    let mut slave = open(a.addr(), "/enslavism/slaves").await;
+    send(&mut slave, Message::Register { user_data: "{}".into() }).await;
+    let entry = listed_slave(&mut client).await;
+    send(&mut client, Message::OfferToSlave(SessionDescription { id: entry.id, sdp: "o".into() })).await;
+    assert!(matches!(recv(&mut slave).await, Message::OfferFromClient(_)), "relays still work");
     assert_eq!(b.master.stats().remote_slaves, 1);
 }

@@ -50,8 +50,9 @@ const CLAIM_TRIES: usize = 64;
 /// Slave ids reserved at once from the cluster's counter.
 const SLAVE_ID_BLOCK: u32 = 64;
 /// Raises the slave id counter to at least ARGV[1] (after a Redis restart
-/// without persistence, the counter starts again below live ids).
-const RAISE_COUNTER: &str = "local v = tonumber(redis.call('GET', KEYS[1]) or '0') \
+/// without persistence, the counter starts again below live ids); a value
+/// that is not a number is replaced.
+const RAISE_COUNTER: &str = "local v = tonumber(redis.call('GET', KEYS[1]) or '0') or -1 \
     if v < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end return 0";
 /// Deletes a slave key only if it still holds the record of node ARGV[1]
 /// (another master may have taken the id over meanwhile).
@@ -367,7 +368,25 @@ impl ClusterTask {
 
     /// Reserves a block of slave ids for the router.
     async fn reserve_slave_ids(&mut self, con: &mut MultiplexedConnection) -> Result<(), SessionEnd> {
-        let end: u64 = redis::cmd("INCRBY").arg(self.keys.slave_ids()).arg(SLAVE_ID_BLOCK).query_async(con).await?;
+        let reserve = redis::cmd("INCRBY").arg(self.keys.slave_ids()).arg(SLAVE_ID_BLOCK).clone();
+        let end: u64 = match reserve.query_async(con).await {
+            Ok(end) => end,
+            Err(e) => {
+                // Not a counter any more (written by hand, or by something
+                // else): start it again above every id in use here.
+                let value: Option<Vec<u8>> = redis::cmd("GET").arg(self.keys.slave_ids()).query_async(con).await?;
+                let is_number =
+                    value.as_deref().and_then(|v| std::str::from_utf8(v).ok()).is_some_and(|v| v.parse::<i64>().is_ok());
+                if is_number {
+                    return Err(e.into());
+                }
+                tracing::warn!("cluster: the slave id counter held something else ({e}); it starts again above the ids in use");
+                let above =
+                    self.shared.router().known_slave_ids().filter(|&id| id < CLUSTER_SLAVE_IDS).max().map_or(0, |id| id + 1);
+                let _: () = redis::cmd("SET").arg(self.keys.slave_ids()).arg(above).query_async(con).await?;
+                reserve.query_async(con).await?
+            }
+        };
         // The counter wraps below 2^20: ids stay small, and ids still in use
         // are skipped by the router.
         let ids = (end.saturating_sub(u64::from(SLAVE_ID_BLOCK))..end).map(|n| (n % u64::from(CLUSTER_SLAVE_IDS)) as u32);
