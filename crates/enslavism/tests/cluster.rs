@@ -93,7 +93,10 @@ struct Node {
 
 impl Node {
     fn start(redis: &str, ttl: Duration) -> Node {
-        let cluster = ClusterConfig::builder(redis).name("test").slave_ttl(ttl).build().unwrap();
+        Node::start_with(ClusterConfig::builder(redis).name("test").slave_ttl(ttl).build().unwrap())
+    }
+
+    fn start_with(cluster: ClusterConfig) -> Node {
         let config = MasterConfig::builder().cluster(cluster).build().unwrap();
         let (tx, events) = mpsc::unbounded_channel();
         let master = Master::bind("127.0.0.1:0".parse().unwrap(), config, Arc::new(Events(Mutex::new(tx)))).unwrap();
@@ -312,5 +315,34 @@ async fn garbage_in_redis_is_ignored_and_hurts_nothing() {
     let entry = listed_slave(&mut client).await;
     send(&mut client, Message::OfferToSlave(SessionDescription { id: entry.id, sdp: "o".into() })).await;
     assert!(matches!(recv(&mut slave).await, Message::OfferFromClient(_)), "relays still work");
+    assert_eq!(b.master.stats().remote_slaves, 1);
+}
+
+#[tokio::test]
+async fn a_redis_that_answers_slowly_costs_a_resync_not_a_crash() {
+    let redis = Redis::start().await;
+    let slow = |url: &str| {
+        let config = ClusterConfig::builder(url).name("test").slave_ttl(Duration::from_secs(2));
+        Node::start_with(config.redis_timeout(Duration::from_millis(300)).build().unwrap())
+    };
+    let (mut a, mut b) = (slow(&redis.url()), slow(&redis.url()));
+    a.in_sync().await;
+    b.in_sync().await;
+    let mut slave = open(a.addr(), "/enslavism/slaves").await;
+    send(&mut slave, Message::Register { user_data: "{}".into() }).await;
+    let mut client = open(b.addr(), "/enslavism/clients").await;
+    let entry = match recv(&mut client).await {
+        Message::AddSlaves(list) if list.len() == 1 => list[0].clone(),
+        Message::AddSlaves(_) => listed_slave(&mut client).await,
+        other => panic!("{other:?}"),
+    };
+    // Redis stops answering for longer than the masters wait.
+    let mut con = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(1000).arg("ALL").query_async(&mut con).await.unwrap();
+    b.event(|e| matches!(e, MasterEvent::ClusterDisconnected { .. }).then_some(())).await;
+    b.in_sync().await;
+    // Back in sync: the same list, and relays work.
+    send(&mut client, Message::OfferToSlave(SessionDescription { id: entry.id, sdp: "o".into() })).await;
+    assert!(matches!(recv(&mut slave).await, Message::OfferFromClient(_)));
     assert_eq!(b.master.stats().remote_slaves, 1);
 }

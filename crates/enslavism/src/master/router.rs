@@ -693,9 +693,14 @@ impl<L: PeerLink> SignallingRouter<L> {
         nodes
     }
 
-    /// The slaves listed here of the masters `nodes`, with their node.
-    pub(crate) fn remote_slaves_of(&self, nodes: &[u16]) -> Vec<(u32, u16)> {
-        self.remote.iter().filter(|(_, r)| nodes.contains(&r.node)).map(|(&id, r)| (id, r.node)).collect()
+    /// The slaves listed here of the masters `nodes` (only those with one
+    /// of these userData, when given), with their node.
+    pub(crate) fn remote_slaves_of(&self, nodes: &[u16], user_data: Option<&[String]>) -> Vec<(u32, u16)> {
+        self.remote
+            .iter()
+            .filter(|(_, r)| nodes.contains(&r.node) && user_data.is_none_or(|u| u.contains(&r.user_data)))
+            .map(|(&id, r)| (id, r.node))
+            .collect()
     }
 
     /// Ids of the other masters' slaves listed here.

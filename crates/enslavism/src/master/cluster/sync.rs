@@ -98,6 +98,8 @@ pub(crate) struct ClusterTask {
     local: HashMap<u32, String>,
     /// The change stream's last entry read.
     stream_position: String,
+    /// Masters found unsubscribed at the last check.
+    missing: std::collections::HashSet<u16>,
 }
 
 /// Makes the router a node of the cluster and returns the task that keeps
@@ -122,6 +124,7 @@ pub(crate) fn join(shared: &Arc<Shared>, config: ClusterConfig) -> ClusterTask {
         connected,
         local: HashMap::new(),
         stream_position: "0-0".to_owned(),
+        missing: std::collections::HashSet::new(),
     }
 }
 
@@ -399,7 +402,8 @@ impl ClusterTask {
     async fn send_commands(&mut self, con: &mut MultiplexedConnection, batch: &mut Vec<Command>) -> Result<(), SessionEnd> {
         let mut pipe = redis::pipe();
         let mut offers = Vec::new();
-        let (mut need_ids, mut resync, mut registered) = (false, false, false);
+        let (mut need_ids, mut resync) = (false, false);
+        let mut registered = Vec::new();
         for command in batch.drain(..) {
             match command {
                 Command::NeedSlaveIds => need_ids = true,
@@ -409,7 +413,9 @@ impl ClusterTask {
                 }
                 Command::Listed { id, user_data } => {
                     self.write_change(&mut pipe, &Change::Set { id, node: self.node, user_data: user_data.clone() });
-                    registered |= self.local.insert(id, user_data).is_none();
+                    if self.local.insert(id, user_data.clone()).is_none() {
+                        registered.push(user_data);
+                    }
                 }
                 // Only slaves of ours: after a renumbering, an old id may be another master's now.
                 Command::Unlisted { id } => {
@@ -428,10 +434,10 @@ impl ClusterTask {
         if need_ids {
             self.reserve_slave_ids(con).await?;
         }
-        if registered {
+        if !registered.is_empty() {
             // Perhaps a slave failing over from a master that just died:
             // its entry from there goes now, not at expiry.
-            self.unlist_dead_masters(con).await?;
+            self.unlist_dead_masters(con, Some(&registered)).await?;
         }
         if resync {
             let live = self.read_registry(con).await?;
@@ -507,7 +513,7 @@ impl ClusterTask {
         if missing_local {
             let _: () = rewrite.query_async(con).await?;
         }
-        self.unlist_dead_masters(con).await?;
+        self.unlist_dead_masters(con, None).await?;
         let expired: Vec<u32> = remote.iter().zip(exists).filter(|(_, &n)| n == 0).map(|(&id, _)| id).collect();
         let mut router = self.shared.router();
         let events = if expired.is_empty() { Vec::new() } else { router.unlist_remote(&expired) };
@@ -532,30 +538,52 @@ impl ClusterTask {
     /// their removal added to the stream, so that every master unlists them
     /// now rather than at expiry; a master that was only away from Redis
     /// writes its slaves again when it is back.
-    async fn unlist_dead_masters(&mut self, con: &mut MultiplexedConnection) -> Result<(), SessionEnd> {
+    ///
+    /// A master missing at one check may be reconnecting (after a Redis
+    /// restart every master is): unlisting its slaves would close players'
+    /// connections to them in browsers. So a master counts as gone at the
+    /// second check in a row; except for `twins_of`, slaves that just
+    /// registered here: a slave of a missing master with the same userData
+    /// is one that failed over, and goes at once.
+    async fn unlist_dead_masters(
+        &mut self,
+        con: &mut MultiplexedConnection,
+        twins_of: Option<&[String]>,
+    ) -> Result<(), SessionEnd> {
         let nodes = self.shared.router().remote_nodes();
         if nodes.is_empty() {
+            self.missing.clear();
             return Ok(());
         }
         let channels: Vec<String> = nodes.iter().map(|&n| self.keys.relay_channel(n)).collect();
         let reply: Vec<Value> = redis::cmd("PUBSUB").arg("NUMSUB").arg(&channels).query_async(con).await?;
         // [channel, subscribers, channel, subscribers, …], in the order asked.
-        let dead: Vec<u16> = nodes
+        let missing: Vec<u16> = nodes
             .iter()
             .zip(reply.chunks(2))
             .filter(|(_, pair)| matches!(pair.get(1), Some(Value::Int(0))))
             .map(|(&node, _)| node)
             .collect();
+        let dead: Vec<u16> = match twins_of {
+            Some(_) => missing,
+            None => {
+                let before = std::mem::replace(&mut self.missing, missing.iter().copied().collect());
+                missing.into_iter().filter(|node| before.contains(node)).collect()
+            }
+        };
         if dead.is_empty() {
             return Ok(());
         }
         let (gone, ids, events) = {
             let mut router = self.shared.router();
-            let gone = router.remote_slaves_of(&dead);
+            let gone = router.remote_slaves_of(&dead, twins_of);
             let ids: Vec<u32> = gone.iter().map(|&(id, _)| id).collect();
             let events = router.unlist_remote(&ids);
             (gone, ids, events)
         };
+        if gone.is_empty() {
+            return Ok(());
+        }
         tracing::info!(?dead, slaves = ids.len(), "cluster: masters gone from redis; their slaves are unlisted");
         let mut pipe = redis::pipe();
         for &(id, node) in &gone {
