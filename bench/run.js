@@ -5,12 +5,15 @@
 // the benchmark creates; prints a table of both, their ratio and the goal,
 // then one JSON line (prefixed `BENCH_JSON `; also target/bench/latest.json,
 // latest.md, and every run's figures in latest-runs.json). Sections: setup lossy echo
-// throughput fanout bots signalling memory idle (all by default). Every loop is bounded.
+// throughput fanout bots signalling memory idle cluster (all by default). Every loop is bounded.
+// A section may be this package's only (`engineOnly`, e.g. cluster: 0.9.0 has
+// no clustering): 0.9.0 does not run it and the report says so instead of a ratio.
 //
 // Environment: BENCH_RUNS (runs per implementation and section, default 3),
 // BENCH_FANOUT (K values, default 1,10,50,200,500), BENCH_BOTS (K values of
 // the bots section, default 200,500,1000), BENCH_CLIENTS (M values,
-// default 1000,5000,10000,50000), BENCH_NO_BUILD=1 (reuse the last release
+// default 1000,5000,10000,50000), BENCH_CLUSTER_CLIENTS (M values of the
+// cluster section, default 1000,10000), BENCH_NO_BUILD=1 (reuse the last release
 // build), BENCH_MAX_FOREIGN (share of the machine others may use in a run
 // before it is refused, default 0.1), BENCH_SLAVE_OPTIONS (JSON options
 // added to our slave's, to measure a setting; the baseline's get them too),
@@ -44,7 +47,7 @@ const { insideNamespace, reexecInNamespace } = require('./lib/namespace.js');
 
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, 'target', 'bench');
-const ALL_SECTIONS = ['setup', 'lossy', 'echo', 'throughput', 'fanout', 'bots', 'signalling', 'memory', 'idle'];
+const ALL_SECTIONS = ['setup', 'lossy', 'echo', 'throughput', 'fanout', 'bots', 'signalling', 'memory', 'idle', 'cluster'];
 const RUN_LIMIT_MS = 3 * 60 * 60_000;
 
 function fail(message) {
@@ -223,7 +226,7 @@ if (!insideNamespace()) {
 
 const { median, formatFigure } = require('./lib/stats.js');
 const { loadWindow, CORES } = require('./lib/machine.js');
-const { IMPLS } = require('./lib/impls.js');
+const { IMPLS, isEngine } = require('./lib/impls.js');
 const goals = require('./lib/goals.js');
 const browserSections = require('./sections/browser.js');
 const { fanout } = require('./sections/fanout.js');
@@ -231,8 +234,9 @@ const { bots } = require('./sections/bots.js');
 const { signalling, clientCounts } = require('./sections/signalling.js');
 const { idle } = require('./sections/idle.js');
 const { memory } = require('./sections/memory.js');
+const { cluster } = require('./sections/cluster.js');
 
-const SECTIONS = { ...browserSections, fanout, bots, signalling, memory, idle };
+const SECTIONS = { ...browserSections, fanout, bots, signalling, memory, idle, cluster };
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const MAX_FOREIGN = Number(process.env.BENCH_MAX_FOREIGN ?? 0.1);
 
@@ -275,6 +279,7 @@ async function main() {
 		for (let run = 0; run < RUNS; run++) {
 			const order = run % 2 === 0 ? IMPLS : [...IMPLS].reverse();
 			for (const impl of order) {
+				if (section.engineOnly && !isEngine(impl)) continue;
 				const window = loadWindow();
 				const started = Date.now();
 				let figures = {};
@@ -341,8 +346,11 @@ function table(chosen, summaries, other, rowsOf, { equalMeets = false } = {}) {
 	for (const name of chosen) {
 		const old = summaries[other][name];
 		const ours = summaries.ours[name];
+		// A section 0.9.0 cannot run (engineOnly): ours alone, saying why there is no ratio.
+		const absent = other === '0.9.0' && SECTIONS[name].engineOnly ? `no 0.9.0 equivalent (${SECTIONS[name].engineOnly})` : null;
 		const comparable = old.clean > 0 && ours.clean > 0;
-		lines.push(loadLine(SECTIONS[name].title, { [other]: old, ours }, [other, 'ours']));
+		lines.push(absent ? loadLine(`${SECTIONS[name].title}** — **${absent}`, { ours }, ['ours'])
+			: loadLine(SECTIONS[name].title, { [other]: old, ours }, [other, 'ours']));
 		for (const row of rowsOf(name)) {
 			const a = old.figures[row.vs];
 			const b = ours.figures[row.key];
@@ -350,13 +358,15 @@ function table(chosen, summaries, other, rowsOf, { equalMeets = false } = {}) {
 			// With `equalMeets` (against the baseline), two equal figures (0 threads per extra peer, say) meet a ratio goal.
 			const same = equalMeets && Number.isFinite(a) && a === b;
 			const ratio = comparable && Number.isFinite(a) && Number.isFinite(b) && a !== 0 ? b / a : same ? 1 : NaN;
-			const met = comparable ? (same && row.kind?.startsWith('ratio') ? true : goals.meets(row, a, b)) : undefined;
+			const met = absent ? (ours.clean > 0 ? goals.meets(row, undefined, b) : undefined)
+				: comparable ? (same && row.kind?.startsWith('ratio') ? true : goals.meets(row, a, b)) : undefined;
 			rows.push({ section: name, key: row.key, label: row.label, old: a ?? null, ours: b ?? null, ratio: Number.isFinite(ratio) ? ratio : null,
-				goal: row.kind ? goals.goalText(row) : null, met: met ?? null });
-			lines.push(`| ${row.label} | ${formatFigure(a)} | ${formatFigure(b)} | ${Number.isFinite(ratio) ? `${formatFigure(ratio)}×` : '—'} `
+				goal: row.kind ? goals.goalText(row) : null, met: met ?? null, ...(absent ? { note: absent } : {}) });
+			const ratioText = absent ? 'no 0.9.0 equivalent' : Number.isFinite(ratio) ? `${formatFigure(ratio)}×` : '—';
+			lines.push(`| ${row.label} | ${formatFigure(a)} | ${formatFigure(b)} | ${ratioText} `
 				+ `| ${row.kind ? goals.goalText(row) : ''} | ${met === undefined ? '' : met ? 'yes' : '**no**'} |`);
 		}
-		lines.push(...troubleLines(name, summaries, [other, 'ours']));
+		lines.push(...troubleLines(name, summaries, absent ? ['ours'] : [other, 'ours']));
 	}
 	return { lines, rows };
 }

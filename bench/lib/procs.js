@@ -57,11 +57,18 @@ async function stop(...children) {
  * `key`, or rejects after `limitMs`.
  */
 function ask(child, message, key, limitMs) {
+	const answer = reply(child, key, limitMs);
+	child.send(message);
+	return answer;
+}
+
+/** Resolves with the child's next message holding `key` (sent by itself), or rejects after `limitMs`. */
+function reply(child, key, limitMs) {
 	return new Promise((resolve, reject) => {
 		const timer = setTimeout(() => done(new Error(`no ${key} from the child within ${limitMs} ms`)), limitMs);
-		const onMessage = (reply) => {
-			if (reply?.error) done(new Error(reply.error));
-			else if (reply && key in reply) done(null, reply[key]);
+		const onMessage = (m) => {
+			if (m?.error) done(new Error(m.error));
+			else if (m && key in m) done(null, m[key]);
 		};
 		const onExit = (code) => done(new Error(`the child exited (${code})`));
 		function done(err, value) {
@@ -71,8 +78,7 @@ function ask(child, message, key, limitMs) {
 			else resolve(value);
 		}
 		child.on('message', onMessage).once('exit', onExit);
-		child.send(message);
 	});
 }
 
-module.exports = { start, startMaster, startSlave, stop, ask };
+module.exports = { start, startMaster, startSlave, stop, ask, reply };
