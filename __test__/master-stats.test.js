@@ -82,6 +82,7 @@ for (const mode of ['port', 'server']) {
 				assert.deepEqual(stats, {
 					slaves: 1,
 					registeredSlaves: 1,
+					remoteSlaves: 0,
 					clients: 1,
 					framesIn,
 					framesOut,

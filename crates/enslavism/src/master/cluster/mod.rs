@@ -1,17 +1,28 @@
 //! Several masters, one lobby: the slave registry and the signalling
 //! between masters, shared through Redis.
 //!
-//! Each master claims a node number (`records::NODE_BITS` bits) and gives
-//! ids in its own range, so ids never collide and a frame for any peer of
-//! the cluster is routed by its id alone. A registered slave is a Redis key
-//! with a TTL that its master refreshes; every change is also appended to a
-//! stream that other masters read, so they list it at once, and resume
-//! where they were after a lost connection. Offers, answers, candidates and
-//! rejections for a peer of another master travel on that master's pub/sub
-//! channel, as the very 0.9.0 frames the peer receives. The router
-//! ([`super::router::SignallingRouter`]) stays free of I/O: it hands what
-//! must leave to a [`ClusterOutlet`], and the task of [`sync`] applies what
-//! comes in.
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use enslavism::master::{Master, MasterConfig, NoHooks};
+//! use enslavism::master::cluster::ClusterConfig;
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let cluster = ClusterConfig::builder("redis://10.0.0.5:6379").name("eu").build()?;
+//! let config = MasterConfig::builder().cluster(cluster).build()?;
+//! let master = Master::bind("0.0.0.0:8081".parse()?, config, Arc::new(NoHooks))?;
+//! # Ok(()) }
+//! ```
+//!
+//! Each master claims a node number (12 bits) and gives client ids in its
+//! own range, so a slave's answer to any client of the cluster is routed by
+//! the client's id alone; slave ids are small numbers from a counter the
+//! cluster shares. A registered slave is a Redis key with a TTL that its
+//! master refreshes; every change is also appended to a stream that the
+//! other masters follow, so they list it at once. Offers, answers,
+//! candidates and rejections for a peer of another master travel on that
+//! master's pub/sub channel, as the very 0.9.0 frames the peer receives.
+//! The router stays free of I/O: it hands what must leave to the cluster's
+//! task, which applies what comes in. [`MasterEvent`](super::MasterEvent)
+//! reports Redis coming and going and the other masters' slaves.
 
 mod config;
 pub(crate) mod records;
