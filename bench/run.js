@@ -13,7 +13,7 @@
 // BENCH_FANOUT (K values, default 1,10,50,200,500), BENCH_BOTS (K values of
 // the bots section, default 200,500,1000), BENCH_CLIENTS (M values,
 // default 1000,5000,10000,50000), BENCH_CLUSTER_CLIENTS (M values of the
-// cluster section, default 1000,10000), BENCH_NO_BUILD=1 (reuse the last release
+// cluster section, default 10,1000,10000), BENCH_NO_BUILD=1 (reuse the last release
 // build), BENCH_MAX_FOREIGN (share of the machine others may use in a run
 // before it is refused, default 0.1), BENCH_SLAVE_OPTIONS (JSON options
 // added to our slave's, to measure a setting; the baseline's get them too),

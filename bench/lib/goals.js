@@ -124,7 +124,12 @@ function clusterRows() {
 				['cluster', `n${n}_m${m}_listed_p50`, `${who}: slave listed at every client, p50 of ${REGISTRATIONS} (ms)`, ...(n > 1 ? goal : [])],
 				['cluster', `n${n}_m${m}_listed_max`, `${who}: slave listed at every client, max of ${REGISTRATIONS} (ms)`, ...(n > 1 ? goal : [])],
 			);
-			if (n > 1) rows.push(['cluster', `n${n}_m${m}_local_p50`, `${who}: slave listed at every client of its own master, p50 (ms)`]);
+			if (n > 1) {
+				rows.push(
+					['cluster', `n${n}_m${m}_local_p50`, `${who}: slave listed at every client of its own master, p50 (ms)`],
+					['cluster', `n${n}_m${m}_remote_first_p50`, `${who}: slave listed at the first client of another master, p50 (ms)`],
+				);
+			}
 			rows.push(['cluster', `n${n}_m${m}_unlisted_p50`, `${who}: slave unlisted at every client after it closed, p50 (ms)`]);
 		}
 	}

@@ -4,6 +4,7 @@
 // them. Times are process.hrtime.bigint() (CLOCK_MONOTONIC, the same clock in
 // every process of the machine), so that processes can compare them.
 
+const net = require('node:net');
 const WebSocket = require('ws');
 
 const REGISTER = 0;
@@ -63,6 +64,74 @@ function connect(url, role, { limitMs = 10_000, onFrame } = {}) {
 		const timer = setTimeout(() => { ws.terminate(); reject(new Error(`${role} socket to ${url}: not open within ${limitMs} ms`)); }, limitMs);
 		ws.once('open', () => { clearTimeout(timer); resolve(ws); });
 		ws.once('error', (err) => { clearTimeout(timer); reject(err); });
+	});
+}
+
+// RFC 6455's sample key (16 bytes in base64): the client does not check the server's Sec-WebSocket-Accept.
+const HANDSHAKE_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
+
+/**
+ * A bare WebSocket client on a TCP socket, for the cluster section's
+ * thousands of clients: the least JS per frame it can be (one 'data' event,
+ * a header read), so that their reading costs the two cores as little as
+ * possible. Connects to 127.0.0.1:`port` at `path`; `onFrame(payload)` gets
+ * every binary message from the start (the master sends each in one frame),
+ * pings are answered (masked with a zero key). Resolves with the socket once
+ * the master answered 101.
+ */
+function bareConnect(port, path, { limitMs = 10_000, onFrame }) {
+	return new Promise((resolve, reject) => {
+		const socket = net.connect({ host: '127.0.0.1', port });
+		socket.setNoDelay(true);
+		let upgraded = false;
+		let buffered = null;
+		const timer = setTimeout(() => fail(new Error(`client socket to port ${port}: not upgraded within ${limitMs} ms`)), limitMs);
+		function fail(err) {
+			clearTimeout(timer);
+			socket.destroy();
+			reject(err);
+		}
+		socket.once('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`
+			+ `Sec-WebSocket-Key: ${HANDSHAKE_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`));
+		socket.on('error', (err) => { if (!upgraded) fail(err); });
+		socket.on('data', (chunk) => {
+			let data = buffered === null ? chunk : Buffer.concat([buffered, chunk]);
+			buffered = null;
+			if (!upgraded) {
+				const end = data.indexOf('\r\n\r\n');
+				if (end === -1) {
+					buffered = data;
+					return;
+				}
+				const status = data.toString('latin1', 0, data.indexOf('\r\n'));
+				if (!status.startsWith('HTTP/1.1 101')) return fail(new Error(`client socket to port ${port}: ${status}`));
+				upgraded = true;
+				clearTimeout(timer);
+				resolve(socket);
+				data = data.subarray(end + 4);
+			}
+			while (data.length >= 2) {
+				let length = data[1] & 0x7f;
+				let at = 2;
+				if (length === 126) {
+					if (data.length < 4) break;
+					length = data.readUInt16BE(2);
+					at = 4;
+				} else if (length === 127) {
+					if (data.length < 10) break;
+					length = Number(data.readBigUInt64BE(2));
+					at = 10;
+				}
+				if (data.length < at + length) break;
+				const opcode = data[0] & 0x0f;
+				const payload = data.subarray(at, at + length);
+				data = data.subarray(at + length);
+				if (opcode === 0x2) onFrame(payload);
+				else if (opcode === 0x9) socket.write(Buffer.concat([Buffer.from([0x8a, 0x80 | payload.length, 0, 0, 0, 0]), payload]));
+				else if (opcode === 0x8) socket.end();
+			}
+			if (data.length > 0) buffered = Buffer.from(data);
+		});
 	});
 }
 
@@ -170,5 +239,5 @@ function answerEveryOffer(ws, sdp) {
 }
 
 module.exports = {
-	ADD_SLAVES, REMOVE_SLAVES, now, msBetween, register, addedSlaves, removedSlaves, connect, Lobby, answerEveryOffer,
+	ADD_SLAVES, REMOVE_SLAVES, now, msBetween, register, addedSlaves, removedSlaves, connect, bareConnect, Lobby, answerEveryOffer,
 };

@@ -1,7 +1,7 @@
 'use strict';
-// Plain WebSocket clients of one master of a cluster (argv: URL), held by
-// this process so that the masters and the benchmark do not read their
-// frames. IPC:
+// Bare WebSocket clients (lib/wire.js bareConnect: the least JS per frame)
+// of one master of a cluster (argv: URL), held by this process so that the
+// masters and the benchmark do not read their frames. IPC:
 //   { cmd: 'open', count }  opens that many (200 at a time), each once it has
 //                           its first list; answers { open: total };
 //   { cmd: 'expect', name } watches for the slave named `name`; answers
@@ -13,9 +13,10 @@
 //                           of the first and of the last client's frame).
 // Exits when the parent goes.
 
-const { ADD_SLAVES, REMOVE_SLAVES, now, addedSlaves, removedSlaves, connect } = require('../lib/wire.js');
+const { ADD_SLAVES, REMOVE_SLAVES, now, addedSlaves, removedSlaves, bareConnect } = require('../lib/wire.js');
 
 const [url] = process.argv.slice(2);
+const port = Number(new URL(url).port);
 const BATCH = 200;
 const clients = [];
 let expected = null; // { name, listed: { first, last, count }, unlisted: { … } }
@@ -48,15 +49,15 @@ async function open(count) {
 			let listed;
 			const first = new Promise((resolve) => { listed = resolve; });
 			// The first frame is the list as it is now.
-			const ws = await connect(url, 'clients', {
+			const socket = await bareConnect(port, '/enslavism/clients', {
 				limitMs: 30_000,
 				onFrame: (frame) => (client.frames++ === 0 ? listed() : onFrame(client, frame)),
 			});
-			ws.on('error', () => {});
+			socket.on('error', () => {});
 			let timer;
 			await Promise.race([first, new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no list from ${url} within 30 s`)), 30_000); })])
 				.finally(() => clearTimeout(timer));
-			ws.on('close', () => { if (expected !== null) send({ error: `a client of ${url} was closed` }); });
+			socket.on('close', () => { if (expected !== null) send({ error: `a client of ${url} was closed` }); });
 			clients.push(client);
 		}));
 	}

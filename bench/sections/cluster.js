@@ -6,11 +6,14 @@
 // only: 0.9.0 has no clustering, so there is nothing to compare with.
 //
 // 1. Listing: M clients spread evenly over N masters (N = 1 for reference,
-//    2, 3), held by one process per master (processes/cluster-clients.js);
-//    a `ws` slave registers with the first master: time from its Register
-//    frame to the last client's AddSlaves (every client of every master),
-//    and from its close to the last client's RemoveSlaves. One warm-up
-//    registration, then REGISTRATIONS measured: p50 and max.
+//    2, 3), bare WebSocket clients held by one process per master
+//    (processes/cluster-clients.js); a `ws` slave registers with the first
+//    master: time from its Register frame to the last client's AddSlaves
+//    (every client of every master; also the last of the slave's own
+//    master's, and the first of another master's: the Redis hop), and from
+//    its close to the last client's RemoveSlaves. One warm-up registration,
+//    then REGISTRATIONS measured: p50 and max. The clients' reading shares
+//    the machine's cores with the masters and Redis.
 // 2. Relayed offers: a `ws` slave on master A answers every offer at once;
 //    a `ws` client on A and one on B take turns offering to it, one offer
 //    at a time (the masters have no offer rate limit): medians of the
@@ -47,9 +50,9 @@ const SECTION_LIMIT_MS = 15 * 60_000;
 const PAUSE_MS = 300;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** The M values (BENCH_CLUSTER_CLIENTS, default 1000,10000). */
+/** The M values (BENCH_CLUSTER_CLIENTS, default 10,1000,10000: 10 shows the Redis hop alone). */
 function clusterClientCounts() {
-	return (process.env.BENCH_CLUSTER_CLIENTS ?? '1000,10000').split(',').map(Number);
+	return (process.env.BENCH_CLUSTER_CLIENTS ?? '10,1000,10000').split(',').map(Number);
 }
 
 // A data-channel offer and answer of a realistic size (the masters relay them as they are).
@@ -112,6 +115,7 @@ async function listing(impl, n, m, deadline) {
 		await sleep(PAUSE_MS);
 		const listed = [];
 		const local = [];
+		const remoteFirst = [];
 		const unlisted = [];
 		for (let r = 0; r <= REGISTRATIONS; r++) {
 			checkDeadline(deadline);
@@ -136,6 +140,7 @@ async function listing(impl, n, m, deadline) {
 			if (r > 0) {
 				listed.push(Math.max(...lists.map((l) => msBetween(registered, l.last))));
 				local.push(msBetween(registered, lists[0].last));
+				if (n > 1) remoteFirst.push(Math.min(...lists.slice(1).map((l) => msBetween(registered, l.first))));
 				unlisted.push(Math.max(...removals.map((l) => msBetween(closed, l.last))));
 			}
 			await sleep(PAUSE_MS);
@@ -144,7 +149,7 @@ async function listing(impl, n, m, deadline) {
 		return {
 			[`${key}_listed_p50`]: median(listed),
 			[`${key}_listed_max`]: Math.max(...listed),
-			...(n > 1 ? { [`${key}_local_p50`]: median(local) } : {}),
+			...(n > 1 ? { [`${key}_local_p50`]: median(local), [`${key}_remote_first_p50`]: median(remoteFirst) } : {}),
 			[`${key}_unlisted_p50`]: median(unlisted),
 		};
 	} finally {
