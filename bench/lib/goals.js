@@ -130,6 +130,7 @@ function clusterRows() {
 					['cluster', `n${n}_m${m}_remote_first_p50`, `${who}: slave listed at the first client of another master, p50 (ms)`],
 				);
 			}
+			rows.push(['cluster', `n${n}_m${m}_clients_cpu_p50`, `${who}: CPU the clients' processes spent reading it, p50 (ms)`]);
 			rows.push(['cluster', `n${n}_m${m}_unlisted_p50`, `${who}: slave unlisted at every client after it closed, p50 (ms)`]);
 		}
 	}

@@ -10,7 +10,8 @@
 //                           it in an AddSlaves frame, and { unlisted: … }
 //                           once every client has it in a RemoveSlaves frame
 //                           (process.hrtime.bigint() as strings: the arrival
-//                           of the first and of the last client's frame).
+//                           of the first and of the last client's frame;
+//                           cpuMs: this process's CPU time since `expect`).
 // Exits when the parent goes.
 
 const { ADD_SLAVES, REMOVE_SLAVES, now, addedSlaves, removedSlaves, bareConnect } = require('../lib/wire.js');
@@ -19,7 +20,7 @@ const [url] = process.argv.slice(2);
 const port = Number(new URL(url).port);
 const BATCH = 200;
 const clients = [];
-let expected = null; // { name, listed: { first, last, count }, unlisted: { … } }
+let expected = null; // { name, listed: { first, last, count }, unlisted: { … }, cpu }
 
 function onFrame(client, frame) {
 	if (expected === null) return;
@@ -39,7 +40,9 @@ function arrived(tally, key) {
 	const at = now();
 	tally.first ??= at;
 	tally.last = at;
-	if (++tally.count === clients.length) send({ [key]: { first: String(tally.first), last: String(tally.last) } });
+	if (++tally.count < clients.length) return;
+	const cpu = process.cpuUsage(expected.cpu);
+	send({ [key]: { first: String(tally.first), last: String(tally.last), cpuMs: (cpu.user + cpu.system) / 1000 } });
 }
 
 async function open(count) {
@@ -79,7 +82,7 @@ process.on('message', async (message) => {
 				client.id = null;
 				client.unlisted = false;
 			}
-			expected = { name: message.name, listed: { count: 0 }, unlisted: { count: 0 } };
+			expected = { name: message.name, listed: { count: 0 }, unlisted: { count: 0 }, cpu: process.cpuUsage() };
 			process.send({ expecting: message.name });
 		}
 	} catch (err) {

@@ -116,6 +116,7 @@ async function listing(impl, n, m, deadline) {
 		const listed = [];
 		const local = [];
 		const remoteFirst = [];
+		const clientsCpu = [];
 		const unlisted = [];
 		for (let r = 0; r <= REGISTRATIONS; r++) {
 			checkDeadline(deadline);
@@ -140,6 +141,7 @@ async function listing(impl, n, m, deadline) {
 			if (r > 0) {
 				listed.push(Math.max(...lists.map((l) => msBetween(registered, l.last))));
 				local.push(msBetween(registered, lists[0].last));
+				clientsCpu.push(lists.reduce((sum, l) => sum + l.cpuMs, 0));
 				if (n > 1) remoteFirst.push(Math.min(...lists.slice(1).map((l) => msBetween(registered, l.first))));
 				unlisted.push(Math.max(...removals.map((l) => msBetween(closed, l.last))));
 			}
@@ -150,6 +152,7 @@ async function listing(impl, n, m, deadline) {
 			[`${key}_listed_p50`]: median(listed),
 			[`${key}_listed_max`]: Math.max(...listed),
 			...(n > 1 ? { [`${key}_local_p50`]: median(local), [`${key}_remote_first_p50`]: median(remoteFirst) } : {}),
+			[`${key}_clients_cpu_p50`]: median(clientsCpu),
 			[`${key}_unlisted_p50`]: median(unlisted),
 		};
 	} finally {
