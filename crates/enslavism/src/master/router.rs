@@ -227,8 +227,9 @@ pub struct SignallingRouter<L> {
     displaced: HashSet<u32>,
 }
 
-/// Reserved slave ids below which the router asks the cluster for more.
-const SLAVE_ID_STOCK_LOW: usize = 32;
+/// Reserved slave ids below which the router asks the cluster for more
+/// (half a block: a burst of registrations rarely outruns a round trip).
+const SLAVE_ID_STOCK_LOW: usize = 128;
 /// Close code for a local slave whose id another master of the cluster
 /// holds: it connects again and gets another.
 const CLOSE_ID_TAKEN: u16 = 1012;
@@ -276,15 +277,14 @@ impl<L: PeerLink> SignallingRouter<L> {
         self.cluster = Some(outlet);
     }
 
-    /// Adds a block of slave ids reserved from the cluster's counter.
-    pub(crate) fn stock_slave_ids(&mut self, ids: impl IntoIterator<Item = u32>) {
+    /// Adds a block of slave ids reserved from the cluster's counter; with
+    /// `fresh`, in place of those held (Redis may have lost its counter and
+    /// given them again).
+    pub(crate) fn stock_slave_ids(&mut self, ids: impl IntoIterator<Item = u32>, fresh: bool) {
+        if fresh {
+            self.slave_id_stock.clear();
+        }
         self.slave_id_stock.extend(ids);
-        self.slave_ids_asked = false;
-    }
-
-    /// Forgets the reserved slave ids (Redis may have lost its counter).
-    pub(crate) fn drop_slave_id_stock(&mut self) {
-        self.slave_id_stock.clear();
         self.slave_ids_asked = false;
     }
 
@@ -311,19 +311,31 @@ impl<L: PeerLink> SignallingRouter<L> {
 
     /// Another master lists a slave under the id of one of ours (after
     /// Redis lost the id counter): the lower node keeps the id. Returns
-    /// true when ours stays; otherwise ours is asked to connect again (it
-    /// gets another id), and the other is listed once it is gone.
+    /// true when ours stays listed: it is then written again, so that the
+    /// registry names us. Otherwise ours is asked to connect again (it gets
+    /// another id), and the other is listed (at once if ours was not
+    /// registered, else once ours is gone).
     fn keeps_id(&mut self, id: u32, other_node: u16) -> bool {
-        let Some(our_node) = self.cluster.as_ref().map(|c| c.node) else { return true };
+        let Some(cluster) = self.cluster.as_ref() else { return true };
         let Some(slave) = self.slaves.get(&id) else { return false };
-        if our_node < other_node {
-            return true;
+        match &slave.entry {
+            Some(entry) if cluster.node < other_node => {
+                tracing::warn!(id, other_node, "cluster: another master lists a slave under an id of ours; ours keeps it");
+                cluster.send(Command::Listed { id, user_data: entry.user_data.clone() });
+                true
+            }
+            registered => {
+                if self.displaced.insert(id) {
+                    tracing::warn!(
+                        id,
+                        other_node,
+                        "cluster: another master holds this slave's id; the slave reconnects for a new one"
+                    );
+                    slave.link.close(CLOSE_ID_TAKEN, "this id is taken in the cluster; connect again");
+                }
+                registered.is_some()
+            }
         }
-        if self.displaced.insert(id) {
-            tracing::warn!(id, other_node, "cluster: another master holds this slave's id; the slave reconnects for a new one");
-            slave.link.close(CLOSE_ID_TAKEN, "this id is taken in the cluster; connect again");
-        }
-        true
     }
 
     /// Sets the largest userData a slave may register (the protocol's
@@ -633,6 +645,7 @@ impl<L: PeerLink> SignallingRouter<L> {
                 let previous = self.remote.insert(id, RemoteSlave { node, user_data: user_data.clone() });
                 let entry = SlaveEntry { id, user_data: user_data.clone() };
                 match previous {
+                    // The same, or another master took it over (a failover): nothing to tell clients.
                     Some(p) if p.user_data == user_data => None,
                     Some(_) => {
                         self.slave_list_frame = None;
@@ -656,12 +669,15 @@ impl<L: PeerLink> SignallingRouter<L> {
         }
     }
 
-    /// Makes the remote list exactly `live` (a full read of the registry):
-    /// slaves missing from it are unlisted, new ones listed, changed ones updated.
-    pub(crate) fn reconcile(&mut self, live: HashMap<u32, RemoteSlave>) -> Vec<RemoteEvent> {
+    /// Brings the remote list up to `live` (a full read of the registry):
+    /// new slaves are listed, changed ones updated. Returns the events, and
+    /// the listed slaves missing from `live`, left to the caller (they may
+    /// be written again soon: after a Redis restart, masters come back one
+    /// by one).
+    pub(crate) fn reconcile(&mut self, live: HashMap<u32, RemoteSlave>) -> (Vec<RemoteEvent>, Vec<u32>) {
         let our_node = self.cluster.as_ref().map(|c| c.node);
-        let gone: Vec<u32> = self.remote.keys().filter(|id| !live.contains_key(id)).copied().collect();
-        let mut events = self.unlist_remote(&gone);
+        let missing: Vec<u32> = self.remote.keys().filter(|id| !live.contains_key(id)).copied().collect();
+        let mut events = Vec::new();
         let mut added = Vec::new();
         for (id, slave) in live {
             if Some(slave.node) == our_node || self.keeps_id(id, slave.node) {
@@ -682,7 +698,7 @@ impl<L: PeerLink> SignallingRouter<L> {
             added.sort_unstable_by_key(|e| e.id);
             self.broadcast(&Message::AddSlaves(added));
         }
-        events
+        (events, missing)
     }
 
     /// The nodes of the other masters whose slaves are listed here.
@@ -780,6 +796,13 @@ impl<L: PeerLink> SignallingRouter<L> {
     pub(crate) fn refuse_relayed(&mut self, client: u32, slave: u32) {
         self.relayed.settled(client, slave);
         self.reject_offer(client, slave);
+    }
+
+    /// Refuses every relayed offer still waiting (Redis is lost: no answer can come).
+    pub(crate) fn refuse_all_relayed(&mut self) {
+        for (client, slave) in self.relayed.take_where(|_, _| true) {
+            self.reject_offer(client, slave);
+        }
     }
 
     /// Refuses the relayed offers that have waited since before `deadline`.

@@ -55,7 +55,8 @@ pub(crate) enum Command {
     /// The router's stock of slave ids runs low: reserve another block.
     NeedSlaveIds,
     /// Local slave `id` gave way to another master's under the same id:
-    /// the key is the other's now; the whole registry is read again to list it.
+    /// the key is the other's now; the whole registry is read again, which
+    /// lists the other.
     Displaced { id: u32 },
 }
 
@@ -78,7 +79,8 @@ impl ClusterOutlet {
         self.connected.load(Ordering::Relaxed)
     }
 
-    /// Hands a command to the cluster's task (gone only once the master closes).
+    /// Hands a command to the cluster's task (which holds a sender too: the
+    /// channel lives as long as the task).
     pub(crate) fn send(&self, command: Command) {
         let _ = self.commands.send(command);
     }

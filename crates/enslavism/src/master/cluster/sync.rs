@@ -31,7 +31,7 @@ use crate::master::router::RemoteEvent;
 use crate::master::Shared;
 
 /// Entries the change stream keeps (approximately): a master further
-/// behind than this reads the whole registry instead.
+/// behind than this reads the whole registry instead (see `refresh`).
 const STREAM_LENGTH: usize = 10_000;
 /// How long one XREAD waits for new entries.
 const STREAM_BLOCK: Duration = Duration::from_millis(1000);
@@ -48,7 +48,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Node numbers tried before a session gives up claiming one.
 const CLAIM_TRIES: usize = 64;
 /// Slave ids reserved at once from the cluster's counter.
-const SLAVE_ID_BLOCK: u32 = 64;
+const SLAVE_ID_BLOCK: u32 = 256;
 /// Raises the slave id counter to at least ARGV[1] (after a Redis restart
 /// without persistence, the counter starts again below live ids); a value
 /// that is not a number is replaced.
@@ -58,6 +58,8 @@ const RAISE_COUNTER: &str = "local v = tonumber(redis.call('GET', KEYS[1]) or '0
 /// (another master may have taken the id over meanwhile).
 const DELETE_IF_NODE: &str = "local v = redis.call('GET', KEYS[1]) \
     if v and string.sub(v, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '\\n' then return redis.call('DEL', KEYS[1]) end return 0";
+/// Deletes a key only if it holds ARGV[1] (our node claim, not another's).
+const DELETE_IF_HOLDER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 /// Close code for this master's peers when it must renumber them.
 const CLOSE_SERVICE_RESTART: u16 = 1012;
 
@@ -98,8 +100,9 @@ pub(crate) struct ClusterTask {
     local: HashMap<u32, String>,
     /// The change stream's last entry read.
     stream_position: String,
-    /// Masters found unsubscribed at the last check.
-    missing: std::collections::HashSet<u16>,
+    /// Other masters' slaves found missing (key gone, or their master
+    /// unsubscribed), since when: unlisted once missing for `missing_grace`.
+    suspects: HashMap<u32, Instant>,
 }
 
 /// Makes the router a node of the cluster and returns the task that keeps
@@ -124,7 +127,7 @@ pub(crate) fn join(shared: &Arc<Shared>, config: ClusterConfig) -> ClusterTask {
         connected,
         local: HashMap::new(),
         stream_position: "0-0".to_owned(),
-        missing: std::collections::HashSet::new(),
+        suspects: HashMap::new(),
     }
 }
 
@@ -135,6 +138,8 @@ impl ClusterTask {
         loop {
             let started = Instant::now();
             let ended = self.session().await;
+            // Nothing relayed can be answered now: the browsers are told at once.
+            self.shared.router().refuse_all_relayed();
             if self.connected.swap(false, Ordering::Relaxed) && !matches!(ended, Err(SessionEnd::Shutdown)) {
                 let reason = ended.as_ref().err().map(ToString::to_string).unwrap_or_default();
                 self.shared.hooks.on_event(MasterEvent::ClusterDisconnected { reason });
@@ -154,7 +159,9 @@ impl ClusterTask {
             if self.wait_offline(backoff).await.is_err() {
                 return;
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            // Within a quarter TTL of each other after a Redis restart: every
+            // master is back before the others count it gone (see `missing_grace`).
+            backoff = (backoff * 2).min(MAX_BACKOFF).min(self.config.slave_ttl / 4);
         }
     }
 
@@ -167,10 +174,8 @@ impl ClusterTask {
             tokio::select! {
                 _ = &mut until => return Ok(()),
                 _ = self.shared.shutdown.cancelled() => return Err(SessionEnd::Shutdown),
-                command = self.commands.recv() => match command {
-                    Some(command) => self.offline(command),
-                    None => return Err(SessionEnd::Shutdown),
-                },
+                // The task holds a sender too: this never ends with None.
+                Some(command) = self.commands.recv() => self.offline(command),
             }
         }
     }
@@ -192,6 +197,19 @@ impl ClusterTask {
     }
 
     async fn session(&mut self) -> Result<(), SessionEnd> {
+        let shutdown = self.shared.shutdown.clone();
+        let (mut con, reader, mut relayed) = tokio::select! {
+            ready = self.sync_up() => ready?,
+            _ = shutdown.cancelled() => return Err(SessionEnd::Shutdown),
+        };
+        self.connected.store(true, Ordering::Relaxed);
+        tracing::info!(node = self.node, cluster = %self.config.name, "cluster: in sync with redis");
+        self.shared.hooks.on_event(MasterEvent::ClusterConnected { node: self.node });
+        self.follow(&mut con, reader, &mut relayed).await
+    }
+
+    /// Connects, claims the node, writes our slaves, reads everyone's.
+    async fn sync_up(&mut self) -> Result<(MultiplexedConnection, MultiplexedConnection, redis::aio::PubSubStream), SessionEnd> {
         let timeout = self.config.redis_timeout;
         let client = redis::Client::open(self.config.redis_url.as_str())?;
         let settings = AsyncConnectionConfig::new().set_connection_timeout(Some(timeout)).set_response_timeout(Some(timeout));
@@ -204,7 +222,7 @@ impl ClusterTask {
         // Subscribed before anything of ours is listed: no answer can
         // arrive before we listen.
         within(timeout, pubsub.subscribe(self.keys.relay_channel(self.node))).await??;
-        let mut relayed = pubsub.into_on_message();
+        let relayed = pubsub.into_on_message();
 
         // The stream's end before the registry is read: whatever changes
         // after the read is in the stream from here on.
@@ -212,11 +230,9 @@ impl ClusterTask {
             redis::cmd("XREVRANGE").arg(self.keys.changes()).arg("+").arg("-").arg("COUNT").arg(1).query_async(&mut con).await?;
         self.stream_position = tail.ids.into_iter().next().map(|entry| entry.id).unwrap_or_else(|| "0-0".to_owned());
         self.publish_all(&mut con).await?;
-        let live = self.read_registry(&mut con).await?;
-        let events = self.shared.router().reconcile(live);
-        self.report(events);
         // Slave ids: the counter above every id in use (Redis may have
-        // restarted without it), then a fresh block.
+        // restarted without it), then a fresh block. Before the registry is
+        // read: slaves missing from it may still be live elsewhere.
         let highest = self.shared.router().known_slave_ids().filter(|&id| id < CLUSTER_SLAVE_IDS).max();
         if let Some(highest) = highest {
             let _: i64 = redis::cmd("EVAL")
@@ -227,12 +243,34 @@ impl ClusterTask {
                 .query_async(&mut con)
                 .await?;
         }
-        self.shared.router().drop_slave_id_stock();
-        self.reserve_slave_ids(&mut con).await?;
-        self.connected.store(true, Ordering::Relaxed);
-        tracing::info!(node = self.node, cluster = %self.config.name, "cluster: in sync with redis");
-        self.shared.hooks.on_event(MasterEvent::ClusterConnected { node: self.node });
+        self.reserve_slave_ids(&mut con, true).await?;
+        self.resync(&mut con).await?;
+        Ok((con, reader, relayed))
+    }
 
+    /// Reads the whole registry: new slaves are listed, changed ones
+    /// updated; those missing become suspects (unlisted only if still
+    /// missing after `missing_grace`: after a Redis restart, the other
+    /// masters may not have written theirs again yet).
+    async fn resync(&mut self, con: &mut MultiplexedConnection) -> Result<(), SessionEnd> {
+        let live = self.read_registry(con).await?;
+        let (events, missing) = self.shared.router().reconcile(live);
+        let now = Instant::now();
+        for id in missing {
+            self.suspects.entry(id).or_insert(now);
+        }
+        self.report(events);
+        Ok(())
+    }
+
+    /// Follows the stream, the relay channel and the router's commands
+    /// until Redis fails or the master closes.
+    async fn follow(
+        &mut self,
+        con: &mut MultiplexedConnection,
+        reader: MultiplexedConnection,
+        relayed: &mut redis::aio::PubSubStream,
+    ) -> Result<(), SessionEnd> {
         let period = self.config.slave_ttl / 4;
         let mut tick = tokio::time::interval_at(Instant::now() + period, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -241,18 +279,14 @@ impl ClusterTask {
         loop {
             tokio::select! {
                 _ = self.shared.shutdown.cancelled() => {
-                    self.retire(&mut con).await;
+                    self.retire(con).await;
                     return Err(SessionEnd::Shutdown);
                 }
-                n = self.commands.recv_many(&mut batch, COMMAND_BATCH) => {
-                    if n == 0 {
-                        return Err(SessionEnd::Shutdown);
-                    }
-                    self.send_commands(&mut con, &mut batch).await?;
-                }
+                // The task holds a sender too: this never ends with 0.
+                _ = self.commands.recv_many(&mut batch, COMMAND_BATCH) => self.send_commands(con, &mut batch).await?,
                 message = relayed.next() => {
                     let message = message.ok_or(SessionEnd::PubSubClosed)?;
-                    self.on_relayed(&mut con, Bytes::copy_from_slice(message.get_payload_bytes())).await?;
+                    self.on_relayed(con, Bytes::copy_from_slice(message.get_payload_bytes())).await?;
                 }
                 read = &mut reading => {
                     let (position, changes) = read?;
@@ -263,7 +297,7 @@ impl ClusterTask {
                     self.report(events);
                     reading = read_changes(reader.clone(), self.keys.changes(), self.stream_position.clone());
                 }
-                _ = tick.tick() => self.refresh(&mut con).await?,
+                _ = tick.tick() => self.refresh(con).await?,
             }
         }
     }
@@ -369,31 +403,31 @@ impl ClusterTask {
         Ok(live)
     }
 
-    /// Reserves a block of slave ids for the router.
-    async fn reserve_slave_ids(&mut self, con: &mut MultiplexedConnection) -> Result<(), SessionEnd> {
+    /// Reserves a block of slave ids for the router (`fresh`: in place of
+    /// those it has, which Redis may have given again after a restart).
+    async fn reserve_slave_ids(&mut self, con: &mut MultiplexedConnection, fresh: bool) -> Result<(), SessionEnd> {
         let reserve = redis::cmd("INCRBY").arg(self.keys.slave_ids()).arg(SLAVE_ID_BLOCK).clone();
-        let end: u64 = match reserve.query_async(con).await {
-            Ok(end) => end,
-            Err(e) => {
-                // Not a counter any more (written by hand, or by something
-                // else): start it again above every id in use here.
-                let value: Option<Vec<u8>> = redis::cmd("GET").arg(self.keys.slave_ids()).query_async(con).await?;
-                let is_number =
-                    value.as_deref().and_then(|v| std::str::from_utf8(v).ok()).is_some_and(|v| v.parse::<i64>().is_ok());
-                if is_number {
-                    return Err(e.into());
-                }
-                tracing::warn!("cluster: the slave id counter held something else ({e}); it starts again above the ids in use");
-                let above =
-                    self.shared.router().known_slave_ids().filter(|&id| id < CLUSTER_SLAVE_IDS).max().map_or(0, |id| id + 1);
-                let _: () = redis::cmd("SET").arg(self.keys.slave_ids()).arg(above).query_async(con).await?;
-                reserve.query_async(con).await?
-            }
+        let reserved: Result<i64, RedisError> = reserve.query_async(con).await;
+        let garbage = match &reserved {
+            Ok(end) => *end < i64::from(SLAVE_ID_BLOCK),
+            // "not an integer", WRONGTYPE: an answer, not a lost connection.
+            Err(e) => matches!(e.kind(), redis::ErrorKind::Server(_)),
+        };
+        let end = if garbage {
+            // Not a counter of ours any more (written by hand, or by
+            // something else): start it again above every id in use here.
+            tracing::warn!(key = %self.keys.slave_ids(), "cluster: the slave id counter held something else; it starts again above the ids in use");
+            let above = self.shared.router().known_slave_ids().filter(|&id| id < CLUSTER_SLAVE_IDS).max().map_or(0, |id| id + 1);
+            let _: () = redis::cmd("SET").arg(self.keys.slave_ids()).arg(above).query_async(con).await?;
+            reserve.query_async(con).await?
+        } else {
+            reserved?
         };
         // The counter wraps below 2^20: ids stay small, and ids still in use
         // are skipped by the router.
-        let ids = (end.saturating_sub(u64::from(SLAVE_ID_BLOCK))..end).map(|n| (n % u64::from(CLUSTER_SLAVE_IDS)) as u32);
-        self.shared.router().stock_slave_ids(ids);
+        let end = u64::try_from(end).unwrap_or(0).max(u64::from(SLAVE_ID_BLOCK));
+        let ids = (end - u64::from(SLAVE_ID_BLOCK)..end).map(|n| (n % u64::from(CLUSTER_SLAVE_IDS)) as u32);
+        self.shared.router().stock_slave_ids(ids, fresh);
         Ok(())
     }
 
@@ -429,20 +463,30 @@ impl ClusterTask {
                 }
             }
         }
-        let receivers: Vec<i64> = if pipe.is_empty() { Vec::new() } else { pipe.query_async(con).await? };
+        let receivers: Vec<i64> = match pipe.is_empty() {
+            true => Vec::new(),
+            false => match pipe.query_async(con).await {
+                Ok(receivers) => receivers,
+                Err(e) => {
+                    let mut router = self.shared.router();
+                    for (client, slave) in offers.into_iter().flatten() {
+                        router.refuse_relayed(client, slave);
+                    }
+                    return Err(e.into());
+                }
+            },
+        };
         tracing::trace!(relayed = receivers.len(), "cluster: commands sent");
         if need_ids {
-            self.reserve_slave_ids(con).await?;
+            self.reserve_slave_ids(con, false).await?;
         }
         if !registered.is_empty() {
             // Perhaps a slave failing over from a master that just died:
             // its entry from there goes now, not at expiry.
-            self.unlist_dead_masters(con, Some(&registered)).await?;
+            self.unlist_twins(con, &registered).await?;
         }
         if resync {
-            let live = self.read_registry(con).await?;
-            let events = self.shared.router().reconcile(live);
-            self.report(events);
+            self.resync(con).await?;
         }
         {
             let mut router = None;
@@ -474,9 +518,10 @@ impl ClusterTask {
         Ok(())
     }
 
-    /// A quarter of a TTL has passed: our node and slaves are refreshed,
-    /// other masters' slaves whose keys expired are unlisted, and relayed
-    /// offers that waited too long are refused.
+    /// A quarter of a TTL has passed: our node and slaves are refreshed;
+    /// other masters' slaves found missing (key gone, master unsubscribed)
+    /// for `missing_grace` are unlisted; relayed offers that waited too long
+    /// are refused; a stream trimmed past our position means a full read.
     async fn refresh(&mut self, con: &mut MultiplexedConnection) -> Result<(), SessionEnd> {
         let ttl = self.ttl_ms();
         let mut pipe = redis::pipe();
@@ -502,91 +547,112 @@ impl ClusterTask {
         let (refreshed, exists) = replies.split_at(local.len());
         // A key of ours that vanished (evicted, deleted by hand) is written again.
         let mut rewrite = redis::pipe();
-        let mut missing_local = false;
-        for (&id, &ok) in local.iter().zip(refreshed) {
-            if ok == 0 {
-                missing_local = true;
-                let user_data = self.local[&id].clone();
-                self.write_change(&mut rewrite, &Change::Set { id, node: self.node, user_data });
-            }
+        for (&id, _) in local.iter().zip(refreshed).filter(|(_, &ok)| ok == 0) {
+            let user_data = self.local[&id].clone();
+            self.write_change(&mut rewrite, &Change::Set { id, node: self.node, user_data });
         }
-        if missing_local {
+        if !rewrite.is_empty() {
             let _: () = rewrite.query_async(con).await?;
         }
-        self.unlist_dead_masters(con, None).await?;
-        let expired: Vec<u32> = remote.iter().zip(exists).filter(|(_, &n)| n == 0).map(|(&id, _)| id).collect();
-        let mut router = self.shared.router();
-        let events = if expired.is_empty() { Vec::new() } else { router.unlist_remote(&expired) };
-        if let Some(deadline) = Instant::now().checked_sub(self.config.relay_timeout) {
-            router.expire_relayed(deadline);
+
+        let unsubscribed = self.missing_masters(con).await?;
+        let mut missing: Vec<(u32, Option<u16>)> =
+            remote.iter().zip(exists).filter(|(_, &n)| n == 0).map(|(&id, _)| (id, None)).collect();
+        missing.extend(self.shared.router().remote_slaves_of(&unsubscribed, None).into_iter().map(|(id, node)| (id, Some(node))));
+        let now = Instant::now();
+        let grace = self.missing_grace();
+        self.suspects.retain(|id, _| missing.iter().any(|(m, _)| m == id));
+        let due: Vec<(u32, Option<u16>)> =
+            missing.into_iter().filter(|(id, _)| now.duration_since(*self.suspects.entry(*id).or_insert(now)) >= grace).collect();
+        if !due.is_empty() {
+            let ids: Vec<u32> = due.iter().map(|(id, _)| *id).collect();
+            tracing::info!(count = ids.len(), "cluster: other masters' slaves missing from redis for {grace:?} are unlisted");
+            let events = self.shared.router().unlist_remote(&ids);
+            for id in &ids {
+                self.suspects.remove(id);
+            }
+            let gone: Vec<(u32, u16)> = due.iter().filter_map(|&(id, node)| Some((id, node?))).collect();
+            self.clean_up(con, &gone).await?;
+            self.report(events);
         }
-        drop(router);
-        if !expired.is_empty() {
-            tracing::info!(
-                count = expired.len(),
-                "cluster: slaves of another master expired (their master stopped refreshing them)"
-            );
+        if let Some(deadline) = now.checked_sub(self.config.relay_timeout) {
+            self.shared.router().expire_relayed(deadline);
         }
-        self.report(events);
+
+        // Entries we have not read trimmed from the stream: read everything.
+        let first: redis::streams::StreamRangeReply =
+            redis::cmd("XRANGE").arg(self.keys.changes()).arg("-").arg("+").arg("COUNT").arg(1).query_async(con).await?;
+        let trimmed = first
+            .ids
+            .first()
+            .is_some_and(|entry| self.stream_position != "0-0" && stream_id(&entry.id) > stream_id(&self.stream_position));
+        if trimmed {
+            tracing::warn!("cluster: the change stream was trimmed past this master's position; reading the whole registry");
+            self.resync(con).await?;
+        }
         Ok(())
     }
 
-    /// Unlists the slaves of masters no longer subscribed to their relay
-    /// channel: a master's subscription ends with its process (the kernel
-    /// closes its connection to Redis at once) or with its Redis session,
-    /// and nothing can reach its slaves then. Their keys are deleted and
-    /// their removal added to the stream, so that every master unlists them
-    /// now rather than at expiry; a master that was only away from Redis
-    /// writes its slaves again when it is back.
-    ///
-    /// A master missing at one check may be reconnecting (after a Redis
-    /// restart every master is): unlisting its slaves would close players'
-    /// connections to them in browsers. So a master counts as gone at the
-    /// second check in a row; except for `twins_of`, slaves that just
-    /// registered here: a slave of a missing master with the same userData
-    /// is one that failed over, and goes at once.
-    async fn unlist_dead_masters(
-        &mut self,
-        con: &mut MultiplexedConnection,
-        twins_of: Option<&[String]>,
-    ) -> Result<(), SessionEnd> {
+    /// How long another master's slave may be missing from Redis before it
+    /// is unlisted: half the TTL. Unlisting closes players' connections to
+    /// it in browsers, and after a Redis restart every master is missing
+    /// until it has reconnected (its backoff is at most a quarter TTL).
+    fn missing_grace(&self) -> Duration {
+        self.config.slave_ttl / 2
+    }
+
+    /// The other masters (with slaves listed here) no longer subscribed to
+    /// their relay channel: a master's subscription ends with its process
+    /// (the kernel closes its connection to Redis at once) or with its
+    /// Redis session; nothing can reach its slaves then.
+    async fn missing_masters(&mut self, con: &mut MultiplexedConnection) -> Result<Vec<u16>, SessionEnd> {
         let nodes = self.shared.router().remote_nodes();
         if nodes.is_empty() {
-            self.missing.clear();
-            return Ok(());
+            return Ok(Vec::new());
         }
         let channels: Vec<String> = nodes.iter().map(|&n| self.keys.relay_channel(n)).collect();
         let reply: Vec<Value> = redis::cmd("PUBSUB").arg("NUMSUB").arg(&channels).query_async(con).await?;
         // [channel, subscribers, channel, subscribers, …], in the order asked.
-        let missing: Vec<u16> = nodes
+        Ok(nodes
             .iter()
             .zip(reply.chunks(2))
             .filter(|(_, pair)| matches!(pair.get(1), Some(Value::Int(0))))
             .map(|(&node, _)| node)
-            .collect();
-        let dead: Vec<u16> = match twins_of {
-            Some(_) => missing,
-            None => {
-                let before = std::mem::replace(&mut self.missing, missing.iter().copied().collect());
-                missing.into_iter().filter(|node| before.contains(node)).collect()
-            }
-        };
-        if dead.is_empty() {
+            .collect())
+    }
+
+    /// Slaves just registered here (`user_data`) may be slaves failing over
+    /// from a master that died: a slave of a missing master with the same
+    /// userData is unlisted at once, so that it is never listed twice.
+    async fn unlist_twins(&mut self, con: &mut MultiplexedConnection, user_data: &[String]) -> Result<(), SessionEnd> {
+        let unsubscribed = self.missing_masters(con).await?;
+        if unsubscribed.is_empty() {
             return Ok(());
         }
-        let (gone, ids, events) = {
+        let (gone, events) = {
             let mut router = self.shared.router();
-            let gone = router.remote_slaves_of(&dead, twins_of);
+            let gone = router.remote_slaves_of(&unsubscribed, Some(user_data));
             let ids: Vec<u32> = gone.iter().map(|&(id, _)| id).collect();
-            let events = router.unlist_remote(&ids);
-            (gone, ids, events)
+            (gone, router.unlist_remote(&ids))
         };
         if gone.is_empty() {
             return Ok(());
         }
-        tracing::info!(?dead, slaves = ids.len(), "cluster: masters gone from redis; their slaves are unlisted");
+        tracing::info!(slaves = gone.len(), "cluster: slaves that failed over from a master gone from redis are unlisted there");
+        self.clean_up(con, &gone).await?;
+        self.report(events);
+        Ok(())
+    }
+
+    /// Deletes the keys of gone masters' slaves (if still theirs) and adds
+    /// their removal to the stream: every master unlists them now rather
+    /// than at expiry. A master that was only away writes them again when back.
+    async fn clean_up(&mut self, con: &mut MultiplexedConnection, gone: &[(u32, u16)]) -> Result<(), SessionEnd> {
+        if gone.is_empty() {
+            return Ok(());
+        }
         let mut pipe = redis::pipe();
-        for &(id, node) in &gone {
+        for &(id, node) in gone {
             pipe.cmd("EVAL").arg(DELETE_IF_NODE).arg(1).arg(self.keys.slave(id)).arg(node).ignore();
             let xadd = pipe.cmd("XADD").arg(self.keys.changes()).arg("MAXLEN").arg("~").arg(STREAM_LENGTH).arg("*");
             for (field, value) in (Change::Remove { id, node }).fields() {
@@ -595,7 +661,6 @@ impl ClusterTask {
             xadd.ignore();
         }
         let _: () = pipe.query_async(con).await?;
-        self.report(events);
         Ok(())
     }
 
@@ -606,7 +671,7 @@ impl ClusterTask {
         for id in local {
             self.write_change(&mut pipe, &Change::Remove { id, node: self.node });
         }
-        pipe.cmd("DEL").arg(self.keys.node(self.node)).ignore();
+        pipe.cmd("EVAL").arg(DELETE_IF_HOLDER).arg(1).arg(self.keys.node(self.node)).arg(&self.token).ignore();
         let retired: Result<Result<(), RedisError>, _> =
             tokio::time::timeout(self.config.redis_timeout.min(Duration::from_secs(1)), pipe.query_async(con)).await;
         if !matches!(retired, Ok(Ok(()))) {
@@ -690,6 +755,12 @@ fn read_changes(mut con: MultiplexedConnection, key: String, position: String) -
         }
         Ok((last, changes))
     })
+}
+
+/// A stream entry id (`<ms>-<seq>`) as numbers, to compare.
+fn stream_id(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
 async fn within<F: Future>(limit: Duration, future: F) -> Result<F::Output, SessionEnd> {

@@ -414,7 +414,7 @@ fn a_clustered_router_numbers_in_its_node_and_lists_remote_slaves() {
     assert_eq!(client_id, 1 << 20);
     client.take();
     // Slave ids: small ones reserved from the cluster, asked for when low.
-    router.stock_slave_ids([7, 8]);
+    router.stock_slave_ids([7, 8], false);
     let slave = router.add_slave(Inbox::default(), V2).unwrap();
     assert_eq!(slave, 7);
     assert!(matches!(commands.try_recv(), Ok(Command::NeedSlaveIds)));
@@ -438,8 +438,11 @@ fn a_clustered_router_numbers_in_its_node_and_lists_remote_slaves() {
     assert_eq!((relayed.kind, relayed.id), (PeerKind::Slave, remote));
     assert_eq!(decoded, Message::OfferFromClient(sd(client_id, "o")));
 
-    // The full read of the registry drops it: the pending offer is refused, then it is unlisted.
-    let events = router.reconcile(HashMap::new());
+    // A full read of the registry without it leaves it to the caller, which unlists it:
+    // the pending offer is refused, then it is unlisted.
+    let (events, missing) = router.reconcile(HashMap::new());
+    assert_eq!((events, missing.clone()), (vec![], vec![remote]));
+    let events = router.unlist_remote(&missing);
     assert!(matches!(events.as_slice(), [RemoteEvent::Unlisted { id, .. }] if *id == remote));
     assert_eq!(client.take(), vec![Message::RejectFromSlave { id: remote }, Message::RemoveSlaves(vec![remote])]);
 }
@@ -448,13 +451,14 @@ fn a_clustered_router_numbers_in_its_node_and_lists_remote_slaves() {
 fn a_slave_id_held_by_a_lower_node_is_given_up() {
     let (mut router, mut commands) = clustered(true);
     let ours = Inbox::default();
-    router.stock_slave_ids([3]);
+    router.stock_slave_ids([3], true);
     let id = router.add_slave(ours.clone(), V2).unwrap();
     router.route(PeerKind::Slave, id, register("{}")).unwrap();
     while commands.try_recv().is_ok() {}
-    // Node 2 is above ours (1): ours keeps the id.
+    // Node 2 is above ours (1): ours keeps the id, and is written again.
     assert_eq!(router.apply_change(Change::Set { id, node: 2, user_data: "[]".into() }), None);
     assert_eq!(*ours.closed.borrow(), None);
+    assert!(matches!(commands.try_recv(), Ok(Command::Listed { id: listed, .. }) if listed == id));
     // As node 3, node 2 is below: ours is asked to reconnect for another id.
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
