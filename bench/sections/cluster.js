@@ -270,7 +270,7 @@ function fdLimit() {
 
 const clusterSection = {
 	name: 'cluster',
-	title: 'Cluster (#15): masters in processes of their own sharing one lobby through Redis; `ws` clients and slaves on loopback',
+	title: 'Cluster (#15): masters in processes of their own sharing one lobby through Redis; WebSocket clients and slaves speaking the wire protocol, on loopback',
 	/** Why 0.9.0 does not run this section (the report says so instead of a ratio). */
 	engineOnly: '0.9.0 has no clustering',
 	async run(ctx, impl) {
