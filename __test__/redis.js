@@ -29,7 +29,8 @@ async function startRedis(port) {
 	// would otherwise keep the test's network namespace alive).
 	const watch = 'exec 3<&0; redis-server "$@" </dev/null & pid=$!; (cat <&3 >/dev/null; kill -9 $pid) & wait $pid';
 	const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--logfile', ''];
-	const child = spawn('sh', ['-c', watch, 'sh', ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+	// (Its stderr is dropped: the shell reports the kill there.)
+	const child = spawn('sh', ['-c', watch, 'sh', ...args], { stdio: ['pipe', 'pipe', 'ignore'] });
 	let log = '';
 	const ready = new Promise((resolve, reject) => {
 		child.on('error', (err) => reject(new Error(`cannot run redis-server (Debian package redis-server): ${err.message}`)));
