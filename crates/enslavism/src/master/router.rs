@@ -400,11 +400,10 @@ impl<L: PeerLink> SignallingRouter<L> {
         self.slaves.values().filter_map(|s| s.entry.as_ref())
     }
 
-    /// Every slave clients see: this master's registered ones, then other
-    /// masters' (with their node).
-    pub fn listed_slaves(&self) -> impl Iterator<Item = (SlaveEntry, Option<u16>)> + '_ {
-        let remote = self.remote.iter().map(|(&id, r)| (SlaveEntry { id, user_data: r.user_data.clone() }, Some(r.node)));
-        self.registered_slaves().map(|e| (e.clone(), None)).chain(remote)
+    /// Every slave clients see: this master's registered ones, then other masters'.
+    pub fn listed_slaves(&self) -> impl Iterator<Item = SlaveEntry> + '_ {
+        let remote = self.remote.iter().map(|(&id, r)| SlaveEntry { id, user_data: r.user_data.clone() });
+        self.registered_slaves().cloned().chain(remote)
     }
 
     /// Adds a slave speaking `protocol`; it is listed to clients once it registers.
@@ -816,7 +815,7 @@ impl<L: PeerLink> SignallingRouter<L> {
         if let Some(frame) = &self.slave_list_frame {
             return frame.clone();
         }
-        let mut entries: Vec<SlaveEntry> = self.listed_slaves().map(|(entry, _)| entry).collect();
+        let mut entries: Vec<SlaveEntry> = self.listed_slaves().collect();
         entries.sort_unstable_by_key(|e| e.id);
         // Every entry was checked at registration, so this cannot fail; an
         // empty list is the safe fallback all the same.
