@@ -1,6 +1,6 @@
 'use strict';
 // Cluster (#15): masters sharing one lobby through a real redis-server
-// (Debian's package, on loopback, no persistence; lib/redis.js), each
+// (Debian's package, on loopback, no persistence; the tests' __test__/redis.js), each
 // master in a process of its own (processes/cluster-master.js), with
 // plain `ws` peers speaking the wire protocol (lib/wire.js). This package
 // only: 0.9.0 has no clustering, so there is nothing to compare with.
@@ -30,7 +30,7 @@
 
 const { execFileSync } = require('node:child_process');
 const { ADDRESS } = require('../lib/namespace.js');
-const { startRedis } = require('../lib/redis.js');
+const { startRedis } = require('../../__test__/redis.js');
 const { start, stop, reply } = require('../lib/procs.js');
 const { median, percentile } = require('../lib/stats.js');
 const { now, msBetween, register, connect, Lobby, answerEveryOffer } = require('../lib/wire.js');
