@@ -13,6 +13,7 @@ const { NETNS_ADDRESS, enterNamespace } = require('./netns.js');
 if (!enterNamespace(__filename, 'browser tests')) return;
 
 const { launchChromium: launch } = require('./chromium.js');
+const WebSocket = require('ws');
 const { Master, Slave } = require('..');
 const { WAIT_MS, onceWithin, within } = require('./helpers.js');
 
@@ -302,6 +303,12 @@ describe('failover between two masters, seen from Chromium', { timeout: 60_000 }
 	it('master A goes: the page moves to B and keeps the slave and its channel, without a duplicate', { timeout: 50_000 }, async () => {
 		const a = await pageMaster();
 		const b = await pageMaster();
+		// B's id 0 taken by a peer that never registers: the slave gets another
+		// id there than on A and is relisted, whichever of the page and the
+		// slave reaches B first (under its old id it would be kept without an
+		// event, and a page back first would have nothing to wait for).
+		const placeholder = new WebSocket(`${b.url}/enslavism/slaves`);
+		await onceWithin(placeholder, 'open', WAIT_MS, 'the placeholder peer did not connect to B');
 		const urls = [a.url, b.url];
 		const survivor = await new Slave(urls, { name: 'survivor' }, undefined, { iceAddresses: [NETNS_ADDRESS], reconnectMaxDelay: 200 });
 		survivor.on('connection', (clientCo) => clientCo.on('datachannel', (dc) => dc.on('message', (ev) => dc.send(`echo:${ev.data}`))));
@@ -346,6 +353,7 @@ describe('failover between two masters, seen from Chromium', { timeout: 60_000 }
 			assert.ok(after.events.every((type) => type === 'slaverelisted'), `no add or remove: ${after.events}`);
 			assert.equal(after.echo, 'echo:after failover');
 		} finally {
+			placeholder.close();
 			await browser.close();
 			await survivor.close();
 			await a.master.close();

@@ -478,9 +478,14 @@ export class MasterConnection extends Emitter {
 			// Never after close(), nor for a connection that was refused from the start.
 			if (this._closed || !this._reconnect || !this._everOpen) return;
 			// Round robin from the master after the one that dropped: within a
-			// round the next one at once, the backoff before each round.
-			let roundOver = opened;
-			if (opened || --this._left === 0) {
+			// round the next one at once, the backoff before each round but the
+			// first after a drop, which starts at once when there is another
+			// master to go to (a lone master needs time to come back).
+			let roundOver = false;
+			if (opened) {
+				this._left = count;
+				roundOver = count === 1;
+			} else if (--this._left === 0) {
 				this._left = count;
 				roundOver = true;
 			}

@@ -147,7 +147,8 @@ pub(crate) async fn run(
 /// listed so far become orphans until the new list names them.
 async fn reconnect(shared: &Arc<Shared>, tls: &Arc<rustls::ClientConfig>, events: &Events) -> Option<MasterSocket> {
     let settings = &shared.settings;
-    let mut delay = RECONNECT_INITIAL_DELAY.min(settings.reconnect_max_delay);
+    let initial = RECONNECT_INITIAL_DELAY.min(settings.reconnect_max_delay);
+    let mut delay = shared.masters.first_delay(initial);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -161,7 +162,7 @@ async fn reconnect(shared: &Arc<Shared>, tls: &Arc<rustls::ClientConfig>, events
             },
             _ = shared.shutdown.cancelled() => return None,
         }
-        delay = (delay * 2).min(settings.reconnect_max_delay);
+        delay = (delay * 2).max(initial).min(settings.reconnect_max_delay);
     }
 }
 

@@ -210,7 +210,8 @@ async fn reconnect(
     registration: &Registration,
     outgoing: &mut mpsc::UnboundedReceiver<Bytes>,
 ) -> Option<Link> {
-    let mut delay = RECONNECT_INITIAL_DELAY.min(shared.config.reconnect_max_delay);
+    let initial = RECONNECT_INITIAL_DELAY.min(shared.config.reconnect_max_delay);
+    let mut delay = shared.masters.first_delay(initial);
     loop {
         let wait = tokio::time::sleep(delay);
         tokio::pin!(wait);
@@ -229,7 +230,7 @@ async fn reconnect(
             },
             _ = shared.shutdown.cancelled() => return None,
         }
-        delay = (delay * 2).min(shared.config.reconnect_max_delay);
+        delay = (delay * 2).max(initial).min(shared.config.reconnect_max_delay);
     }
 }
 
