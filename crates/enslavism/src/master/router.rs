@@ -230,9 +230,9 @@ pub struct SignallingRouter<L> {
 /// Reserved slave ids below which the router asks the cluster for more
 /// (half a block: a burst of registrations rarely outruns a round trip).
 const SLAVE_ID_STOCK_LOW: usize = 128;
-/// Close code for a local slave whose id another master of the cluster
-/// holds: it connects again and gets another.
-const CLOSE_ID_TAKEN: u16 = 1012;
+/// Close code (Service Restart) for peers whose id another master of the
+/// cluster holds: they connect again and get another.
+pub(crate) const CLOSE_ID_TAKEN: u16 = 1012;
 
 impl<L: PeerLink> Default for SignallingRouter<L> {
     fn default() -> Self {

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use super::records::{Change, Keys, Relayed, SlaveRecord, CLUSTER_SLAVE_IDS, MAX_NODE};
 use super::{ClusterConfig, ClusterOutlet, Command, RemoteSlave};
 use crate::master::hooks::MasterEvent;
-use crate::master::router::RemoteEvent;
+use crate::master::router::{RemoteEvent, CLOSE_ID_TAKEN};
 use crate::master::Shared;
 
 /// Entries the change stream keeps (approximately): a master further
@@ -60,8 +60,6 @@ const DELETE_IF_NODE: &str = "local v = redis.call('GET', KEYS[1]) \
     if v and string.sub(v, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '\\n' then return redis.call('DEL', KEYS[1]) end return 0";
 /// Deletes a key only if it holds ARGV[1] (our node claim, not another's).
 const DELETE_IF_HOLDER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
-/// Close code for this master's peers when it must renumber them.
-const CLOSE_SERVICE_RESTART: u16 = 1012;
 
 /// Why a session ended.
 #[derive(Debug, Error)]
@@ -348,7 +346,7 @@ impl ClusterTask {
             return;
         }
         for link in router.links() {
-            crate::master::PeerLink::close(link, CLOSE_SERVICE_RESTART, "the master renumbers its peers");
+            crate::master::PeerLink::close(link, CLOSE_ID_TAKEN, "the master renumbers its peers");
         }
         self.local.clear();
     }
