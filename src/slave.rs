@@ -278,6 +278,14 @@ impl SlaveHooks for JsSlaveHooks {
         Box::pin(async move { rx.await.unwrap_or(false) })
     }
 
+    fn begin_batch(&self) {
+        self.events.hold();
+    }
+
+    fn end_batch(&self) {
+        self.events.release();
+    }
+
     fn on_event(&self, e: SlaveEvent) {
         let out = match e {
             SlaveEvent::Connection { client_id, session } => NativeSlaveEvent::Connection { client_id, session: session as i64 },

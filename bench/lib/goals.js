@@ -5,7 +5,7 @@
 const { peerCounts } = require('../sections/fanout.js');
 const { clientCounts, HTTPS_CLIENTS } = require('../sections/signalling.js');
 const { connections } = require('../sections/memory.js');
-const { botCounts } = require('../sections/bots.js');
+const { botCounts, gameBotCounts, GAME_RELIABLE } = require('../sections/bots.js');
 const { LOSSY_SETUPS } = require('../sections/browser.js');
 const cluster = require('../sections/cluster.js');
 
@@ -93,7 +93,8 @@ const memoryRows = [['port', 'on its own port'], ['page', 'attached to an http.S
 	['memory', `${mode}_rounds_growth_mb`, `${where}: RSS growth over ${rounds} rounds of connect/close (MB; medians of rounds 1–3 and ${rounds - 2}–${rounds})`, 'max', 1],
 ]);
 
-// Issue #17: 1,000 peers at game rate with input p99 ≤ 50 ms (here the echo RTT, in and out).
+// Issue #17: 1,000 peers at game rate with input p99 ≤ 50 ms and no loss on reliable channels
+// (the g rows; the b rows time echoes, in and out, on unreliable channels).
 const botRows = () => botCounts().flatMap((k) => [
 	['bots', `b${k}_connected`, `K=${k} bots: peers connected`, ...(k === 1000 ? ['min', 1000] : [])],
 	['bots', `b${k}_cpu`, `K=${k} bots: slave CPU (% of a core)`],
@@ -103,7 +104,23 @@ const botRows = () => botCounts().flatMap((k) => [
 	['bots', `b${k}_rtt_p50`, `K=${k} bots: echo RTT p50 (ms)`],
 	['bots', `b${k}_rtt_p99`, `K=${k} bots: echo RTT p99 (ms)`, ...(k === 1000 ? ['max', 50] : [])],
 	['bots', `b${k}_loss`, `K=${k} bots: echoes lost (%)`],
-]);
+]).concat(gameBotCounts().flatMap((k) => {
+	const at1000 = k === 1000;
+	const who = `K=${k} bots at game rate, ${GAME_RELIABLE ? 'reliable' : 'unreliable'}`;
+	return [
+		['bots', `g${k}_connected`, `${who}: peers connected`, ...(at1000 ? ['min', 1000] : [])],
+		['bots', `g${k}_cpu`, `${who}: slave CPU (% of a core)`],
+		['bots', `g${k}_rss_mb`, `${who}: slave RSS (MB)`],
+		['bots', `g${k}_threads`, `${who}: slave threads`],
+		['bots', `g${k}_input_p50`, `${who}: input latency p50 (ms)`],
+		['bots', `g${k}_input_p99`, `${who}: input latency p99 (ms)`, ...(at1000 ? ['max', 50] : [])],
+		['bots', `g${k}_state_p50`, `${who}: state latency p50 (ms)`],
+		['bots', `g${k}_state_p99`, `${who}: state latency p99 (ms)`],
+		['bots', `g${k}_input_loss`, `${who}: inputs lost (%)`, ...(at1000 && GAME_RELIABLE ? ['max', 0] : [])],
+		['bots', `g${k}_state_loss`, `${who}: states lost (%)`, ...(at1000 && GAME_RELIABLE ? ['max', 0] : [])],
+		['bots', `g${k}_inputs_per_s`, `${who}: inputs received/s (game rate: ${(60 * k).toLocaleString('en-US')})`],
+	];
+}));
 
 const idleRows = [
 	['idle', 'master_rss_mb', 'master-only process in Node (MB)'],

@@ -13,11 +13,19 @@
 //! The slave must echo every message back unchanged. Progress goes to
 //! stderr each second; last, one JSON line on stdout:
 //! `{"bots","connected","failed","setup_ms":{p50,p95,p99},"rtt_ms":{…},"sent","received","lost"}`.
+//!
+//! `--game` plays a game instead of counting echoes: each input starts
+//! with its send time (wall clock, milliseconds, f64 big-endian) for the
+//! slave to time, and the slave's messages (states) are expected to start
+//! the same way; the bots time them. `--control` reads commands on stdin:
+//! `window FROM TO` (wall-clock milliseconds: count the inputs sent and the
+//! states received whose stamps fall inside) and `stop`. The JSON line then
+//! also has `"game":{"inputs_in_window","states_in_window","state_ms":{…}}`.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use enslavism::client::{ChannelOptions, MasterConnection, MasterEvent};
 use tokio_util::sync::CancellationToken;
@@ -35,6 +43,8 @@ struct Args {
     slave: Option<u32>,
     ice_addresses: Vec<IpAddr>,
     label: String,
+    game: bool,
+    control: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -50,11 +60,18 @@ fn parse_args() -> Result<Args, String> {
         slave: None,
         ice_addresses: Vec::new(),
         label: "echo".into(),
+        game: false,
+        control: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        if flag == "--unreliable" {
-            args.unreliable = true;
+        match flag.as_str() {
+            "--unreliable" => args.unreliable = true,
+            "--game" => args.game = true,
+            "--control" => args.control = true,
+            _ => {}
+        }
+        if matches!(flag.as_str(), "--unreliable" | "--game" | "--control") {
             continue;
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -92,6 +109,26 @@ struct Totals {
     failed: AtomicU64,
     sent: AtomicU64,
     received: AtomicU64,
+    /// `--game`: the measuring window's bounds (f64 bits; 0 while unset),
+    /// the inputs sent and states received whose stamps fall inside.
+    window_from: AtomicU64,
+    window_to: AtomicU64,
+    inputs_in_window: AtomicU64,
+    states_in_window: AtomicU64,
+}
+
+impl Totals {
+    /// Whether a wall-clock stamp falls inside the measuring window.
+    fn in_window(&self, stamp: f64) -> bool {
+        let from = f64::from_bits(self.window_from.load(Ordering::Relaxed));
+        let to = f64::from_bits(self.window_to.load(Ordering::Relaxed));
+        from > 0.0 && stamp >= from && stamp < to
+    }
+}
+
+/// Wall-clock milliseconds: the stamps the slave's game role reads and writes.
+fn wall_ms() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1e3)
 }
 
 /// What one bot measured, merged at the end.
@@ -99,6 +136,8 @@ struct Totals {
 struct Report {
     setup_ms: Vec<f64>,
     rtt_ms: Vec<f64>,
+    /// `--game`: one-way latencies of the states stamped inside the window.
+    state_ms: Vec<f64>,
 }
 
 /// How long a bot waits for the master's list to name a slave, and for the
@@ -156,6 +195,11 @@ async fn bot(
     totals.connected.fetch_add(1, Ordering::Relaxed);
 
     let (sender, mut receiver) = channel.split();
+    if args.game {
+        play(args, totals, stop, report, sender, receiver).await?;
+        master.close().await;
+        return Ok(());
+    }
     // Send times by sequence number, a window of 10 s at the rate.
     let window = ((args.rate * 10.0) as usize).max(64);
     let mut sent_at: Vec<(u64, Instant)> = vec![(u64::MAX, started); window];
@@ -209,6 +253,69 @@ async fn bot(
     Ok(())
 }
 
+/// `--game`: stamped inputs at the rate; states timed against their stamps.
+async fn play(
+    args: &Args,
+    totals: &Totals,
+    stop: &CancellationToken,
+    report: &mut Report,
+    sender: enslavism::client::ChannelSender,
+    mut receiver: enslavism::client::ChannelReceiver,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut payload = vec![0u8; args.size];
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let stamp = wall_ms();
+                payload[..8].copy_from_slice(&stamp.to_be_bytes());
+                sender.send(payload.clone()).await?;
+                totals.sent.fetch_add(1, Ordering::Relaxed);
+                if totals.in_window(stamp) {
+                    totals.inputs_in_window.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            message = receiver.recv() => match message {
+                Some(message) => {
+                    let Some(stamp) = message.data.get(..8).map(|b| f64::from_be_bytes(b.try_into().expect("8 bytes"))) else { continue };
+                    totals.received.fetch_add(1, Ordering::Relaxed);
+                    if totals.in_window(stamp) {
+                        totals.states_in_window.fetch_add(1, Ordering::Relaxed);
+                        report.state_ms.push(wall_ms() - stamp);
+                    }
+                }
+                None => return Err("the slave closed the channel".into()),
+            },
+            _ = stop.cancelled() => break,
+        }
+    }
+    sender.close().await;
+    Ok(())
+}
+
+/// `--control`: applies the commands read on stdin (on a thread of its
+/// own: the runtime has no stdin); `stop`, or the end of stdin, cancels `stop`.
+fn follow_control(totals: Arc<Totals>, stop: CancellationToken) {
+    use std::io::BufRead;
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["window", from, to] => match (from.parse::<f64>(), to.parse::<f64>()) {
+                (Ok(from), Ok(to)) => {
+                    totals.window_to.store(to.to_bits(), Ordering::Relaxed);
+                    totals.window_from.store(from.to_bits(), Ordering::Relaxed);
+                }
+                _ => eprintln!("bots: bad window {line:?}"),
+            },
+            ["stop"] => break,
+            _ => eprintln!("bots: unknown command {line:?}"),
+        }
+    }
+    stop.cancel();
+}
+
 fn percentiles(values: &mut [f64]) -> serde_json::Value {
     if values.is_empty() {
         return serde_json::json!({ "p50": null, "p95": null, "p99": null });
@@ -248,6 +355,10 @@ async fn run(args: Arc<Args>) -> serde_json::Value {
         bots.spawn(run_bot(*started, args.clone(), totals.clone(), token));
         *started += 1;
     };
+    if args.control {
+        let (totals, stop) = (totals.clone(), stop.clone());
+        std::thread::spawn(move || follow_control(totals, stop));
+    }
     let ramp_step = if args.ramp > 0.0 { Duration::from_secs_f64(1.0 / args.ramp) } else { Duration::ZERO };
     let churn_step = (args.churn > 0.0).then(|| Duration::from_secs_f64(1.0 / args.churn));
     let mut next_start = begin;
@@ -256,7 +367,7 @@ async fn run(args: Arc<Args>) -> serde_json::Value {
     let mut retired = 0usize;
     loop {
         let now = Instant::now();
-        if now >= end {
+        if now >= end || stop.is_cancelled() {
             break;
         }
         while started < args.bots && Instant::now() >= next_start {
@@ -292,7 +403,10 @@ async fn run(args: Arc<Args>) -> serde_json::Value {
         if let Some(at) = next_churn {
             wake = wake.min(at);
         }
-        tokio::time::sleep_until(wake.into()).await;
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake.into()) => {}
+            _ = stop.cancelled() => {}
+        }
     }
     stop.cancel();
     // Every bot's waits are bounded (connect, list, setup, drain); this is the last guard.
@@ -302,6 +416,7 @@ async fn run(args: Arc<Args>) -> serde_json::Value {
             if let Ok(bot) = done {
                 report.setup_ms.extend(bot.setup_ms);
                 report.rtt_ms.extend(bot.rtt_ms);
+                report.state_ms.extend(bot.state_ms);
             }
         }
     };
@@ -310,7 +425,7 @@ async fn run(args: Arc<Args>) -> serde_json::Value {
     }
     let sent = totals.sent.load(Ordering::Relaxed);
     let received = totals.received.load(Ordering::Relaxed);
-    serde_json::json!({
+    let mut output = serde_json::json!({
         "bots": started,
         "connected": totals.connected.load(Ordering::Relaxed),
         "failed": totals.failed.load(Ordering::Relaxed),
@@ -319,5 +434,13 @@ async fn run(args: Arc<Args>) -> serde_json::Value {
         "sent": sent,
         "received": received,
         "lost": sent.saturating_sub(received),
-    })
+    });
+    if args.game {
+        output["game"] = serde_json::json!({
+            "inputs_in_window": totals.inputs_in_window.load(Ordering::Relaxed),
+            "states_in_window": totals.states_in_window.load(Ordering::Relaxed),
+            "state_ms": percentiles(&mut report.state_ms),
+        });
+    }
+    output
 }

@@ -382,3 +382,79 @@ async fn the_slave_counts_what_it_carries_and_serves_it_as_metrics() {
     slave.close().await;
     master.close().await;
 }
+
+/// Records, for each event, whether it came inside a batch that
+/// `begin_batch` began on the same thread; counts the batches.
+struct Batches {
+    events: mpsc::UnboundedSender<(SlaveEvent, bool)>,
+    begun: std::sync::atomic::AtomicUsize,
+    ended: std::sync::atomic::AtomicUsize,
+    /// `begin_batch` twice, or `end_batch` without it, on one thread.
+    unbalanced: std::sync::atomic::AtomicUsize,
+}
+
+thread_local! {
+    static IN_BATCH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl SlaveHooks for Batches {
+    fn on_event(&self, event: SlaveEvent) {
+        let _ = self.events.send((event, IN_BATCH.get()));
+    }
+
+    fn begin_batch(&self) {
+        if IN_BATCH.replace(true) {
+            self.unbalanced.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.begun.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn end_batch(&self) {
+        if !IN_BATCH.replace(false) {
+            self.unbalanced.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.ended.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_brackets_the_events_of_each_wake_up_in_one_batch() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
+    let url = format!("ws://{}", master.local_addr().unwrap());
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let hooks = Arc::new(Batches {
+        events: events_tx,
+        begun: Default::default(),
+        ended: Default::default(),
+        unbalanced: Default::default(),
+    });
+    let config = SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()]).build().unwrap();
+    let slave = Slave::builder(&url).config(config).hooks(hooks.clone()).connect().await.unwrap();
+    let (pc, dc, _ws) = open_channel(&url, "batches").await;
+    for i in 0..20u8 {
+        dc.send(bytes::BytesMut::from(&[i; 10][..])).await.unwrap();
+    }
+    // Everything the peer's packets cause comes from a shard's wake-up.
+    let mut messages = 0;
+    while messages < 20 {
+        let (event, inside) = tokio::time::timeout(Duration::from_secs(10), events.recv()).await.unwrap().unwrap();
+        if matches!(event, SlaveEvent::Message { .. } | SlaveEvent::DataChannel { .. } | SlaveEvent::Connection { .. }) {
+            assert!(inside, "{event:?} came outside a batch");
+        }
+        messages += usize::from(matches!(event, SlaveEvent::Message { .. }));
+    }
+    pc.close().await.unwrap();
+    loop {
+        let (event, inside) = tokio::time::timeout(Duration::from_secs(10), events.recv()).await.unwrap().unwrap();
+        if let SlaveEvent::ChannelClose { .. } = event {
+            assert!(inside, "the close came outside a batch");
+            break;
+        }
+    }
+    slave.close().await;
+    master.close().await;
+    assert!(hooks.begun.load(Relaxed) > 0);
+    assert_eq!(hooks.begun.load(Relaxed), hooks.ended.load(Relaxed), "every batch begun is ended");
+    assert_eq!(hooks.unbalanced.load(Relaxed), 0, "batches neither nest nor end unbegun on a thread");
+}

@@ -196,6 +196,20 @@ pub trait SlaveHooks: Send + Sync + 'static {
 
     /// Observes an event. Called from the slave's tasks, in order per channel.
     fn on_event(&self, _event: SlaveEvent) {}
+
+    /// One burst of [`on_event`](Self::on_event) calls begins on this
+    /// thread: a shard's wake-up (every datagram waiting, every command,
+    /// every peer driven), ended by [`end_batch`](Self::end_batch) on the
+    /// same thread. A hook that hands events to another thread can hold them
+    /// until then and hand them over at once: waking the other thread at
+    /// the first event cost a context switch every one or two messages
+    /// when both threads share a core. Events from other threads, or
+    /// outside a batch, are not bracketed. The default does nothing.
+    fn begin_batch(&self) {}
+
+    /// The burst that [`begin_batch`](Self::begin_batch) began on this
+    /// thread is over (also when the work panicked).
+    fn end_batch(&self) {}
 }
 
 /// State shared by every task of one slave.

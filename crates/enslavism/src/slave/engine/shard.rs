@@ -64,6 +64,32 @@ const RTT_REFRESH: Duration = Duration::from_secs(2);
 /// How soon to look again while no round trip was measured yet.
 const RTT_RETRY: Duration = Duration::from_millis(250);
 
+/// What woke the shard's loop.
+enum Woke {
+    Shutdown,
+    Commands,
+    Readable,
+    Timer,
+    Writable,
+}
+
+/// Brackets one wake-up's events for the hooks; ends it when dropped, a
+/// panic included.
+struct EventBatch<'a>(&'a dyn crate::slave::SlaveHooks);
+
+impl<'a> EventBatch<'a> {
+    fn begin(hooks: &'a dyn crate::slave::SlaveHooks) -> Self {
+        hooks.begin_batch();
+        EventBatch(hooks)
+    }
+}
+
+impl Drop for EventBatch<'_> {
+    fn drop(&mut self) {
+        self.0.end_batch();
+    }
+}
+
 /// One data channel of a peer, as its shard keeps it.
 struct Channel {
     rtc_id: RTCDataChannelId,
@@ -209,6 +235,7 @@ impl Shard {
         let timer = tokio::time::sleep_until(far());
         tokio::pin!(timer);
         let shutdown = self.shared.shutdown.clone();
+        let hooks = self.shared.hooks.clone();
         loop {
             let next = [self.timers.first().map(|(at, _)| *at), self.reflexive.poll_timeout()]
                 .into_iter()
@@ -220,29 +247,36 @@ impl Shard {
             }
             // Unbiased: with a priority order, a JS sender that always has a
             // command waiting would keep the socket (and its SACKs) unread.
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                n = commands.recv_many(&mut batch, COMMAND_BATCH) => {
-                    if n == 0 {
-                        break;
-                    }
-                    for command in batch.drain(..) {
-                        self.command(command);
-                    }
-                }
-                readable = self.socket.readable() => {
-                    if let Err(e) = readable {
+            let woke = tokio::select! {
+                _ = shutdown.cancelled() => Woke::Shutdown,
+                n = commands.recv_many(&mut batch, COMMAND_BATCH) => if n == 0 { Woke::Shutdown } else { Woke::Commands },
+                readable = self.socket.readable() => match readable {
+                    Ok(()) => Woke::Readable,
+                    Err(e) => {
                         tracing::error!("the UDP socket failed: {e}");
-                        break;
+                        Woke::Shutdown
                     }
-                    self.read();
-                }
-                _ = &mut timer => self.timeouts(),
+                },
+                _ = &mut timer => Woke::Timer,
                 writable = self.socket.writable(), if !self.backlog.is_empty() => {
                     if writable.is_ok() {
                         self.backlog.flush(&self.socket);
                     }
+                    Woke::Writable
                 }
+            };
+            // What this wake-up makes the application hear, it hears at once (see `begin_batch`).
+            let _batch = EventBatch::begin(&*hooks);
+            match woke {
+                Woke::Shutdown => break,
+                Woke::Commands => {
+                    for command in batch.drain(..) {
+                        self.command(command);
+                    }
+                }
+                Woke::Readable => self.read(),
+                Woke::Timer => self.timeouts(),
+                Woke::Writable => {}
             }
             self.drive_dirty();
         }
@@ -600,16 +634,26 @@ fn close_channel_handle(shared: &SlaveShared, stats: &ShardStats, ch: &Channel) 
 /// returns its next deadline, or `None` to release it.
 fn drive(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>) -> Option<Instant> {
     let now = Instant::now();
+    // Each `poll_*` call of `rtc` sweeps its whole handler pipeline, so the
+    // rounds are kept few: one round takes events, then messages (their
+    // handling may release SCTP room), then feeds the channels, then sends;
+    // after it, only an event (raised by what the round did) calls for
+    // another. Looping until a round found nothing cost two more sweeps per
+    // datagram, and ran every round twice.
+    let mut first = true;
     loop {
-        let mut progress = false;
+        let mut raised = false;
         while let Some(event) = peer.pc.poll_event() {
-            progress = true;
+            raised = true;
             if !on_event(key, peer, cx, event) {
                 return None;
             }
         }
+        if !first && !raised {
+            break;
+        }
+        first = false;
         while let Some(message) = peer.pc.poll_read() {
-            progress = true;
             if let RTCMessage::DataChannelMessage(rtc_id, message) = message.message {
                 if let Some(index) = channel_index(peer, rtc_id) {
                     let ch = &mut peer.channels[index];
@@ -624,9 +668,8 @@ fn drive(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>) -> Option<Instant>
                 }
             }
         }
-        progress |= channel_bookkeeping(peer, cx, now);
+        channel_bookkeeping(peer, cx, now);
         while let Some(out) = peer.pc.poll_write() {
-            progress = true;
             let to = out.transport.peer_addr;
             peer.dtls.sent(&out.message);
             learn_address(key, peer, cx, to);
@@ -637,9 +680,6 @@ fn drive(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>) -> Option<Instant>
             for datagram in flight {
                 cx.backlog.send(cx.socket, to, peer.source, datagram);
             }
-        }
-        if !progress {
-            break;
         }
     }
     if peer.rtt_due.is_some_and(|at| at <= now) {
@@ -777,12 +817,10 @@ fn set_up(peer: &mut Peer, cx: &Context<'_>, now: Instant) {
 
 /// Hands SCTP the channel's queued messages while it holds less than
 /// [`SCTP_SEND_BUFFER`], counting each in the channel's traffic and in
-/// `also` (the connection's and the shard's); true when it handed any.
-fn feed(ch: &mut Channel, dc: &mut rtc::data_channel::RTCDataChannel<'_>, now: Instant, also: [&Traffic; 2]) -> bool {
-    let mut fed = false;
+/// `also` (the connection's and the shard's).
+fn feed(ch: &mut Channel, dc: &mut rtc::data_channel::RTCDataChannel<'_>, now: Instant, also: [&Traffic; 2]) {
     while ch.outstanding < SCTP_SEND_BUFFER {
         let Some((data, is_text)) = ch.queue.pop_front() else { break };
-        fed = true;
         let len = data.len();
         let sent = match is_text.then(|| std::str::from_utf8(&data).ok()).flatten() {
             Some(text) => dc.send_text(now, text),
@@ -801,7 +839,6 @@ fn feed(ch: &mut Channel, dc: &mut rtc::data_channel::RTCDataChannel<'_>, now: I
             }
         }
     }
-    fed
 }
 
 /// Drops what a channel still has queued (it overflowed, or its close is due).
@@ -811,10 +848,8 @@ fn drop_queue(ch: &mut Channel) {
 }
 
 /// Follows what SCTP released (buffered amount, its low mark), hands it
-/// what was waiting, and closes channels whose close is due; true when
-/// something was handed to `rtc`.
-fn channel_bookkeeping(peer: &mut Peer, cx: &mut Context<'_>, now: Instant) -> bool {
-    let mut acted = false;
+/// what was waiting, and closes channels whose close is due.
+fn channel_bookkeeping(peer: &mut Peer, cx: &mut Context<'_>, now: Instant) {
     for ch in &mut peer.channels {
         let Some(mut dc) = peer.pc.data_channel(ch.rtc_id) else { continue };
         let outstanding = dc.outstanding_bytes();
@@ -831,19 +866,17 @@ fn channel_bookkeeping(peer: &mut Peer, cx: &mut Context<'_>, now: Instant) -> b
         if ch.counters.overflowed.load(Ordering::Relaxed) {
             drop_queue(ch);
         }
-        acted |= feed(ch, &mut dc, now, [&peer.stats.traffic, &cx.stats.traffic]);
+        feed(ch, &mut dc, now, [&peer.stats.traffic, &cx.stats.traffic]);
         if let Some(deadline) = ch.closing {
             if now >= deadline {
                 drop_queue(ch);
             }
             if !ch.close_sent && ((ch.queue.is_empty() && ch.outstanding == 0) || now >= deadline) {
                 ch.close_sent = true;
-                acted = true;
                 if let Err(e) = dc.close() {
                     tracing::debug!(channel = ch.id, "closing the channel: {e}");
                 }
             }
         }
     }
-    acted
 }
