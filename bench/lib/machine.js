@@ -79,16 +79,16 @@ function processMemory(pid) {
 	};
 }
 
-/** Starts measuring the CPU of process `pid`; `end()` gives the share of one core it used. */
-function cpuWindow(pid) {
+/**
+ * What process `pid` uses while `waiting` (a promise) settles: `cpu`, the
+ * share of one core, and its `memory` at the end (see processMemory).
+ */
+async function processLoad(pid, waiting) {
 	const t0 = processTicks(pid).ticks;
 	const at = process.hrtime.bigint();
-	return {
-		end() {
-			const seconds = Number(process.hrtime.bigint() - at) / 1e9;
-			return (processTicks(pid).ticks - t0) / TICKS_PER_SECOND / seconds;
-		},
-	};
+	await waiting;
+	const seconds = Number(process.hrtime.bigint() - at) / 1e9;
+	return { cpu: (processTicks(pid).ticks - t0) / TICKS_PER_SECOND / seconds, memory: processMemory(pid) };
 }
 
-module.exports = { CORES, loadWindow, processMemory, cpuWindow };
+module.exports = { CORES, loadWindow, processMemory, processLoad };

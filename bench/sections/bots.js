@@ -16,7 +16,7 @@
 
 const { spawn, execFileSync } = require('node:child_process');
 const { once } = require('node:events');
-const { cpuWindow, processMemory, CORES } = require('../lib/machine.js');
+const { processLoad, CORES } = require('../lib/machine.js');
 const { startMaster, startSlave, stop } = require('../lib/procs.js');
 const { ADDRESS } = require('../lib/namespace.js');
 const { percentile } = require('../lib/stats.js');
@@ -25,8 +25,8 @@ const RAMP_PER_S = 100;
 const SETTLE_MS = 2000;
 const WINDOW_MS = Number(process.env.BENCH_BOTS_WINDOW_MS ?? 5000);
 const DRAIN_MS = 1000;
-/** How long the game bots may take to connect before the step gives up. */
-const GAME_CONNECT_LIMIT_MS = 120_000;
+/** How long the bots may take to connect before the step gives up. */
+const CONNECT_LIMIT_MS = 120_000;
 // Reliable by default: the issue asks for no loss on reliable channels.
 const GAME_RELIABLE = (process.env.BENCH_BOTS_GAME_CHANNEL ?? 'reliable') !== 'unreliable';
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -47,73 +47,25 @@ function pin(pid, core) {
 	execFileSync('taskset', ['-a', '-p', '-c', String(core), String(pid)], { stdio: 'ignore' });
 }
 
-async function runK(ctx, impl, k) {
+/**
+ * Runs K bots (`botArgs` added to the common ones) against a master and a
+ * slave of `impl`, the slave pinned to core 0 and the bots to core 1; once
+ * every bot has connected or failed (within CONNECT_LIMIT_MS) and SETTLE_MS
+ * more, resolves with what `measure(run)` returns. `run` has `slave`
+ * ({ child, ask }), `bots` (the child; stdin is a pipe), `during(promise)`
+ * (rejects if the slave dies first) and `report()` (waits for the bots to
+ * exit and parses their JSON line). Everything is killed at the end.
+ */
+async function withBots(ctx, impl, k, botArgs, measure) {
 	const master = await startMaster(impl, 'port');
 	const slave = await startSlave(impl, master.url).catch(async (err) => { await stop(master.child); throw err; });
 	pin(slave.child.pid, 0);
-	// Long enough to ramp up, settle and measure; the bots stop by themselves.
-	const seconds = k / RAMP_PER_S + (SETTLE_MS + WINDOW_MS) / 1000 + 2;
 	const bots = spawn('taskset', ['-c', CORES < 2 ? '0' : '1', ctx.botsBinary, '--master', master.url, '--bots', String(k),
-		'--seconds', String(seconds), '--ramp', String(RAMP_PER_S), '--rate', '60', '--size', '100', '--unreliable',
-		'--label', 'echo', '--ice-address', ADDRESS], { stdio: ['ignore', 'pipe', 'pipe'] });
+		'--ramp', String(RAMP_PER_S), '--rate', '60', '--size', '100', '--ice-address', ADDRESS, ...botArgs], { stdio: ['pipe', 'pipe', 'pipe'] });
 	let stdout = '';
 	let connected = 0;
-	let settled = 0;
-	const allConnected = new Promise((resolve) => {
-		bots.stderr.on('data', (chunk) => {
-			for (const line of String(chunk).split('\n')) {
-				const m = / connected (\d+) failed (\d+)/.exec(line);
-				if (!m) continue;
-				connected = Number(m[1]);
-				settled = connected + Number(m[2]);
-				if (settled >= k) resolve();
-			}
-		});
-	});
-	bots.stdout.on('data', (d) => { stdout += d; });
-	const exited = once(bots, 'exit');
-	const slaveDied = once(slave.child, 'exit').then(([code, signal]) => { throw new Error(`the ${impl} slave exited (${signal ?? code}) with ${connected} peers`); });
-	slaveDied.catch(() => {});
-	try {
-		await Promise.race([slaveDied, allConnected, exited.then(() => { throw new Error(`the bots ended with ${settled} of ${k} settled`); })]);
-		await sleep(SETTLE_MS);
-		const cpu = cpuWindow(slave.child.pid);
-		await Promise.race([slaveDied, sleep(WINDOW_MS)]);
-		const slaveCpu = cpu.end();
-		const memory = processMemory(slave.child.pid);
-		const [code] = await Promise.race([slaveDied, exited]);
-		if (code !== 0) throw new Error(`the bots exited with ${code}`);
-		const report = JSON.parse(stdout.trim().split('\n').pop());
-		return {
-			[`b${k}_connected`]: report.connected,
-			[`b${k}_cpu`]: slaveCpu * 100,
-			[`b${k}_rss_mb`]: memory.rss / 2 ** 20,
-			[`b${k}_threads`]: memory.threads,
-			[`b${k}_setup_p50`]: report.setup_ms.p50,
-			[`b${k}_rtt_p50`]: report.rtt_ms.p50,
-			[`b${k}_rtt_p99`]: report.rtt_ms.p99,
-			[`b${k}_loss`]: report.sent ? (100 * report.lost) / report.sent : null,
-		};
-	} finally {
-		bots.kill('SIGKILL');
-		await stop(slave.child, master.child);
-	}
-}
-
-/** Issue #17's game load with K bots (see the top of this file). */
-async function runGame(ctx, impl, k) {
-	const master = await startMaster(impl, 'port');
-	const slave = await startSlave(impl, master.url).catch(async (err) => { await stop(master.child); throw err; });
-	pin(slave.child.pid, 0);
-	// The bots stop on "stop" (below); --seconds is only the last guard.
-	const seconds = (GAME_CONNECT_LIMIT_MS + SETTLE_MS + WINDOW_MS + DRAIN_MS) / 1000 + 30;
-	const bots = spawn('taskset', ['-c', CORES < 2 ? '0' : '1', ctx.botsBinary, '--master', master.url, '--bots', String(k),
-		'--seconds', String(seconds), '--ramp', String(RAMP_PER_S), '--rate', '60', '--size', '100', '--game', '--control',
-		'--label', 'game', '--ice-address', ADDRESS, ...(GAME_RELIABLE ? [] : ['--unreliable'])], { stdio: ['pipe', 'pipe', 'pipe'] });
-	let stdout = '';
-	let connected = 0;
-	const allConnected = new Promise((resolve, reject) => {
-		const timer = setTimeout(() => reject(new Error(`${connected} of ${k} bots connected within ${GAME_CONNECT_LIMIT_MS} ms`)), GAME_CONNECT_LIMIT_MS);
+	const allSettled = new Promise((resolve, reject) => {
+		const timer = setTimeout(() => reject(new Error(`${connected} of ${k} bots connected within ${CONNECT_LIMIT_MS} ms`)), CONNECT_LIMIT_MS);
 		bots.stderr.on('data', (chunk) => {
 			for (const line of String(chunk).split('\n')) {
 				const m = / connected (\d+) failed (\d+)/.exec(line);
@@ -127,52 +79,83 @@ async function runGame(ctx, impl, k) {
 	const exited = once(bots, 'exit');
 	const slaveDied = once(slave.child, 'exit').then(([code, signal]) => { throw new Error(`the ${impl} slave exited (${signal ?? code}) with ${connected} peers`); });
 	slaveDied.catch(() => {});
-	try {
-		await Promise.race([slaveDied, allConnected, exited.then(() => { throw new Error(`the bots ended with ${connected} of ${k} connected`); })]);
-		await sleep(SETTLE_MS);
-		const from = performance.timeOrigin + performance.now() + 200;
-		const to = from + WINDOW_MS;
-		await slave.ask({ cmd: 'window', from, to });
-		bots.stdin.write(`window ${from} ${to}\n`);
-		await sleep(from - (performance.timeOrigin + performance.now()));
-		const cpu = cpuWindow(slave.child.pid);
-		await Promise.race([slaveDied, sleep(WINDOW_MS)]);
-		const slaveCpu = cpu.end();
-		const memory = processMemory(slave.child.pid);
-		await sleep(DRAIN_MS);
-		const slaveReport = await slave.ask({ cmd: 'report' });
-		bots.stdin.end('stop\n');
-		const [code] = await Promise.race([slaveDied, exited]);
+	const during = (promise) => Promise.race([slaveDied, promise]);
+	const report = async () => {
+		const [code] = await during(exited);
 		if (code !== 0) throw new Error(`the bots exited with ${code}`);
-		const report = JSON.parse(stdout.trim().split('\n').pop());
-		return {
-			[`g${k}_connected`]: report.connected,
-			[`g${k}_cpu`]: slaveCpu * 100,
-			[`g${k}_rss_mb`]: memory.rss / 2 ** 20,
-			[`g${k}_threads`]: memory.threads,
-			[`g${k}_input_p50`]: percentile(slaveReport.latencies, 0.5),
-			[`g${k}_input_p99`]: percentile(slaveReport.latencies, 0.99),
-			[`g${k}_state_p50`]: report.game.state_ms.p50,
-			[`g${k}_state_p99`]: report.game.state_ms.p99,
-			[`g${k}_input_loss`]: 100 * (1 - slaveReport.inputs / report.game.inputs_in_window),
-			[`g${k}_state_loss`]: 100 * (1 - report.game.states_in_window / slaveReport.statesSent),
-			[`g${k}_inputs_per_s`]: slaveReport.inputs / (WINDOW_MS / 1000),
-		};
+		return JSON.parse(stdout.trim().split('\n').pop());
+	};
+	try {
+		await during(Promise.race([allSettled, exited.then(() => { throw new Error(`the bots ended with ${connected} of ${k} connected`); })]));
+		await sleep(SETTLE_MS);
+		return await measure({ slave, bots, during, report });
 	} finally {
 		bots.kill('SIGKILL');
 		await stop(slave.child, master.child);
 	}
 }
 
+/** K bots echoing 100-byte inputs at 60 Hz (see the top of this file). */
+function runEcho(ctx, impl, k) {
+	// Long enough to ramp up, settle and measure; the bots stop by themselves.
+	const seconds = k / RAMP_PER_S + (SETTLE_MS + WINDOW_MS) / 1000 + 2;
+	return withBots(ctx, impl, k, ['--seconds', String(seconds), '--unreliable', '--label', 'echo'], async ({ slave, during, report }) => {
+		const { cpu, memory } = await processLoad(slave.child.pid, during(sleep(WINDOW_MS)));
+		const bots = await report();
+		return {
+			[`b${k}_connected`]: bots.connected,
+			[`b${k}_cpu`]: cpu * 100,
+			[`b${k}_rss_mb`]: memory.rss / 2 ** 20,
+			[`b${k}_threads`]: memory.threads,
+			[`b${k}_setup_p50`]: bots.setup_ms.p50,
+			[`b${k}_rtt_p50`]: bots.rtt_ms.p50,
+			[`b${k}_rtt_p99`]: bots.rtt_ms.p99,
+			[`b${k}_loss`]: bots.sent ? (100 * bots.lost) / bots.sent : null,
+		};
+	});
+}
+
+/** Issue #17's game load with K bots (see the top of this file). */
+function runGame(ctx, impl, k) {
+	// The bots stop on "stop" (below); --seconds is only the last guard.
+	const seconds = (CONNECT_LIMIT_MS + SETTLE_MS + WINDOW_MS + DRAIN_MS) / 1000 + 30;
+	const args = ['--seconds', String(seconds), '--game', '--control', '--label', 'game', ...(GAME_RELIABLE ? [] : ['--unreliable'])];
+	return withBots(ctx, impl, k, args, async ({ slave, bots, during, report }) => {
+		const from = performance.timeOrigin + performance.now() + 200;
+		const to = from + WINDOW_MS;
+		await slave.ask({ cmd: 'window', from, to });
+		bots.stdin.write(`window ${from} ${to}\n`);
+		await sleep(from - (performance.timeOrigin + performance.now()));
+		const { cpu, memory } = await processLoad(slave.child.pid, during(sleep(WINDOW_MS)));
+		await sleep(DRAIN_MS);
+		const slaveReport = await slave.ask({ cmd: 'report' });
+		bots.stdin.end('stop\n');
+		const { connected, game } = await report();
+		return {
+			[`g${k}_connected`]: connected,
+			[`g${k}_cpu`]: cpu * 100,
+			[`g${k}_rss_mb`]: memory.rss / 2 ** 20,
+			[`g${k}_threads`]: memory.threads,
+			[`g${k}_input_p50`]: percentile(slaveReport.latencies, 0.5),
+			[`g${k}_input_p99`]: percentile(slaveReport.latencies, 0.99),
+			[`g${k}_state_p50`]: game.state_ms.p50,
+			[`g${k}_state_p99`]: game.state_ms.p99,
+			[`g${k}_input_loss`]: 100 * (1 - slaveReport.inputs / game.inputs_in_window),
+			[`g${k}_state_loss`]: 100 * (1 - game.states_in_window / slaveReport.statesSent),
+			[`g${k}_inputs_per_s`]: slaveReport.inputs / (WINDOW_MS / 1000),
+		};
+	});
+}
+
 const bots = {
 	name: 'bots',
-	title: 'Fan-out with native bots: K peers, 100-byte inputs at 60 Hz each, echoed (unreliable)',
+	title: 'Fan-out with native bots: K peers, 100-byte inputs at 60 Hz each, echoed (unreliable); then the game load (states at 30 Hz out, inputs at 60 Hz in)',
 	async run(ctx, impl) {
 		if (!ctx.botsBinary) throw new Error('no bots binary (BENCH_BOTS_BINARY)');
 		const figures = {};
 		for (const k of botCounts()) {
 			try {
-				Object.assign(figures, await runK(ctx, impl, k));
+				Object.assign(figures, await runEcho(ctx, impl, k));
 			} catch (err) {
 				// Larger K would fail the same way: keep what was measured, say where it stopped.
 				figures[`b${k}_connected`] = 0;

@@ -7,7 +7,7 @@
 
 const { once } = require('node:events');
 const { percentile } = require('../lib/stats.js');
-const { cpuWindow, processMemory } = require('../lib/machine.js');
+const { processLoad } = require('../lib/machine.js');
 const { startMaster, startSlave, stop } = require('../lib/procs.js');
 
 const PEERS_PER_PAGE = 50;
@@ -49,10 +49,7 @@ async function runK(ctx, impl, k) {
 		await slave.ask({ cmd: 'window', from, to });
 		await Promise.all(pages.map(({ page }) => page.evaluate(([f, t]) => window.bench.fanout.window(f, t), [from, to])));
 		await sleep(from - (performance.timeOrigin + performance.now()));
-		const cpu = cpuWindow(slave.child.pid);
-		await Promise.race([died, sleep(WINDOW_MS)]);
-		const slaveCpu = cpu.end();
-		const memory = processMemory(slave.child.pid);
+		const { cpu: slaveCpu, memory } = await processLoad(slave.child.pid, Promise.race([died, sleep(WINDOW_MS)]));
 		await sleep(DRAIN_MS);
 		const slaveReport = await slave.ask({ cmd: 'report' });
 		const pageReports = await Promise.all(pages.map(({ page }) => page.evaluate(() => window.bench.fanout.report())));
