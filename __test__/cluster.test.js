@@ -73,6 +73,16 @@ function listed(masterCon, match, ms = 2 * WAIT_MS, what = 'the slave was not li
 	});
 }
 
+/** Resolves once a slave that `match` selects leaves `masterCon`'s list. */
+function removed(masterCon, match, ms, what) {
+	let listener;
+	const gone = new Promise((resolve) => {
+		listener = (slaveCo) => { if (match(slaveCo)) resolve(); };
+		masterCon.addEventListener('slaveremoved', listener);
+	});
+	return within(gone, ms, what).finally(() => masterCon.removeEventListener('slaveremoved', listener));
+}
+
 const named = (name) => (s) => s.userData?.name === name;
 const names = (masterCon) => masterCon.slaves.filter((s) => s !== undefined).map((s) => s.userData.name).sort();
 
@@ -144,8 +154,10 @@ describe('two masters sharing one lobby through redis', { timeout: 90_000 }, () 
 		const leaves = await echoSlave(a.url, 'leaves');
 		const masterCon = new MasterConnection(b.url, ICE);
 		try {
-			await listed(masterCon, named('stays'));
+			const stayCo = await listed(masterCon, named('stays'));
 			await listed(masterCon, named('leaves'));
+			const removals = [];
+			masterCon.addEventListener('slaveremoved', (slaveCo) => removals.push(slaveCo.userData.name));
 			await redis.kill();
 			// While Redis is away, a slave of A leaves and another registers.
 			await leaves.close();
@@ -167,6 +179,9 @@ describe('two masters sharing one lobby through redis', { timeout: 90_000 }, () 
 				check();
 			}), 2 * WAIT_MS, 'the slave that left while redis was away is still listed on B');
 			assert.deepEqual(names(masterCon), ['late', 'local', 'stays']);
+			// The remote slave stayed listed throughout: never removed, the same object.
+			assert.deepEqual(removals, ['leaves']);
+			assert.equal(masterCon.slaves.find((s) => s !== undefined && named('stays')(s)), stayCo);
 			await Promise.all([late.close(), local.close(), stay.close()]);
 		} finally {
 			masterCon.close();
@@ -180,7 +195,7 @@ describe('two masters sharing one lobby through redis', { timeout: 90_000 }, () 
 		try {
 			await listed(masterCon, named('doomed'));
 			const before = await listed(masterCon, named('mover'));
-			const doomedGone = onceWithin(masterCon, 'slaveremoved', TTL_MS, `the slave of a killed master was still listed after the TTL (${TTL_MS} ms)`);
+			const doomedGone = removed(masterCon, named('doomed'), TTL_MS, `the slave of a killed master was still listed after the TTL (${TTL_MS} ms)`);
 			const moved = onceWithin(mover, 'reconnected', 5000, 'the slave given both URLs did not register with B');
 			const settled = within(new Promise((resolve) => {
 				const check = () => {

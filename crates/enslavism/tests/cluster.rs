@@ -168,6 +168,18 @@ async fn first_slave(client: &mut Ws) -> SlaveEntry {
     }
 }
 
+/// Both masters in sync, a slave registered on A with `user_data`, and a
+/// client of B that lists it: (slave, client, the client's entry).
+async fn slave_on_a_listed_on_b(a: &mut Node, b: &mut Node, user_data: &str) -> (Ws, Ws, SlaveEntry) {
+    a.in_sync().await;
+    b.in_sync().await;
+    let mut slave = open(a.addr(), "/enslavism/slaves").await;
+    send(&mut slave, Message::Register { user_data: user_data.into() }).await;
+    let mut client = open(b.addr(), "/enslavism/clients").await;
+    let entry = first_slave(&mut client).await;
+    (slave, client, entry)
+}
+
 #[tokio::test]
 async fn a_slave_of_one_master_is_listed_and_reached_through_another() {
     let redis = Redis::start().await;
@@ -200,7 +212,18 @@ async fn a_slave_of_one_master_is_listed_and_reached_through_another() {
     assert_eq!(b.master.stats().remote_slaves, 1);
     assert_eq!(a.master.stats().registered_slaves, 1);
 
-    // Its userData changes and its departure reach B's clients.
+    // Its userData changes reach B (V1 clients, as here, see them when they
+    // next connect), and its departure reaches B's clients.
+    send(&mut slave, Message::Register { user_data: r#"{"name":"on A","round":2}"#.into() }).await;
+    let changed = b
+        .event(|e| match e {
+            MasterEvent::RemoteSlaveUpdated { id, node, user_data } => Some((id, node, user_data)),
+            _ => None,
+        })
+        .await;
+    assert_eq!(changed, (entry.id, node_a, r#"{"name":"on A","round":2}"#.to_owned()));
+    let mut newcomer = open(b.addr(), "/enslavism/clients").await;
+    assert_eq!(listed_slave(&mut newcomer).await.user_data, r#"{"name":"on A","round":2}"#);
     slave.close(None).await.unwrap();
     assert_eq!(recv(&mut client).await, Message::RemoveSlaves(vec![entry.id]));
     b.event(|e| matches!(e, MasterEvent::RemoteSlaveUnlisted { .. }).then_some(())).await;
@@ -219,12 +242,7 @@ async fn a_master_gone_without_a_word_leaves_the_lists_within_the_ttl() {
         Node::start(&redis.url(), ttl)
     };
     let mut b = Node::start(&redis.url(), ttl);
-    a.in_sync().await;
-    b.in_sync().await;
-    let mut slave = open(a.addr(), "/enslavism/slaves").await;
-    send(&mut slave, Message::Register { user_data: "{}".into() }).await;
-    let mut client = open(b.addr(), "/enslavism/clients").await;
-    let entry = first_slave(&mut client).await;
+    let (mut slave, mut client, entry) = slave_on_a_listed_on_b(&mut a, &mut b, "{}").await;
     // An offer reaches the slave, which never answers: its master dies mid-relay.
     send(&mut client, Message::OfferToSlave(SessionDescription { id: entry.id, sdp: "offer".into() })).await;
     assert!(matches!(recv(&mut slave).await, Message::OfferFromClient(_)));
@@ -243,12 +261,7 @@ async fn redis_lost_and_back_the_lists_converge_and_offers_meanwhile_are_refused
     let redis = Redis::start().await;
     let mut a = Node::start(&redis.url(), Duration::from_secs(2));
     let mut b = Node::start(&redis.url(), Duration::from_secs(2));
-    a.in_sync().await;
-    b.in_sync().await;
-    let mut slave = open(a.addr(), "/enslavism/slaves").await;
-    send(&mut slave, Message::Register { user_data: r#""first""#.into() }).await;
-    let mut client = open(b.addr(), "/enslavism/clients").await;
-    let first = first_slave(&mut client).await;
+    let (mut slave, mut client, first) = slave_on_a_listed_on_b(&mut a, &mut b, r#""first""#).await;
 
     // An offer relayed and not yet answered when Redis goes: refused then.
     send(&mut client, Message::OfferToSlave(SessionDescription { id: first.id, sdp: "pending".into() })).await;
@@ -311,14 +324,18 @@ async fn garbage_in_redis_is_ignored_and_hurts_nothing() {
             .await
             .unwrap();
     }
-    // A master that joins now reads all of it; B keeps following the stream.
+    // A master that joins now reads all of it (its full read lists none of
+    // it); B, following the stream, lists none either.
     let mut a = Node::start(&redis.url(), Duration::from_secs(2));
     a.in_sync().await;
+    let mut on_a = open(a.addr(), "/enslavism/clients").await;
+    assert_eq!(recv(&mut on_a).await, Message::AddSlaves(vec![]), "no garbage listed by the master that read it all");
     let mut client = open(b.addr(), "/enslavism/clients").await;
     assert_eq!(recv(&mut client).await, Message::AddSlaves(vec![]), "no garbage listed");
     let mut slave = open(a.addr(), "/enslavism/slaves").await;
     send(&mut slave, Message::Register { user_data: "{}".into() }).await;
     let entry = listed_slave(&mut client).await;
+    assert!(entry.id < 1024, "the garbage id counter was reset to small numbers (got {})", entry.id);
     send(&mut client, Message::OfferToSlave(SessionDescription { id: entry.id, sdp: "o".into() })).await;
     assert!(matches!(recv(&mut slave).await, Message::OfferFromClient(_)), "relays still work");
     assert_eq!(b.master.stats().remote_slaves, 1);
@@ -332,12 +349,7 @@ async fn a_redis_that_answers_slowly_costs_a_resync_not_a_crash() {
         Node::start_with(config.redis_timeout(Duration::from_millis(300)).build().unwrap())
     };
     let (mut a, mut b) = (slow(&redis.url()), slow(&redis.url()));
-    a.in_sync().await;
-    b.in_sync().await;
-    let mut slave = open(a.addr(), "/enslavism/slaves").await;
-    send(&mut slave, Message::Register { user_data: "{}".into() }).await;
-    let mut client = open(b.addr(), "/enslavism/clients").await;
-    let entry = first_slave(&mut client).await;
+    let (mut slave, mut client, entry) = slave_on_a_listed_on_b(&mut a, &mut b, "{}").await;
     // Redis stops answering for longer than the masters wait.
     let mut con = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(1000).arg("ALL").query_async(&mut con).await.unwrap();

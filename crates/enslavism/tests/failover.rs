@@ -118,17 +118,21 @@ async fn when_a_master_goes_the_slave_and_the_client_move_to_the_next() {
     })
     .await;
     assert_eq!((url.as_str(), slave.master_url()), (url_b.as_str(), url_b.clone()));
-    let back = within("the client on B, the slave listed", async {
-        loop {
+    // Either may come first: the slave can reach B before the client does.
+    let (reconnected_to, back) = within("the client on B, the slave listed", async {
+        let (mut reconnected_to, mut back) = (None, None);
+        while reconnected_to.is_none() || back.is_none() {
             match events.next().await.expect("events open") {
-                MasterEvent::Reconnected { url, .. } => assert_eq!(url, url_b),
-                MasterEvent::SlaveKept(info) | MasterEvent::SlaveRelisted(info) => return info,
+                MasterEvent::Reconnected { url, .. } => reconnected_to = Some(url),
+                MasterEvent::SlaveKept(info) | MasterEvent::SlaveRelisted(info) => back = Some(info),
                 MasterEvent::Disconnected { .. } => {}
                 other => panic!("unexpected {other:?}"),
             }
         }
+        (reconnected_to.unwrap(), back.unwrap())
     })
     .await;
+    assert_eq!(reconnected_to, url_b);
     assert_eq!((back.uid, back.user_data.as_str()), (listed.uid, "\"game\""), "the same slave");
     assert_eq!(client.master_url(), url_b);
     chat.send_text("still here").await.unwrap();
