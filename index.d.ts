@@ -285,7 +285,7 @@ export interface MasterEvents {
 	clusterdisconnect: (reason: string) => void;
 	/** In a cluster: another master's slave is listed here too. */
 	remoteslaveregister: (slave: RemoteSlave) => void;
-	/** In a cluster: another master's slave has new userData (replaced in place). */
+	/** In a cluster: another master's slave has new userData, or is now another master's (`node`); replaced in place. */
 	remoteslaveupdate: (slave: RemoteSlave) => void;
 	/** In a cluster: another master's slave is gone from this master's list. */
 	remoteslaveunregister: (slave: RemoteSlave) => void;

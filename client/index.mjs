@@ -564,19 +564,19 @@ export class MasterConnection extends Emitter {
 	_addSlaves(listed) {
 		// Orphans by their id, and by userData: only a userData that one
 		// orphan alone has is proof enough that a newly listed slave is that one.
+		// With none (every list but the first after a reconnection), nothing to match.
+		const orphaned = this._orphans.length > 0;
 		const orphansById = new Map();
 		const orphansByData = new Map();
 		for (const orphan of this._orphans) {
-			orphansById.set(orphan.id, orphan);
 			const key = JSON.stringify(orphan.userData);
-			if (!orphansByData.has(key)) orphansByData.set(key, []);
-			orphansByData.get(key).push(orphan);
+			orphansById.set(orphan.id, { orphan, key });
+			if (!orphansByData.has(key)) orphansByData.set(key, new Set());
+			orphansByData.get(key).add(orphan);
 		}
-		const take = (orphan) => {
+		const take = (orphan, key) => {
 			orphansById.delete(orphan.id);
-			const same = orphansByData.get(JSON.stringify(orphan.userData));
-			same.splice(same.indexOf(orphan), 1);
-			this._orphans.splice(this._orphans.indexOf(orphan), 1);
+			orphansByData.get(key).delete(orphan);
 			orphan._orphaned = false;
 		};
 		for (const { id, userData } of listed) {
@@ -586,17 +586,18 @@ export class MasterConnection extends Emitter {
 				this._updateSlave(id, userData);
 				continue;
 			}
-			const kept = orphansById.get(id);
-			if (kept !== undefined && JSON.stringify(userData) === JSON.stringify(kept.userData)) {
+			const key = orphaned ? JSON.stringify(userData) : null;
+			const kept = orphaned ? orphansById.get(id) : undefined;
+			if (kept !== undefined && kept.key === key) {
 				// The same id and userData: the same slave (clustered masters), no flicker.
-				take(kept);
-				this.slaves[id] = kept;
+				take(kept.orphan, key);
+				this.slaves[id] = kept.orphan;
 				continue;
 			}
-			const same = orphansByData.get(JSON.stringify(userData));
-			const orphan = same?.length === 1 ? same[0] : null;
+			const same = orphaned ? orphansByData.get(key) : undefined;
+			const orphan = same?.size === 1 ? same.values().next().value : null;
 			if (orphan) {
-				take(orphan);
+				take(orphan, key);
 				orphan.id = id;
 				this.slaves[id] = orphan;
 				this._emit('slaverelisted', orphan);
@@ -606,6 +607,7 @@ export class MasterConnection extends Emitter {
 			this.slaves[id] = slaveCo;
 			this._emit('slaveadded', slaveCo);
 		}
+		if (orphaned) this._orphans = this._orphans.filter((orphan) => orphan._orphaned);
 	}
 
 	/** New userData for a listed slave: changed in place, its connection untouched. */

@@ -6,7 +6,7 @@
 const { EventEmitter } = require('node:events');
 const net = require('node:net');
 const { NativeMaster, assetNotModified, assets } = require('./binding.js');
-const { checkCount, checkInteger, codedError, createNative, describe, emitError, toBuffer } = require('./util.js');
+const { checkInteger, codedError, createNative, describe, emitError, toBuffer } = require('./util.js');
 
 const PEER_PATHS = new Map([['/enslavism/slaves', 'slave'], ['/enslavism/clients', 'client']]);
 const PEER_KINDS = ['slave', 'client'];
@@ -94,11 +94,7 @@ function checkCluster(cluster) {
 		}
 		out[key] = cluster[key];
 	}
-	for (const key of ['slaveTtl', 'relayTimeout', 'redisTimeout']) {
-		if (cluster[key] === undefined) continue;
-		checkCount(`options.cluster.${key}`, cluster[key]);
-		out[key] = cluster[key];
-	}
+	for (const key of ['slaveTtl', 'relayTimeout', 'redisTimeout']) checkInteger(cluster, key, out, 'options.cluster');
 	return out;
 }
 
@@ -422,57 +418,49 @@ class Master extends EventEmitter {
 				socket.emit('close', event.code, event.reason);
 				break;
 			}
-			case 'slaveregister': {
-				const slave = { id: event.id, userData: parseUserData(event.userData), remoteAddress: event.remoteAddress, remotePort: event.remotePort };
-				this.slaves.set(event.id, slave);
-				this.emit('slaveregister', slave);
+			case 'slaveregister':
+			case 'slaveupdate':
+			case 'slaveunregister':
+				this._slaveEvent(this.slaves, event, { remoteAddress: event.remoteAddress, remotePort: event.remotePort });
 				break;
-			}
-			case 'slaveupdate': {
-				const slave = this.slaves.get(event.id);
-				if (slave === undefined) break;
-				slave.userData = parseUserData(event.userData);
-				this.emit('slaveupdate', slave);
+			case 'remoteslaveregister':
+			case 'remoteslaveupdate':
+			case 'remoteslaveunregister':
+				this._slaveEvent(this.remoteSlaves, event, { node: event.node });
 				break;
-			}
-			case 'slaveunregister': {
-				const slave = this.slaves.get(event.id);
-				if (slave === undefined) break;
-				this.slaves.delete(event.id);
-				this.emit('slaveunregister', slave);
-				break;
-			}
 			case 'clusterconnect':
 				this.emit('clusterconnect', event.node);
 				break;
 			case 'clusterdisconnect':
 				this.emit('clusterdisconnect', event.reason);
 				break;
-			case 'remoteslaveregister': {
-				const slave = { id: event.id, userData: parseUserData(event.userData), node: event.node };
-				this.remoteSlaves.set(event.id, slave);
-				this.emit('remoteslaveregister', slave);
-				break;
-			}
-			case 'remoteslaveupdate': {
-				const slave = this.remoteSlaves.get(event.id);
-				if (slave === undefined) break;
-				slave.userData = parseUserData(event.userData);
-				this.emit('remoteslaveupdate', slave);
-				break;
-			}
-			case 'remoteslaveunregister': {
-				const slave = this.remoteSlaves.get(event.id);
-				if (slave === undefined) break;
-				this.remoteSlaves.delete(event.id);
-				this.emit('remoteslaveunregister', slave);
-				break;
-			}
 			case 'error':
 				// A bug in the engine, caught: one peer was dropped, the rest goes on.
 				this._emitError(codedError(Error, 'ERR_ENSLAVISM_INTERNAL', event.reason));
 				break;
 		}
+	}
+
+	/**
+	 * A slave's `…register`, `…update` or `…unregister` event, for `map`
+	 * (`this.slaves`, or `this.remoteSlaves` for other masters' slaves in a
+	 * cluster): one object per slave, with `fields` from its registration,
+	 * changed in place by updates (its userData, and for a remote slave its node).
+	 */
+	_slaveEvent(map, event, fields) {
+		let slave = map.get(event.id);
+		if (event.type.endsWith('unregister')) {
+			if (slave === undefined) return;
+			map.delete(event.id);
+		} else if (event.type.endsWith('register')) {
+			slave = { id: event.id, userData: parseUserData(event.userData), ...fields };
+			map.set(event.id, slave);
+		} else {
+			if (slave === undefined) return;
+			slave.userData = parseUserData(event.userData);
+			if (fields.node !== undefined) slave.node = fields.node;
+		}
+		this.emit(event.type, slave);
 	}
 
 	_attach(server) {

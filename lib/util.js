@@ -38,11 +38,11 @@ function checkCount(name, value) {
 	}
 }
 
-/** Copies `options[key]` to `out` when set, after {@link checkCount}. */
-function checkInteger(options, key, out) {
+/** Copies `options[key]` to `out` when set, after {@link checkCount} (`name`: how errors call `options`). */
+function checkInteger(options, key, out, name = 'options') {
 	const value = options[key];
 	if (value === undefined) return;
-	checkCount(`options.${key}`, value);
+	checkCount(`${name}.${key}`, value);
 	out[key] = value;
 }
 

@@ -64,7 +64,7 @@ pub enum NativeClientEvent {
     SlaveRelisted { uid: i64, id: u32, user_data: String },
     /// A slave from before a reconnection was listed again, under its id
     /// (not shown to the application: nothing changed for it).
-    SlaveKept { uid: i64, id: u32, user_data: String },
+    SlaveKept { uid: i64, id: u32 },
     /// A slave's userData changed.
     SlaveUpdated { uid: i64, id: u32, user_data: String },
     /// A slave left the list.
@@ -272,8 +272,8 @@ impl NativeMasterConnection {
                                 NativeClientEvent::SlaveRelisted { uid, id, user_data }
                             }
                             MasterEvent::SlaveKept(info) => {
-                                let (uid, id, user_data) = slave_fields(info);
-                                NativeClientEvent::SlaveKept { uid, id, user_data }
+                                let (uid, id, _) = slave_fields(info);
+                                NativeClientEvent::SlaveKept { uid, id }
                             }
                             MasterEvent::SlaveUpdated(info) => {
                                 let (uid, id, user_data) = slave_fields(info);

@@ -13,6 +13,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crate::dial::DialError;
 
@@ -22,6 +23,23 @@ pub(crate) struct MasterUrls {
     urls: Vec<String>,
     /// Index of the URL in use (or last used, while reconnecting).
     current: AtomicUsize,
+}
+
+/// The waits between rounds of reconnection attempts (see [`MasterUrls::backoff`]).
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    next: Duration,
+    initial: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// The wait before the next round.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = if delay.is_zero() { self.initial } else { (delay * 2).min(self.max) };
+        delay
+    }
 }
 
 impl MasterUrls {
@@ -35,16 +53,15 @@ impl MasterUrls {
         Ok(MasterUrls { urls, current: AtomicUsize::new(0) })
     }
 
-    /// The wait before the first round after a drop: none when there is
-    /// another master to go to (its state has nothing to do with the one
-    /// that dropped: failing over took 257 ms, all of it this wait, in the
-    /// benchmark), else `initial` (a lone master needs time to come back).
-    pub(crate) fn first_delay(&self, initial: std::time::Duration) -> std::time::Duration {
-        if self.urls.len() > 1 {
-            std::time::Duration::ZERO
-        } else {
-            initial
-        }
+    /// The waits before each round of attempts after a drop: `initial`,
+    /// doubling up to `max`; with another master to go to, the first round
+    /// starts at once (its state has nothing to do with the one that
+    /// dropped: failing over took 257 ms, all of it that wait, in the
+    /// benchmark), while a lone master needs time to come back.
+    pub(crate) fn backoff(&self, initial: Duration, max: Duration) -> Backoff {
+        let initial = initial.min(max);
+        let next = if self.urls.len() > 1 { Duration::ZERO } else { initial };
+        Backoff { next, initial, max }
     }
 
     /// The URL in use (or last used, while reconnecting).
@@ -135,6 +152,17 @@ mod tests {
         MasterUrls::new((*first).into(), rest.iter().map(|u| (*u).into()).collect(), "/enslavism/slaves").unwrap()
     }
 
+    #[test]
+    fn the_backoff_starts_at_once_only_with_another_master_to_go_to() {
+        let ms = Duration::from_millis;
+        let waits = |urls: &MasterUrls| {
+            let mut backoff = urls.backoff(ms(250), ms(1000));
+            (0..5).map(|_| backoff.next_delay()).collect::<Vec<_>>()
+        };
+        assert_eq!(waits(&self::urls(&["ws://a"])), [ms(250), ms(500), ms(1000), ms(1000), ms(1000)]);
+        assert_eq!(waits(&self::urls(&["ws://a", "ws://b"])), [ms(0), ms(250), ms(500), ms(1000), ms(1000)]);
+        assert_eq!(urls(&["ws://a"]).backoff(ms(250), ms(100)).next_delay(), ms(100), "the initial wait is capped too");
+    }
     #[test]
     fn a_bad_url_in_the_list_is_named() {
         let e = MasterUrls::new("ws://a".into(), vec!["ws://b".into(), "http://c".into()], "/x").unwrap_err();

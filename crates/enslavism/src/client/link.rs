@@ -147,11 +147,10 @@ pub(crate) async fn run(
 /// listed so far become orphans until the new list names them.
 async fn reconnect(shared: &Arc<Shared>, tls: &Arc<rustls::ClientConfig>, events: &Events) -> Option<MasterSocket> {
     let settings = &shared.settings;
-    let initial = RECONNECT_INITIAL_DELAY.min(settings.reconnect_max_delay);
-    let mut delay = shared.masters.first_delay(initial);
+    let mut backoff = shared.masters.backoff(RECONNECT_INITIAL_DELAY, settings.reconnect_max_delay);
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
             _ = shared.shutdown.cancelled() => return None,
         }
         let attempt = shared.masters.fail_over(|url| connect(shared, tls, events, url));
@@ -162,7 +161,6 @@ async fn reconnect(shared: &Arc<Shared>, tls: &Arc<rustls::ClientConfig>, events
             },
             _ = shared.shutdown.cancelled() => return None,
         }
-        delay = (delay * 2).max(initial).min(settings.reconnect_max_delay);
     }
 }
 

@@ -15,7 +15,7 @@
 //! removed. (Both the id and the userData must match: a lone master gives
 //! ids afresh when it restarts, so an orphan's id may come back on another slave.)
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::proto::SlaveEntry;
 
@@ -58,8 +58,13 @@ struct Listed {
 pub(crate) struct SlaveList {
     by_id: BTreeMap<u32, Listed>,
     ids: HashMap<SlaveKey, u32>,
-    /// Slaves listed before a reconnection and not listed again yet (key, userData, last id).
-    orphans: Vec<(SlaveKey, String, u32)>,
+    /// Slaves listed before a reconnection and not listed again yet, by
+    /// their last id: (key, userData).
+    orphans: HashMap<u32, (SlaveKey, String)>,
+    /// The orphans' last ids by userData: a slave listed under a new id is
+    /// matched when one orphan alone has its userData. (Indexed both ways so
+    /// that a resync of n slaves costs O(n), not O(n²).)
+    orphans_by_data: HashMap<String, HashSet<u32>>,
     next_key: SlaveKey,
 }
 
@@ -106,18 +111,32 @@ impl SlaveList {
 
     /// The orphan that had this id and this userData.
     fn take_orphan_by_id(&mut self, id: u32, user_data: &str) -> Option<SlaveKey> {
-        let index = self.orphans.iter().position(|(_, data, last_id)| *last_id == id && data == user_data)?;
-        Some(self.orphans.swap_remove(index).0)
+        if self.orphans.get(&id).is_none_or(|(_, data)| data != user_data) {
+            return None;
+        }
+        self.take_orphan_at(id)
     }
 
     /// The orphan with this userData, if it is the only one that has it.
     fn take_orphan(&mut self, user_data: &str) -> Option<SlaveKey> {
-        let mut same = self.orphans.iter().enumerate().filter(|(_, (_, data, _))| data == user_data);
-        let (index, _) = same.next()?;
-        if same.next().is_some() {
-            return None;
+        let same = self.orphans_by_data.get(user_data)?;
+        let id = match same.len() {
+            1 => *same.iter().next().expect("one"),
+            _ => return None,
+        };
+        self.take_orphan_at(id)
+    }
+
+    /// Takes the orphan whose last id was `id` out of both indexes.
+    fn take_orphan_at(&mut self, id: u32) -> Option<SlaveKey> {
+        let (key, user_data) = self.orphans.remove(&id)?;
+        if let Some(same) = self.orphans_by_data.get_mut(&user_data) {
+            same.remove(&id);
+            if same.is_empty() {
+                self.orphans_by_data.remove(&user_data);
+            }
         }
-        Some(self.orphans.swap_remove(index).0)
+        Some(key)
     }
 
     /// Removes the slaves a RemoveSlaves frame names; unknown ids are ignored.
@@ -135,7 +154,8 @@ impl SlaveList {
     pub(crate) fn orphan_all(&mut self) {
         self.ids.clear();
         for (id, listed) in std::mem::take(&mut self.by_id) {
-            self.orphans.push((listed.key, listed.user_data, id));
+            self.orphans_by_data.entry(listed.user_data.clone()).or_default().insert(id);
+            self.orphans.insert(id, (listed.key, listed.user_data));
         }
     }
 
@@ -146,7 +166,8 @@ impl SlaveList {
 
     /// The grace period is over: the slaves not listed again are gone.
     pub(crate) fn drop_orphans(&mut self) -> Vec<Change> {
-        self.orphans.drain(..).map(|(uid, user_data, id)| Change::Removed(SlaveInfo { id, uid, user_data })).collect()
+        self.orphans_by_data.clear();
+        self.orphans.drain().map(|(id, (uid, user_data))| Change::Removed(SlaveInfo { id, uid, user_data })).collect()
     }
 
     /// The current id of a slave, if it is listed now.

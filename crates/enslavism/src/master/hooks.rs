@@ -123,7 +123,8 @@ pub enum MasterEvent {
         /// Its userData (JSON text).
         user_data: String,
     },
-    /// A slave of another master changed its userData.
+    /// A slave of another master changed its userData, or is now another
+    /// master's (an id two masters held: the lower node keeps it).
     RemoteSlaveUpdated {
         /// The id every master's clients see.
         id: u32,

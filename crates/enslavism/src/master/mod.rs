@@ -13,6 +13,7 @@ mod hooks;
 mod monitoring;
 mod outbox;
 mod peer;
+mod pending_offers;
 mod rate;
 mod router;
 mod server;

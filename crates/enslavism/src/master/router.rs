@@ -13,8 +13,9 @@ use thiserror::Error;
 
 use prometheus_client::metrics::histogram::Histogram;
 
-use super::cluster::records::{node_of, Change, Relayed, LOCAL_BITS};
-use super::cluster::{ClusterOutlet, Command, RelayedOffers, RemoteSlave};
+use super::cluster::records::{node_of, Change, Relayed, CLUSTER_SLAVE_IDS, LOCAL_BITS};
+use super::cluster::{ClusterOutlet, Command, RemoteSlave};
+use super::pending_offers::PendingOffers;
 use super::stats::{SignallingCounts, SignallingTally};
 use crate::proto::{IceCandidate, Message, MessageType, ProtoError, ProtocolVersion, SessionDescription, SlaveEntry};
 
@@ -177,6 +178,22 @@ impl IdAllocator {
     }
 }
 
+/// What clients are to hear of other masters' slaves, gathered over a
+/// batch of changes (see [`Router::apply_changes`]).
+#[derive(Default)]
+struct Told {
+    added: Vec<SlaveEntry>,
+    updated: Vec<SlaveEntry>,
+    removed: Vec<u32>,
+}
+
+impl Told {
+    /// Whether slave `id` is in one of the frames already.
+    fn names(&self, id: u32) -> bool {
+        self.added.iter().chain(&self.updated).any(|e| e.id == id) || self.removed.contains(&id)
+    }
+}
+
 /// A change in the list of another master's slaves, as this master saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RemoteEvent {
@@ -218,7 +235,7 @@ pub struct SignallingRouter<L> {
     /// Registered slaves of other masters, by id.
     remote: HashMap<u32, RemoteSlave>,
     /// Offers relayed to other masters' slaves, not yet answered.
-    relayed: RelayedOffers,
+    relayed: PendingOffers,
     /// Slave ids reserved for this master from the cluster's counter.
     slave_id_stock: VecDeque<u32>,
     /// Whether more were asked for and not received yet.
@@ -258,7 +275,7 @@ impl<L: PeerLink> SignallingRouter<L> {
             tally: SignallingTally::default(),
             cluster: None,
             remote: HashMap::new(),
-            relayed: RelayedOffers::default(),
+            relayed: PendingOffers::default(),
             slave_id_stock: VecDeque::new(),
             slave_ids_asked: false,
             displaced: HashSet::new(),
@@ -288,9 +305,10 @@ impl<L: PeerLink> SignallingRouter<L> {
         self.slave_ids_asked = false;
     }
 
-    /// Every slave id in use here: local slaves' and other masters'.
-    pub(crate) fn known_slave_ids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.slaves.keys().chain(self.remote.keys()).copied()
+    /// The highest slave id in use here (local slaves' and other masters')
+    /// that the cluster's counter gives, if any: the counter must stay above it.
+    pub(crate) fn highest_cluster_slave_id(&self) -> Option<u32> {
+        self.slaves.keys().chain(self.remote.keys()).copied().filter(|&id| id < CLUSTER_SLAVE_IDS).max()
     }
 
     /// The next reserved slave id not in use here, asking for more when
@@ -529,7 +547,8 @@ impl<L: PeerLink> SignallingRouter<L> {
             let message = Relayed::encode(PeerKind::Slave, slave_id, &out.encode()?);
             cluster.send(Command::Relay { node: remote.node, message, offer: is_offer.then_some((client_id, slave_id)) });
             if is_offer {
-                self.relayed.offered(client_id, slave_id);
+                // Uncapped: each waits at most the relay timeout.
+                self.relayed.offered(client_id, slave_id, usize::MAX);
             }
         } else {
             // An offer to a slave that just left would wait forever: refuse it.
@@ -566,7 +585,7 @@ impl<L: PeerLink> SignallingRouter<L> {
                     // Registering again (0.9.0 slaves' way to change their
                     // userData) is an update; V1 clients, who know no
                     // update, see the slave replaced.
-                    self.broadcast_update(entry, true)?;
+                    self.broadcast_update(vec![entry], true)?;
                 } else {
                     self.broadcast(&Message::AddSlaves(vec![entry]));
                 }
@@ -592,7 +611,7 @@ impl<L: PeerLink> SignallingRouter<L> {
                 // lists would close their connections to it (0.9.0's bundle
                 // does on RemoveSlaves). They see the new userData the next
                 // time they connect.
-                self.broadcast_update(entry, false)?;
+                self.broadcast_update(vec![entry], false)?;
                 return Ok(());
             }
             Message::AnswerToClient(SessionDescription { id, sdp }) => {
@@ -627,44 +646,81 @@ impl<L: PeerLink> SignallingRouter<L> {
         Ok(())
     }
 
-    /// Applies a change of another master's slave; `None` when it changes
-    /// nothing here (our own change coming back, a repeat, a conflict).
-    pub(crate) fn apply_change(&mut self, change: Change) -> Option<RemoteEvent> {
-        let node = match &change {
-            Change::Set { node, .. } | Change::Remove { node, .. } => *node,
-        };
-        if self.cluster.as_ref().is_none_or(|c| c.node == node) {
-            return None;
+    /// Applies changes of other masters' slaves, in order; returns what the
+    /// application hears. Clients get one frame per kind (AddSlaves,
+    /// UpdateSlaves, RemoveSlaves) for the whole batch, not one per slave: a
+    /// master that closes with 100 slaves would cost each client elsewhere
+    /// 100 frames. Changes that change nothing here (our own coming back, a
+    /// repeat, a conflict the other master loses) are skipped.
+    pub(crate) fn apply_changes(&mut self, changes: impl IntoIterator<Item = Change>) -> Vec<RemoteEvent> {
+        let mut events = Vec::new();
+        let mut told = Told::default();
+        let Some(our_node) = self.cluster.as_ref().map(|c| c.node) else { return events };
+        for change in changes {
+            let id = match &change {
+                Change::Set { id, node, .. } | Change::Remove { id, node } if *node != our_node => *id,
+                _ => continue,
+            };
+            // Frames carry one kind each: a slave already in one goes out first, to keep its order.
+            if told.names(id) {
+                self.tell(std::mem::take(&mut told));
+            }
+            match change {
+                Change::Set { id, node, user_data } => {
+                    if self.keeps_id(id, node) {
+                        continue;
+                    }
+                    let entry = SlaveEntry { id, user_data: user_data.clone() };
+                    match self.remote.insert(id, RemoteSlave { node, user_data: user_data.clone() }) {
+                        // The same: nothing new. Another master took it over (its
+                        // id contested): nothing to tell clients, a new node for the application.
+                        Some(p) if p.user_data == user_data => {
+                            events.extend((p.node != node).then_some(RemoteEvent::Updated { id, node, user_data }));
+                        }
+                        Some(_) => {
+                            told.updated.push(entry);
+                            events.push(RemoteEvent::Updated { id, node, user_data });
+                        }
+                        None => {
+                            told.added.push(entry);
+                            events.push(RemoteEvent::Listed { id, node, user_data });
+                        }
+                    }
+                }
+                Change::Remove { id, node } => {
+                    if self.remote.get(&id).is_none_or(|r| r.node != node) {
+                        continue;
+                    }
+                    let slave = self.remote.remove(&id).expect("checked above");
+                    told.removed.push(id);
+                    events.push(RemoteEvent::Unlisted { id, node, user_data: slave.user_data });
+                }
+            }
         }
-        match change {
-            Change::Set { id, node, user_data } => {
-                if self.keeps_id(id, node) {
-                    return None;
-                }
-                let previous = self.remote.insert(id, RemoteSlave { node, user_data: user_data.clone() });
-                let entry = SlaveEntry { id, user_data: user_data.clone() };
-                match previous {
-                    // The same, or another master took it over (a failover): nothing to tell clients.
-                    Some(p) if p.user_data == user_data => None,
-                    Some(_) => {
-                        self.slave_list_frame = None;
-                        // As for a V2 update: V1 clients keep what they have.
-                        let _ = self.broadcast_update(entry, false);
-                        Some(RemoteEvent::Updated { id, node, user_data })
-                    }
-                    None => {
-                        self.slave_list_frame = None;
-                        self.broadcast(&Message::AddSlaves(vec![entry]));
-                        Some(RemoteEvent::Listed { id, node, user_data })
-                    }
-                }
+        self.tell(told);
+        events
+    }
+
+    /// Tells every client what changed in the list of other masters' slaves.
+    fn tell(&mut self, told: Told) {
+        let Told { mut added, updated, removed } = told;
+        if added.is_empty() && updated.is_empty() && removed.is_empty() {
+            return;
+        }
+        self.slave_list_frame = None;
+        if !added.is_empty() {
+            added.sort_unstable_by_key(|e| e.id);
+            self.broadcast(&Message::AddSlaves(added));
+        }
+        if !updated.is_empty() {
+            // As for a V2 update: V1 clients keep what they have.
+            let _ = self.broadcast_update(updated, false);
+        }
+        if !removed.is_empty() {
+            for (client, slave) in self.relayed.take_where(|slave, _| removed.contains(&slave)) {
+                self.reject_offer(client, slave);
             }
-            Change::Remove { id, node } => {
-                if self.remote.get(&id).is_none_or(|r| r.node != node) {
-                    return None;
-                }
-                self.unlist_remote(&[id]).pop()
-            }
+            self.broadcast(&Message::RemoveSlaves(removed));
         }
     }
 
@@ -674,30 +730,13 @@ impl<L: PeerLink> SignallingRouter<L> {
     /// be written again soon: after a Redis restart, masters come back one
     /// by one).
     pub(crate) fn reconcile(&mut self, live: HashMap<u32, RemoteSlave>) -> (Vec<RemoteEvent>, Vec<u32>) {
-        let our_node = self.cluster.as_ref().map(|c| c.node);
         let missing: Vec<u32> = self.remote.keys().filter(|id| !live.contains_key(id)).copied().collect();
-        let mut events = Vec::new();
-        let mut added = Vec::new();
-        for (id, slave) in live {
-            if Some(slave.node) == our_node || self.keeps_id(id, slave.node) {
-                continue;
-            }
-            match self.remote.get(&id) {
-                Some(known) if *known == slave => {}
-                Some(_) => events.extend(self.apply_change(Change::Set { id, node: slave.node, user_data: slave.user_data })),
-                None => {
-                    events.push(RemoteEvent::Listed { id, node: slave.node, user_data: slave.user_data.clone() });
-                    added.push(SlaveEntry { id, user_data: slave.user_data.clone() });
-                    self.remote.insert(id, slave);
-                }
-            }
-        }
-        if !added.is_empty() {
-            self.slave_list_frame = None;
-            added.sort_unstable_by_key(|e| e.id);
-            self.broadcast(&Message::AddSlaves(added));
-        }
-        (events, missing)
+        let changes: Vec<Change> = live
+            .into_iter()
+            .filter(|(id, slave)| self.remote.get(id) != Some(slave))
+            .map(|(id, RemoteSlave { node, user_data })| Change::Set { id, node, user_data })
+            .collect();
+        (self.apply_changes(changes), missing)
     }
 
     /// The nodes of the other masters whose slaves are listed here.
@@ -723,26 +762,12 @@ impl<L: PeerLink> SignallingRouter<L> {
         self.remote.keys().copied().collect()
     }
 
-    /// Unlists other masters' slaves (one RemoveSlaves for all), refusing
-    /// the offers still waiting for them.
+    /// Unlists other masters' slaves (one RemoveSlaves for all),
+    /// refusing the offers still waiting for them.
     pub(crate) fn unlist_remote(&mut self, ids: &[u32]) -> Vec<RemoteEvent> {
-        let mut events = Vec::new();
-        let mut removed = Vec::new();
-        for &id in ids {
-            if let Some(slave) = self.remote.remove(&id) {
-                events.push(RemoteEvent::Unlisted { id, node: slave.node, user_data: slave.user_data });
-                removed.push(id);
-            }
-        }
-        if removed.is_empty() {
-            return events;
-        }
-        for (client, slave) in self.relayed.take_where(|slave, _| removed.contains(&slave)) {
-            self.reject_offer(client, slave);
-        }
-        self.slave_list_frame = None;
-        self.broadcast(&Message::RemoveSlaves(removed));
-        events
+        let removals: Vec<Change> =
+            ids.iter().filter_map(|id| self.remote.get(id).map(|slave| Change::Remove { id: *id, node: slave.node })).collect();
+        self.apply_changes(removals)
     }
 
     /// Hands a frame relayed by another master to its peer here. Returns
@@ -776,11 +801,11 @@ impl<L: PeerLink> SignallingRouter<L> {
                 push_or_close(&client.link, relayed.frame);
                 match message {
                     Message::AnswerFromSlave(sd) => {
-                        self.relayed.settled(relayed.id, sd.id);
+                        self.relayed.take(relayed.id, sd.id);
                         self.tally.answer_relayed(relayed.id, sd.id);
                     }
                     Message::RejectFromSlave { id } => {
-                        self.relayed.settled(relayed.id, *id);
+                        self.relayed.take(relayed.id, *id);
                         self.tally.rejected(relayed.id, *id);
                     }
                     _ => self.tally.counts.candidates += 1,
@@ -793,7 +818,7 @@ impl<L: PeerLink> SignallingRouter<L> {
     /// An offer relayed to another master could not be delivered: the
     /// client is told the slave refused.
     pub(crate) fn refuse_relayed(&mut self, client: u32, slave: u32) {
-        self.relayed.settled(client, slave);
+        self.relayed.take(client, slave);
         self.reject_offer(client, slave);
     }
 
@@ -806,6 +831,7 @@ impl<L: PeerLink> SignallingRouter<L> {
 
     /// Refuses the relayed offers that have waited since before `deadline`.
     pub(crate) fn expire_relayed(&mut self, deadline: tokio::time::Instant) {
+        let deadline = deadline.into_std();
         for (client, slave) in self.relayed.take_where(|_, at| at < deadline) {
             self.reject_offer(client, slave);
         }
@@ -836,17 +862,17 @@ impl<L: PeerLink> SignallingRouter<L> {
         }
     }
 
-    /// Tells every V2 client of `entry`'s new userData (UpdateSlaves); with
-    /// `replace_for_v1`, V1 clients see the slave removed and added again.
-    fn broadcast_update(&self, entry: SlaveEntry, replace_for_v1: bool) -> Result<(), RoutingError> {
+    /// Tells every V2 client of `entries`' new userData (UpdateSlaves); with
+    /// `replace_for_v1`, V1 clients see the slaves removed and added again.
+    fn broadcast_update(&self, entries: Vec<SlaveEntry>, replace_for_v1: bool) -> Result<(), RoutingError> {
         let replace = match replace_for_v1 {
             true => Some((
-                Bytes::from(Message::RemoveSlaves(vec![entry.id]).encode()?),
-                Bytes::from(Message::AddSlaves(vec![entry.clone()]).encode()?),
+                Bytes::from(Message::RemoveSlaves(entries.iter().map(|e| e.id).collect()).encode()?),
+                Bytes::from(Message::AddSlaves(entries.clone()).encode()?),
             )),
             false => None,
         };
-        let update = Bytes::from(Message::UpdateSlaves(vec![entry]).encode()?);
+        let update = Bytes::from(Message::UpdateSlaves(entries).encode()?);
         for client in self.clients.values() {
             match (client.protocol, &replace) {
                 (ProtocolVersion::V2, _) => push_or_close(&client.link, update.clone()),

@@ -8,10 +8,9 @@
 //! latency) in the router, under the lock it holds anyway. [`MasterStats`]
 //! is a snapshot of both; the metrics are encoded from a snapshot when asked.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
+use super::pending_offers::PendingOffers;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -136,11 +135,8 @@ const LATENCY_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 #[derive(Debug)]
 pub(crate) struct SignallingTally {
     pub(crate) counts: SignallingCounts,
-    /// Client id → (slave id, when the offer came in) for each offer
-    /// waiting for its answer: by client, so that a client leaving (the
-    /// common case, under the router's lock) costs one removal.
-    pending: HashMap<u32, Vec<(u32, Instant)>>,
-    pending_len: usize,
+    /// The offers waiting for their answer, to time them.
+    pending: PendingOffers,
     latency: Histogram,
 }
 
@@ -148,8 +144,7 @@ impl Default for SignallingTally {
     fn default() -> Self {
         SignallingTally {
             counts: SignallingCounts::default(),
-            pending: HashMap::new(),
-            pending_len: 0,
+            pending: PendingOffers::default(),
             latency: Histogram::new(LATENCY_BUCKETS),
         }
     }
@@ -158,61 +153,26 @@ impl Default for SignallingTally {
 impl SignallingTally {
     pub(crate) fn offer_relayed(&mut self, client: u32, slave: u32) {
         self.counts.offers += 1;
-        let offers = self.pending.entry(client).or_default();
-        match offers.iter_mut().find(|(s, _)| *s == slave) {
-            // A new offer to the same slave (renegotiation): timed from now.
-            Some(offer) => offer.1 = Instant::now(),
-            None if self.pending_len < MAX_PENDING_OFFERS => {
-                offers.push((slave, Instant::now()));
-                self.pending_len += 1;
-            }
-            None => {}
-        }
+        self.pending.offered(client, slave, MAX_PENDING_OFFERS);
     }
 
     pub(crate) fn answer_relayed(&mut self, client: u32, slave: u32) {
         self.counts.answers += 1;
-        if let Some(offered) = self.take(client, slave) {
+        if let Some(offered) = self.pending.take(client, slave) {
             self.latency.observe(offered.elapsed().as_secs_f64());
         }
     }
 
     pub(crate) fn rejected(&mut self, client: u32, slave: u32) {
         self.counts.rejections += 1;
-        self.take(client, slave);
+        self.pending.take(client, slave);
     }
 
-    /// The pending offer of `client` to `slave`, removed.
-    fn take(&mut self, client: u32, slave: u32) -> Option<Instant> {
-        let offers = self.pending.get_mut(&client)?;
-        let at = offers.iter().position(|(s, _)| *s == slave)?;
-        let (_, offered) = offers.swap_remove(at);
-        if offers.is_empty() {
-            self.pending.remove(&client);
-        }
-        self.pending_len -= 1;
-        Some(offered)
-    }
-
-    /// A peer left: its offers will not be answered. A client costs one
-    /// removal; a slave (rare) a pass over the clients with offers pending.
+    /// A peer left: its offers will not be answered.
     pub(crate) fn forget(&mut self, kind: super::PeerKind, id: u32) {
         match kind {
-            super::PeerKind::Client => {
-                if let Some(offers) = self.pending.remove(&id) {
-                    self.pending_len -= offers.len();
-                }
-            }
-            super::PeerKind::Slave => {
-                let mut removed = 0;
-                self.pending.retain(|_, offers| {
-                    let before = offers.len();
-                    offers.retain(|(slave, _)| *slave != id);
-                    removed += before - offers.len();
-                    !offers.is_empty()
-                });
-                self.pending_len -= removed;
-            }
+            super::PeerKind::Client => self.pending.forget_client(id),
+            super::PeerKind::Slave => drop(self.pending.take_where(|slave, _| slave == id)),
         }
     }
 
@@ -396,13 +356,13 @@ mod tests {
         // A second answer (renegotiation without an offer) times nothing.
         tally.answer_relayed(1, 7);
         tally.forget(crate::master::PeerKind::Slave, 7);
-        assert_eq!(tally.pending_len, 1);
+        assert_eq!(tally.pending.len(), 1);
         tally.rejected(3, 8);
-        assert!(tally.pending.is_empty() && tally.pending_len == 0);
+        assert!(tally.pending.len() == 0);
         tally.offer_relayed(4, 8);
         tally.offer_relayed(4, 9);
         tally.forget(crate::master::PeerKind::Client, 4);
-        assert!(tally.pending.is_empty() && tally.pending_len == 0);
+        assert!(tally.pending.len() == 0);
         assert_eq!(tally.counts, SignallingCounts { offers: 5, answers: 2, candidates: 0, rejections: 1 });
         let text = MasterStats::default().metrics(tally.latency());
         assert!(text.contains("enslavism_master_signalling_latency_seconds_count 1\n"), "{text}");

@@ -210,10 +210,9 @@ async fn reconnect(
     registration: &Registration,
     outgoing: &mut mpsc::UnboundedReceiver<Bytes>,
 ) -> Option<Link> {
-    let initial = RECONNECT_INITIAL_DELAY.min(shared.config.reconnect_max_delay);
-    let mut delay = shared.masters.first_delay(initial);
+    let mut backoff = shared.masters.backoff(RECONNECT_INITIAL_DELAY, shared.config.reconnect_max_delay);
     loop {
-        let wait = tokio::time::sleep(delay);
+        let wait = tokio::time::sleep(backoff.next_delay());
         tokio::pin!(wait);
         loop {
             tokio::select! {
@@ -230,7 +229,6 @@ async fn reconnect(
             },
             _ = shared.shutdown.cancelled() => return None,
         }
-        delay = (delay * 2).max(initial).min(shared.config.reconnect_max_delay);
     }
 }
 

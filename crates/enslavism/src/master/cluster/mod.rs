@@ -28,13 +28,11 @@ mod config;
 pub(crate) mod records;
 pub(crate) mod sync;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 pub use config::{
     ClusterConfig, ClusterConfigBuilder, DEFAULT_CLUSTER_NAME, DEFAULT_REDIS_TIMEOUT, DEFAULT_RELAY_TIMEOUT, DEFAULT_SLAVE_TTL,
@@ -91,75 +89,4 @@ impl ClusterOutlet {
 pub(crate) struct RemoteSlave {
     pub(crate) node: u16,
     pub(crate) user_data: String,
-}
-
-/// Offers of this master's clients relayed to other masters' slaves and
-/// not yet answered: refused back when the slave leaves, its master goes
-/// silent, or they wait longer than the relay timeout.
-#[derive(Debug, Default)]
-pub(crate) struct RelayedOffers {
-    by_client: HashMap<u32, Vec<(u32, Instant)>>,
-}
-
-impl RelayedOffers {
-    /// Client `client` offered to remote slave `slave`.
-    pub(crate) fn offered(&mut self, client: u32, slave: u32) {
-        let offers = self.by_client.entry(client).or_default();
-        match offers.iter_mut().find(|(s, _)| *s == slave) {
-            Some(offer) => offer.1 = Instant::now(),
-            None => offers.push((slave, Instant::now())),
-        }
-    }
-
-    /// The slave answered or refused: nothing waits any more.
-    pub(crate) fn settled(&mut self, client: u32, slave: u32) {
-        if let Some(offers) = self.by_client.get_mut(&client) {
-            offers.retain(|(s, _)| *s != slave);
-            if offers.is_empty() {
-                self.by_client.remove(&client);
-            }
-        }
-    }
-
-    /// The client left.
-    pub(crate) fn forget_client(&mut self, client: u32) {
-        self.by_client.remove(&client);
-    }
-
-    /// Removes and returns the (client, slave) offers that match.
-    pub(crate) fn take_where(&mut self, mut matches: impl FnMut(u32, Instant) -> bool) -> Vec<(u32, u32)> {
-        let mut taken = Vec::new();
-        self.by_client.retain(|client, offers| {
-            offers.retain(|(slave, at)| {
-                let hit = matches(*slave, *at);
-                if hit {
-                    taken.push((*client, *slave));
-                }
-                !hit
-            });
-            !offers.is_empty()
-        });
-        taken
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relayed_offers_are_taken_once() {
-        let mut offers = RelayedOffers::default();
-        offers.offered(1, 10);
-        offers.offered(1, 11);
-        offers.offered(2, 10);
-        offers.settled(1, 11);
-        let mut taken = offers.take_where(|slave, _| slave == 10);
-        taken.sort_unstable();
-        assert_eq!(taken, vec![(1, 10), (2, 10)]);
-        assert!(offers.take_where(|_, _| true).is_empty());
-        offers.offered(3, 12);
-        offers.forget_client(3);
-        assert!(offers.take_where(|_, _| true).is_empty());
-    }
 }

@@ -183,10 +183,7 @@ impl ClusterTask {
             Command::Listed { id, user_data } => {
                 self.local.insert(id, user_data);
             }
-            Command::Unlisted { id } => {
-                self.local.remove(&id);
-            }
-            Command::Displaced { id } => {
+            Command::Unlisted { id } | Command::Displaced { id } => {
                 self.local.remove(&id);
             }
             Command::Relay { offer: Some((client, slave)), .. } => self.shared.router().refuse_relayed(client, slave),
@@ -231,7 +228,7 @@ impl ClusterTask {
         // Slave ids: the counter above every id in use (Redis may have
         // restarted without it), then a fresh block. Before the registry is
         // read: slaves missing from it may still be live elsewhere.
-        let highest = self.shared.router().known_slave_ids().filter(|&id| id < CLUSTER_SLAVE_IDS).max();
+        let highest = self.shared.router().highest_cluster_slave_id();
         if let Some(highest) = highest {
             let _: i64 = redis::cmd("EVAL")
                 .arg(RAISE_COUNTER)
@@ -289,9 +286,7 @@ impl ClusterTask {
                 read = &mut reading => {
                     let (position, changes) = read?;
                     self.stream_position = position;
-                    let mut router = self.shared.router();
-                    let events: Vec<RemoteEvent> = changes.into_iter().filter_map(|c| router.apply_change(c)).collect();
-                    drop(router);
+                    let events = self.shared.router().apply_changes(changes);
                     self.report(events);
                     reading = read_changes(reader.clone(), self.keys.changes(), self.stream_position.clone());
                 }
@@ -415,7 +410,7 @@ impl ClusterTask {
             // Not a counter of ours any more (written by hand, or by
             // something else): start it again above every id in use here.
             tracing::warn!(key = %self.keys.slave_ids(), "cluster: the slave id counter held something else; it starts again above the ids in use");
-            let above = self.shared.router().known_slave_ids().filter(|&id| id < CLUSTER_SLAVE_IDS).max().map_or(0, |id| id + 1);
+            let above = self.shared.router().highest_cluster_slave_id().map_or(0, |id| id + 1);
             let _: () = redis::cmd("SET").arg(self.keys.slave_ids()).arg(above).query_async(con).await?;
             reserve.query_async(con).await?
         } else {
@@ -658,12 +653,7 @@ impl ClusterTask {
         }
         let mut pipe = redis::pipe();
         for &(id, node) in gone {
-            pipe.cmd("EVAL").arg(DELETE_IF_NODE).arg(1).arg(self.keys.slave(id)).arg(node).ignore();
-            let xadd = pipe.cmd("XADD").arg(self.keys.changes()).arg("MAXLEN").arg("~").arg(STREAM_LENGTH).arg("*");
-            for (field, value) in (Change::Remove { id, node }).fields() {
-                xadd.arg(field).arg(value);
-            }
-            xadd.ignore();
+            self.write_change(&mut pipe, &Change::Remove { id, node });
         }
         let _: () = pipe.query_async(con).await?;
         Ok(())
@@ -672,8 +662,7 @@ impl ClusterTask {
     /// The master closes: its slaves leave every list now, not at expiry.
     async fn retire(&mut self, con: &mut MultiplexedConnection) {
         let mut pipe = redis::pipe();
-        let local: Vec<u32> = self.local.keys().copied().collect();
-        for id in local {
+        for &id in self.local.keys() {
             self.write_change(&mut pipe, &Change::Remove { id, node: self.node });
         }
         pipe.cmd("EVAL").arg(DELETE_IF_HOLDER).arg(1).arg(self.keys.node(self.node)).arg(&self.token).ignore();

@@ -424,11 +424,11 @@ fn a_clustered_router_numbers_in_its_node_and_lists_remote_slaves() {
 
     let remote = 5;
     let set = Change::Set { id: remote, node: 2, user_data: "[2]".into() };
-    assert!(matches!(router.apply_change(set.clone()), Some(RemoteEvent::Listed { .. })));
-    assert_eq!(router.apply_change(set), None, "a repeat changes nothing");
+    assert!(matches!(router.apply_changes([set.clone()]).as_slice(), [RemoteEvent::Listed { .. }]));
+    assert_eq!(router.apply_changes([set]), vec![], "a repeat changes nothing");
     assert_eq!(client.take(), vec![Message::AddSlaves(vec![entry(remote, "[2]")])]);
     // Our own change coming back from the stream is ignored.
-    assert_eq!(router.apply_change(Change::Remove { id: slave, node: 1 }), None);
+    assert_eq!(router.apply_changes([Change::Remove { id: slave, node: 1 }]), vec![]);
 
     // An offer to it is relayed to node 2, as the frame its slave will get.
     router.route(PeerKind::Client, client_id, Message::OfferToSlave(sd(remote, "o"))).unwrap();
@@ -456,15 +456,45 @@ fn a_slave_id_held_by_a_lower_node_is_given_up() {
     router.route(PeerKind::Slave, id, register("{}")).unwrap();
     while commands.try_recv().is_ok() {}
     // Node 2 is above ours (1): ours keeps the id, and is written again.
-    assert_eq!(router.apply_change(Change::Set { id, node: 2, user_data: "[]".into() }), None);
+    assert_eq!(router.apply_changes([Change::Set { id, node: 2, user_data: "[]".into() }]), vec![]);
     assert_eq!(*ours.closed.borrow(), None);
     assert!(matches!(commands.try_recv(), Ok(Command::Listed { id: listed, .. }) if listed == id));
     // As node 3, node 2 is below: ours is asked to reconnect for another id.
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     router.join_cluster(ClusterOutlet::new(3, tx, flag));
-    assert_eq!(router.apply_change(Change::Set { id, node: 2, user_data: "[]".into() }), None);
+    assert_eq!(router.apply_changes([Change::Set { id, node: 2, user_data: "[]".into() }]), vec![]);
     assert_eq!(ours.closed.borrow().as_ref().map(|c| c.0), Some(1012));
+}
+
+#[test]
+fn a_batch_of_remote_changes_reaches_clients_in_one_frame_per_kind_in_order() {
+    let (mut router, _commands) = clustered(true);
+    let client = Inbox::default();
+    router.add_client(client.clone(), V2).unwrap();
+    client.take();
+    let set = |id, user_data: &str| Change::Set { id, node: 2, user_data: user_data.into() };
+    let events = router.apply_changes([set(12, "[\"a\"]"), set(10, "[\"b\"]"), set(11, "[\"c\"]")]);
+    assert_eq!(events.len(), 3);
+    assert_eq!(client.take(), vec![Message::AddSlaves(vec![entry(10, "[\"b\"]"), entry(11, "[\"c\"]"), entry(12, "[\"a\"]")])]);
+    // Updates and removals of several slaves, one frame each; a slave
+    // changed twice in the batch keeps its order (its second change waits
+    // for the frames before it).
+    let remove = |id| Change::Remove { id, node: 2 };
+    router.apply_changes([set(10, "[\"b2\"]"), remove(11), remove(12), set(11, "[\"c2\"]"), set(13, "[\"d\"]")]);
+    assert_eq!(
+        client.take(),
+        vec![
+            Message::UpdateSlaves(vec![entry(10, "[\"b2\"]")]),
+            Message::RemoveSlaves(vec![11, 12]),
+            Message::AddSlaves(vec![entry(11, "[\"c2\"]"), entry(13, "[\"d\"]")]),
+        ]
+    );
+    // Another master holds it now, unchanged: the application hears of the
+    // new node, clients hear nothing.
+    let moved = router.apply_changes([Change::Set { id: 10, node: 3, user_data: "[\"b2\"]".into() }]);
+    assert_eq!(moved, vec![RemoteEvent::Updated { id: 10, node: 3, user_data: "[\"b2\"]".into() }]);
+    assert_eq!(client.take(), vec![]);
 }
 
 #[test]
