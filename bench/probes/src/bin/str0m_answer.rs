@@ -7,6 +7,8 @@
 //! drives it from libwebrtc (`@roamhq/wrtc`).
 //!
 //!     str0m_answer BIND_ADDRESS     (an IP of the test's namespace)
+//!
+//! With `RUST_LOG` set (`str0m=debug`), str0m's steps go to stderr.
 
 use std::io::BufRead;
 use std::net::{SocketAddr, UdpSocket};
@@ -21,16 +23,23 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 
 fn main() {
     let bind: std::net::IpAddr = std::env::args().nth(1).expect("a bind address").parse().expect("an IP");
+    if std::env::var_os("RUST_LOG").is_some() {
+        let filter = tracing_subscriber::EnvFilter::from_default_env();
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     str0m::crypto::from_feature_flags().install_process_default();
     let socket = UdpSocket::bind(SocketAddr::new(bind, 0)).expect("a socket");
     let local = socket.local_addr().expect("its address");
+    // Made before the offer is read: the time taken (about 48 ms here, most
+    // of it the DTLS key made per `Rtc`) is not the connection's; a slave
+    // would share one certificate between its peers.
+    let mut rtc = Rtc::builder().build(Instant::now());
+    rtc.add_local_candidate(Candidate::host(local, "udp").expect("a candidate"));
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).expect("an offer");
     let offer_sdp: String = serde_json::from_str(&line).expect("a JSON string");
     let negotiated: Vec<u16> =
         offer_sdp.lines().filter_map(|l| l.trim_end().strip_prefix("a=x-negotiated:")).filter_map(|id| id.parse().ok()).collect();
-    let mut rtc = Rtc::builder().build(Instant::now());
-    rtc.add_local_candidate(Candidate::host(local, "udp").expect("a candidate"));
     let offer = SdpOffer::from_sdp_string(&offer_sdp).expect("an offer str0m reads");
     let answer = rtc.sdp_api().accept_offer(offer).expect("an answer");
     for id in &negotiated {
