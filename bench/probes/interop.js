@@ -48,7 +48,10 @@ function echoes(dc) {
 
 /** One connection: setup and one echo on the reliable channel within 5 s; its time in ms, or null. */
 async function round() {
-	const answerer = spawn(ANSWERER, [ADDRESS], { stdio: ['pipe', 'pipe', 'ignore'] });
+	// With RUST_LOG set, a failed connection's str0m log is printed.
+	const answerer = spawn(ANSWERER, [ADDRESS], { stdio: ['pipe', 'pipe', process.env.RUST_LOG ? 'pipe' : 'ignore'] });
+	let log = '';
+	answerer.stderr?.on('data', (chunk) => { log += chunk; });
 	const lines = readline.createInterface({ input: answerer.stdout });
 	const pc = new wrtc.RTCPeerConnection();
 	try {
@@ -70,6 +73,7 @@ async function round() {
 			return Number(process.hrtime.bigint() - started) / 1e6;
 		})());
 	} catch {
+		if (log) console.error(`interop: a connection failed; str0m's log:\n${log}`);
 		return null;
 	} finally {
 		pc.close();
