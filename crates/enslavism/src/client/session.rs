@@ -35,7 +35,7 @@ const GATHER_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 /// how many checks a pair gets (webrtc-rs: 7, so still 1.4 s). The `webrtc`
 /// driver sends what the handshake produces only at its next timer, and
 /// while connecting that timer is this interval: `examples/bots.rs`' setup
-/// p50 against a Rust slave went from 606 to 456 ms (20 bots, 2 runs each);
+/// p50 against a Rust slave went from 605 to 455 ms (20 bots, 2 runs each);
 /// in memory two `rtc` peers open after 51 virtual ms instead of 201. 50 ms
 /// is RFC 8445's Ta. Once connected the agent ticks at its keepalive pace.
 const ICE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
