@@ -32,8 +32,17 @@ function within(ms, what, promise) {
 	return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
 }
 
+/** Resolves once `dc` is open. */
 function opened(dc) {
 	return dc.readyState === 'open' ? Promise.resolve() : new Promise((resolve) => dc.addEventListener('open', resolve, { once: true }));
+}
+
+/** Resolves once `pc` has gathered its candidates (into its offer), within 2 s. */
+function gathered(pc) {
+	return within(2000, 'ICE gathering', new Promise((resolve) => {
+		if (pc.iceGatheringState === 'complete') resolve();
+		pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') resolve(); });
+	}));
 }
 
 /** Sends MESSAGES messages on `dc` and resolves with how many came back. */
@@ -57,10 +66,7 @@ async function round() {
 	try {
 		const dc = pc.createDataChannel('echo');
 		await pc.setLocalDescription(await pc.createOffer());
-		await within(2000, 'ICE gathering', new Promise((resolve) => {
-			if (pc.iceGatheringState === 'complete') resolve();
-			pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') resolve(); });
-		}));
+		await gathered(pc);
 		const started = process.hrtime.bigint();
 		answerer.stdin.write(`${JSON.stringify(pc.localDescription.sdp)}\n`);
 		return await within(5000, 'setup and echo', (async () => {
@@ -102,10 +108,7 @@ async function main() {
 		const unreliable = pc.createDataChannel('game', { negotiated: true, id: 256, ordered: false, maxRetransmits: 0 });
 		const offer = await pc.createOffer();
 		await pc.setLocalDescription(offer);
-		await within(2000, 'ICE gathering', new Promise((resolve) => {
-			if (pc.iceGatheringState === 'complete') resolve();
-			pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') resolve(); });
-		}));
+		await gathered(pc);
 		const started = process.hrtime.bigint();
 		answerer.stdin.write(`${JSON.stringify(`${pc.localDescription.sdp}a=x-negotiated:256\r\n`)}\n`);
 		const [answer] = await within(5000, 'the answer', new Promise((resolve) => lines.once('line', (l) => resolve([JSON.parse(l)]))));
