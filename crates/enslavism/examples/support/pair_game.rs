@@ -34,20 +34,29 @@ pub trait End {
 /// What one side of every pair adds up.
 #[derive(Default)]
 pub struct Tally {
+    /// CPU time (wall time on a pinned, otherwise idle core) in the side's calls.
     pub busy: Duration,
+    /// Messages its channel took.
     pub sent: u64,
+    /// Messages it received.
     pub received: u64,
+    /// Datagrams it handed out.
     pub datagrams_out: u64,
 }
 
 /// The game's settings.
 pub struct GameArgs {
+    /// Pairs of ends.
     pub pairs: usize,
+    /// Virtual seconds of game after every channel is open.
     pub seconds: f64,
+    /// The client's inputs: rate and size.
     pub input_hz: f64,
     pub input_size: usize,
+    /// The server's states: rate and size.
     pub state_hz: f64,
     pub state_size: usize,
+    /// An unordered channel without retransmissions instead of a reliable one.
     pub unreliable: bool,
 }
 
