@@ -70,8 +70,8 @@ impl Default for ChannelCounters {
 pub(crate) struct ChannelHandle {
     pub(crate) shard: mpsc::UnboundedSender<Command>,
     pub(crate) peer: PeerKey,
-    /// The channel's handle inside its peer connection (`rtc`'s id).
-    pub(crate) rtc_id: usize,
+    /// The channel's handle inside its peer connection (str0m's id).
+    pub(crate) rtc_id: super::engine::ChannelKey,
     pub(crate) counters: Arc<ChannelCounters>,
 }
 

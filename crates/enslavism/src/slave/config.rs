@@ -23,10 +23,10 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default largest message a data channel carries (RFC 8841's default).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
-/// The smallest `max_message_size`: below it, SCTP's receive buffer (sized
-/// from it) would be under the 1,500 bytes RFC 9260 requires.
+/// The smallest `max_message_size`: a message must fit at least a
+/// datagram's worth of data (RFC 9260 asks for 1,500 bytes).
 pub const MIN_MAX_MESSAGE_SIZE: usize = 1024;
-/// The largest `max_message_size` webrtc-rs takes.
+/// The largest `max_message_size`: what str0m takes from a browser.
 pub const MAX_MAX_MESSAGE_SIZE: usize = 256 * 1024;
 /// Default time a peer has to open its first data channel after its offer.
 pub const DEFAULT_PEER_SETUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -161,10 +161,8 @@ impl SlaveConfigBuilder {
 
     /// Largest message a data channel carries each way, announced to the
     /// browser (`a=max-message-size`), from [`MIN_MAX_MESSAGE_SIZE`] to
-    /// [`MAX_MAX_MESSAGE_SIZE`] (default 64 KiB). Each peer keeps a
-    /// zero-filled buffer of this size: with the default, a third of a
-    /// peer's memory (heap profile of 150 peers); 16 KiB is plenty for game
-    /// state.
+    /// [`MAX_MAX_MESSAGE_SIZE`] (default 64 KiB). A larger message from the
+    /// browser is dropped and its channel closed, with an error event.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.config.max_message_size = bytes;
         self
@@ -254,8 +252,8 @@ impl SlaveConfigBuilder {
     /// session id, and `client`, the client's id): round-trip time, messages
     /// and bytes. Off by default: one set of series per player makes a
     /// large exposition and a costly one to store (a label per peer is what
-    /// Prometheus' documentation warns against). When on, each peer's
-    /// round-trip time is read from webrtc-rs every 2 s.
+    /// Prometheus' documentation warns against). Each peer's round-trip
+    /// time is refreshed every second.
     pub fn metrics_per_connection(mut self, on: bool) -> Self {
         self.config.metrics_per_connection = on;
         self

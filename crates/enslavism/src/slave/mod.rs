@@ -1,5 +1,5 @@
 //! A slave: a game server that registers with a master and accepts WebRTC
-//! data-channel connections from browsers, on webrtc-rs' sans-I/O core.
+//! data-channel connections from browsers, on str0m (sans-I/O WebRTC).
 //!
 //! [`Slave::builder`]'s `connect` binds the slave's UDP sockets (one per shard, see
 //! `engine`), opens the master link (WebSocket, cookies as authData),
@@ -302,8 +302,7 @@ impl Connection {
     }
 
     /// The connection's figures, asked of the shard that owns it (a round
-    /// trip through its loop, and a webrtc-rs stats report: for reads now
-    /// and then, not per frame). Fails with
+    /// trip through its loop: for reads now and then, not per frame). Fails with
     /// [`SlaveError::ConnectionClosed`] once the connection is gone.
     pub async fn stats(&self) -> Result<ConnectionStats, SlaveError> {
         let (reply, answer) = oneshot::channel();

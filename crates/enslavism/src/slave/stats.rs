@@ -69,15 +69,14 @@ pub struct ChannelStats {
     pub bytes_out: u64,
 }
 
-/// One client connection's figures, read from its shard and from webrtc-rs
-/// (`rtc` 0.21.1) when asked.
+/// One client connection's figures, as its shard counts them at its socket.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct ConnectionStats {
     /// Round-trip time of the latest ICE connectivity check on the selected
     /// candidate pair (a STUN request and its response; ICE checks the pair
     /// every few seconds), `None` before one completed. SCTP's smoothed RTT
-    /// would be steadier, but `rtc` 0.21.1 does not expose it.
+    /// would be steadier, but str0m 0.24 does not expose it.
     pub rtt: Option<Duration>,
     /// Data-channel messages received, every channel of the connection.
     pub messages_in: u64,
@@ -87,7 +86,7 @@ pub struct ConnectionStats {
     pub bytes_in: u64,
     /// Payload bytes handed to SCTP.
     pub bytes_out: u64,
-    /// UDP datagrams received for this connection (STUN, DTLS, SCTP), as `rtc` counts them.
+    /// UDP datagrams received for this connection (STUN, DTLS, SCTP), counted at the socket.
     pub packets_in: u64,
     /// UDP datagrams sent.
     pub packets_out: u64,
@@ -95,7 +94,7 @@ pub struct ConnectionStats {
     pub transport_bytes_in: u64,
     /// Bytes of those datagrams sent.
     pub transport_bytes_out: u64,
-    /// SCTP packets lost: `None`, as `rtc` 0.21.1 keeps its association's
+    /// SCTP packets lost: `None`, as str0m 0.24 keeps its association's
     /// figures private.
     pub packets_lost: Option<u64>,
     /// SCTP retransmissions: `None`, for the same reason.
@@ -108,7 +107,7 @@ pub struct ConnectionStats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CandidatePair {
-    /// Our end (the shard's address as announced to `rtc`).
+    /// Our end (the shard's address as announced in the candidate).
     pub local: SocketAddr,
     /// The client's end.
     pub remote: SocketAddr,

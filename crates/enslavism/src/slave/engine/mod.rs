@@ -1,8 +1,8 @@
 //! The slave's WebRTC engine: every peer connection on a few UDP sockets.
 //!
 //! One shard per socket (by default one per core, each on its own port; one
-//! with `udp_port`): a task that owns the socket and every `rtc` (webrtc-rs
-//! sans-I/O) peer connection assigned to it. It routes datagrams by source
+//! with `udp_port`): a task that owns the socket and every str0m (sans-I/O
+//! WebRTC) peer connection assigned to it. It routes datagrams by source
 //! address, and a first datagram from a new address by the STUN USERNAME (our
 //! ufrag, unique per peer); it keeps one deadline per peer (`poll_timeout`);
 //! it takes commands (offers, candidates, sends) and reports
@@ -12,6 +12,7 @@
 //! tasks per peer): see doc/performance.md.
 
 mod dtls_replay;
+mod link;
 mod reflexive;
 mod rtc_peer;
 mod shard;
@@ -31,13 +32,15 @@ use super::{SessionId, SlaveConfig, SlaveShared};
 
 /// A peer connection, as its shard knows it: its session id.
 pub(crate) type PeerKey = SessionId;
+/// A data channel, as its peer connection knows it.
+pub(crate) type ChannelKey = str0m::channel::ChannelId;
 
 /// Why the engine could not answer an offer.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum AnswerError {
-    /// webrtc-rs refused the offer (or its renegotiation).
+    /// str0m refused the offer (or its renegotiation).
     #[error("unusable offer: {0}")]
-    Rtc(#[from] rtc::shared::error::Error),
+    Rtc(#[from] str0m::RtcError),
     /// The peer is gone (released meanwhile, or its shard stopped).
     #[error("the peer connection is gone")]
     Gone,
@@ -78,18 +81,18 @@ pub(crate) enum Command {
     },
     Send {
         peer: PeerKey,
-        channel: usize,
+        channel: ChannelKey,
         data: Bytes,
         is_text: bool,
     },
     /// The channel's queue went over its limit (see `ChannelHandle::send`).
     Overflowed {
         peer: PeerKey,
-        channel: usize,
+        channel: ChannelKey,
     },
     CloseChannel {
         peer: PeerKey,
-        channel: usize,
+        channel: ChannelKey,
     },
     /// The connection's figures (`None`: the peer is gone).
     Stats {
@@ -206,14 +209,12 @@ impl Engine {
 impl Bound {
     /// Starts the shard tasks; each asks `stun_servers` for its reflexive address.
     pub(crate) fn start(self, shared: &Arc<SlaveShared>, stun_servers: &[SocketAddr]) {
-        let certificate = match rtc_peer::certificate() {
-            Ok(certificate) => Some(certificate),
-            Err(e) => {
-                // Each peer connection then makes its own, as webrtc-rs does by default.
-                tracing::warn!("cannot make the slave's DTLS certificate: {e}");
-                None
-            }
-        };
+        let crypto = rtc_peer::crypto();
+        let certificate = rtc_peer::certificate(&crypto);
+        if certificate.is_none() {
+            // Each peer connection then makes its own, as str0m does by default.
+            tracing::warn!("cannot make the slave's DTLS certificate");
+        }
         for bound in self.shards {
             let ipv4_only = bound.socket.local_addr().is_ok_and(|a| a.is_ipv4());
             let servers = stun_servers.iter().filter(|s| s.is_ipv4() || !ipv4_only).copied().collect();
@@ -223,6 +224,7 @@ impl Bound {
                 bound.announced,
                 bound.stats,
                 bound.commands,
+                crypto.clone(),
                 certificate.clone(),
                 servers,
             );

@@ -1,24 +1,18 @@
-//! Making one `rtc` peer connection: its settings, its host candidates (the
-//! shard's socket), the answer to an offer and the negotiated channels it lists.
+//! Making one str0m peer connection (an `Rtc`): its settings, its host
+//! candidates (the shard's socket), the answer to an offer and the negotiated
+//! channels it lists.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
-use rtc::data_channel::RTCDataChannelInit;
-use rtc::ice::mdns::MulticastDnsMode;
-use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
-use rtc::peer_connection::configuration::setting_engine::{SctpMaxMessageSize, SettingEngine, SettingEngineBuilder};
-use rtc::peer_connection::configuration::{RTCConfiguration, RTCConfigurationBuilder};
-use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::transport::{RTCDtlsRole, RTCIceCandidateInit};
-use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::shared::error::Result;
-use rtc::statistics::report::RTCStatsReport;
-use rtc::statistics::StatsSelector;
+use str0m::change::SdpOffer;
+use str0m::channel::{ChannelConfig, ChannelId, Reliability};
+use str0m::config::{CryptoProvider, DtlsCert};
+use str0m::{Candidate, Rtc, RtcConfig, RtcError};
 
 use crate::slave::channel::ChannelInfo;
-use crate::slave::stats::{CandidatePair, ConnectionStats};
 use crate::slave::{nat, negotiated, SlaveConfig};
 
 /// The addresses a shard announces for `ice_addresses`: each named one, and
@@ -92,46 +86,60 @@ fn interface_addresses() -> Vec<IpAddr> {
     }
 }
 
+/// The crypto every peer of the slave uses (pure Rust: no system library
+/// and no C compiler needed to build it).
+pub(super) fn crypto() -> Arc<CryptoProvider> {
+    Arc::new(str0m::crypto::from_feature_flags())
+}
+
 /// The DTLS certificate every peer of the slave shares: making one per peer
-/// (webrtc-rs' default) is a key generation per connection.
-pub(super) fn certificate() -> Result<RTCCertificate> {
-    let provider = rtc::crypto::default_provider().map_err(|e| rtc::shared::error::Error::Crypto(e.to_string()))?;
-    let params =
-        CertificateParams::new(vec!["enslavism".to_owned()]).map_err(|e| rtc::shared::error::Error::Crypto(e.to_string()))?;
-    RTCCertificate::generate(provider.crypto(), rtc::crypto::SignatureScheme::EcdsaP256Sha256, params)
+/// (str0m's default) is a key generation per connection (48 ms measured).
+pub(super) fn certificate(crypto: &CryptoProvider) -> Option<DtlsCert> {
+    crypto.dtls_provider.generate_certificate()
+}
+
+/// Bytes str0m may buffer for sending over all channels of a connection.
+/// Each channel keeps its own bound (the shard's `SCTP_SEND_BUFFER`); this
+/// only has to hold the largest message on top of those.
+fn sctp_buffer(config: &SlaveConfig) -> usize {
+    config.max_message_size + 512 * 1024
 }
 
 /// What every peer of a shard is built with.
 pub(super) struct PeerTemplate {
-    settings: SettingEngine,
-    configuration: RTCConfiguration,
-    /// Our candidates, as `rtc` takes them: one host candidate per announced
-    /// address, then the server-reflexive ones learned since.
-    candidates: Vec<String>,
+    rtc_config: RtcConfig,
+    /// Our candidates: one host candidate per announced address, then the
+    /// server-reflexive ones learned since.
+    candidates: Vec<Candidate>,
     /// The host candidates' addresses (the reflexive ones' base is the first).
     hosts: Vec<SocketAddr>,
     reflexive: Vec<SocketAddr>,
 }
 
 impl PeerTemplate {
-    pub(super) fn new(config: &SlaveConfig, announced: &[IpAddr], port: u16, certificate: Option<RTCCertificate>) -> Self {
-        let settings = SettingEngineBuilder::new()
-            // The default role costs 140–340 ms per browser connection (DTLS and SCTP retries).
-            .with_answering_dtls_role(RTCDtlsRole::Server)
-            // Candidates are ours (the shard's socket); no multicast socket either.
-            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-            .with_ice_timeouts(Some(config.ice_disconnected_timeout), Some(config.ice_failed_timeout), None)
-            // Checked by `SlaveConfigBuilder::build`: at most 256 KiB.
-            .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(config.max_message_size as u32))
-            .build();
-        let mut configuration = RTCConfigurationBuilder::new();
+    pub(super) fn new(
+        config: &SlaveConfig,
+        announced: &[IpAddr],
+        port: u16,
+        crypto: Arc<CryptoProvider>,
+        certificate: Option<DtlsCert>,
+    ) -> Self {
+        let mut rtc_config = RtcConfig::new()
+            .set_crypto_provider(crypto)
+            // Data channels only: no codec to offer or accept.
+            .clear_codecs()
+            .set_sctp_max_buffered_amount(sctp_buffer(config));
         if let Some(certificate) = certificate {
-            configuration = configuration.with_certificates(vec![certificate]);
+            rtc_config = rtc_config.set_dtls_cert(certificate);
         }
         let hosts: Vec<SocketAddr> = announced.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
-        let candidates =
-            hosts.iter().enumerate().map(|(i, addr)| candidate(i + 1, HOST_TYPE_PREFERENCE, *addr, "host")).collect();
-        PeerTemplate { settings, configuration: configuration.build(), candidates, hosts, reflexive: Vec::new() }
+        let candidates = hosts
+            .iter()
+            .filter_map(|addr| {
+                Candidate::host(*addr, "udp").map_err(|e| tracing::warn!(%addr, "host candidate refused: {e}")).ok()
+            })
+            .collect();
+        PeerTemplate { rtc_config, candidates, hosts, reflexive: Vec::new() }
     }
 
     /// Announces `mapped` (what a STUN server saw) to the peers created from
@@ -141,11 +149,14 @@ impl PeerTemplate {
             return;
         }
         let Some(base) = self.hosts.iter().find(|h| h.is_ipv4() == mapped.is_ipv4()).copied() else { return };
-        tracing::info!(%mapped, "server-reflexive address");
-        let foundation = self.candidates.len() + 1;
-        let line = candidate(foundation, SRFLX_TYPE_PREFERENCE, mapped, "srflx");
-        self.candidates.push(format!("{line} raddr {} rport {}", base.ip(), base.port()));
-        self.reflexive.push(mapped);
+        match Candidate::server_reflexive(mapped, base, "udp") {
+            Ok(candidate) => {
+                tracing::info!(%mapped, "server-reflexive address");
+                self.candidates.push(candidate);
+                self.reflexive.push(mapped);
+            }
+            Err(e) => tracing::warn!(%mapped, "server-reflexive candidate refused: {e}"),
+        }
     }
 
     /// A peer connection answering `offer_sdp`.
@@ -155,40 +166,25 @@ impl PeerTemplate {
         offer_sdp: &str,
         config: &SlaveConfig,
         known_streams: &mut HashSet<u16>,
-    ) -> Result<Answered> {
-        let mut pc = RTCPeerConnectionBuilder::new()
-            .with_configuration(self.configuration.clone())
-            .with_setting_engine(self.settings.clone())
-            .build(now)?;
+    ) -> Result<Answered, RtcError> {
+        let mut rtc = self.rtc_config.clone().build(now);
         for candidate in &self.candidates {
-            pc.add_local_candidate(RTCIceCandidateInit { candidate: candidate.clone(), ..Default::default() })?;
+            rtc.add_local_candidate(candidate.clone());
         }
-        // End of candidates: gathering is complete at once.
-        pc.add_local_candidate(RTCIceCandidateInit::default())?;
         let mut created = Vec::new();
-        let sdp = apply_offer(&mut pc, now, offer_sdp, known_streams, &mut created, config)?;
-        Ok(Answered { pc, sdp, created })
+        let sdp = apply_offer(&mut rtc, offer_sdp, known_streams, &mut created, config)?;
+        Ok(Answered { rtc, sdp, created })
     }
 }
 
 /// A new peer connection and its answer.
 pub(super) struct Answered {
-    pub pc: RTCPeerConnection,
+    pub rtc: Rtc,
     /// The answer as the browser gets it (negotiated channels marked, every
     /// candidate in it, public addresses in place of bound ones).
     pub sdp: String,
-    /// The negotiated channels it created: `rtc`'s id and what was asked.
-    pub created: Vec<(usize, ChannelInfo)>,
-}
-
-/// RFC 8445's recommended type preferences.
-const HOST_TYPE_PREFERENCE: u32 = 126;
-const SRFLX_TYPE_PREFERENCE: u32 = 100;
-
-/// `candidate:…` for a candidate of component 1 on `addr` (RFC 8445 priority).
-fn candidate(foundation: usize, type_preference: u32, addr: SocketAddr, kind: &str) -> String {
-    let priority: u32 = (type_preference << 24) | ((65535 - foundation.min(65535) as u32) << 8) | 255;
-    format!("candidate:{foundation} 1 udp {priority} {} {} typ {kind}", addr.ip(), addr.port())
+    /// The negotiated channels it created: str0m's id and what was asked.
+    pub created: Vec<(ChannelId, ChannelInfo)>,
 }
 
 /// The ICE ufrag of our answer: what the browser's checks name us by.
@@ -196,79 +192,93 @@ pub(super) fn local_ufrag(answer_sdp: &str) -> Option<&str> {
     answer_sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
 }
 
+/// What str0m takes for a channel's reliability.
+fn reliability(info: &ChannelInfo) -> Reliability {
+    match (info.max_retransmits, info.max_packet_life_time) {
+        (Some(retransmits), _) => Reliability::MaxRetransmits { retransmits },
+        (None, Some(lifetime)) => Reliability::MaxPacketLifetime { lifetime },
+        (None, None) => Reliability::Reliable,
+    }
+}
+
+/// A channel's properties as str0m reports them (a channel the browser
+/// opened in-band, known once its DCEP open arrived).
+pub(super) fn channel_info(config: &ChannelConfig, stream_id: u16) -> ChannelInfo {
+    let (max_retransmits, max_packet_life_time) = match config.reliability {
+        Reliability::Reliable => (None, None),
+        Reliability::MaxRetransmits { retransmits } => (Some(retransmits), None),
+        Reliability::MaxPacketLifetime { lifetime } => (None, Some(lifetime)),
+    };
+    ChannelInfo {
+        label: config.label.clone(),
+        protocol: config.protocol.clone(),
+        ordered: config.ordered,
+        max_retransmits,
+        max_packet_life_time,
+        id: stream_id,
+        negotiated: config.negotiated.is_some(),
+    }
+}
+
 /// Applies an offer (the first or a renegotiation): creates the negotiated
 /// channels it newly lists (`created` gains them; `known_streams` holds the
 /// stream ids negotiated so far), answers, and returns the
 /// answer as the browser gets it.
 pub(super) fn apply_offer(
-    pc: &mut RTCPeerConnection,
-    now: Instant,
+    rtc: &mut Rtc,
     offer_sdp: &str,
     known_streams: &mut HashSet<u16>,
-    created: &mut Vec<(usize, ChannelInfo)>,
+    created: &mut Vec<(ChannelId, ChannelInfo)>,
     config: &SlaveConfig,
-) -> Result<String> {
+) -> Result<String, RtcError> {
     let (clean, listed) = negotiated::split_offer(offer_sdp);
-    pc.set_remote_description(now, RTCSessionDescription::offer(clean)?)?;
+    let offer = SdpOffer::from_sdp_string(&clean)?;
+    let answer = rtc.sdp_api().accept_offer(offer)?;
     for channel in listed {
         if !known_streams.insert(channel.stream_id) {
             continue;
         }
-        let stream = Some(channel.stream_id);
-        let init = RTCDataChannelInit {
+        let id = rtc.direct_api().create_data_channel(ChannelConfig {
+            label: channel.info.label.clone(),
             ordered: channel.info.ordered,
-            max_packet_life_time: channel.info.max_packet_life_time,
-            max_retransmits: channel.info.max_retransmits,
+            reliability: reliability(&channel.info),
+            negotiated: Some(channel.stream_id),
             protocol: channel.info.protocol.clone(),
-            negotiated: stream,
-        };
-        let dc = pc.create_data_channel(&channel.info.label, Some(init))?;
-        created.push((dc.id(), channel.info));
+        });
+        created.push((id, channel.info));
     }
-    let answer = pc.create_answer(None)?;
-    pc.set_local_description(now, answer)?;
-    let sdp = pc.local_description().map(|d| d.sdp).unwrap_or_default();
+    let sdp = with_max_message_size(&answer.to_sdp_string(), config.max_message_size);
     Ok(nat::announced_sdp(&negotiated::mark_answer(&sdp), &config.public_addresses))
 }
 
-/// The connection's figures that `rtc` keeps: the ICE round trip, the
-/// transport's datagrams, the selected pair. (The data-channel counters are
-/// the shard's own.) Builds a whole `rtc` stats report: for reads on demand.
-pub(super) fn connection_stats(pc: &mut RTCPeerConnection, now: Instant) -> ConnectionStats {
-    let report = pc.get_stats(now, StatsSelector::None);
-    let mut stats = ConnectionStats { rtt: selected_rtt(&report), ..ConnectionStats::default() };
-    if let Some(transport) = report.transport() {
-        stats.packets_in = transport.packets_received;
-        stats.packets_out = transport.packets_sent;
-        stats.transport_bytes_in = transport.bytes_received;
-        stats.transport_bytes_out = transport.bytes_sent;
+/// The answer with our `a=max-message-size` (RFC 8841): str0m announces its
+/// own receive limit (256 KiB); the slave keeps to the configured one and
+/// drops larger messages itself (see the shard).
+fn with_max_message_size(sdp: &str, max_message_size: usize) -> String {
+    let line = format!("a=max-message-size:{max_message_size}");
+    let mut out = String::with_capacity(sdp.len() + line.len() + 2);
+    let mut placed = false;
+    for l in sdp.split_inclusive('\n') {
+        let bare = l.trim_end();
+        if bare.starts_with("a=max-message-size:") {
+            continue;
+        }
+        out.push_str(l);
+        // After the SCTP port of the data section, where browsers put it.
+        if !placed && bare.starts_with("a=sctp-port:") {
+            out.push_str(&line);
+            out.push_str("\r\n");
+            placed = true;
+        }
     }
-    stats.selected_candidate_pair = selected_pair(pc);
-    stats
-}
-
-/// The latest ICE round trip on the selected pair, if one was measured.
-pub(super) fn round_trip(pc: &mut RTCPeerConnection, now: Instant) -> Option<Duration> {
-    selected_rtt(&pc.get_stats(now, StatsSelector::None))
-}
-
-/// `rtc` 0.21.1 keeps figures for the selected pair only (it copies the ICE
-/// agent's into its report for that pair alone); 0 s means "not measured".
-fn selected_rtt(report: &RTCStatsReport) -> Option<Duration> {
-    report
-        .candidate_pairs()
-        .map(|pair| pair.current_round_trip_time)
-        .find(|rtt| rtt.is_finite() && *rtt > 0.0)
-        .map(Duration::from_secs_f64)
-}
-
-/// The pair ICE selected, as socket addresses.
-fn selected_pair(pc: &RTCPeerConnection) -> Option<CandidatePair> {
-    let pair = pc.sctp()?.transport().ice_transport().get_selected_candidate_pair()?;
-    let end = |c: &rtc::peer_connection::transport::RTCIceCandidate| {
-        c.address.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, c.port))
-    };
-    Some(CandidatePair::new(end(pair.local())?, end(pair.remote())?))
+    if !placed {
+        if !out.ends_with('\n') {
+            out.push_str("\r\n");
+        }
+        out.push_str(&line);
+        out.push_str("\r\n");
+    }
+    out
 }
 
 #[cfg(test)]

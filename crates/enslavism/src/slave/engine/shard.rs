@@ -2,8 +2,8 @@
 //!
 //! The loop waits for one of: commands (a batch at a time), datagrams (a batch
 //! at a time), the earliest peer deadline. What it touched is then driven
-//! once: events and messages out of `rtc`, datagrams onto the socket,
-//! bookkeeping of channels, the peer's next deadline.
+//! once: bookkeeping of channels, then str0m's output (events, messages,
+//! datagrams onto the socket) up to the peer's next deadline.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -12,18 +12,15 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use rtc::data_channel::RTCDataChannelId;
-use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent};
-use rtc::peer_connection::message::RTCMessage;
-use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::RTCIceCandidateInit;
-use rtc::peer_connection::RTCPeerConnection;
-use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use bytes::Bytes;
+use str0m::channel::ChannelId as RtcChannelId;
+use str0m::config::{CryptoProvider, DtlsCert};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::sync::{mpsc, oneshot};
 
 use super::dtls_replay::DtlsReplay;
+use super::link::LinkFigures;
 use super::reflexive::Reflexive;
 use super::rtc_peer::{self, PeerTemplate};
 use super::socket::{Backlog, ShardSocket};
@@ -44,7 +41,7 @@ const CLOSE_DRAIN_LIMIT: Duration = Duration::from_secs(10);
 const COMMAND_BATCH: usize = 256;
 /// Addresses remembered per peer (its candidate pairs' remote ends).
 const MAX_PEER_ADDRESSES: usize = 8;
-/// Bytes of a channel's messages `rtc` may hold (its `outstanding_bytes`,
+/// Bytes of a channel's messages str0m may hold (its `buffered_amount`,
 /// released when SCTP has them acknowledged); the rest waits in the
 /// channel's queue. This bounds what is in flight to the browser, and
 /// Chromium reads WebRTC through a small UDP receive buffer: with 128 KiB,
@@ -57,12 +54,6 @@ const MAX_PEER_ADDRESSES: usize = 8;
 /// a webrtc-rs peer stalled for seconds on retransmission timeouts. The
 /// cost: at most 32 KiB per round trip and channel (2.6 Mbit/s at 100 ms).
 const SCTP_SEND_BUFFER: usize = 32 * 1024;
-/// How often a peer's round-trip time is published for the per-connection
-/// metrics (reading it from `rtc` builds a whole stats report, so not at
-/// every turn).
-const RTT_REFRESH: Duration = Duration::from_secs(2);
-/// How soon to look again while no round trip was measured yet.
-const RTT_RETRY: Duration = Duration::from_millis(250);
 
 /// What woke the shard's loop.
 enum Woke {
@@ -92,13 +83,14 @@ impl Drop for EventBatch<'_> {
 
 /// One data channel of a peer, as its shard keeps it.
 struct Channel {
-    rtc_id: RTCDataChannelId,
+    rtc_id: RtcChannelId,
     /// Our id, given when announced (0 before).
     id: ChannelId,
     /// The properties to announce; `None` once announced.
     pending: Option<ChannelInfo>,
     counters: Arc<ChannelCounters>,
-    /// `rtc`'s outstanding bytes when last looked at (and since counted up by our sends).
+    /// Bytes of our messages str0m holds, as far as we know: counted up by
+    /// our sends, down to str0m's buffered amount when that is lower.
     outstanding: usize,
     /// Messages waiting for room in SCTP (see [`SCTP_SEND_BUFFER`]).
     queue: VecDeque<(Bytes, bool)>,
@@ -108,7 +100,7 @@ struct Channel {
 }
 
 impl Channel {
-    fn new(rtc_id: RTCDataChannelId, info: ChannelInfo) -> Self {
+    fn new(rtc_id: RtcChannelId, info: ChannelInfo) -> Self {
         Channel {
             rtc_id,
             id: 0,
@@ -124,7 +116,7 @@ impl Channel {
 
 /// One client's peer connection.
 struct Peer {
-    pc: RTCPeerConnection,
+    rtc: Rtc,
     client_id: u32,
     ufrag: Box<[u8]>,
     /// Remote addresses routed to this peer.
@@ -151,8 +143,11 @@ struct Peer {
     stats: Arc<PeerStats>,
     /// When the offer reached the slave; taken when the first channel opens.
     offered_at: Option<Instant>,
-    /// When to publish the round-trip time next (per-connection metrics only).
-    rtt_due: Option<Instant>,
+    /// What the socket carried for this peer.
+    link: LinkFigures,
+    /// When the last datagram came from the browser (ICE's liveness is ours
+    /// to judge: str0m reports a disconnection, never a failure).
+    heard_at: Instant,
 }
 
 impl Peer {
@@ -173,6 +168,9 @@ struct Context<'a> {
     stats: &'a ShardStats,
     /// The shard serves several addresses: each datagram names its source.
     wildcard: bool,
+    /// The driven peer's events, kept to be handled once its datagrams are
+    /// out (reused: no allocation per turn).
+    events: &'a mut Vec<Event>,
 }
 
 pub(crate) struct Shard {
@@ -195,6 +193,8 @@ pub(crate) struct Shard {
     by_ufrag: HashMap<Box<[u8]>, PeerKey>,
     timers: BTreeSet<(Instant, PeerKey)>,
     dirty: Vec<PeerKey>,
+    /// See [`Context::events`].
+    events: Vec<Event>,
 }
 
 impl Shard {
@@ -204,11 +204,12 @@ impl Shard {
         announced: Vec<IpAddr>,
         stats: Arc<ShardStats>,
         commands: mpsc::UnboundedSender<Command>,
-        certificate: Option<rtc::peer_connection::certificate::RTCCertificate>,
+        crypto: Arc<CryptoProvider>,
+        certificate: Option<DtlsCert>,
         stun_servers: Vec<SocketAddr>,
     ) -> Self {
         let local = socket.local_addr().expect("a bound socket has an address");
-        let template = PeerTemplate::new(&shared.config, &announced, local.port(), certificate);
+        let template = PeerTemplate::new(&shared.config, &announced, local.port(), crypto, certificate);
         Shard {
             port: local.port(),
             wildcard: local.ip().is_unspecified(),
@@ -225,6 +226,7 @@ impl Shard {
             by_ufrag: HashMap::new(),
             timers: BTreeSet::new(),
             dirty: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -294,9 +296,8 @@ impl Shard {
                 let result = match self.peers.get_mut(&peer) {
                     Some(p) => {
                         let mut created = Vec::new();
-                        let applied = guarded(|| {
-                            rtc_peer::apply_offer(&mut p.pc, Instant::now(), &sdp, &mut p.known_streams, &mut created, config)
-                        });
+                        let applied =
+                            guarded(|| rtc_peer::apply_offer(&mut p.rtc, &sdp, &mut p.known_streams, &mut created, config));
                         match applied {
                             Ok(Ok(sdp)) => {
                                 p.channels.extend(created.into_iter().map(|(rtc_id, info)| Channel::new(rtc_id, info)));
@@ -317,12 +318,10 @@ impl Shard {
             }
             Command::Candidate { peer, candidate } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
-                    let init = RTCIceCandidateInit { candidate, ..Default::default() };
-                    if let Err(e) = p.pc.add_remote_candidate(init) {
-                        tracing::debug!(client_id = p.client_id, "remote candidate refused: {e}");
+                    match Candidate::from_sdp_string(&candidate) {
+                        Ok(candidate) => p.rtc.add_remote_candidate(candidate),
+                        Err(e) => tracing::debug!(client_id = p.client_id, "remote candidate refused: {e}"),
                     }
-                    // rtc checks a new pair on its next timeout: look now.
-                    let _ = p.pc.handle_timeout(Instant::now());
                     self.touch(peer);
                 }
             }
@@ -351,26 +350,23 @@ impl Shard {
                 self.touch(peer);
             }
             Command::Stats { peer, reply } => {
-                let stats = self.peers.get_mut(&peer).and_then(|p| {
-                    let read = guarded(|| rtc_peer::connection_stats(&mut p.pc, Instant::now()));
-                    read.map_err(|panic| p.panicked(panic)).ok().map(|mut stats| {
-                        let traffic = p.stats.traffic.read();
-                        stats.messages_in = traffic.messages_in;
-                        stats.messages_out = traffic.messages_out;
-                        stats.bytes_in = traffic.bytes_in;
-                        stats.bytes_out = traffic.bytes_out;
-                        stats
-                    })
+                let stats = self.peers.get(&peer).map(|p| {
+                    let mut stats = p.link.connection_stats();
+                    let traffic = p.stats.traffic.read();
+                    stats.messages_in = traffic.messages_in;
+                    stats.messages_out = traffic.messages_out;
+                    stats.bytes_in = traffic.bytes_in;
+                    stats.bytes_out = traffic.bytes_out;
+                    stats
                 });
                 let _ = reply.send(stats);
-                self.touch(peer);
             }
         }
     }
 
     /// Queues a message and hands SCTP what it has room for. What cannot be
     /// sent leaves the buffered amount.
-    fn send(&mut self, peer: PeerKey, channel: usize, data: Bytes, is_text: bool) {
+    fn send(&mut self, peer: PeerKey, channel: RtcChannelId, data: Bytes, is_text: bool) {
         let len = data.len();
         let Some(p) = self.peers.get_mut(&peer) else { return };
         let Some(ch) = p.channels.iter_mut().find(|c| c.rtc_id == channel) else { return };
@@ -378,12 +374,12 @@ impl Shard {
             ch.counters.buffered.fetch_sub(len, Ordering::Relaxed);
             return;
         }
-        let Some(mut dc) = p.pc.data_channel(channel) else {
+        if p.rtc.channel(channel).is_none() {
             ch.counters.buffered.fetch_sub(len, Ordering::Relaxed);
             return;
-        };
+        }
         ch.queue.push_back((data, is_text));
-        feed(ch, &mut dc, Instant::now(), [&p.stats.traffic, &self.stats.traffic]);
+        feed(ch, &mut p.rtc, [&p.stats.traffic, &self.stats.traffic]);
         if !p.dirty {
             p.dirty = true;
             self.dirty.push(peer);
@@ -395,7 +391,7 @@ impl Shard {
         let config = &self.shared.config;
         let mut known_streams = HashSet::new();
         let made = guarded(|| self.template.answer(Instant::now(), &offer_sdp, config, &mut known_streams));
-        let rtc_peer::Answered { pc, sdp, created } = match made {
+        let rtc_peer::Answered { rtc, sdp, created } = match made {
             Ok(Ok(made)) => made,
             Ok(Err(e)) => {
                 let _ = answer.send(Err(AnswerError::Rtc(e)));
@@ -412,8 +408,9 @@ impl Shard {
             let _ = answer.send(Err(AnswerError::Gone));
             return;
         };
+        let now = Instant::now();
         let peer = Peer {
-            pc,
+            rtc,
             client_id,
             ufrag,
             addresses: Vec::new(),
@@ -423,7 +420,7 @@ impl Shard {
             dtls: DtlsReplay::default(),
             source: None,
             released: Some(released),
-            setup_deadline: Some(Instant::now() + config.peer_setup_timeout),
+            setup_deadline: Some(now + config.peer_setup_timeout),
             idle_deadline: None,
             scheduled: None,
             dirty: false,
@@ -431,8 +428,8 @@ impl Shard {
             panic: None,
             stats,
             offered_at: Some(offered_at),
-            // Published from the first channel open on (`set_up`).
-            rtt_due: config.metrics_per_connection.then(|| Instant::now() + RTT_REFRESH),
+            link: LinkFigures::default(),
+            heard_at: now,
         };
         self.by_ufrag.insert(peer.ufrag.clone(), key);
         self.peers.insert(key, Box::new(peer));
@@ -469,20 +466,16 @@ impl Shard {
                 },
             };
             let Some(peer) = peers.get_mut(&key) else { return };
-            let transport = TransportContext {
-                local_addr: SocketAddr::new(to.unwrap_or(default_local), port),
-                peer_addr: from,
-                ecn: None,
-                transport_protocol: TransportProtocol::UDP,
-            };
+            let local = SocketAddr::new(to.unwrap_or(default_local), port);
+            peer.link.received(datagram, now);
+            peer.heard_at = now;
             let handled = guarded(|| {
                 let replay = peer.nudge.as_mut().is_some_and(|n| n.observe(from, datagram));
                 peer.dtls.received(from, datagram);
-                let _ = peer.pc.handle_read(TaggedBytesMut { now, transport, message: BytesMut::from(datagram) });
+                receive(&mut peer.rtc, now, from, local, datagram);
                 if replay {
                     if let Some((from, copy)) = peer.nudge.as_mut().and_then(NudgeState::take_replay) {
-                        let transport = TransportContext { peer_addr: from, ..transport };
-                        let _ = peer.pc.handle_read(TaggedBytesMut { now, transport, message: BytesMut::from(&copy[..]) });
+                        receive(&mut peer.rtc, now, from, local, &copy);
                     }
                 }
             });
@@ -514,10 +507,13 @@ impl Shard {
             self.timers.pop_first();
             let Some(peer) = self.peers.get_mut(&key) else { continue };
             peer.scheduled = None;
-            if peer.pc.poll_timeout().is_some_and(|t| t <= now) {
-                if let Err(panic) = guarded(|| peer.pc.handle_timeout(now)) {
-                    peer.panicked(panic);
+            match guarded(|| peer.rtc.handle_input(Input::Timeout(now))) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(client_id = peer.client_id, "the peer connection failed: {e}");
+                    peer.release = true;
                 }
+                Err(panic) => peer.panicked(panic),
             }
             self.touch(key);
         }
@@ -545,6 +541,7 @@ impl Shard {
                 commands: &self.commands,
                 stats: &self.stats,
                 wildcard: self.wildcard,
+                events: &mut self.events,
             };
             let next = if peer.release {
                 None
@@ -596,9 +593,15 @@ impl Shard {
         let (socket, backlog) = (&self.socket, &mut self.backlog);
         let wildcard = self.wildcard;
         let closed = guarded(|| {
-            let _ = peer.pc.close();
-            while let Some(out) = peer.pc.poll_write() {
-                backlog.send(socket, out.transport.peer_addr, source(wildcard, out.transport.local_addr.ip()), &out.message);
+            let _ = peer.rtc.close();
+            // The close's own datagrams (SCTP ABORT, DTLS close_notify) go out
+            // now; str0m ends the drain on its own (bounded, as a loop guard).
+            for _ in 0..64 {
+                match peer.rtc.poll_output() {
+                    Ok(Output::Transmit(t)) => backlog.send(socket, t.destination, source(wildcard, t.source.ip()), &t.contents),
+                    Ok(Output::Event(_)) => {}
+                    Ok(Output::Timeout(_)) | Err(_) => break,
+                }
             }
         });
         if closed.is_err() {
@@ -610,7 +613,7 @@ impl Shard {
     }
 }
 
-/// Runs `f`, turning a panic (a bug in webrtc-rs or ours) into its message:
+/// Runs `f`, turning a panic (a bug in str0m or ours) into its message:
 /// the caller releases that one peer, the others go on.
 fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
@@ -630,64 +633,65 @@ fn close_channel_handle(shared: &SlaveShared, stats: &ShardStats, ch: &Channel) 
     }
 }
 
+/// Hands str0m one datagram from `from`. What it cannot parse (not STUN,
+/// DTLS or SRTP) or refuses is dropped: a stray or hostile datagram harms
+/// nothing.
+fn receive(rtc: &mut Rtc, now: Instant, from: SocketAddr, local: SocketAddr, datagram: &[u8]) {
+    let Ok(receive) = Receive::new(Protocol::Udp, from, local, datagram) else {
+        tracing::trace!(%from, "datagram str0m cannot read dropped");
+        return;
+    };
+    if let Err(e) = rtc.handle_input(Input::Receive(now, receive)) {
+        tracing::debug!(%from, "datagram refused: {e}");
+    }
+}
+
 /// Takes what the peer has for us and sends what it has for the browser;
 /// returns its next deadline, or `None` to release it.
 fn drive(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>) -> Option<Instant> {
     let now = Instant::now();
-    // Each `poll_*` call of `rtc` sweeps its whole handler pipeline, so the
-    // rounds are kept few: one round takes events, then messages (their
-    // handling may release SCTP room), then feeds the channels, then sends;
-    // after it, only an event (raised by what the round did) calls for
-    // another. Looping until a round found nothing cost two more sweeps per
-    // datagram, and ran every round twice.
-    let mut first = true;
-    loop {
-        let mut raised = false;
-        while let Some(event) = peer.pc.poll_event() {
-            raised = true;
-            if !on_event(key, peer, cx, event) {
-                return None;
+    // What SCTP released since the last turn (acknowledgements handled on
+    // receive) goes to the channels first, so that this turn's datagrams
+    // carry it.
+    channel_bookkeeping(peer, cx, now);
+    // The events are handled once this turn's datagrams are out: what the
+    // browser waits for (SCTP acknowledgements, a channel's DCEP ACK) does
+    // not wait for the application.
+    let polled = loop {
+        match peer.rtc.poll_output() {
+            Ok(Output::Timeout(at)) => break Ok(at),
+            Ok(Output::Transmit(t)) => {
+                let to = t.destination;
+                peer.dtls.sent(&t.contents);
+                learn_address(key, peer, cx, to);
+                peer.source = source(cx.wildcard, t.source.ip());
+                peer.link.sent(&t.contents, t.source, to, now);
+                cx.backlog.send(cx.socket, to, peer.source, &t.contents);
             }
+            Ok(Output::Event(event)) => cx.events.push(event),
+            Err(e) => break Err(e),
         }
-        if !first && !raised {
-            break;
+    };
+    let mut events = std::mem::take(cx.events);
+    let mut live = true;
+    for event in events.drain(..) {
+        live = live && on_event(key, peer, cx, event, now);
+    }
+    *cx.events = events;
+    let mut next = match polled {
+        Ok(at) if live => at,
+        Ok(_) => return None,
+        Err(e) => {
+            tracing::debug!(client_id = peer.client_id, "the peer connection failed: {e}");
+            return None;
         }
-        first = false;
-        while let Some(message) = peer.pc.poll_read() {
-            if let RTCMessage::DataChannelMessage(rtc_id, message) = message.message {
-                if let Some(index) = channel_index(peer, rtc_id) {
-                    let ch = &mut peer.channels[index];
-                    announce(key, peer.client_id, ch, cx);
-                    let len = message.data.len();
-                    ch.counters.traffic.received(len);
-                    peer.stats.traffic.received(len);
-                    cx.stats.traffic.received(len);
-                    let event = SlaveEvent::Message { channel: ch.id, data: message.data.freeze(), is_text: message.is_string };
-                    set_up(peer, cx, now);
-                    cx.shared.hooks.on_event(event);
-                }
-            }
-        }
-        channel_bookkeeping(peer, cx, now);
-        while let Some(out) = peer.pc.poll_write() {
-            let to = out.transport.peer_addr;
-            peer.dtls.sent(&out.message);
-            learn_address(key, peer, cx, to);
-            peer.source = source(cx.wildcard, out.transport.local_addr.ip());
-            cx.backlog.send(cx.socket, to, peer.source, &out.message);
-        }
-        if let Some((to, flight)) = peer.dtls.take_due() {
-            for datagram in flight {
-                cx.backlog.send(cx.socket, to, peer.source, datagram);
-            }
+    };
+    if let Some((to, flight)) = peer.dtls.take_due() {
+        for datagram in flight {
+            cx.backlog.send(cx.socket, to, peer.source, datagram);
         }
     }
-    if peer.rtt_due.is_some_and(|at| at <= now) {
-        let rtt = rtc_peer::round_trip(&mut peer.pc, now);
-        // Until ICE has measured one, look again soon.
-        peer.rtt_due = Some(now + if rtt.is_some() { RTT_REFRESH } else { RTT_RETRY });
-        peer.stats.set_rtt(rtt);
-    }
+    peer.stats.set_rtt(peer.link.rtt());
     if peer.setup_deadline.is_some_and(|at| at <= now) {
         tracing::debug!(client_id = peer.client_id, "no data channel opened in time");
         return None;
@@ -696,15 +700,24 @@ fn drive(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>) -> Option<Instant>
         tracing::debug!(client_id = peer.client_id, "every channel closed");
         return None;
     }
-    let mut next = peer.pc.poll_timeout();
-    let own = [peer.setup_deadline, peer.idle_deadline, peer.rtt_due]
+    // Once set up, a browser that has sent nothing (not even ICE's
+    // keepalives, every few seconds) for this long is gone: disconnected,
+    // then failed, as the timeouts are documented.
+    let config = &cx.shared.config;
+    let silence = config.ice_disconnected_timeout + config.ice_failed_timeout;
+    let silent_until = peer.setup_deadline.is_none().then(|| peer.heard_at + silence);
+    if silent_until.is_some_and(|at| at <= now) {
+        tracing::debug!(client_id = peer.client_id, "nothing heard from the browser in time");
+        return None;
+    }
+    let own = [peer.setup_deadline, peer.idle_deadline, silent_until]
         .into_iter()
         .chain(peer.channels.iter().filter(|c| !c.close_sent).map(|c| c.closing));
     for at in own.flatten() {
-        next = Some(next.map_or(at, |n| n.min(at)));
+        next = next.min(at);
     }
     // A deadline already due runs on the next turn, not in a spin.
-    Some(next.map_or(now + Duration::from_secs(3600), |at| at.max(now + Duration::from_millis(1))))
+    Some(next.max(now + Duration::from_millis(1)))
 }
 
 /// The source address to give a datagram: only a shard bound to a wildcard
@@ -732,37 +745,53 @@ fn learn_address(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>, to: Socket
 }
 
 /// Handles one event; false to release the peer.
-fn on_event(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>, event: RTCPeerConnectionEvent) -> bool {
+fn on_event(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>, event: Event, now: Instant) -> bool {
     match event {
-        RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
-            tracing::debug!(client_id = peer.client_id, %state, "peer connection state");
-            !matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)
-        }
-        RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) => {
-            tracing::debug!(client_id = peer.client_id, %state, "ICE state");
+        Event::IceConnectionStateChange(state) => {
+            tracing::debug!(client_id = peer.client_id, ?state, "ICE state");
+            // A disconnection may heal; silence (see `drive`) ends the peer.
             true
         }
-        RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(rtc_id)) => {
+        Event::ChannelOpen(rtc_id, _) => {
             if let Some(index) = channel_index(peer, rtc_id) {
                 announce(key, peer.client_id, &mut peer.channels[index], cx);
-                set_up(peer, cx, Instant::now());
+                set_up(peer, cx, now);
                 peer.idle_deadline = None;
             }
             true
         }
-        RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnError(rtc_id)) => {
-            if let Some(ch) = peer.channels.iter().find(|c| c.rtc_id == rtc_id && c.pending.is_none()) {
-                cx.shared.hooks.on_event(SlaveEvent::ChannelError { channel: ch.id, message: "data channel error".into() });
+        Event::ChannelData(message) => {
+            let Some(index) = channel_index(peer, message.id) else { return true };
+            announce(key, peer.client_id, &mut peer.channels[index], cx);
+            set_up(peer, cx, now);
+            let ch = &mut peer.channels[index];
+            let len = message.data.len();
+            // str0m takes messages up to its own limit (256 KiB); the slave
+            // announced, and keeps to, the configured one.
+            let limit = cx.shared.config.max_message_size;
+            if len > limit {
+                tracing::debug!(client_id = peer.client_id, channel = ch.id, len, "message over maxMessageSize");
+                cx.shared.hooks.on_event(SlaveEvent::ChannelError {
+                    channel: ch.id,
+                    message: format!("a {len}-byte message is over maxMessageSize ({limit}); the channel closes"),
+                });
+                ch.closing.get_or_insert(now);
+                return true;
             }
+            ch.counters.traffic.received(len);
+            peer.stats.traffic.received(len);
+            cx.stats.traffic.received(len);
+            let event = SlaveEvent::Message { channel: ch.id, data: Bytes::from(message.data), is_text: !message.binary };
+            cx.shared.hooks.on_event(event);
             true
         }
-        RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnClose(rtc_id)) => {
+        Event::ChannelClose(rtc_id) => {
             if let Some(index) = peer.channels.iter().position(|c| c.rtc_id == rtc_id) {
                 let ch = peer.channels.swap_remove(index);
                 let was_announced = ch.pending.is_none();
                 close_channel_handle(cx.shared, cx.stats, &ch);
                 if peer.channels.is_empty() && was_announced {
-                    peer.idle_deadline = Some(Instant::now() + PEER_IDLE_GRACE);
+                    peer.idle_deadline = Some(now + PEER_IDLE_GRACE);
                 }
             }
             true
@@ -773,20 +802,12 @@ fn on_event(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>, event: RTCPeerC
 
 /// The index of a channel in `peer.channels`; a channel the browser opened
 /// in-band is added on first sight.
-fn channel_index(peer: &mut Peer, rtc_id: RTCDataChannelId) -> Option<usize> {
+fn channel_index(peer: &mut Peer, rtc_id: RtcChannelId) -> Option<usize> {
     if let Some(index) = peer.channels.iter().position(|c| c.rtc_id == rtc_id) {
         return Some(index);
     }
-    let dc = peer.pc.data_channel(rtc_id)?;
-    let info = ChannelInfo {
-        label: dc.label().to_owned(),
-        protocol: dc.protocol().to_owned(),
-        ordered: dc.ordered(),
-        max_retransmits: dc.max_retransmits(),
-        max_packet_life_time: dc.max_packet_life_time(),
-        id: dc.stream_id().unwrap_or(u16::MAX),
-        negotiated: dc.negotiated(),
-    };
+    let stream_id = peer.rtc.direct_api().sctp_stream_id_by_channel_id(rtc_id)?;
+    let info = rtc_peer::channel_info(peer.rtc.channel(rtc_id)?.config()?, stream_id);
     peer.channels.push(Channel::new(rtc_id, info));
     Some(peer.channels.len() - 1)
 }
@@ -808,32 +829,31 @@ fn set_up(peer: &mut Peer, cx: &Context<'_>, now: Instant) {
     peer.setup_deadline = None;
     if let Some(at) = peer.offered_at.take() {
         cx.shared.stats.setup.record(now.saturating_duration_since(at));
-        // ICE has checked the pair by now: publish its round trip at once.
-        if peer.rtt_due.is_some() {
-            peer.rtt_due = Some(now);
-        }
     }
 }
 
 /// Hands SCTP the channel's queued messages while it holds less than
 /// [`SCTP_SEND_BUFFER`], counting each in the channel's traffic and in
 /// `also` (the connection's and the shard's).
-fn feed(ch: &mut Channel, dc: &mut rtc::data_channel::RTCDataChannel<'_>, now: Instant, also: [&Traffic; 2]) {
+fn feed(ch: &mut Channel, rtc: &mut Rtc, also: [&Traffic; 2]) {
+    if ch.queue.is_empty() || ch.outstanding >= SCTP_SEND_BUFFER {
+        return;
+    }
+    let Some(mut dc) = rtc.channel(ch.rtc_id) else { return };
     while ch.outstanding < SCTP_SEND_BUFFER {
-        let Some((data, is_text)) = ch.queue.pop_front() else { break };
+        let Some((data, is_text)) = ch.queue.front() else { break };
         let len = data.len();
-        let sent = match is_text.then(|| std::str::from_utf8(&data).ok()).flatten() {
-            Some(text) => dc.send_text(now, text),
-            // A uniquely owned buffer (what the binding passes) converts without a copy.
-            None => dc.send(now, BytesMut::from(data)),
-        };
-        match sent {
-            Ok(()) => {
+        match dc.write(!is_text, data) {
+            Ok(true) => {
+                ch.queue.pop_front();
                 ch.outstanding += len;
                 ch.counters.traffic.sent(len);
                 also.iter().for_each(|t| t.sent(len));
             }
+            // str0m's buffer for the connection is full: wait for room.
+            Ok(false) => break,
             Err(e) => {
+                ch.queue.pop_front();
                 ch.counters.buffered.fetch_sub(len, Ordering::Relaxed);
                 tracing::debug!(channel = ch.id, "send failed: {e}");
             }
@@ -851,10 +871,13 @@ fn drop_queue(ch: &mut Channel) {
 /// what was waiting, and closes channels whose close is due.
 fn channel_bookkeeping(peer: &mut Peer, cx: &mut Context<'_>, now: Instant) {
     for ch in &mut peer.channels {
-        let Some(mut dc) = peer.pc.data_channel(ch.rtc_id) else { continue };
-        let outstanding = dc.outstanding_bytes();
+        let Some(outstanding) = peer.rtc.channel(ch.rtc_id).map(|mut dc| dc.buffered_amount()) else { continue };
+        // str0m's figure may count more than our messages (its DCEP
+        // acknowledgement of an in-band channel): only what falls below our
+        // own count is released.
         if outstanding < ch.outstanding {
             let released = ch.outstanding - outstanding;
+            ch.outstanding = outstanding;
             let before = ch.counters.buffered.fetch_sub(released, Ordering::Relaxed);
             let threshold = ch.counters.low_threshold.load(Ordering::Relaxed);
             if threshold != LOW_THRESHOLD_DISARMED && before > threshold && before - released <= threshold && ch.pending.is_none()
@@ -862,20 +885,17 @@ fn channel_bookkeeping(peer: &mut Peer, cx: &mut Context<'_>, now: Instant) {
                 cx.shared.hooks.on_event(SlaveEvent::BufferedAmountLow { channel: ch.id });
             }
         }
-        ch.outstanding = outstanding;
         if ch.counters.overflowed.load(Ordering::Relaxed) {
             drop_queue(ch);
         }
-        feed(ch, &mut dc, now, [&peer.stats.traffic, &cx.stats.traffic]);
+        feed(ch, &mut peer.rtc, [&peer.stats.traffic, &cx.stats.traffic]);
         if let Some(deadline) = ch.closing {
             if now >= deadline {
                 drop_queue(ch);
             }
             if !ch.close_sent && ((ch.queue.is_empty() && ch.outstanding == 0) || now >= deadline) {
                 ch.close_sent = true;
-                if let Err(e) = dc.close() {
-                    tracing::debug!(channel = ch.id, "closing the channel: {e}");
-                }
+                peer.rtc.direct_api().close_data_channel(ch.rtc_id);
             }
         }
     }
