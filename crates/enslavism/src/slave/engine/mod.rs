@@ -11,7 +11,6 @@
 //! Measured against the `webrtc` driver it replaces (one socket and three
 //! tasks per peer): see doc/performance.md.
 
-mod dtls_replay;
 mod link;
 mod reflexive;
 mod rtc_peer;

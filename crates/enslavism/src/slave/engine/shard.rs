@@ -19,7 +19,6 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::sync::{mpsc, oneshot};
 
-use super::dtls_replay::DtlsReplay;
 use super::link::LinkFigures;
 use super::reflexive::Reflexive;
 use super::rtc_peer::{self, PeerTemplate};
@@ -124,7 +123,6 @@ struct Peer {
     channels: Vec<Channel>,
     known_streams: HashSet<u16>,
     nudge: Option<NudgeState>,
-    dtls: DtlsReplay,
     /// The source address of our last datagram (see [`source`]).
     source: Option<IpAddr>,
     /// Dropped on release: tells the peer's signalling task.
@@ -417,7 +415,6 @@ impl Shard {
             channels: created.into_iter().map(|(rtc_id, info)| Channel::new(rtc_id, info)).collect(),
             known_streams,
             nudge: config.ice_nudge.then(NudgeState::default),
-            dtls: DtlsReplay::default(),
             source: None,
             released: Some(released),
             setup_deadline: Some(now + config.peer_setup_timeout),
@@ -471,7 +468,6 @@ impl Shard {
             peer.heard_at = now;
             let handled = guarded(|| {
                 let replay = peer.nudge.as_mut().is_some_and(|n| n.observe(from, datagram));
-                peer.dtls.received(from, datagram);
                 receive(&mut peer.rtc, now, from, local, datagram);
                 if replay {
                     if let Some((from, copy)) = peer.nudge.as_mut().and_then(NudgeState::take_replay) {
@@ -662,7 +658,6 @@ fn drive(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>) -> Option<Instant>
             Ok(Output::Timeout(at)) => break Ok(at),
             Ok(Output::Transmit(t)) => {
                 let to = t.destination;
-                peer.dtls.sent(&t.contents);
                 learn_address(key, peer, cx, to);
                 peer.source = source(cx.wildcard, t.source.ip());
                 peer.link.sent(&t.contents, t.source, to, now);
@@ -686,11 +681,6 @@ fn drive(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>) -> Option<Instant>
             return None;
         }
     };
-    if let Some((to, flight)) = peer.dtls.take_due() {
-        for datagram in flight {
-            cx.backlog.send(cx.socket, to, peer.source, datagram);
-        }
-    }
     peer.stats.set_rtt(peer.link.rtt());
     if peer.setup_deadline.is_some_and(|at| at <= now) {
         tracing::debug!(client_id = peer.client_id, "no data channel opened in time");

@@ -8,8 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use webrtc::runtime::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
 
 /// Kernel buffer asked for each way. With the default 208 KiB, 36–49 of 200
-/// DTLS handshakes started together on one socket lost a flight (and
-/// stalled, see `dtls_replay`); with 4 MiB, none (the `rtc-one-socket` probe).
+/// DTLS handshakes started together on one socket lost a flight (the
+/// `rtc-one-socket` probe); with 4 MiB, none.
 const KERNEL_BUFFER: usize = 4 << 20;
 
 /// Datagrams taken per receive call.
