@@ -383,8 +383,8 @@ export interface SlaveOptions {
 	/** Milliseconds a peer has to open its first data channel before it is released. Default 30000. */
 	peerSetupTimeout?: number;
 	/**
-	 * Answer the browser's first nominating ICE check as soon as the pair has
-	 * succeeded on the slave's side (~50 ms less per connection). Default true.
+	 * @deprecated No effect since 0.10: the str0m engine answers the
+	 * browser's first ICE check at once. Still accepted.
 	 */
 	iceNudge?: boolean;
 	/** Reconnect to the master and register again when the link drops. Default true. */
@@ -454,7 +454,7 @@ export interface ConnectionStats extends TrafficStats {
 	transportBytesIn: number;
 	/** Bytes of those datagrams sent. */
 	transportBytesOut: number;
-	/** Always null: webrtc-rs 0.21.1 keeps SCTP's loss figures private. */
+	/** Always null: str0m 0.24 keeps SCTP's loss figures private. */
 	packetsLost: number | null;
 	/** Always null, for the same reason. */
 	retransmissions: number | null;

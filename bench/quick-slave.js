@@ -26,7 +26,7 @@ const { Master, Slave } = require('..');
 if (process.argv[2] === 'slave') {
 	// The slave process: echo-free sink and source, reporting its RSS on request.
 	(async () => {
-		const slave = await new Slave(process.env.MASTER_URL, { bench: true }, undefined, { iceAddresses: [ADDRESS], iceNudge: process.env.ICE_NUDGE !== '0' });
+		const slave = await new Slave(process.env.MASTER_URL, { bench: true }, undefined, { iceAddresses: [ADDRESS] });
 		let received = 0;
 		slave.on('connection', (c) => c.on('datachannel', (dc) => {
 			dc.on('message', (ev) => {

@@ -44,7 +44,8 @@ pub struct NativeSlaveOptions {
     pub ice_failed_timeout: Option<i64>,
     /// Milliseconds a peer has to open its first data channel.
     pub peer_setup_timeout: Option<i64>,
-    /// Answer the browser's first nominating ICE check early (default true).
+    /// No effect since 0.10 (see `SlaveConfigBuilder::ice_nudge`); still
+    /// accepted, and type-checked, for code written for 0.9.x and 0.10's betas.
     pub ice_nudge: Option<bool>,
     /// Reconnect to the master when the link drops (default true).
     pub reconnect: Option<bool>,
@@ -381,9 +382,6 @@ fn config_from(options: NativeSlaveOptions) -> napi::Result<SlaveConfig, String>
         millis,
     );
     b = set_each(b, &[(options.max_message_size, SlaveConfigBuilder::max_message_size)], size);
-    if let Some(on) = options.ice_nudge {
-        b = b.ice_nudge(on);
-    }
     if let Some(on) = options.reconnect {
         b = b.reconnect(on);
     }

@@ -11,7 +11,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::master::handshake;
 use crate::proto::Message;
-use crate::slave::{ice_nudge, negotiated, peer};
+use crate::slave::{negotiated, peer, stun_username};
 
 /// The wire format: decode, and a decoded message encodes to a frame that
 /// decodes to the same message.
@@ -65,18 +65,18 @@ pub fn offer_text(data: &[u8]) {
     assert!(marked.contains(negotiated::SUPPORT_LINE));
 }
 
-/// UDP datagrams as the ICE nudge watches them. The input is a sequence of
-/// records: one byte whose low bit picks one of two senders and whose other
-/// bits are ignored, a big-endian u16 length, then that many bytes.
+/// UDP datagrams as the shard reads their STUN USERNAME to route them. The
+/// input is a sequence of records: one byte (ignored: it picked a sender
+/// for an earlier target, and the corpus keeps it), a big-endian u16
+/// length, then that many bytes.
 pub fn ice_datagrams(mut data: &[u8]) {
     let mut datagrams = Vec::new();
     while data.len() >= 3 {
-        let from_second = data[0] & 1 == 1;
         let len = usize::from(u16::from_be_bytes([data[1], data[2]])).min(data.len() - 3);
-        datagrams.push((from_second, &data[3..3 + len]));
+        datagrams.push(&data[3..3 + len]);
         data = &data[3 + len..];
     }
-    ice_nudge::observe_sequence(&datagrams);
+    stun_username::read_usernames(&datagrams);
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {

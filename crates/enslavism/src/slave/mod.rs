@@ -16,7 +16,6 @@
 mod channel;
 mod config;
 mod engine;
-pub(crate) mod ice_nudge;
 mod link;
 mod metrics;
 mod metrics_http;
@@ -24,6 +23,7 @@ mod nat;
 pub(crate) mod negotiated;
 pub(crate) mod peer;
 mod stats;
+pub(crate) mod stun_username;
 mod user_data;
 
 use std::collections::HashMap;

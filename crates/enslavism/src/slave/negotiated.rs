@@ -1,8 +1,9 @@
 //! Unreliable channels that really are unreliable on the slave side.
 //!
-//! webrtc-rs 0.21 accepts a channel opened in-band by the browser (DCEP) as
-//! fully reliable whatever the browser asked for, but a channel created on
-//! our side with the same parameters is what was asked. So our browser
+//! webrtc-rs 0.21 (the slave's engine until 0.10) accepts a channel opened
+//! in-band by the browser (DCEP) as fully reliable whatever the browser
+//! asked for, but a channel created on its side with the same parameters is
+//! what was asked. (str0m keeps what the DCEP OPEN asked.) So our browser
 //! client opens unreliable channels as *negotiated* (an agreed stream id),
 //! and lists them in the offer it sends through the master, one SDP attribute
 //! each:
@@ -15,7 +16,7 @@
 //! answer with `a=x-enslavism-negotiated:1`, so that the client knows it can
 //! rely on this (a 0.9.0 slave ignores the attributes and does not mark its
 //! answer; the client then falls back to in-band channels). The attributes
-//! never reach webrtc-rs or the browser's own SDP machinery: they exist only
+//! never reach str0m or the browser's own SDP machinery: they exist only
 //! in the signalling text.
 
 use super::channel::ChannelInfo;
@@ -34,7 +35,7 @@ pub(crate) struct NegotiatedChannel {
     pub info: ChannelInfo,
 }
 
-/// Splits an offer into the SDP for webrtc-rs (our attributes removed) and
+/// Splits an offer into the SDP for str0m (our attributes removed) and
 /// the negotiated channels it lists. Malformed attributes are skipped.
 pub(crate) fn split_offer(sdp: &str) -> (String, Vec<NegotiatedChannel>) {
     let mut clean = String::with_capacity(sdp.len());

@@ -208,12 +208,7 @@ impl Engine {
 impl Bound {
     /// Starts the shard tasks; each asks `stun_servers` for its reflexive address.
     pub(crate) fn start(self, shared: &Arc<SlaveShared>, stun_servers: &[SocketAddr]) {
-        let crypto = rtc_peer::crypto();
-        let certificate = rtc_peer::certificate(&crypto);
-        if certificate.is_none() {
-            // Each peer connection then makes its own, as str0m does by default.
-            tracing::warn!("cannot make the slave's DTLS certificate");
-        }
+        let crypto = rtc_peer::SharedCrypto::new();
         for bound in self.shards {
             let ipv4_only = bound.socket.local_addr().is_ok_and(|a| a.is_ipv4());
             let servers = stun_servers.iter().filter(|s| s.is_ipv4() || !ipv4_only).copied().collect();
@@ -224,7 +219,6 @@ impl Bound {
                 bound.stats,
                 bound.commands,
                 crypto.clone(),
-                certificate.clone(),
                 servers,
             );
             shared.spawn_guarded("a WebRTC shard", shard.run(bound.receiver));

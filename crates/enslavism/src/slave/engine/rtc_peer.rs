@@ -86,16 +86,26 @@ fn interface_addresses() -> Vec<IpAddr> {
     }
 }
 
-/// The crypto every peer of the slave uses (pure Rust: no system library
-/// and no C compiler needed to build it).
-pub(super) fn crypto() -> Arc<CryptoProvider> {
-    Arc::new(str0m::crypto::from_feature_flags())
+/// What every peer of the slave shares: its crypto (pure Rust: no system
+/// library and no C compiler needed to build it) and its DTLS certificate
+/// (str0m makes one per peer otherwise: a key generation per connection,
+/// 48 ms measured).
+#[derive(Clone)]
+pub(super) struct SharedCrypto {
+    provider: Arc<CryptoProvider>,
+    certificate: Option<DtlsCert>,
 }
 
-/// The DTLS certificate every peer of the slave shares: making one per peer
-/// (str0m's default) is a key generation per connection (48 ms measured).
-pub(super) fn certificate(crypto: &CryptoProvider) -> Option<DtlsCert> {
-    crypto.dtls_provider.generate_certificate()
+impl SharedCrypto {
+    pub(super) fn new() -> Self {
+        let provider = str0m::crypto::from_feature_flags();
+        let certificate = provider.dtls_provider.generate_certificate();
+        if certificate.is_none() {
+            // Each peer connection then makes its own.
+            tracing::warn!("cannot make the slave's DTLS certificate");
+        }
+        SharedCrypto { provider: Arc::new(provider), certificate }
+    }
 }
 
 /// Bytes str0m may buffer for sending over all channels of a connection.
@@ -117,15 +127,10 @@ pub(super) struct PeerTemplate {
 }
 
 impl PeerTemplate {
-    pub(super) fn new(
-        config: &SlaveConfig,
-        announced: &[IpAddr],
-        port: u16,
-        crypto: Arc<CryptoProvider>,
-        certificate: Option<DtlsCert>,
-    ) -> Self {
+    pub(super) fn new(config: &SlaveConfig, announced: &[IpAddr], port: u16, crypto: SharedCrypto) -> Self {
+        let SharedCrypto { provider, certificate } = crypto;
         let mut rtc_config = RtcConfig::new()
-            .set_crypto_provider(crypto)
+            .set_crypto_provider(provider)
             // Data channels only: no codec to offer or accept.
             .clear_codecs()
             .set_sctp_max_buffered_amount(sctp_buffer(config));

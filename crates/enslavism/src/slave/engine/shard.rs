@@ -14,19 +14,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use str0m::channel::ChannelId as RtcChannelId;
-use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::sync::{mpsc, oneshot};
 
 use super::link::LinkFigures;
 use super::reflexive::Reflexive;
-use super::rtc_peer::{self, PeerTemplate};
+use super::rtc_peer::{self, PeerTemplate, SharedCrypto};
 use super::socket::{Backlog, ShardSocket};
 use super::{AnswerError, Command, OpenPeer, PeerKey};
 use crate::slave::channel::{ChannelCounters, ChannelHandle, ChannelInfo, LOW_THRESHOLD_DISARMED, SEND_QUEUE_LIMIT};
-use crate::slave::ice_nudge::{binding_request_ufrag, NudgeState};
 use crate::slave::stats::{PeerStats, ShardStats, Traffic};
+use crate::slave::stun_username::binding_request_ufrag;
 use crate::slave::{ChannelId, SlaveEvent, SlaveShared};
 
 /// How long a peer with no channel left waits for the browser to open another.
@@ -122,7 +121,6 @@ struct Peer {
     addresses: Vec<SocketAddr>,
     channels: Vec<Channel>,
     known_streams: HashSet<u16>,
-    nudge: Option<NudgeState>,
     /// The source address of our last datagram (see [`source`]).
     source: Option<IpAddr>,
     /// Dropped on release: tells the peer's signalling task.
@@ -184,8 +182,8 @@ pub(crate) struct Shard {
     stats: Arc<ShardStats>,
     /// For the channels' handles.
     commands: mpsc::UnboundedSender<Command>,
-    /// Boxed: a `Peer` (the `rtc` connection inline) is ~4.5 kB, and a map
-    /// keeps up to half its slots free (heap profile: 7.6 kB per peer unboxed).
+    /// Boxed: a `Peer` holds its `Rtc` inline (several kB), and a map keeps
+    /// up to half its slots free (with `rtc`: 7.6 kB per peer unboxed).
     peers: HashMap<PeerKey, Box<Peer>>,
     by_addr: HashMap<SocketAddr, PeerKey>,
     by_ufrag: HashMap<Box<[u8]>, PeerKey>,
@@ -202,12 +200,11 @@ impl Shard {
         announced: Vec<IpAddr>,
         stats: Arc<ShardStats>,
         commands: mpsc::UnboundedSender<Command>,
-        crypto: Arc<CryptoProvider>,
-        certificate: Option<DtlsCert>,
+        crypto: SharedCrypto,
         stun_servers: Vec<SocketAddr>,
     ) -> Self {
         let local = socket.local_addr().expect("a bound socket has an address");
-        let template = PeerTemplate::new(&shared.config, &announced, local.port(), crypto, certificate);
+        let template = PeerTemplate::new(&shared.config, &announced, local.port(), crypto);
         Shard {
             port: local.port(),
             wildcard: local.ip().is_unspecified(),
@@ -414,7 +411,6 @@ impl Shard {
             addresses: Vec::new(),
             channels: created.into_iter().map(|(rtc_id, info)| Channel::new(rtc_id, info)).collect(),
             known_streams,
-            nudge: config.ice_nudge.then(NudgeState::default),
             source: None,
             released: Some(released),
             setup_deadline: Some(now + config.peer_setup_timeout),
@@ -466,15 +462,7 @@ impl Shard {
             let local = SocketAddr::new(to.unwrap_or(default_local), port);
             peer.link.received(datagram, now);
             peer.heard_at = now;
-            let handled = guarded(|| {
-                let replay = peer.nudge.as_mut().is_some_and(|n| n.observe(from, datagram));
-                receive(&mut peer.rtc, now, from, local, datagram);
-                if replay {
-                    if let Some((from, copy)) = peer.nudge.as_mut().and_then(NudgeState::take_replay) {
-                        receive(&mut peer.rtc, now, from, local, &copy);
-                    }
-                }
-            });
+            let handled = guarded(|| receive(&mut peer.rtc, now, from, local, datagram));
             if let Err(panic) = handled {
                 peer.panicked(panic);
             }
