@@ -630,6 +630,24 @@ fn receive(rtc: &mut Rtc, now: Instant, from: SocketAddr, local: SocketAddr, dat
     }
 }
 
+/// Sends the peer's datagrams and keeps its events (in `cx.events`) until
+/// str0m names its next deadline.
+fn poll(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>, now: Instant) -> Result<Instant, str0m::RtcError> {
+    loop {
+        match peer.rtc.poll_output()? {
+            Output::Timeout(at) => return Ok(at),
+            Output::Transmit(t) => {
+                let to = t.destination;
+                learn_address(key, peer, cx, to);
+                peer.source = source(cx.wildcard, t.source.ip());
+                peer.link.sent(&t.contents, t.source, to, now);
+                cx.backlog.send(cx.socket, to, peer.source, &t.contents);
+            }
+            Output::Event(event) => cx.events.push(event),
+        }
+    }
+}
+
 /// Takes what the peer has for us and sends what it has for the browser;
 /// returns its next deadline, or `None` to release it.
 fn drive(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>) -> Option<Instant> {
@@ -641,20 +659,13 @@ fn drive(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>) -> Option<Instant>
     // The events are handled once this turn's datagrams are out: what the
     // browser waits for (SCTP acknowledgements, a channel's DCEP ACK) does
     // not wait for the application.
-    let polled = loop {
-        match peer.rtc.poll_output() {
-            Ok(Output::Timeout(at)) => break Ok(at),
-            Ok(Output::Transmit(t)) => {
-                let to = t.destination;
-                learn_address(key, peer, cx, to);
-                peer.source = source(cx.wildcard, t.source.ip());
-                peer.link.sent(&t.contents, t.source, to, now);
-                cx.backlog.send(cx.socket, to, peer.source, &t.contents);
-            }
-            Ok(Output::Event(event)) => cx.events.push(event),
-            Err(e) => break Err(e),
-        }
-    };
+    let mut polled = poll(key, peer, cx, now);
+    // str0m settles the acknowledgements it was given while it is polled:
+    // what they released feeds the channels now, not at the next datagram
+    // (without this second look, a bulk send stopped short of its end).
+    if polled.is_ok() && channel_bookkeeping(peer, cx, now) {
+        polled = poll(key, peer, cx, now);
+    }
     let mut events = std::mem::take(cx.events);
     let mut live = true;
     for event in events.drain(..) {
@@ -812,17 +823,19 @@ fn set_up(peer: &mut Peer, cx: &Context<'_>, now: Instant) {
 
 /// Hands SCTP the channel's queued messages while it holds less than
 /// [`SCTP_SEND_BUFFER`], counting each in the channel's traffic and in
-/// `also` (the connection's and the shard's).
-fn feed(ch: &mut Channel, rtc: &mut Rtc, also: [&Traffic; 2]) {
+/// `also` (the connection's and the shard's); true if it handed any.
+fn feed(ch: &mut Channel, rtc: &mut Rtc, also: [&Traffic; 2]) -> bool {
     if ch.queue.is_empty() || ch.outstanding >= SCTP_SEND_BUFFER {
-        return;
+        return false;
     }
-    let Some(mut dc) = rtc.channel(ch.rtc_id) else { return };
+    let Some(mut dc) = rtc.channel(ch.rtc_id) else { return false };
+    let mut gave = false;
     while ch.outstanding < SCTP_SEND_BUFFER {
         let Some((data, is_text)) = ch.queue.front() else { break };
         let len = data.len();
         match dc.write(!is_text, data) {
             Ok(true) => {
+                gave = true;
                 ch.queue.pop_front();
                 ch.outstanding += len;
                 ch.counters.traffic.sent(len);
@@ -837,6 +850,7 @@ fn feed(ch: &mut Channel, rtc: &mut Rtc, also: [&Traffic; 2]) {
             }
         }
     }
+    gave
 }
 
 /// Drops what a channel still has queued (it overflowed, or its close is due).
@@ -846,8 +860,10 @@ fn drop_queue(ch: &mut Channel) {
 }
 
 /// Follows what SCTP released (buffered amount, its low mark), hands it
-/// what was waiting, and closes channels whose close is due.
-fn channel_bookkeeping(peer: &mut Peer, cx: &mut Context<'_>, now: Instant) {
+/// what was waiting, and closes channels whose close is due; true if it
+/// gave str0m anything to send.
+fn channel_bookkeeping(peer: &mut Peer, cx: &mut Context<'_>, now: Instant) -> bool {
+    let mut gave = false;
     for ch in &mut peer.channels {
         let Some(outstanding) = peer.rtc.channel(ch.rtc_id).map(|mut dc| dc.buffered_amount()) else { continue };
         // str0m's figure may count more than our messages (its DCEP
@@ -866,7 +882,7 @@ fn channel_bookkeeping(peer: &mut Peer, cx: &mut Context<'_>, now: Instant) {
         if ch.counters.overflowed.load(Ordering::Relaxed) {
             drop_queue(ch);
         }
-        feed(ch, &mut peer.rtc, [&peer.stats.traffic, &cx.stats.traffic]);
+        gave |= feed(ch, &mut peer.rtc, [&peer.stats.traffic, &cx.stats.traffic]);
         if let Some(deadline) = ch.closing {
             if now >= deadline {
                 drop_queue(ch);
@@ -874,7 +890,9 @@ fn channel_bookkeeping(peer: &mut Peer, cx: &mut Context<'_>, now: Instant) {
             if !ch.close_sent && ((ch.queue.is_empty() && ch.outstanding == 0) || now >= deadline) {
                 ch.close_sent = true;
                 peer.rtc.direct_api().close_data_channel(ch.rtc_id);
+                gave = true;
             }
         }
     }
+    gave
 }
