@@ -372,8 +372,8 @@ export interface SlaveOptions {
 	offerTimeout?: number;
 	/**
 	 * Largest message (bytes) a data channel carries each way, announced to
-	 * browsers; from 1024 to 262144, default 65536. Each peer keeps a buffer of
-	 * this size: 16384 saves ~48 kB per peer and is plenty for game state.
+	 * browsers; from 1024 to 262144, default 65536. A larger message from a
+	 * browser is dropped, and its channel closes with an `'error'`.
 	 */
 	maxMessageSize?: number;
 	/** Milliseconds of ICE silence before a peer counts as disconnected. Default 5000. */

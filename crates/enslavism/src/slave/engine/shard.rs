@@ -30,6 +30,9 @@ use crate::slave::{ChannelId, SlaveEvent, SlaveShared};
 
 /// How long a peer with no channel left waits for the browser to open another.
 const PEER_IDLE_GRACE: Duration = Duration::from_secs(1);
+/// How long after its first channel opens a peer's DTLS datagrams still go
+/// out twice (see [`Peer::duplicate_until`]).
+const SETUP_REDUNDANCY: Duration = Duration::from_secs(2);
 /// How long a closing channel waits for SCTP to deliver what it was given.
 /// (webrtc-rs resets the stream at once on close, and libwebrtc then neither
 /// gets the rest nor reports the close: 1.2 MB sent then closed, 776 kB
@@ -144,6 +147,13 @@ struct Peer {
     /// When the last datagram came from the browser (ICE's liveness is ours
     /// to judge: str0m reports a disconnection, never a failure).
     heard_at: Instant,
+    /// Until then, each DTLS datagram (handshake flights, then SCTP) is sent
+    /// twice: the first loss of one of ours costs a whole timer (dimpl's
+    /// flights 1 s, sctp-proto's RTO.Initial 3 s, neither settable through
+    /// str0m), and a browser's setup is a handful of them. The copy's
+    /// record repeats a sequence number, so the browser's DTLS drops it if
+    /// the first one came. Until the setup is over, then SETUP_REDUNDANCY.
+    duplicate_until: Instant,
 }
 
 impl Peer {
@@ -423,6 +433,7 @@ impl Shard {
             offered_at: Some(offered_at),
             link: LinkFigures::default(),
             heard_at: now,
+            duplicate_until: now + config.peer_setup_timeout,
         };
         self.by_ufrag.insert(peer.ufrag.clone(), key);
         self.peers.insert(key, Box::new(peer));
@@ -640,8 +651,12 @@ fn poll(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>, now: Instant) -> Re
                 let to = t.destination;
                 learn_address(key, peer, cx, to);
                 peer.source = source(cx.wildcard, t.source.ip());
-                peer.link.sent(&t.contents, t.source, to, now);
-                cx.backlog.send(cx.socket, to, peer.source, &t.contents);
+                // RFC 7983: DTLS records start with a byte in 20..=63.
+                let twice = now < peer.duplicate_until && matches!(t.contents.first(), Some(20..=63));
+                for _ in 0..1 + usize::from(twice) {
+                    peer.link.sent(&t.contents, t.source, to, now);
+                    cx.backlog.send(cx.socket, to, peer.source, &t.contents);
+                }
             }
             Output::Event(event) => cx.events.push(event),
         }
@@ -818,6 +833,7 @@ fn set_up(peer: &mut Peer, cx: &Context<'_>, now: Instant) {
     peer.setup_deadline = None;
     if let Some(at) = peer.offered_at.take() {
         cx.shared.stats.setup.record(now.saturating_duration_since(at));
+        peer.duplicate_until = now + SETUP_REDUNDANCY;
     }
 }
 
