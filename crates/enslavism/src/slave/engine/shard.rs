@@ -34,7 +34,7 @@ const PEER_IDLE_GRACE: Duration = Duration::from_secs(1);
 /// out twice (see [`Peer::duplicate_until`]).
 const SETUP_REDUNDANCY: Duration = Duration::from_secs(2);
 /// How long a closing channel waits for SCTP to deliver what it was given.
-/// (webrtc-rs resets the stream at once on close, and libwebrtc then neither
+/// (webrtc-rs reset the stream at once on close, and libwebrtc then neither
 /// gets the rest nor reports the close: 1.2 MB sent then closed, 776 kB
 /// arrived and the browser's channel stayed open.)
 const CLOSE_DRAIN_LIMIT: Duration = Duration::from_secs(10);
@@ -589,8 +589,9 @@ impl Shard {
         let wildcard = self.wildcard;
         let closed = guarded(|| {
             let _ = peer.rtc.close();
-            // The close's own datagrams (SCTP ABORT, DTLS close_notify) go out
-            // now; str0m ends the drain on its own (bounded, as a loop guard).
+            // The close's own datagrams (SCTP's shutdown, DTLS close_notify)
+            // go out now; str0m ends the drain on its own (bounded, as a
+            // loop guard).
             for _ in 0..64 {
                 match peer.rtc.poll_output() {
                     Ok(Output::Transmit(t)) => backlog.send(socket, t.destination, source(wildcard, t.source.ip()), &t.contents),
@@ -667,9 +668,8 @@ fn poll(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>, now: Instant) -> Re
 /// returns its next deadline, or `None` to release it.
 fn drive(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>) -> Option<Instant> {
     let now = Instant::now();
-    // What SCTP released since the last turn (acknowledgements handled on
-    // receive) goes to the channels first, so that this turn's datagrams
-    // carry it.
+    // What SCTP released since the last look goes to the channels first,
+    // so that this turn's datagrams carry it.
     channel_bookkeeping(peer, cx, now);
     // The events are handled once this turn's datagrams are out: what the
     // browser waits for (SCTP acknowledgements, a channel's DCEP ACK) does
