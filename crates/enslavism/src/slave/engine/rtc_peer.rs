@@ -86,8 +86,8 @@ fn interface_addresses() -> Vec<IpAddr> {
     }
 }
 
-/// What every peer of the slave shares: its crypto (pure Rust: no system
-/// library and no C compiler needed to build it) and its DTLS certificate
+/// What every peer of the slave shares: its crypto (str0m's `rust-crypto`
+/// backend: no system library to install) and its DTLS certificate
 /// (str0m makes one per peer otherwise: a key generation per connection,
 /// 48 ms measured).
 #[derive(Clone)]
