@@ -57,6 +57,16 @@ async fn next_event(events: &mut mpsc::UnboundedReceiver<SlaveEvent>) -> SlaveEv
 /// webrtc-rs peer connection that offers a channel `label` to the only
 /// listed slave; returns once the channel is open.
 async fn open_channel(url: &str, label: &str) -> (impl PeerConnection, Arc<dyn DataChannel>, ClientSocket) {
+    open_channel_with(url, label, |sdp| sdp).await
+}
+
+/// [`open_channel`], with the slave's answer passed through `edit` before
+/// the peer takes it (a peer that ignores part of what the slave said).
+async fn open_channel_with(
+    url: &str,
+    label: &str,
+    edit: impl Fn(String) -> String,
+) -> (impl PeerConnection, Arc<dyn DataChannel>, ClientSocket) {
     let (pc, dc, mut ws, slave_id) = send_offer(url, label).await;
 
     // Signalling back: the answer, then trickled candidates, until the channel opens.
@@ -67,7 +77,7 @@ async fn open_channel(url: &str, label: &str) -> (impl PeerConnection, Arc<dyn D
                 match msg {
                     Message::AnswerFromSlave(SessionDescription { id, sdp }) => {
                         assert_eq!(id, slave_id);
-                        pc.set_remote_description(RTCSessionDescription::answer(sdp).unwrap()).await.unwrap();
+                        pc.set_remote_description(RTCSessionDescription::answer(edit(sdp)).unwrap()).await.unwrap();
                     }
                     Message::IceCandidateFromSlave(IceCandidate { candidate: Some(Candidate { sdp_mid, sdp_m_line_index, candidate }), .. }) => {
                         let init = RTCIceCandidateInit { candidate, sdp_mid: Some(sdp_mid), sdp_mline_index: Some(sdp_m_line_index), ..Default::default() };
@@ -170,6 +180,39 @@ async fn a_webrtc_rs_peer_connects_through_the_master_and_talks_to_the_slave() {
     assert!(matches!(closing[0], SlaveEvent::ChannelClose { channel: c, .. } if c == channel), "{closing:?}");
     assert!(matches!(closing[1], SlaveEvent::ConnectionClose { client_id: c, .. } if c == client_id), "{closing:?}");
     assert!(slave.send(channel, bytes::Bytes::new(), false).is_err());
+
+    slave.close().await;
+    master.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_max_message_size_closes_its_channel_with_an_error() {
+    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
+    let url = format!("ws://{}", master.local_addr().unwrap());
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let config = SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()]).max_message_size(1024).build().unwrap();
+    let slave = Slave::builder(&url).config(config).hooks(Arc::new(Events(events_tx))).connect().await.unwrap();
+    // A peer that does not take the announced limit (webrtc-rs then allows 64 KiB).
+    let ignore_limit =
+        |sdp: String| sdp.split_inclusive('\n').filter(|l| !l.starts_with("a=max-message-size:")).collect::<String>();
+    let (_pc, dc, _ws) = open_channel_with(&url, "big", ignore_limit).await;
+    assert!(matches!(next_event(&mut events).await, SlaveEvent::Connection { .. }));
+    let channel = match next_event(&mut events).await {
+        SlaveEvent::DataChannel { channel, .. } => channel,
+        other => panic!("expected the channel, got {other:?}"),
+    };
+
+    dc.send(bytes::BytesMut::from(&[7u8; 1000][..])).await.unwrap();
+    assert!(matches!(next_event(&mut events).await, SlaveEvent::Message { data, .. } if data.len() == 1000));
+    dc.send(bytes::BytesMut::from(&[7u8; 2000][..])).await.unwrap();
+    match next_event(&mut events).await {
+        SlaveEvent::ChannelError { channel: c, message } => {
+            assert_eq!(c, channel);
+            assert_eq!(message, "a 2000-byte message is over maxMessageSize (1024); the channel closes");
+        }
+        other => panic!("expected the channel's error, got {other:?}"),
+    }
+    assert!(matches!(next_event(&mut events).await, SlaveEvent::ChannelClose { channel: c, .. } if c == channel));
 
     slave.close().await;
     master.close().await;
