@@ -1,10 +1,11 @@
-//! What webrtc-rs's sans-I/O core (`rtc`, the slave engine's stack) costs
+//! What webrtc-rs's sans-I/O core (`rtc`, the slave engine's stack until
+//! 0.10; the native client's, through `webrtc`) costs
 //! per data-channel message and holds per connection, with no socket, no
 //! kernel and no JS: K pairs of `rtc` peer connections wired to each other
 //! in memory on one thread, playing a game on a virtual clock
 //! (`support/pair_game.rs`). Each end is driven as the slave's shard drives
 //! a peer (events, then messages, then datagrams out). The floor under any
-//! engine built on `rtc`; `bench/probes` measures str0m the same way.
+//! engine built on `rtc`; `str0m_cost` measures str0m the same way.
 //!
 //!     cargo run --release --example rtc_cost -- --pairs 200 --seconds 10
 //!

@@ -5,7 +5,7 @@
 //! `--input-hz`, the server a state at `--state-hz`, both on one data
 //! channel; the CPU time of each side's calls and the heap each side holds
 //! (`side_heap`) are reported per message and per end. Shared by
-//! `rtc_cost.rs` (webrtc-rs's `rtc`) and `bench/probes/src/bin/str0m_cost.rs`,
+//! `rtc_cost.rs` (webrtc-rs's `rtc`) and `str0m_cost.rs`,
 //! so that both stacks are measured the same way.
 
 use std::collections::VecDeque;

@@ -3,7 +3,7 @@
 //! a side's call (`as_side`) allocates is that side's until freed, whoever
 //! frees it: a datagram made by one side and dropped by the other is taken
 //! off the side that made it. Including this module installs the allocator.
-//! Shared by `rtc_cost.rs` and `bench/probes/src/bin/str0m_cost.rs`.
+//! Shared by `rtc_cost.rs` and `str0m_cost.rs`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

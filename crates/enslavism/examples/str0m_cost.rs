@@ -1,11 +1,10 @@
-//! The measure of `crates/enslavism/examples/rtc_cost.rs`, on str0m (a
-//! sans-I/O WebRTC stack, here with its pure-Rust crypto): K pairs of str0m
-//! `Rtc`s wired to each other in memory on one thread, playing the same
-//! game with the same harness (`support/pair_game.rs`); prints the CPU
-//! each side's calls take per message and the heap each end holds, as one
-//! JSON line.
+//! The measure of `rtc_cost.rs`, on str0m (the slave engine's stack, with
+//! its `rust-crypto` backend): K pairs of str0m `Rtc`s wired to each other
+//! in memory on one thread, playing the same game with the same harness
+//! (`support/pair_game.rs`); prints the CPU each side's calls take per
+//! message and the heap each end holds, as one JSON line.
 //!
-//!     str0m_cost --pairs 200 --seconds 10 [--unreliable]
+//!     cargo run --release --example str0m_cost -- --pairs 200 --seconds 10 [--unreliable]
 //!
 //! `--unreliable` opens the channel in-band (DCEP), unordered, with no
 //! retransmission; rtc_cost negotiates it (the slave's way).
@@ -18,9 +17,9 @@ use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
-#[path = "../../../../crates/enslavism/examples/support/pair_game.rs"]
+#[path = "support/pair_game.rs"]
 mod pair_game;
-#[path = "../../../../crates/enslavism/examples/support/side_heap.rs"]
+#[path = "support/side_heap.rs"]
 mod side_heap;
 
 use pair_game::{GameArgs, Tally};
