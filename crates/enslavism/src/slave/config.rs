@@ -251,7 +251,7 @@ impl SlaveConfigBuilder {
     /// and bytes. Off by default: one set of series per player makes a
     /// large exposition and a costly one to store (a label per peer is what
     /// Prometheus' documentation warns against). Each peer's round-trip
-    /// time is refreshed every second.
+    /// time is that of its latest answered ICE check (a few seconds apart).
     pub fn metrics_per_connection(mut self, on: bool) -> Self {
         self.config.metrics_per_connection = on;
         self

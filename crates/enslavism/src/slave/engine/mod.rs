@@ -4,12 +4,13 @@
 //! with `udp_port`): a task that owns the socket and every str0m (sans-I/O
 //! WebRTC) peer connection assigned to it. It routes datagrams by source
 //! address, and a first datagram from a new address by the STUN USERNAME (our
-//! ufrag, unique per peer); it keeps one deadline per peer (`poll_timeout`);
-//! it takes commands (offers, candidates, sends) and reports
-//! [`super::SlaveEvent`]s itself, in order per peer.
+//! ufrag, unique per peer); it keeps one deadline per peer (str0m's next
+//! timeout, or one of its own); it takes commands (offers, candidates,
+//! sends) and reports [`super::SlaveEvent`]s itself, in order per peer.
 //!
-//! Measured against the `webrtc` driver it replaces (one socket and three
-//! tasks per peer): see doc/performance.md.
+//! Measured against the `webrtc` driver it replaced (one socket and three
+//! tasks per peer), then against `rtc` driven the same way: see
+//! doc/performance.md.
 
 mod link;
 mod reflexive;
