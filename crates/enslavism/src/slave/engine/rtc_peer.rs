@@ -10,7 +10,7 @@ use std::time::Instant;
 use str0m::change::SdpOffer;
 use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::config::{CryptoProvider, DtlsCert};
-use str0m::{Candidate, Rtc, RtcConfig, RtcError};
+use str0m::{Candidate, Output, Rtc, RtcConfig, RtcError};
 
 use crate::slave::channel::ChannelInfo;
 use crate::slave::{nat, negotiated, SlaveConfig};
@@ -110,9 +110,23 @@ impl SharedCrypto {
 
 /// Bytes str0m may buffer for sending over all channels of a connection.
 /// Each channel keeps its own bound (the shard's `SCTP_SEND_BUFFER`); this
-/// only has to hold the largest message on top of those.
-fn sctp_buffer(config: &SlaveConfig) -> usize {
-    config.max_message_size + 512 * 1024
+/// only has to hold the largest message on top of those. A message larger
+/// than this can never be written (the shard refuses it).
+pub(super) const SCTP_BUFFER: usize = crate::slave::config::MAX_MAX_MESSAGE_SIZE + 512 * 1024;
+
+/// Drains what the last mutation of `rtc` produced into `pending`, up to its
+/// next timeout, which it returns. str0m's one contract: every mutation
+/// (an input, a write, a negotiation step, a candidate) is followed by a
+/// full drain of `poll_output` before the next one; skipping it loses
+/// datagrams (dimpl keeps 30 received DTLS records, and hands them on only
+/// when polled).
+pub(super) fn settle(rtc: &mut Rtc, pending: &mut Vec<Output>) -> Result<Instant, RtcError> {
+    loop {
+        match rtc.poll_output()? {
+            Output::Timeout(at) => return Ok(at),
+            output => pending.push(output),
+        }
+    }
 }
 
 /// What every peer of a shard is built with.
@@ -127,13 +141,13 @@ pub(super) struct PeerTemplate {
 }
 
 impl PeerTemplate {
-    pub(super) fn new(config: &SlaveConfig, announced: &[IpAddr], port: u16, crypto: SharedCrypto) -> Self {
+    pub(super) fn new(announced: &[IpAddr], port: u16, crypto: SharedCrypto) -> Self {
         let SharedCrypto { provider, certificate } = crypto;
         let mut rtc_config = RtcConfig::new()
             .set_crypto_provider(provider)
             // Data channels only: no codec to offer or accept.
             .clear_codecs()
-            .set_sctp_max_buffered_amount(sctp_buffer(config));
+            .set_sctp_max_buffered_amount(SCTP_BUFFER);
         if let Some(certificate) = certificate {
             rtc_config = rtc_config.set_dtls_cert(certificate);
         }
@@ -173,12 +187,14 @@ impl PeerTemplate {
         known_streams: &mut HashSet<u16>,
     ) -> Result<Answered, RtcError> {
         let mut rtc = self.rtc_config.clone().build(now);
+        let mut pending = Vec::new();
         for candidate in &self.candidates {
             rtc.add_local_candidate(candidate.clone());
+            settle(&mut rtc, &mut pending)?;
         }
         let mut created = Vec::new();
-        let sdp = apply_offer(&mut rtc, offer_sdp, known_streams, &mut created, config)?;
-        Ok(Answered { rtc, sdp, created })
+        let sdp = apply_offer(&mut rtc, offer_sdp, known_streams, &mut created, &mut pending, config)?;
+        Ok(Answered { rtc, sdp, created, pending })
     }
 }
 
@@ -190,6 +206,8 @@ pub(super) struct Answered {
     pub sdp: String,
     /// The negotiated channels it created: str0m's id and what was asked.
     pub created: Vec<(ChannelId, ChannelInfo)>,
+    /// What str0m produced meanwhile (see [`settle`]).
+    pub pending: Vec<Output>,
 }
 
 /// The ICE ufrag of our answer: what the browser's checks name us by.
@@ -227,18 +245,20 @@ pub(super) fn channel_info(config: &ChannelConfig, stream_id: u16) -> ChannelInf
 
 /// Applies an offer (the first or a renegotiation): creates the negotiated
 /// channels it newly lists (`created` gains them; `known_streams` holds the
-/// stream ids negotiated so far), answers, and returns the
-/// answer as the browser gets it.
+/// stream ids negotiated so far), answers, and returns the answer as the
+/// browser gets it; what str0m produced meanwhile goes to `pending`.
 pub(super) fn apply_offer(
     rtc: &mut Rtc,
     offer_sdp: &str,
     known_streams: &mut HashSet<u16>,
     created: &mut Vec<(ChannelId, ChannelInfo)>,
+    pending: &mut Vec<Output>,
     config: &SlaveConfig,
 ) -> Result<String, RtcError> {
     let (clean, listed) = negotiated::split_offer(offer_sdp);
     let offer = SdpOffer::from_sdp_string(&clean)?;
     let answer = rtc.sdp_api().accept_offer(offer)?;
+    settle(rtc, pending)?;
     for channel in listed {
         if !known_streams.insert(channel.stream_id) {
             continue;
@@ -250,6 +270,7 @@ pub(super) fn apply_offer(
             negotiated: Some(channel.stream_id),
             protocol: channel.info.protocol.clone(),
         });
+        settle(rtc, pending)?;
         created.push((id, channel.info));
     }
     let sdp = with_max_message_size(&answer.to_sdp_string(), config.max_message_size);
