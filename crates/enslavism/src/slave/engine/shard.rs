@@ -704,10 +704,9 @@ fn transmit(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>, t: &Transmit, n
 /// returns its next deadline, or `None` to release it.
 fn drive(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>) -> Option<Instant> {
     let now = Instant::now();
-    // What SCTP released since the last look goes to the channels first,
-    // so that this turn's datagrams carry it.
     // What the datagrams taken since the last drain produced (str0m settles
-    // SCTP's acknowledgements here: the channels' room is known after it).
+    // SCTP's acknowledgements here: the channels' room is known after it,
+    // and what it released goes out in this turn's datagrams).
     if peer.unsettled > 0 {
         peer.unsettled = 0;
         peer.next_timeout = settle(&mut peer.rtc, &mut peer.pending);
