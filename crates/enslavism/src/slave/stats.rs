@@ -268,8 +268,8 @@ const NO_RTT: u64 = u64::MAX;
 pub(crate) struct PeerStats {
     pub(crate) client_id: u32,
     pub(crate) traffic: Traffic,
-    /// The latest ICE round trip, published by the shard now and then (see
-    /// `RTT_REFRESH` in the shard) when per-connection metrics are on.
+    /// The latest ICE round trip, published by the shard at each turn of the
+    /// peer (from its own checks' answers, `engine/link.rs`).
     rtt_micros: AtomicU64,
 }
 

@@ -2,8 +2,15 @@
 //! a datagram from an address no peer has used yet by its first half, our
 //! ICE ufrag (unique per peer).
 
-const STUN_HEADER_LEN: usize = 20;
+/// A STUN header: type (2), length (2), magic cookie (4), transaction id (12).
+pub(crate) const STUN_HEADER_LEN: usize = 20;
 const STUN_MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
+
+/// Whether a datagram is STUN (RFC 7983: its first two bits are 0; RFC
+/// 5389: the magic cookie), header included.
+pub(crate) fn is_stun(packet: &[u8]) -> bool {
+    packet.len() >= STUN_HEADER_LEN && packet[0] & 0xc0 == 0 && packet[4..8] == STUN_MAGIC_COOKIE
+}
 const BINDING_REQUEST: u16 = 0x0001;
 const ATTR_USERNAME: u16 = 0x0006;
 
@@ -25,7 +32,7 @@ fn attribute(mut attrs: &[u8], wanted: u16) -> Option<&[u8]> {
 /// check this is, for a datagram from an address no peer has used yet. Read
 /// in place; `None` for anything else.
 pub(crate) fn binding_request_ufrag(packet: &[u8]) -> Option<&[u8]> {
-    if packet.len() < STUN_HEADER_LEN || packet[4..8] != STUN_MAGIC_COOKIE || packet[0] & 0xc0 != 0 {
+    if !is_stun(packet) {
         return None;
     }
     if u16::from_be_bytes([packet[0], packet[1]]) != BINDING_REQUEST {

@@ -7,9 +7,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::slave::stats::{CandidatePair, ConnectionStats};
+use crate::slave::stun_username::{is_stun, STUN_HEADER_LEN};
 
-const STUN_HEADER_LEN: usize = 20;
-const STUN_MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
 const BINDING_REQUEST: [u8; 2] = [0x00, 0x01];
 const BINDING_SUCCESS: [u8; 2] = [0x01, 0x01];
 /// Our checks remembered while their answers are awaited: a connecting
@@ -18,19 +17,13 @@ const PENDING_CHECKS: usize = 4;
 
 type TransactionId = [u8; 12];
 
-/// Whether a datagram is STUN (RFC 7983: its first two bits are 0; RFC
-/// 5389: the magic cookie).
-fn is_stun(datagram: &[u8]) -> bool {
-    datagram.len() >= STUN_HEADER_LEN && datagram[0] & 0xc0 == 0 && datagram[4..8] == STUN_MAGIC_COOKIE
-}
-
 /// The transaction id of a STUN message of type `kind`; `None` for
 /// anything else (DTLS, SCTP inside it, garbage).
 fn transaction(datagram: &[u8], kind: [u8; 2]) -> Option<TransactionId> {
     if !is_stun(datagram) || datagram[0..2] != kind {
         return None;
     }
-    datagram[8..20].try_into().ok()
+    datagram[8..STUN_HEADER_LEN].try_into().ok()
 }
 
 /// One peer connection's transport figures.
@@ -98,7 +91,7 @@ mod tests {
 
     fn stun(kind: [u8; 2], id: u8) -> Vec<u8> {
         let mut packet = vec![kind[0], kind[1], 0, 0];
-        packet.extend_from_slice(&STUN_MAGIC_COOKIE);
+        packet.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
         packet.extend_from_slice(&[id; 12]);
         packet
     }
