@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod proto;
 pub mod slave;
 pub mod tls;
+mod transport;
 
 #[cfg(any(test, fuzzing))]
 #[doc(hidden)]

@@ -1,13 +1,14 @@
-//! A client's data channel: its options, and the task that takes webrtc-rs's
-//! events for it (until the channel opens, then its messages).
+//! A client's data channel: its options, and the handles the application
+//! holds (sending half, receiving half). The connection's task (`peer.rs`)
+//! owns the channel in str0m; the handles reach it through a command queue
+//! and share a few counters with it, without a lock.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
 
-use bytes::{Bytes, BytesMut};
-use tokio::sync::{mpsc, oneshot};
-use webrtc::data_channel::{DataChannel as RtcDataChannel, DataChannelEvent, RTCDataChannelInit, RTCDataChannelState};
+use bytes::Bytes;
+use str0m::channel::{ChannelConfig, ChannelId, Reliability};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::ClientError;
 use crate::slave::SEND_QUEUE_LIMIT;
@@ -72,14 +73,15 @@ impl ChannelOptions {
         self.max_retransmits.is_some() || self.max_packet_life_time.is_some()
     }
 
-    pub(crate) fn to_init(&self, negotiated: Option<u16>) -> RTCDataChannelInit {
-        RTCDataChannelInit {
-            ordered: self.ordered,
-            max_packet_life_time: self.max_packet_life_time,
-            max_retransmits: self.max_retransmits,
-            protocol: self.protocol.clone(),
-            negotiated,
-        }
+    /// The channel as str0m takes it (`negotiated`: its stream id, for a
+    /// channel both ends create from the offer).
+    pub(crate) fn to_config(&self, label: &str, negotiated: Option<u16>) -> ChannelConfig {
+        let reliability = match (self.max_retransmits, self.max_packet_life_time) {
+            (Some(retransmits), _) => Reliability::MaxRetransmits { retransmits },
+            (None, Some(lifetime)) => Reliability::MaxPacketLifetime { lifetime },
+            (None, None) => Reliability::Reliable,
+        };
+        ChannelConfig { label: label.to_owned(), ordered: self.ordered, reliability, negotiated, protocol: self.protocol.clone() }
     }
 }
 
@@ -92,122 +94,202 @@ pub struct ChannelMessage {
     pub is_text: bool,
 }
 
-/// Messages a channel holds for a reader that is behind; past this, webrtc-rs
-/// is not read from until the reader catches up (which holds back the
+/// Messages a channel holds for a reader that is behind; past this, the
+/// connection's task waits for the reader (which holds back the
 /// connection's other channels too).
-const RECEIVE_QUEUE: usize = 4096;
+pub(crate) const RECEIVE_QUEUE: usize = 4096;
+
+/// Bytes a channel may hold (queued for SCTP and unacknowledged by the
+/// slave) before [`ChannelSender::send`] waits. Loopback needs ~64 KiB for
+/// full speed; Chromium aborted associations more often with 256 KiB and
+/// more in flight.
+pub(crate) const SEND_BUFFER: usize = 128 * 1024;
+
+/// `low_threshold` while no threshold is set.
+const LOW_THRESHOLD_UNSET: usize = usize::MAX;
+
+/// What a channel's handles ask of its connection's task.
+pub(crate) enum ChannelCommand {
+    /// Send a message (its bytes are already counted in `buffered`).
+    Write { channel: ChannelId, data: Bytes, is_text: bool },
+    /// Close the channel once what was queued before is handed to SCTP.
+    Close { channel: ChannelId },
+}
+
+/// What a channel's handles and its connection's task share. Each side
+/// only adds or subtracts its own part of `buffered`, so neither overwrites
+/// the other's.
+pub(crate) struct ChannelState {
+    pub(crate) id: ChannelId,
+    /// Bytes the application sent that SCTP has not had acknowledged yet
+    /// (queued in the task, or in SCTP).
+    buffered: AtomicUsize,
+    /// `on_low` runs when `buffered` falls to this.
+    low_threshold: AtomicUsize,
+    on_low: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Set once a [`QueuedSender`] went over [`SEND_QUEUE_LIMIT`].
+    overflowed: AtomicBool,
+    /// Set once the channel is closed (by either end, or with its connection).
+    closed: AtomicBool,
+    /// Wakes senders waiting for room, and for the close.
+    room: Notify,
+}
+
+impl ChannelState {
+    pub(crate) fn new(id: ChannelId) -> Self {
+        ChannelState {
+            id,
+            buffered: AtomicUsize::new(0),
+            low_threshold: AtomicUsize::new(LOW_THRESHOLD_UNSET),
+            on_low: OnceLock::new(),
+            overflowed: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            room: Notify::new(),
+        }
+    }
+
+    /// `bytes` left the channel (acknowledged by the slave, or dropped):
+    /// wakes waiting senders and calls `on_low` as the count crosses their marks.
+    pub(crate) fn release(&self, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        let before = self.buffered.fetch_sub(bytes, Ordering::Relaxed);
+        let after = before - bytes;
+        if before >= SEND_BUFFER && after < SEND_BUFFER {
+            self.room.notify_waiters();
+        }
+        let threshold = self.low_threshold.load(Ordering::Relaxed);
+        if threshold != LOW_THRESHOLD_UNSET && before > threshold && after <= threshold {
+            if let Some(on_low) = self.on_low.get() {
+                on_low();
+            }
+        }
+    }
+
+    /// The channel closed: senders stop waiting, and later sends fail.
+    pub(crate) fn set_closed(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.room.notify_waiters();
+    }
+
+    pub(crate) fn is_overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+}
 
 /// The sending half of a [`DataChannel`]; cheap to clone.
 #[derive(Clone)]
 pub struct ChannelSender {
-    dc: Arc<dyn RtcDataChannel>,
+    state: Arc<ChannelState>,
+    commands: mpsc::UnboundedSender<ChannelCommand>,
 }
 
 impl ChannelSender {
-    /// Sends a binary message; waits while the slave has 128 KiB unacknowledged.
+    /// Sends a binary message; waits while the channel holds 128 KiB not
+    /// yet acknowledged by the slave.
     pub async fn send(&self, data: impl Into<Bytes>) -> Result<(), ClientError> {
-        self.dc.send(BytesMut::from(data.into())).await.map_err(|_| ClientError::ChannelClosed)
+        self.send_message(data.into(), false).await
     }
 
     /// Sends a text message; waits as [`ChannelSender::send`] does.
     pub async fn send_text(&self, text: &str) -> Result<(), ClientError> {
-        self.dc.send_text(text).await.map_err(|_| ClientError::ChannelClosed)
+        self.send_message(Bytes::copy_from_slice(text.as_bytes()), true).await
     }
 
-    /// Bytes sent and not yet acknowledged by the slave.
-    pub async fn buffered_amount(&self) -> usize {
-        self.dc.outstanding_bytes().await.unwrap_or(0)
-    }
-
-    /// Closes the channel (both halves).
-    pub async fn close(&self) {
-        let _ = self.dc.close().await;
-    }
-
-    /// This sender as one that queues instead of waiting (see
-    /// [`QueuedSender`]); `on_low` is called, from the queue's task, each
-    /// time the queue falls to its low threshold. Needs a tokio runtime.
-    pub fn queued(self, on_low: impl Fn() + Send + Sync + 'static) -> QueuedSender {
-        QueuedSender::start(self, Box::new(on_low))
-    }
-}
-
-/// What a [`QueuedSender`] hands its task.
-enum Outgoing {
-    Message { data: Bytes, is_text: bool },
-    Close,
-}
-
-/// Counters a [`QueuedSender`] and its task share, without a lock.
-struct QueueCounters {
-    /// Bytes queued and not yet taken by SCTP.
-    buffered: AtomicUsize,
-    /// `on_low` is called when `buffered` falls to this (never while it is `usize::MAX`).
-    low_threshold: AtomicUsize,
-    /// Set once the queue went over [`SEND_QUEUE_LIMIT`].
-    overflowed: AtomicBool,
-}
-
-/// A channel's sending half for callers that cannot wait (a game loop, the
-/// Node binding): [`QueuedSender::send`] queues and returns at once, and a
-/// task hands the queue to SCTP in order, waiting while the slave has
-/// 128 KiB unacknowledged. Past [`SEND_QUEUE_LIMIT`] queued bytes the message
-/// and the queue are dropped and the channel closes, as a browser's does.
-/// Clones share the queue; it ends when the channel closes or every clone is
-/// dropped.
-#[derive(Clone)]
-pub struct QueuedSender {
-    queue: mpsc::UnboundedSender<Outgoing>,
-    counters: Arc<QueueCounters>,
-}
-
-impl QueuedSender {
-    fn start(sender: ChannelSender, on_low: Box<dyn Fn() + Send + Sync>) -> Self {
-        let (queue, rx) = mpsc::unbounded_channel();
-        let counters = Arc::new(QueueCounters {
-            buffered: AtomicUsize::new(0),
-            low_threshold: AtomicUsize::new(usize::MAX),
-            overflowed: AtomicBool::new(false),
-        });
-        tokio::spawn(drain_queue(sender, rx, counters.clone(), on_low));
-        QueuedSender { queue, counters }
-    }
-
-    /// Queues a message (`is_text`: a text message, which must be UTF-8).
-    /// Fails only once the channel is closed; a message over the queue's
-    /// limit closes the channel instead.
-    pub fn send(&self, data: Bytes, is_text: bool) -> Result<(), ClientError> {
-        let counters = &self.counters;
-        if counters.overflowed.load(Ordering::Relaxed) {
-            return Ok(());
+    async fn send_message(&self, data: Bytes, is_text: bool) -> Result<(), ClientError> {
+        let state = &self.state;
+        loop {
+            let room = state.room.notified();
+            tokio::pin!(room);
+            // Registered before the check, so that a release in between wakes it.
+            room.as_mut().enable();
+            if state.closed.load(Ordering::Relaxed) {
+                return Err(ClientError::ChannelClosed);
+            }
+            if state.buffered.load(Ordering::Relaxed) < SEND_BUFFER {
+                break;
+            }
+            room.await;
         }
+        self.hand_over(data, is_text)
+    }
+
+    /// Counts the message and hands it to the connection's task.
+    fn hand_over(&self, data: Bytes, is_text: bool) -> Result<(), ClientError> {
         let len = data.len();
-        if counters.buffered.load(Ordering::Relaxed) + len > SEND_QUEUE_LIMIT {
-            counters.overflowed.store(true, Ordering::Relaxed);
-            let _ = self.queue.send(Outgoing::Close);
-            return Ok(());
-        }
-        counters.buffered.fetch_add(len, Ordering::Relaxed);
-        self.queue.send(Outgoing::Message { data, is_text }).map_err(|_| {
-            counters.buffered.fetch_sub(len, Ordering::Relaxed);
+        self.state.buffered.fetch_add(len, Ordering::Relaxed);
+        self.commands.send(ChannelCommand::Write { channel: self.state.id, data, is_text }).map_err(|_| {
+            self.state.buffered.fetch_sub(len, Ordering::Relaxed);
             ClientError::ChannelClosed
         })
     }
 
-    /// Bytes queued and not yet taken by SCTP.
+    /// Bytes sent and not yet acknowledged by the slave.
+    pub async fn buffered_amount(&self) -> usize {
+        self.state.buffered.load(Ordering::Relaxed)
+    }
+
+    /// Closes the channel (both halves) once what was sent before is handed to SCTP.
+    pub async fn close(&self) {
+        let _ = self.commands.send(ChannelCommand::Close { channel: self.state.id });
+    }
+
+    /// This sender as one that queues instead of waiting (see
+    /// [`QueuedSender`]); `on_low` is called, from the connection's task,
+    /// each time the buffered amount falls to its low threshold. One
+    /// `on_low` per channel: a second call keeps the first.
+    pub fn queued(self, on_low: impl Fn() + Send + Sync + 'static) -> QueuedSender {
+        let _ = self.state.on_low.set(Box::new(on_low));
+        QueuedSender { sender: self }
+    }
+}
+
+/// A channel's sending half for callers that cannot wait (a game loop, the
+/// Node binding): [`QueuedSender::send`] queues and returns at once, and the
+/// connection's task hands the queue to SCTP in order, at most 128 KiB
+/// unacknowledged at a time. Past [`SEND_QUEUE_LIMIT`] bytes the message
+/// and the queue are dropped and the channel closes, as a browser's does.
+/// Clones share the queue.
+#[derive(Clone)]
+pub struct QueuedSender {
+    sender: ChannelSender,
+}
+
+impl QueuedSender {
+    /// Queues a message (`is_text`: a text message, which must be UTF-8).
+    /// Fails only once the channel is closed; a message over the queue's
+    /// limit closes the channel instead.
+    pub fn send(&self, data: Bytes, is_text: bool) -> Result<(), ClientError> {
+        let state = &self.sender.state;
+        if state.closed.load(Ordering::Relaxed) {
+            return Err(ClientError::ChannelClosed);
+        }
+        if state.overflowed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if state.buffered.load(Ordering::Relaxed) + data.len() > SEND_QUEUE_LIMIT {
+            state.overflowed.store(true, Ordering::Relaxed);
+            let _ = self.sender.commands.send(ChannelCommand::Close { channel: state.id });
+            return Ok(());
+        }
+        self.sender.hand_over(data, is_text)
+    }
+
+    /// Bytes queued or in SCTP, not yet acknowledged by the slave.
     pub fn buffered_amount(&self) -> usize {
-        self.counters.buffered.load(Ordering::Relaxed)
+        self.sender.state.buffered.load(Ordering::Relaxed)
     }
 
     /// Calls the `on_low` given to [`ChannelSender::queued`] whenever the
     /// buffered amount falls to `threshold` (not before a threshold is set).
     pub fn set_low_threshold(&self, threshold: usize) {
-        self.counters.low_threshold.store(threshold, Ordering::Relaxed);
+        self.sender.state.low_threshold.store(threshold, Ordering::Relaxed);
     }
 
     /// Closes the channel once what was queued before is handed to SCTP.
     pub fn close(&self) {
-        let _ = self.queue.send(Outgoing::Close);
+        let _ = self.sender.commands.send(ChannelCommand::Close { channel: self.sender.state.id });
     }
 }
 
@@ -215,40 +297,6 @@ impl std::fmt::Debug for QueuedSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueuedSender").field("buffered", &self.buffered_amount()).finish_non_exhaustive()
     }
-}
-
-/// Hands a [`QueuedSender`]'s messages to SCTP, in order, until the channel
-/// closes or the queue is closed (overflow, `close`, every sender dropped).
-async fn drain_queue(
-    sender: ChannelSender,
-    mut rx: mpsc::UnboundedReceiver<Outgoing>,
-    counters: Arc<QueueCounters>,
-    on_low: Box<dyn Fn() + Send + Sync>,
-) {
-    while let Some(outgoing) = rx.recv().await {
-        let Outgoing::Message { data, is_text } = outgoing else { break };
-        if counters.overflowed.load(Ordering::Relaxed) {
-            break;
-        }
-        let len = data.len();
-        let sent = match is_text.then(|| std::str::from_utf8(&data).ok()).flatten() {
-            Some(text) => sender.send_text(text).await,
-            None => sender.send(data).await,
-        };
-        let before = counters.buffered.fetch_sub(len, Ordering::Relaxed);
-        let threshold = counters.low_threshold.load(Ordering::Relaxed);
-        if threshold != usize::MAX && before > threshold && before - len <= threshold {
-            on_low();
-        }
-        if sent.is_err() {
-            break;
-        }
-    }
-    // What is still queued is dropped (after an overflow, up to the limit at once).
-    rx.close();
-    while rx.try_recv().is_ok() {}
-    counters.buffered.store(0, Ordering::Relaxed);
-    sender.close().await;
 }
 
 /// The receiving half of a [`DataChannel`].
@@ -272,6 +320,20 @@ pub struct DataChannel {
 }
 
 impl DataChannel {
+    /// The handles of a channel: what the connection's task keeps (its
+    /// state, the sending end of its messages) and what the application gets.
+    pub(crate) fn new(
+        label: String,
+        options: ChannelOptions,
+        state: Arc<ChannelState>,
+        commands: mpsc::UnboundedSender<ChannelCommand>,
+    ) -> (DataChannel, mpsc::Sender<ChannelMessage>) {
+        let (incoming_tx, incoming) = mpsc::channel(RECEIVE_QUEUE);
+        let channel =
+            DataChannel { label, options, sender: ChannelSender { state, commands }, receiver: ChannelReceiver { incoming } };
+        (channel, incoming_tx)
+    }
+
     /// The channel's name.
     pub fn label(&self) -> &str {
         &self.label
@@ -321,7 +383,7 @@ impl std::fmt::Debug for DataChannel {
 
 impl std::fmt::Debug for ChannelSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChannelSender").field("id", &self.dc.id()).finish_non_exhaustive()
+        f.debug_struct("ChannelSender").field("buffered", &self.state.buffered.load(Ordering::Relaxed)).finish_non_exhaustive()
     }
 }
 
@@ -333,63 +395,3 @@ impl std::fmt::Debug for ChannelReceiver {
 
 /// What a channel's opening resolves with.
 pub(crate) type OpenReply = oneshot::Sender<Result<DataChannel, ClientError>>;
-
-/// Takes a channel's events from its creation: replies once it is open (or
-/// failed to open within `open_within`), then forwards its messages until it
-/// closes, and then sends on `ended`. `slave` names the slave in errors.
-pub(crate) async fn run(
-    dc: Arc<dyn RtcDataChannel>,
-    label: String,
-    options: ChannelOptions,
-    reply: OpenReply,
-    open_within: Duration,
-    slave: u32,
-    ended: mpsc::UnboundedSender<()>,
-) {
-    // Tells the session however this task ends.
-    struct Ended(mpsc::UnboundedSender<()>);
-    impl Drop for Ended {
-        fn drop(&mut self) {
-            let _ = self.0.send(());
-        }
-    }
-    let _ended = Ended(ended);
-    let (tx, incoming) = mpsc::channel(RECEIVE_QUEUE);
-    let handle = DataChannel { label, options, sender: ChannelSender { dc: dc.clone() }, receiver: ChannelReceiver { incoming } };
-    let mut pending = Some((reply, handle));
-    let open = |pending: &mut Option<(OpenReply, DataChannel)>| {
-        if let Some((reply, handle)) = pending.take() {
-            let _ = reply.send(Ok(handle));
-        }
-    };
-    // A negotiated channel on an established association is open at once, with no event.
-    if matches!(dc.ready_state().await, Ok(RTCDataChannelState::Open)) {
-        open(&mut pending);
-    }
-    let deadline = tokio::time::sleep(open_within);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            event = dc.poll() => match event {
-                Some(DataChannelEvent::OnOpen) => open(&mut pending),
-                Some(DataChannelEvent::OnMessage(msg)) => {
-                    open(&mut pending);
-                    // A reader that dropped its half gets nothing; the channel is still drained.
-                    let _ = tx.send(ChannelMessage { data: msg.data.freeze(), is_text: msg.is_string }).await;
-                }
-                Some(DataChannelEvent::OnClose) | None => break,
-                Some(_) => {}
-            },
-            _ = &mut deadline, if pending.is_some() => {
-                if let Some((reply, _)) = pending.take() {
-                    let _ = reply.send(Err(ClientError::Timeout { what: "the data channel's opening", after: open_within }));
-                }
-                let _ = dc.close().await;
-                return;
-            }
-        }
-    }
-    if let Some((reply, _)) = pending.take() {
-        let _ = reply.send(Err(ClientError::ConnectionClosed { slave }));
-    }
-}

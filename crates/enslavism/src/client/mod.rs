@@ -33,6 +33,7 @@
 mod channel;
 mod link;
 mod list;
+mod peer;
 mod session;
 
 use std::collections::HashMap;
@@ -121,9 +122,13 @@ pub enum ClientError {
     /// A signalling message cannot be encoded.
     #[error("{0}")]
     Protocol(#[from] ProtoError),
-    /// webrtc-rs refused a step.
+    /// str0m (the WebRTC stack) refused a step.
     #[error("WebRTC: {0}")]
-    WebRtc(#[from] webrtc::error::Error),
+    Rtc(#[from] str0m::RtcError),
+    /// The connection to the slave could not be set up (a socket, an
+    /// unusable answer).
+    #[error("WebRTC: {0}")]
+    Peer(String),
 }
 
 /// Something that happened to the master connection or its list. More
@@ -330,6 +335,7 @@ impl MasterConnectionBuilder {
         let settings = self.settings;
         let masters = crate::masters::MasterUrls::new(settings.url.clone(), settings.fallback_urls.clone(), link::PATH)?;
         let tls = crate::tls::client_config(&settings.ca)?;
+        let announced = crate::transport::host::host_addresses(&settings.ice_addresses);
         let (to_link, outgoing) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             settings,
@@ -338,6 +344,8 @@ impl MasterConnectionBuilder {
             to_link,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            crypto: crate::transport::SharedCrypto::new(),
+            announced,
         });
         let (events_tx, rx) = mpsc::unbounded_channel();
         let ws = shared.masters.connect_first(|url| link::connect(&shared, &tls, &events_tx, url)).await?;
@@ -372,6 +380,10 @@ pub(crate) struct Shared {
     to_link: mpsc::UnboundedSender<Outgoing>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// Every connection's crypto and DTLS certificate (one key generation per client).
+    crypto: crate::transport::SharedCrypto,
+    /// The addresses every connection announces (`ice_addresses` expanded once).
+    announced: Vec<IpAddr>,
 }
 
 impl Shared {

@@ -1,25 +1,23 @@
-//! A client's connection to one slave: a webrtc-rs peer connection offered
-//! through the master, its channels, renegotiation for channels added later.
+//! A client's connection to one slave: a str0m peer connection (see
+//! `peer.rs`) offered through the master, its channels, renegotiation for
+//! negotiated channels added later.
 //!
-//! One task per live connection owns the peer connection and takes, in
-//! order, what the application asks (new channels, close) and what comes
-//! back through the master (answer, candidates, rejection). Every wait is
-//! bounded by the client's signalling timeout.
+//! One task per live connection owns the peer and takes, in order, what
+//! the application asks (new channels, sends, close), what comes back
+//! through the master (answer, candidates, rejection) and the peer's
+//! datagrams and timers. Every wait is bounded by the client's signalling
+//! timeout.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
 
-use rtc::ice::mdns::MulticastDnsMode;
+use str0m::change::SdpPendingOffer;
+use str0m::channel::ChannelId;
 use tokio::sync::{mpsc, oneshot};
-use webrtc::data_channel::DataChannel as RtcDataChannel;
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
-    RTCIceGatheringState, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
-    SettingEngineBuilder,
-};
 
-use super::channel::{self, ChannelOptions, DataChannel, OpenReply};
+use super::channel::{ChannelOptions, DataChannel, OpenReply};
 use super::list::SlaveKey;
+use super::peer::{Peer, PeerTiming};
 use super::{ClientError, Shared};
 use crate::proto::{Candidate, IceCandidate, Message, SessionDescription};
 use crate::slave::negotiated::{CHANNEL_ATTRIBUTE, SUPPORT_LINE};
@@ -27,33 +25,9 @@ use crate::slave::negotiated::{CHANNEL_ATTRIBUTE, SUPPORT_LINE};
 /// Above the ids browsers give in-band channels first (as the browser bundle).
 const FIRST_NEGOTIATED_STREAM_ID: u16 = 256;
 
-/// How long the first offer waits for our host candidates to be gathered, so
-/// that they travel in it rather than trickled one by one.
-const GATHER_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// How often ICE checks a pair while connecting (webrtc-rs: 200 ms), and
-/// how many checks a pair gets (webrtc-rs: 7, so still 1.4 s). The `webrtc`
-/// driver sends what the handshake produces only at its next timer, and
-/// while connecting that timer is this interval: `examples/bots.rs`' setup
-/// p50 against a Rust slave went from 605 to 455 ms (20 bots, 2 runs each);
-/// in memory two `rtc` peers open after 51 virtual ms instead of 201. 50 ms
-/// is RFC 8445's Ta. Once connected the agent ticks at its keepalive pace.
-const ICE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
-/// Checks a pair gets before it fails: 28 × 50 ms, webrtc-rs's 1.4 s.
-const ICE_CHECKS_PER_PAIR: u16 = 28;
-
-/// Bytes each data channel may have in SCTP, unacknowledged, before its
-/// sends wait. Loopback needs ~64 KiB for full speed; Chromium aborted
-/// associations more often with 256 KiB and more in flight.
-const SCTP_SEND_BUFFER: usize = 128 * 1024;
-
-/// Our ICE servers as webrtc-rs takes them.
-fn rtc_ice_servers(servers: &[crate::slave::IceServer]) -> Vec<RTCIceServer> {
-    servers
-        .iter()
-        .map(|s| RTCIceServer { urls: s.urls.clone(), username: s.username.clone(), credential: s.credential.clone() })
-        .collect()
-}
+/// Channel commands taken per wake, so that datagrams and timers are not
+/// starved by a sender that never pauses.
+const COMMAND_BATCH: usize = 256;
 
 /// The `a=mid:` of an offer's first m-line: what its candidates refer to.
 fn first_mid(sdp: &str) -> String {
@@ -172,67 +146,12 @@ impl std::fmt::Debug for SlaveConnection {
     }
 }
 
-/// What webrtc-rs reports, forwarded off its driver task.
-enum Signal {
-    Candidate(RTCIceCandidateInit),
-    GatheringComplete,
-    State(RTCPeerConnectionState),
-}
-
-struct Forwarder(mpsc::UnboundedSender<Signal>);
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Forwarder {
-    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        if let Ok(init) = event.candidate.to_json() {
-            let _ = self.0.send(Signal::Candidate(init));
-        }
-    }
-
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.0.send(Signal::GatheringComplete);
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let _ = self.0.send(Signal::State(state));
-    }
-}
-
-async fn build_peer(shared: &Shared, signals: mpsc::UnboundedSender<Signal>) -> Result<Box<dyn PeerConnection>, ClientError> {
-    let settings = &shared.settings;
-    let engine = SettingEngineBuilder::new()
-        // The default mode opens a multicast socket per peer and fails without a multicast route.
-        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-        // The slave's defaults: a vanished slave's connection fails in 15 s, not webrtc-rs's ~35.
-        .with_ice_timeouts(
-            Some(crate::slave::DEFAULT_ICE_DISCONNECTED_TIMEOUT),
-            Some(crate::slave::DEFAULT_ICE_FAILED_TIMEOUT),
-            None,
-        )
-        .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_CHECKS_PER_PAIR))
-        .build();
-    let ice_servers = rtc_ice_servers(&settings.ice_servers);
-    let addrs: Vec<SocketAddr> = settings.ice_addresses.iter().map(|ip| SocketAddr::new(*ip, 0)).collect();
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build())
-        .with_setting_engine(engine)
-        .with_handler(Arc::new(Forwarder(signals)))
-        // Bounded, so that a bot sending faster than the slave reads waits
-        // instead of queueing without limit (as on the slave).
-        .with_data_channel_send_buffer_limit(SCTP_SEND_BUFFER)
-        .with_udp_addrs(addrs)
-        .build()
-        .await?;
-    Ok(Box::new(pc))
-}
-
 /// A channel waiting for the answer to the offer that carries it.
 struct Unconfirmed {
     /// Its negotiated stream id; `None` for an in-band channel.
     stream_id: Option<u16>,
-    dc: Arc<dyn RtcDataChannel>,
+    /// Its str0m id, once str0m knows it (the first offer's channels).
+    rtc_id: Option<ChannelId>,
     label: String,
     options: ChannelOptions,
     reply: OpenReply,
@@ -259,8 +178,13 @@ struct Session {
     key: SlaveKey,
     /// The slave's id when the session started (for errors).
     slave: u32,
-    pc: Box<dyn PeerConnection>,
-    signals: mpsc::UnboundedReceiver<Signal>,
+    peer: Peer,
+    /// The first offer as str0m made it: renegotiations send it again
+    /// with the negotiated channels listed (str0m needs no new offer for
+    /// channels on an established association; the slave needs the list).
+    offer_sdp: String,
+    /// The first offer, until its answer is in.
+    pending_offer: Option<SdpPendingOffer>,
     /// The offer's first `a=mid:`, which our candidates refer to.
     mid: String,
     /// Negotiated channels of this session, listed in every offer.
@@ -275,36 +199,41 @@ struct Session {
     /// Another offer is needed once the answer in flight is in.
     again: bool,
     queued_candidates: Vec<Candidate>,
-    /// Channel tasks running, and where they say they ended.
-    live_channels: usize,
-    channel_ended: mpsc::UnboundedSender<()>,
 }
 
 async fn run(shared: Arc<Shared>, key: SlaveKey, slave: u32, mut inputs: mpsc::UnboundedReceiver<SessionInput>) {
-    let (signal_tx, signals) = mpsc::unbounded_channel();
-    let pc = match Box::pin(build_peer(&shared, signal_tx)).await {
-        Ok(pc) => pc,
+    let (command_tx, mut commands) = mpsc::unbounded_channel();
+    let settings = &shared.settings;
+    let stun_servers =
+        crate::transport::reflexive::resolve(&settings.ice_servers, settings.signalling_timeout, "the client").await;
+    let timing = PeerTiming {
+        // The slave's defaults: a vanished slave's connection fails in 15 s.
+        silence: crate::slave::DEFAULT_ICE_DISCONNECTED_TIMEOUT + crate::slave::DEFAULT_ICE_FAILED_TIMEOUT,
+        open_within: settings.signalling_timeout,
+    };
+    let peer = match Peer::new(&shared.crypto, &shared.announced, stun_servers, timing, command_tx, slave) {
+        Ok(peer) => peer,
         Err(e) => {
-            tracing::warn!(slave, "cannot create a peer connection: {e}");
+            tracing::warn!(slave, "cannot open a socket for the connection: {e}");
             // Every channel asked for so far fails with the reason.
             let reason = e.to_string();
             inputs.close();
             while let Ok(input) = inputs.try_recv() {
                 if let SessionInput::Create { reply, .. } = input {
-                    let _ = reply.send(Err(ClientError::WebRtc(webrtc::error::Error::Other(reason.clone()))));
+                    let _ = reply.send(Err(ClientError::Peer(format!("cannot open a socket: {reason}"))));
                 }
             }
             forget(&shared, key);
             return;
         }
     };
-    let (channel_ended, mut channels_ended) = mpsc::unbounded_channel();
     let mut session = Session {
         shared: shared.clone(),
         key,
         slave,
-        pc,
-        signals,
+        peer,
+        offer_sdp: String::new(),
+        pending_offer: None,
         mid: "0".into(),
         specs: Vec::new(),
         next_stream_id: FIRST_NEGOTIATED_STREAM_ID,
@@ -314,21 +243,53 @@ async fn run(shared: Arc<Shared>, key: SlaveKey, slave: u32, mut inputs: mpsc::U
         remote_set: false,
         again: false,
         queued_candidates: Vec::new(),
-        live_channels: 0,
-        channel_ended,
     };
     let shutdown = shared.shutdown.clone();
     loop {
+        let news = session.peer.turn().await;
+        for candidate in news.candidates {
+            session.trickle(candidate.to_sdp_string());
+        }
+        if let Some(why) = session.peer.ended() {
+            tracing::debug!(slave, "connection ended: {why}");
+            break;
+        }
+        // As on the slave (which releases a peer whose channels are all
+        // closed): a connection with no channel left and none coming is of
+        // no use; the next channel connects afresh. This is also how a slave
+        // that closed its channels is noticed at once.
+        if news.channel_closed && session.peer.channel_count() == 0 && session.unconfirmed.is_empty() {
+            break;
+        }
+        let wake = tokio::time::Instant::from_std(session.peer.wake_at());
         let answer_due = session.answer_due;
         let keep_going = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => false,
+            readable = session.peer.readable() => {
+                if readable.is_ok() {
+                    session.peer.read();
+                }
+                true
+            }
+            command = commands.recv() => {
+                // The peer keeps a sender: this never ends while it lives.
+                if let Some(command) = command {
+                    session.peer.command(command);
+                    for _ in 1..COMMAND_BATCH {
+                        match commands.try_recv() {
+                            Ok(command) => session.peer.command(command),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                true
+            }
             input = inputs.recv() => match input {
-                Some(input) => session.take(input).await,
+                Some(input) => session.take(input),
                 None => false,
             },
-            signal = session.signals.recv() => match signal {
-                Some(signal) => session.signal(signal),
-                None => false,
-            },
+            _ = tokio::time::sleep_until(wake) => true,
             _ = async { tokio::time::sleep_until(answer_due.expect("armed")).await }, if answer_due.is_some() => {
                 let after = shared.settings.signalling_timeout;
                 tracing::debug!(slave, "no answer within {after:?}");
@@ -336,15 +297,6 @@ async fn run(shared: Arc<Shared>, key: SlaveKey, slave: u32, mut inputs: mpsc::U
                 session.fail_offered(|| ClientError::Timeout { what: "the slave's answer", after });
                 session.remote_set
             }
-            Some(()) = channels_ended.recv() => {
-                // As on the slave (which releases a peer whose channels are all
-                // closed): a connection with no channel left and none coming is
-                // of no use; the next channel connects afresh. This is also how
-                // a slave that closed the connection is noticed at once.
-                session.live_channels -= 1;
-                session.live_channels > 0 || !session.unconfirmed.is_empty()
-            }
-            _ = shutdown.cancelled() => false,
         };
         if !keep_going {
             break;
@@ -359,7 +311,7 @@ async fn run(shared: Arc<Shared>, key: SlaveKey, slave: u32, mut inputs: mpsc::U
             let _ = reply.send(Err(ClientError::ConnectionClosed { slave }));
         }
     }
-    let _ = session.pc.close().await;
+    session.peer.close();
     tracing::debug!(slave, "connection to the slave closed");
 }
 
@@ -374,14 +326,14 @@ fn forget(shared: &Shared, key: SlaveKey) {
 
 impl Session {
     /// Handles one input; false ends the session.
-    async fn take(&mut self, input: SessionInput) -> bool {
+    fn take(&mut self, input: SessionInput) -> bool {
         match input {
-            SessionInput::Create { label, options, reply } => self.create(label, options, reply).await,
+            SessionInput::Create { label, options, reply } => self.create(label, options, reply),
             SessionInput::Close => false,
-            SessionInput::Answer(sdp) => self.answer(sdp).await,
+            SessionInput::Answer(sdp) => self.answer(sdp),
             SessionInput::Candidate(Some(candidate)) if !candidate.candidate.is_empty() => {
                 if self.remote_set {
-                    self.add_candidate(candidate).await;
+                    self.peer.add_remote_candidate(&candidate.candidate);
                 } else {
                     self.queued_candidates.push(candidate);
                 }
@@ -392,83 +344,62 @@ impl Session {
         }
     }
 
-    async fn create(&mut self, label: String, options: ChannelOptions, reply: OpenReply) -> bool {
+    fn create(&mut self, label: String, options: ChannelOptions, reply: OpenReply) -> bool {
         let negotiate = options.is_unreliable() && self.negotiated_support != Some(false);
         let stream_id = negotiate.then(|| {
             let id = self.next_stream_id;
             self.next_stream_id = self.next_stream_id.saturating_add(1);
             id
         });
-        let dc = match self.pc.create_data_channel(&label, Some(options.to_init(stream_id))).await {
-            Ok(dc) => dc,
-            Err(e) => {
-                let _ = reply.send(Err(e.into()));
-                return true;
-            }
-        };
         if let Some(id) = stream_id {
             self.specs.push(channel_attribute(id, &label, &options));
         }
         // An in-band channel on an established connection opens by itself.
         if stream_id.is_none() && self.remote_set {
-            self.spawn_channel(dc, label, options, reply);
+            let rtc_id = self.peer.add_channel(options.to_config(&label, None));
+            self.expect(rtc_id, label, options, reply);
             return true;
         }
-        self.unconfirmed.push(Unconfirmed { stream_id, dc, label, options, reply, offered: false });
+        self.unconfirmed.push(Unconfirmed { stream_id, rtc_id: None, label, options, reply, offered: false });
         if self.answer_due.is_some() {
             self.again = true;
             return true;
         }
-        self.offer().await
+        self.offer()
     }
 
-    fn spawn_channel(&mut self, dc: Arc<dyn RtcDataChannel>, label: String, options: ChannelOptions, reply: OpenReply) {
-        let within = self.shared.settings.signalling_timeout;
-        self.live_channels += 1;
-        let ended = self.channel_ended.clone();
-        self.shared.spawn_guarded(channel::run(dc, label, options, reply, within, self.slave, ended));
+    fn expect(&mut self, rtc_id: ChannelId, label: String, options: ChannelOptions, reply: OpenReply) {
+        let open_by = Instant::now() + self.shared.settings.signalling_timeout;
+        self.peer.expect(rtc_id, label, options, reply, open_by);
     }
 
     /// Sends an offer listing every negotiated channel; false ends the session.
-    async fn offer(&mut self) -> bool {
-        match self.try_offer().await {
+    fn offer(&mut self) -> bool {
+        match self.try_offer() {
             Ok(()) => true,
             Err(e) => {
                 tracing::debug!(slave = self.slave, "offer not sent: {e}");
                 let reason = e.to_string();
                 let mut first = Some(e);
                 // The first waiting channel gets the error itself, the others its text.
-                self.fail_pending(|| {
-                    first.take().unwrap_or_else(|| ClientError::WebRtc(webrtc::error::Error::Other(reason.clone())))
-                });
+                self.fail_pending(|| first.take().unwrap_or_else(|| ClientError::Peer(reason.clone())));
                 self.remote_set
             }
         }
     }
 
-    async fn try_offer(&mut self) -> Result<(), ClientError> {
-        let first = !self.remote_set;
-        let offer = self.pc.create_offer(None).await?;
-        let mut sdp = offer.sdp.clone();
-        self.pc.set_local_description(offer).await?;
-        if first {
+    fn try_offer(&mut self) -> Result<(), ClientError> {
+        if !self.remote_set && self.pending_offer.is_none() {
+            let configs = self.unconfirmed.iter().map(|u| u.options.to_config(&u.label, u.stream_id)).collect();
+            let (sdp, pending, ids) = self.peer.offer(configs)?;
+            for (waiting, id) in self.unconfirmed.iter_mut().zip(ids) {
+                waiting.rtc_id = Some(id);
+            }
             self.mid = first_mid(&sdp);
-            let deadline = tokio::time::sleep(GATHER_WAIT);
-            tokio::pin!(deadline);
-            loop {
-                tokio::select! {
-                    signal = self.signals.recv() => match signal {
-                        Some(Signal::GatheringComplete) | None => break,
-                        // In the description read below.
-                        Some(_) => {}
-                    },
-                    _ = &mut deadline => break,
-                }
-            }
-            if let Some(description) = self.pc.local_description().await {
-                sdp = description.sdp;
-            }
+            self.offer_sdp = sdp;
+            self.pending_offer = Some(pending);
         }
+        let mut sdp = self.offer_sdp.clone();
         if !sdp.ends_with('\n') {
             sdp.push_str("\r\n");
         }
@@ -483,21 +414,20 @@ impl Session {
         Ok(())
     }
 
-    async fn answer(&mut self, sdp: String) -> bool {
+    fn answer(&mut self, sdp: String) -> bool {
         if self.answer_due.take().is_none() {
             tracing::debug!(slave = self.slave, "answer with no offer in flight dropped");
             return true;
         }
         let supported = sdp.contains(SUPPORT_LINE);
-        let applied = match RTCSessionDescription::answer(sdp) {
-            Ok(description) => self.pc.set_remote_description(description).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = applied {
-            tracing::debug!(slave = self.slave, "unusable answer: {e}");
-            let reason = e.to_string();
-            self.fail_offered(|| ClientError::WebRtc(webrtc::error::Error::Other(reason.clone())));
-            return self.remote_set;
+        // A renegotiation's answer only confirms the channels it lists.
+        if let Some(pending) = self.pending_offer.take() {
+            if let Err(e) = self.peer.accept_answer(pending, &sdp) {
+                tracing::debug!(slave = self.slave, "unusable answer: {e}");
+                let reason = e.to_string();
+                self.fail_offered(|| ClientError::Peer(format!("unusable answer: {reason}")));
+                return false;
+            }
         }
         self.remote_set = true;
         self.negotiated_support = Some(supported);
@@ -507,44 +437,40 @@ impl Session {
             std::mem::take(&mut self.unconfirmed).into_iter().partition(|u| u.offered || !supported || u.stream_id.is_none());
         self.unconfirmed = waiting;
         for channel in answered {
-            if channel.stream_id.is_some() && !supported {
+            let rtc_id = match (channel.rtc_id, channel.stream_id) {
                 // A slave that does not know negotiated channels (0.9.0): in-band instead.
-                let _ = channel.dc.close().await;
-                let in_band = channel.options.to_init(None);
-                match self.pc.create_data_channel(&channel.label, Some(in_band)).await {
-                    Ok(dc) => self.spawn_channel(dc, channel.label, channel.options, channel.reply),
-                    Err(e) => {
-                        let _ = channel.reply.send(Err(e.into()));
-                    }
+                (Some(negotiated), Some(_)) if !supported => {
+                    self.peer.drop_channel(negotiated);
+                    self.peer.add_channel(channel.options.to_config(&channel.label, None))
                 }
-            } else {
-                self.spawn_channel(channel.dc, channel.label, channel.options, channel.reply);
-            }
+                (Some(id), _) => id,
+                (None, stream_id) => {
+                    let stream_id = stream_id.filter(|_| supported);
+                    self.peer.add_channel(channel.options.to_config(&channel.label, stream_id))
+                }
+            };
+            self.expect(rtc_id, channel.label, channel.options, channel.reply);
         }
         if !supported {
             self.specs.clear();
         }
         for candidate in std::mem::take(&mut self.queued_candidates) {
-            self.add_candidate(candidate).await;
+            self.peer.add_remote_candidate(&candidate.candidate);
         }
         // A 0.9.0 slave makes a new connection for every offer: never send it a second one.
         let again = std::mem::take(&mut self.again) || !self.unconfirmed.is_empty();
         if again && supported {
-            return self.offer().await;
+            return self.offer();
         }
         true
     }
 
-    async fn add_candidate(&self, c: Candidate) {
-        let init = RTCIceCandidateInit {
-            candidate: c.candidate,
-            sdp_mid: Some(c.sdp_mid),
-            sdp_mline_index: Some(c.sdp_m_line_index),
-            ..Default::default()
-        };
-        if let Err(e) = self.pc.add_ice_candidate(init).await {
-            tracing::debug!(slave = self.slave, "remote candidate refused: {e}");
-        }
+    /// Trickles one of our candidates to the slave.
+    fn trickle(&self, candidate: String) {
+        let candidate = Candidate { sdp_mid: self.mid.clone(), sdp_m_line_index: 0, candidate };
+        let _ = self
+            .shared
+            .send_to_slave(self.key, |id| Message::IceCandidateToSlave(IceCandidate { id, candidate: Some(candidate) }));
     }
 
     /// The offer in flight was refused. On an established connection only the
@@ -564,32 +490,8 @@ impl Session {
                 self.specs.retain(|spec| !spec.starts_with(&attribute));
             }
             let _ = channel.reply.send(Err(ClientError::Rejected { slave }));
-            let dc = channel.dc;
-            self.shared.spawn_guarded(async move {
-                let _ = dc.close().await;
-            });
         }
         true
-    }
-
-    fn signal(&mut self, signal: Signal) -> bool {
-        match signal {
-            Signal::Candidate(init) => {
-                // The end-of-candidates marker is not sent: 0.9.0 slaves cannot take it.
-                if !init.candidate.is_empty() {
-                    let candidate = Candidate { sdp_mid: self.mid.clone(), sdp_m_line_index: 0, candidate: init.candidate };
-                    let _ = self.shared.send_to_slave(self.key, |id| {
-                        Message::IceCandidateToSlave(IceCandidate { id, candidate: Some(candidate) })
-                    });
-                }
-                true
-            }
-            Signal::GatheringComplete => true,
-            Signal::State(state) => {
-                tracing::debug!(slave = self.slave, %state, "peer connection state");
-                !matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)
-            }
-        }
     }
 
     /// Fails the channels the offer in flight carried.

@@ -13,7 +13,6 @@
 //! doc/performance.md.
 
 mod link;
-mod reflexive;
 mod rtc_peer;
 mod shard;
 mod socket;
@@ -142,7 +141,7 @@ impl Engine {
     /// Binds the shards' sockets. With a port range, a port in use is
     /// skipped for the next one of the range.
     pub(crate) fn bind(config: &SlaveConfig) -> io::Result<(Engine, Bound)> {
-        let announced = rtc_peer::host_addresses(&config.ice_addresses);
+        let announced = crate::transport::host::host_addresses(&config.ice_addresses);
         let bind_ip = socket::bind_address(&config.ice_addresses, &announced);
         let wanted = shard_ports(config);
         let mut candidates: Box<dyn Iterator<Item = u16>> = match config.port_range {
@@ -209,7 +208,7 @@ impl Engine {
 impl Bound {
     /// Starts the shard tasks; each asks `stun_servers` for its reflexive address.
     pub(crate) fn start(self, shared: &Arc<SlaveShared>, stun_servers: &[SocketAddr]) {
-        let crypto = rtc_peer::SharedCrypto::new();
+        let crypto = crate::transport::SharedCrypto::new();
         for bound in self.shards {
             let ipv4_only = bound.socket.local_addr().is_ok_and(|a| a.is_ipv4());
             let servers = stun_servers.iter().filter(|s| s.is_ipv4() || !ipv4_only).copied().collect();
@@ -230,24 +229,5 @@ impl Bound {
 /// The UDP addresses of the STUN (and TURN) servers of `config`, resolved
 /// within `connect_timeout`; a server that cannot be resolved is skipped.
 pub(crate) async fn stun_servers(config: &SlaveConfig) -> Vec<SocketAddr> {
-    let mut out = Vec::new();
-    for url in config.ice_servers.iter().flat_map(|s| &s.urls) {
-        let Some(server) = reflexive::udp_server(url) else {
-            tracing::warn!(url, "ICE server skipped: the slave asks STUN servers over UDP only");
-            continue;
-        };
-        let resolved = tokio::time::timeout(config.connect_timeout, tokio::net::lookup_host(server.as_str())).await;
-        match resolved {
-            Ok(Ok(found)) => {
-                for addr in found {
-                    if !out.contains(&addr) {
-                        out.push(addr);
-                    }
-                }
-            }
-            Ok(Err(e)) => tracing::warn!(url, "ICE server skipped: {e}"),
-            Err(_) => tracing::warn!(url, "ICE server skipped: not resolved in time"),
-        }
-    }
-    out
+    crate::transport::reflexive::resolve(&config.ice_servers, config.connect_timeout, "the slave").await
 }

@@ -1,133 +1,25 @@
-//! Making one str0m peer connection (an `Rtc`): its settings, its host
-//! candidates (the shard's socket), the answer to an offer and the negotiated
-//! channels it lists.
+//! Making one str0m peer connection (an `Rtc`) of the slave: its settings,
+//! its host candidates (the shard's socket), the answer to an offer and the
+//! negotiated channels it lists.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use str0m::change::SdpOffer;
 use str0m::channel::{ChannelConfig, ChannelId, Reliability};
-use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::{Candidate, Output, Rtc, RtcConfig, RtcError};
+
+use crate::transport::{settle, SharedCrypto};
 
 use crate::slave::channel::ChannelInfo;
 use crate::slave::{nat, negotiated, SlaveConfig};
-
-/// The addresses a shard announces for `ice_addresses`: each named one, and
-/// for a wildcard every address of that family on the host's interfaces,
-/// loopback and link-local ones excepted (name those to use them).
-pub(super) fn host_addresses(ice_addresses: &[IpAddr]) -> Vec<IpAddr> {
-    expand(ice_addresses, &interface_addresses())
-}
-
-/// [`host_addresses`] with the interfaces' addresses given. A wildcard on a
-/// host with no other address of its family (a container, CI, a laptop
-/// offline) stands for loopback, as 0.9.0's libwebrtc did: announcing
-/// nothing, or `0.0.0.0`, leaves browsers nothing to reach. An IPv4 wildcard
-/// (the default) then announces `::1` too where the host has it, as 0.9.0 did.
-fn expand(ice_addresses: &[IpAddr], interfaces: &[IpAddr]) -> Vec<IpAddr> {
-    fn push(ip: IpAddr, out: &mut Vec<IpAddr>) {
-        if !out.contains(&ip) {
-            out.push(ip);
-        }
-    }
-    let mut out = Vec::new();
-    for ip in ice_addresses {
-        if !ip.is_unspecified() {
-            push(*ip, &mut out);
-            continue;
-        }
-        let outside: Vec<IpAddr> = interfaces
-            .iter()
-            .filter(|found| found.is_ipv4() == ip.is_ipv4() && !found.is_loopback() && !is_link_local(found))
-            .copied()
-            .collect();
-        if !outside.is_empty() {
-            outside.into_iter().for_each(|found| push(found, &mut out));
-        } else if ip.is_ipv4() {
-            push(Ipv4Addr::LOCALHOST.into(), &mut out);
-            if interfaces.contains(&Ipv6Addr::LOCALHOST.into()) {
-                push(Ipv6Addr::LOCALHOST.into(), &mut out);
-            }
-        } else {
-            push(Ipv6Addr::LOCALHOST.into(), &mut out);
-        }
-    }
-    out
-}
-
-fn is_link_local(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
-    }
-}
-
-fn interface_addresses() -> Vec<IpAddr> {
-    #[cfg(target_os = "linux")]
-    {
-        let Ok(interfaces) = nix::ifaddrs::getifaddrs() else { return Vec::new() };
-        interfaces
-            .filter_map(|i| i.address)
-            .filter_map(|a| {
-                if let Some(v4) = a.as_sockaddr_in() {
-                    Some(IpAddr::V4(v4.ip()))
-                } else {
-                    a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
-                }
-            })
-            .collect()
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        Vec::new()
-    }
-}
-
-/// What every peer of the slave shares: its crypto (str0m's `rust-crypto`
-/// backend: no system library to install) and its DTLS certificate
-/// (str0m makes one per peer otherwise: a key generation per connection,
-/// 48 ms measured).
-#[derive(Clone)]
-pub(super) struct SharedCrypto {
-    provider: Arc<CryptoProvider>,
-    certificate: Option<DtlsCert>,
-}
-
-impl SharedCrypto {
-    pub(super) fn new() -> Self {
-        let provider = str0m::crypto::from_feature_flags();
-        let certificate = provider.dtls_provider.generate_certificate();
-        if certificate.is_none() {
-            // Each peer connection then makes its own.
-            tracing::warn!("cannot make the slave's DTLS certificate");
-        }
-        SharedCrypto { provider: Arc::new(provider), certificate }
-    }
-}
 
 /// Bytes str0m may buffer for sending over all channels of a connection.
 /// Each channel keeps its own bound (the shard's `SCTP_SEND_BUFFER`); this
 /// only has to hold the largest message on top of those. A message larger
 /// than this can never be written (the shard refuses it).
 pub(super) const SCTP_BUFFER: usize = crate::slave::config::MAX_MAX_MESSAGE_SIZE + 512 * 1024;
-
-/// Drains what the last mutation of `rtc` produced into `pending`, up to its
-/// next timeout, which it returns. str0m's one contract: every mutation
-/// (an input, a write, a negotiation step, a candidate) is followed by a
-/// full drain of `poll_output` before the next one; skipping it loses
-/// datagrams (dimpl keeps 30 received DTLS records, and hands them on only
-/// when polled).
-pub(super) fn settle(rtc: &mut Rtc, pending: &mut Vec<Output>) -> Result<Instant, RtcError> {
-    loop {
-        match rtc.poll_output()? {
-            Output::Timeout(at) => return Ok(at),
-            output => pending.push(output),
-        }
-    }
-}
 
 /// What every peer of a shard is built with.
 pub(super) struct PeerTemplate {
@@ -142,15 +34,11 @@ pub(super) struct PeerTemplate {
 
 impl PeerTemplate {
     pub(super) fn new(announced: &[IpAddr], port: u16, crypto: SharedCrypto) -> Self {
-        let SharedCrypto { provider, certificate } = crypto;
-        let mut rtc_config = RtcConfig::new()
-            .set_crypto_provider(provider)
+        let rtc_config = crypto
+            .rtc_config()
             // Data channels only: no codec to offer or accept.
             .clear_codecs()
             .set_sctp_max_buffered_amount(SCTP_BUFFER);
-        if let Some(certificate) = certificate {
-            rtc_config = rtc_config.set_dtls_cert(certificate);
-        }
         let hosts: Vec<SocketAddr> = announced.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
         let candidates = hosts
             .iter()
@@ -305,26 +193,4 @@ fn with_max_message_size(sdp: &str, max_message_size: usize) -> String {
         out.push_str("\r\n");
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::expand;
-    use std::net::IpAddr;
-
-    fn ips(list: &[&str]) -> Vec<IpAddr> {
-        list.iter().map(|a| a.parse().unwrap()).collect()
-    }
-
-    #[test]
-    fn a_wildcard_is_every_outside_address_or_else_loopback() {
-        let host = ips(&["127.0.0.1", "10.1.2.3", "169.254.1.1", "::1", "fe80::1"]);
-        assert_eq!(expand(&ips(&["0.0.0.0"]), &host), ips(&["10.1.2.3"]));
-        // Loopback only: 0.9.0 announced 127.0.0.1 and ::1 there too.
-        assert_eq!(expand(&ips(&["0.0.0.0"]), &ips(&["127.0.0.1", "::1"])), ips(&["127.0.0.1", "::1"]));
-        assert_eq!(expand(&ips(&["0.0.0.0"]), &ips(&["127.0.0.1"])), ips(&["127.0.0.1"]));
-        assert_eq!(expand(&ips(&["0.0.0.0", "::"]), &ips(&["127.0.0.1", "::1"])), ips(&["127.0.0.1", "::1"]));
-        assert_eq!(expand(&ips(&["::"]), &host), ips(&["::1"]));
-        assert_eq!(expand(&ips(&["127.0.0.1", "10.1.2.3"]), &host), ips(&["127.0.0.1", "10.1.2.3"]));
-    }
 }

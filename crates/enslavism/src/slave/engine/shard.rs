@@ -20,14 +20,15 @@ use str0m::{Candidate, Event, Input, Output, Rtc, RtcError};
 use tokio::sync::{mpsc, oneshot};
 
 use super::link::LinkFigures;
-use super::reflexive::Reflexive;
-use super::rtc_peer::{self, settle, PeerTemplate, SharedCrypto, SCTP_BUFFER};
+use super::rtc_peer::{self, PeerTemplate, SCTP_BUFFER};
 use super::socket::{Backlog, ShardSocket};
 use super::{AnswerError, Command, OpenPeer, PeerKey};
 use crate::slave::channel::{ChannelCounters, ChannelHandle, ChannelInfo, LOW_THRESHOLD_DISARMED, SEND_QUEUE_LIMIT};
 use crate::slave::stats::{PeerStats, ShardStats, Traffic};
 use crate::slave::stun_username::binding_request_ufrag;
 use crate::slave::{ChannelId, SlaveEvent, SlaveShared};
+use crate::transport::reflexive::Reflexive;
+use crate::transport::{settle, SharedCrypto};
 
 /// How long a peer with no channel left waits for the browser to open another.
 const PEER_IDLE_GRACE: Duration = Duration::from_secs(1);

@@ -1,12 +1,13 @@
-//! The shard's server-reflexive address: what a STUN server sees of the
-//! shard's socket from outside a NAT, announced as an `srflx` candidate.
+//! A server-reflexive address: what a STUN server sees of a socket (a
+//! shard's, a client connection's) from outside a NAT, announced as an `srflx` candidate.
 //!
-//! Asked once per shard, not per peer: every peer of a shard shares its
-//! socket, so they share its mapping too.
+//! A shard asks once for all its peers (they share its socket, so they
+//! share its mapping too); a client connection asks for its own socket.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::slave::IceServer;
 use rtc::stun::message::{Getter, Message, TransactionId, BINDING_REQUEST, BINDING_SUCCESS};
 use rtc::stun::xoraddr::XorMappedAddress;
 
@@ -38,8 +39,34 @@ pub(crate) fn udp_server(url: &str) -> Option<String> {
     Some(if has_port { authority.to_owned() } else { format!("{authority}:3478") })
 }
 
-/// The STUN client of one shard.
-pub(super) struct Reflexive {
+/// The UDP addresses of `servers`' STUN (and TURN) URLs, each resolved
+/// within `limit`; a server that cannot be resolved, or is reachable only
+/// over TCP or TLS, is skipped with a warning naming `who`.
+pub(crate) async fn resolve(servers: &[IceServer], limit: Duration, who: &str) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for url in servers.iter().flat_map(|s| &s.urls) {
+        let Some(server) = udp_server(url) else {
+            tracing::warn!(url, "ICE server skipped: {who} asks STUN servers over UDP only");
+            continue;
+        };
+        let resolved = tokio::time::timeout(limit, tokio::net::lookup_host(server.as_str())).await;
+        match resolved {
+            Ok(Ok(found)) => {
+                for addr in found {
+                    if !out.contains(&addr) {
+                        out.push(addr);
+                    }
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(url, "ICE server skipped: {e}"),
+            Err(_) => tracing::warn!(url, "ICE server skipped: not resolved in time"),
+        }
+    }
+    out
+}
+
+/// The STUN client of one socket.
+pub(crate) struct Reflexive {
     servers: Vec<SocketAddr>,
     /// The requests of the current attempt.
     pending: Vec<(TransactionId, SocketAddr)>,
@@ -48,17 +75,17 @@ pub(super) struct Reflexive {
 }
 
 impl Reflexive {
-    pub(super) fn new(servers: Vec<SocketAddr>, now: Instant) -> Self {
+    pub(crate) fn new(servers: Vec<SocketAddr>, now: Instant) -> Self {
         let next = (!servers.is_empty()).then_some(now);
         Reflexive { servers, pending: Vec::new(), attempt: 0, next }
     }
 
-    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.next
     }
 
     /// Sends what is due through `send(to, datagram)`.
-    pub(super) fn handle_timeout(&mut self, now: Instant, mut send: impl FnMut(SocketAddr, &[u8])) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant, mut send: impl FnMut(SocketAddr, &[u8])) {
         if self.next.is_none_or(|at| at > now) {
             return;
         }
@@ -82,7 +109,7 @@ impl Reflexive {
 
     /// Looks at a datagram from `from`; returns the mapped address if it is
     /// the answer to one of our requests.
-    pub(super) fn handle_response(&mut self, from: SocketAddr, datagram: &[u8], now: Instant) -> Option<SocketAddr> {
+    pub(crate) fn handle_response(&mut self, from: SocketAddr, datagram: &[u8], now: Instant) -> Option<SocketAddr> {
         if !self.servers.contains(&from) {
             return None;
         }

@@ -1,0 +1,58 @@
+//! What the slave's shards and the client's connections share to drive
+//! str0m: host addresses, one crypto and certificate, the drain of str0m's
+//! output, and asking STUN servers for a server-reflexive address.
+
+pub(crate) mod host;
+pub(crate) mod reflexive;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use str0m::config::{CryptoProvider, DtlsCert};
+use str0m::{Output, Rtc, RtcConfig, RtcError};
+
+/// What every peer connection of a slave (or of a client) shares: its crypto (str0m's `rust-crypto`
+/// backend: no system library to install) and its DTLS certificate
+/// (str0m makes one per peer otherwise: a key generation per connection,
+/// 48 ms measured).
+#[derive(Clone)]
+pub(crate) struct SharedCrypto {
+    provider: Arc<CryptoProvider>,
+    certificate: Option<DtlsCert>,
+}
+
+impl SharedCrypto {
+    pub(crate) fn new() -> Self {
+        let provider = str0m::crypto::from_feature_flags();
+        let certificate = provider.dtls_provider.generate_certificate();
+        if certificate.is_none() {
+            // Each peer connection then makes its own.
+            tracing::warn!("cannot make a shared DTLS certificate");
+        }
+        SharedCrypto { provider: Arc::new(provider), certificate }
+    }
+
+    /// str0m's settings with this crypto and certificate.
+    pub(crate) fn rtc_config(&self) -> RtcConfig {
+        let config = RtcConfig::new().set_crypto_provider(self.provider.clone());
+        match &self.certificate {
+            Some(certificate) => config.set_dtls_cert(certificate.clone()),
+            None => config,
+        }
+    }
+}
+
+/// Drains what the last mutation of `rtc` produced into `pending`, up to its
+/// next timeout, which it returns. str0m's one contract: every mutation
+/// (an input, a write, a negotiation step, a candidate) is followed by a
+/// full drain of `poll_output` before the next one; skipping it loses
+/// datagrams (dimpl keeps 30 received DTLS records, and hands them on only
+/// when polled).
+pub(crate) fn settle(rtc: &mut Rtc, pending: &mut Vec<Output>) -> Result<Instant, RtcError> {
+    loop {
+        match rtc.poll_output()? {
+            Output::Timeout(at) => return Ok(at),
+            output => pending.push(output),
+        }
+    }
+}
