@@ -525,7 +525,7 @@ export declare class DataChannel extends EventEmitter {
 	readonly negotiated: boolean;
 	/** `'open'` when announced, then `'closing'`, `'closed'`. */
 	readonly readyState: 'connecting' | 'open' | 'closing' | 'closed';
-	/** Bytes queued for sending and not yet handed to the transport. */
+	/** Bytes given to `send()` that SCTP has not delivered yet (acknowledged by the peer, or given up on). */
 	readonly bufferedAmount: number;
 	/**
 	 * `bufferedamountlow` fires when `bufferedAmount` falls to this many bytes
@@ -609,7 +609,7 @@ export declare class ClientConnection extends EventEmitter {
 
 /**
  * A game server: registers with a master and accepts WebRTC data channels from
- * browsers (webrtc-rs in Rust).
+ * browsers (str0m in Rust).
  *
  * `new Slave(masterWsUrl, userData[, authData[, options]])` returns a **Promise**
  * of the Slave, as in 0.9.0: it resolves once connected and registered, and
@@ -702,9 +702,15 @@ export declare const Slave: SlaveConstructor;
 
 /** Options of a Node {@link MasterConnection}. Every field is optional. */
 export interface MasterConnectionOptions {
-	/** Local IP addresses the peer connections bind. Default `['0.0.0.0']` (every non-loopback IPv4 interface). */
+	/**
+	 * Local IP addresses the peer connections bind. Default `['0.0.0.0']` (every non-loopback IPv4 interface).
+	 * Each connection uses the IPv4 ones when there are any, else the IPv6 ones.
+	 */
 	iceAddresses?: string[];
-	/** STUN/TURN servers for every connection to a slave. Default none. */
+	/**
+	 * STUN servers (`stun:`/`turn:` URLs over UDP) each connection asks for its server-reflexive
+	 * address, trickled to the slave. The native client does not relay through TURN. Default none.
+	 */
 	iceServers?: IceServer[];
 	/** Sent as cookies with the WebSocket handshake (what `clientauth` gets). */
 	authData?: AuthData;

@@ -409,7 +409,8 @@ impl NativeMasterConnection {
         })
     }
 
-    /// Bytes queued on a channel and not yet handed to SCTP.
+    /// Bytes sent on a channel that the slave has not acknowledged yet
+    /// (queued, or in SCTP).
     #[napi]
     pub fn buffered_amount(&self, channel: i64) -> u32 {
         self.channel(channel).map_or(0, |s| u32::try_from(s.buffered_amount()).unwrap_or(u32::MAX))

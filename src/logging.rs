@@ -1,5 +1,5 @@
-//! The engine's logs (`tracing`, and webrtc-rs' `log` records through the
-//! tracing-log bridge): on stderr when `ENSLAVISM_LOG` holds a filter, and
+//! The engine's logs (`tracing`, and the `log` records of str0m's DTLS and
+//! SCTP crates through the tracing-log bridge): on stderr when `ENSLAVISM_LOG` holds a filter, and
 //! to the application's logger once `setLogger` gave one. Quiet otherwise:
 //! nothing is installed, so a log call costs a level check.
 //!
@@ -75,7 +75,7 @@ fn install(filter: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// webrtc-rs logs through the `log` crate: its records reach us only up to
+/// dimpl and sctp-proto log through the `log` crate: their records reach us only up to
 /// `log`'s own maximum level, which the bridge sets once at installation.
 fn set_log_max_level(filter: &EnvFilter) {
     let level = match filter.max_level_hint() {

@@ -142,9 +142,9 @@ pub struct NativeConnectionStats {
     pub transport_bytes_in: f64,
     /// Bytes of the datagrams sent.
     pub transport_bytes_out: f64,
-    /// Not available from webrtc-rs 0.21.1: null.
+    /// Not counted by the engine: null.
     pub packets_lost: Option<f64>,
-    /// Not available from webrtc-rs 0.21.1: null.
+    /// Not counted by the engine: null.
     pub retransmissions: Option<f64>,
     /// The pair ICE selected (null before).
     pub selected_candidate_pair: Option<NativeCandidatePair>,

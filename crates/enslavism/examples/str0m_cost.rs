@@ -1,5 +1,6 @@
-//! The measure of `rtc_cost.rs`, on str0m (the slave engine's stack, with
-//! its `rust-crypto` backend): K pairs of str0m `Rtc`s wired to each other
+//! What the WebRTC stack alone costs (str0m, the slave's and the native
+//! client's, with its `rust-crypto` backend; `rtc_cost.rs`, its counterpart
+//! for webrtc-rs's `rtc`, is in the history): K pairs of str0m `Rtc`s wired to each other
 //! in memory on one thread, playing the same game with the same harness
 //! (`support/pair_game.rs`); prints the CPU each side's calls take per
 //! message and the heap each end holds, as one JSON line.
@@ -7,7 +8,7 @@
 //!     cargo run --release --example str0m_cost -- --pairs 200 --seconds 10 [--unreliable]
 //!
 //! `--unreliable` opens the channel in-band (DCEP), unordered, with no
-//! retransmission; rtc_cost negotiates it (the slave's way).
+//! retransmission; rtc_cost negotiated it (the slave's way).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -11,7 +11,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::master::handshake;
 use crate::proto::Message;
-use crate::slave::{negotiated, peer, stun_username};
+use crate::slave::{negotiated, peer};
+use crate::transport::stun;
 
 /// The wire format: decode, and a decoded message encodes to a frame that
 /// decodes to the same message.
@@ -76,7 +77,7 @@ pub fn ice_datagrams(mut data: &[u8]) {
         datagrams.push(&data[3..3 + len]);
         data = &data[3 + len..];
     }
-    stun_username::read_usernames(&datagrams);
+    stun::read_usernames(&datagrams);
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {

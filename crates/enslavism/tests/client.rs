@@ -39,14 +39,20 @@ impl SlaveHooks for Hooks {
     }
 }
 
-/// A slave on loopback that echoes every message and records its channels.
-async fn echo_slave(url: &str, user_data: &str, accept: bool) -> (Arc<Slave>, Arc<Mutex<Vec<ChannelInfo>>>) {
+/// A slave on loopback that echoes every message and records its channels;
+/// the receiver gets each closed connection's client id.
+async fn echo_slave(
+    url: &str,
+    user_data: &str,
+    accept: bool,
+) -> (Arc<Slave>, Arc<Mutex<Vec<ChannelInfo>>>, mpsc::UnboundedReceiver<u32>) {
     let (events, mut rx) = mpsc::unbounded_channel();
     let config = SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()]).build().unwrap();
     let slave = Slave::builder(url).user_data(user_data).config(config).hooks(Arc::new(Hooks { accept, events }));
     let slave = Arc::new(slave.connect().await.unwrap());
     let channels = Arc::new(Mutex::new(Vec::new()));
     let (echo, seen) = (slave.clone(), channels.clone());
+    let (closed_tx, closed) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
             match event {
@@ -54,11 +60,14 @@ async fn echo_slave(url: &str, user_data: &str, accept: bool) -> (Arc<Slave>, Ar
                 SlaveEvent::Message { channel, data, is_text } => {
                     let _ = echo.send(channel, data, is_text);
                 }
+                SlaveEvent::ConnectionClose { client_id, .. } => {
+                    let _ = closed_tx.send(client_id);
+                }
                 _ => {}
             }
         }
     });
-    (slave, channels)
+    (slave, channels, closed)
 }
 
 fn client(url: &str) -> enslavism::client::MasterConnectionBuilder {
@@ -87,7 +96,7 @@ async fn master() -> (Master, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reliable_and_unreliable_channels_to_our_slave() {
     let (master, url) = master().await;
-    let (slave, channels) = echo_slave(&url, r#"{"name":"echo"}"#, true).await;
+    let (slave, channels, mut closed) = echo_slave(&url, r#"{"name":"echo"}"#, true).await;
     let (client, mut events) = client(&url).connect().await.unwrap();
     let id = first_slave(&client, &mut events).await;
     assert_eq!(client.slaves()[0].user_data, r#"{"name":"echo"}"#);
@@ -116,6 +125,10 @@ async fn reliable_and_unreliable_channels_to_our_slave() {
 
     connection.close();
     assert!(within("the channel's close", chat.recv()).await.is_none());
+    // The client says it is going (SCTP shutdown, DTLS close_notify): the
+    // slave releases the connection at once, well within the 15 s after
+    // which silence would end it.
+    within("the slave's release of the connection", closed.recv()).await.unwrap();
     client.close().await;
     slave.close().await;
     master.close().await;
@@ -124,7 +137,7 @@ async fn reliable_and_unreliable_channels_to_our_slave() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_is_a_rejection_and_unknown_ids_are_errors() {
     let (master, url) = master().await;
-    let (slave, _) = echo_slave(&url, "{}", false).await;
+    let (slave, _, _) = echo_slave(&url, "{}", false).await;
     let (client, mut events) = client(&url).connect().await.unwrap();
     let id = first_slave(&client, &mut events).await;
     let refused = within("the refusal", client.slave(id).unwrap().create_data_channel("x", ChannelOptions::reliable())).await;
@@ -143,7 +156,7 @@ async fn the_list_follows_slaves_and_survives_a_master_restart() {
     let (client, mut events) = client(&url).reconnect_max_delay(Duration::from_millis(300)).connect().await.unwrap();
     assert!(client.slaves().is_empty());
 
-    let (slave, _) = echo_slave(&url, r#"{"n":1}"#, true).await;
+    let (slave, _, _) = echo_slave(&url, r#"{"n":1}"#, true).await;
     let Some(MasterEvent::SlaveAdded(added)) = within("SlaveAdded", events.next()).await else { panic!("SlaveAdded expected") };
     assert_eq!(added.user_data, r#"{"n":1}"#);
     let connection = client.slave(added.id).unwrap();
@@ -207,7 +220,7 @@ async fn a_slave_updates_its_user_data_live_and_open_channels_stay() {
     let config = MasterConfig::builder().max_user_data_size(64).build().unwrap();
     let master = Master::bind("127.0.0.1:0".parse().unwrap(), config, Arc::new(NoHooks)).unwrap();
     let url = format!("ws://{}", master.local_addr().unwrap());
-    let (slave, _) = echo_slave(&url, r#"{"players":0}"#, true).await;
+    let (slave, _, _) = echo_slave(&url, r#"{"players":0}"#, true).await;
     let (client, mut events) = client(&url).connect().await.unwrap();
     let id = first_slave(&client, &mut events).await;
     let mut chat =

@@ -1,22 +1,21 @@
-//! The slave from Rust alone: a Rust master, a Rust slave, and a webrtc-rs
-//! peer playing the browser, speaking the wire protocol over a WebSocket to
-//! the master. Everything binds 127.0.0.1 only.
+//! The slave from Rust alone: a Rust master, a Rust slave, and a str0m
+//! peer of the test's own playing the browser (`support/browser.rs`),
+//! speaking the wire protocol over a WebSocket to the master. Everything
+//! binds 127.0.0.1 only.
+
+#[path = "support/browser.rs"]
+mod browser;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use browser::{Browser, BrowserEvent};
 use enslavism::master::{Master, MasterConfig, NoHooks};
 use enslavism::proto::{Candidate, IceCandidate, Message, SessionDescription};
 use enslavism::slave::{Slave, SlaveConfig, SlaveEvent, SlaveHooks};
 use futures_util::{SinkExt, StreamExt};
-use rtc::ice::mdns::MulticastDnsMode;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use webrtc::data_channel::{DataChannel, DataChannelEvent};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceCandidateInit, RTCIceGatheringState,
-    RTCSessionDescription, SettingEngineBuilder,
-};
 
 /// Forwards every slave event to the test.
 struct Events(mpsc::UnboundedSender<SlaveEvent>);
@@ -24,18 +23,6 @@ struct Events(mpsc::UnboundedSender<SlaveEvent>);
 impl SlaveHooks for Events {
     fn on_event(&self, event: SlaveEvent) {
         let _ = self.0.send(event);
-    }
-}
-
-/// The browser's side: tells the test when gathering is complete.
-struct Gathered(mpsc::UnboundedSender<()>);
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Gathered {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.0.send(());
-        }
     }
 }
 
@@ -54,47 +41,42 @@ async fn next_event(events: &mut mpsc::UnboundedReceiver<SlaveEvent>) -> SlaveEv
 }
 
 /// Plays a browser: a client socket on the master (kept open, returned) and a
-/// webrtc-rs peer connection that offers a channel `label` to the only
-/// listed slave; returns once the channel is open.
-async fn open_channel(url: &str, label: &str) -> (impl PeerConnection, Arc<dyn DataChannel>, ClientSocket) {
+/// peer that offers a channel `label` to the only listed slave; returns once
+/// the channel is open.
+async fn open_channel(url: &str, label: &str) -> (Browser, ClientSocket) {
     open_channel_with(url, label, |sdp| sdp).await
 }
 
 /// [`open_channel`], with the slave's answer passed through `edit` before
 /// the peer takes it (a peer that ignores part of what the slave said).
-async fn open_channel_with(
-    url: &str,
-    label: &str,
-    edit: impl Fn(String) -> String,
-) -> (impl PeerConnection, Arc<dyn DataChannel>, ClientSocket) {
-    let (pc, dc, mut ws, slave_id) = send_offer(url, label).await;
+async fn open_channel_with(url: &str, label: &str, edit: impl Fn(String) -> String) -> (Browser, ClientSocket) {
+    let (mut peer, mut ws, slave_id) = send_offer(url, label).await;
 
     // Signalling back: the answer, then trickled candidates, until the channel opens.
-    let mut opened = false;
-    while !opened {
+    loop {
         tokio::select! {
-            msg = next_frame(&mut ws) => {
-                match msg {
-                    Message::AnswerFromSlave(SessionDescription { id, sdp }) => {
-                        assert_eq!(id, slave_id);
-                        pc.set_remote_description(RTCSessionDescription::answer(edit(sdp)).unwrap()).await.unwrap();
-                    }
-                    Message::IceCandidateFromSlave(IceCandidate { candidate: Some(Candidate { sdp_mid, sdp_m_line_index, candidate }), .. }) => {
-                        let init = RTCIceCandidateInit { candidate, sdp_mid: Some(sdp_mid), sdp_mline_index: Some(sdp_m_line_index), ..Default::default() };
-                        pc.add_ice_candidate(init).await.unwrap();
-                    }
-                    other => panic!("unexpected {other:?}"),
+            msg = next_frame(&mut ws) => match msg {
+                Message::AnswerFromSlave(SessionDescription { id, sdp }) => {
+                    assert_eq!(id, slave_id);
+                    peer.answer(edit(sdp));
                 }
-            }
-            event = dc.poll() => if let Some(DataChannelEvent::OnOpen) = event { opened = true },
+                Message::IceCandidateFromSlave(IceCandidate { candidate: Some(Candidate { candidate, .. }), .. }) => {
+                    peer.candidate(candidate);
+                }
+                other => panic!("unexpected {other:?}"),
+            },
+            event = peer.next_event() => match event {
+                BrowserEvent::Open => break,
+                other => panic!("expected the channel to open, got {other:?}"),
+            },
         }
     }
-    (pc, dc, ws)
+    (peer, ws)
 }
 
 /// The first steps of [`open_channel`]: returns once the offer is sent, with
 /// the slave's id.
-async fn send_offer(url: &str, label: &str) -> (impl PeerConnection, Arc<dyn DataChannel>, ClientSocket, u32) {
+async fn send_offer(url: &str, label: &str) -> (Browser, ClientSocket, u32) {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}/enslavism/clients")).await.unwrap();
     // The registration may reach the master after this client: then it comes
     // as a second AddSlaves.
@@ -108,28 +90,14 @@ async fn send_offer(url: &str, label: &str) -> (impl PeerConnection, Arc<dyn Dat
             other => panic!("expected the slave list, got {other:?}"),
         }
     };
-
-    let (gathered_tx, mut gathered) = mpsc::unbounded_channel();
-    let settings = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled).build();
-    let pc = PeerConnectionBuilder::new()
-        .with_setting_engine(settings)
-        .with_handler(Arc::new(Gathered(gathered_tx)))
-        .with_udp_addrs(vec!["127.0.0.1:0"])
-        .build()
-        .await
-        .unwrap();
-    let dc = pc.create_data_channel(label, None).await.unwrap();
-    let offer = pc.create_offer(None).await.unwrap();
-    pc.set_local_description(offer).await.unwrap();
-    gathered.recv().await.unwrap();
-    let sdp = pc.local_description().await.unwrap().sdp;
+    let (peer, sdp) = Browser::offer(label).await;
     let frame = Message::OfferToSlave(SessionDescription { id: slave_id, sdp }).encode().unwrap();
     ws.send(WsMessage::Binary(frame.into())).await.unwrap();
-    (pc, dc, ws, slave_id)
+    (peer, ws, slave_id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_webrtc_rs_peer_connects_through_the_master_and_talks_to_the_slave() {
+async fn a_peer_connects_through_the_master_and_talks_to_the_slave() {
     let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
     let url = format!("ws://{}", master.local_addr().unwrap());
     let (events_tx, mut events) = mpsc::unbounded_channel();
@@ -137,7 +105,7 @@ async fn a_webrtc_rs_peer_connects_through_the_master_and_talks_to_the_slave() {
     let slave = Slave::builder(&url).user_data(r#"{"name":"rust"}"#).config(config).hooks(Arc::new(Events(events_tx)));
     let slave = slave.connect().await.unwrap();
 
-    let (pc, dc, _ws) = open_channel(&url, "echo").await;
+    let (mut peer, _ws) = open_channel(&url, "echo").await;
 
     let client_id = match next_event(&mut events).await {
         SlaveEvent::Connection { client_id, .. } => client_id,
@@ -154,7 +122,7 @@ async fn a_webrtc_rs_peer_connects_through_the_master_and_talks_to_the_slave() {
     };
 
     // Text one way, binary the other.
-    dc.send_text("hello").await.unwrap();
+    peer.send(b"hello", false);
     match next_event(&mut events).await {
         SlaveEvent::Message { channel: c, data, is_text } => {
             assert_eq!((c, &data[..], is_text), (channel, &b"hello"[..], true));
@@ -162,20 +130,10 @@ async fn a_webrtc_rs_peer_connects_through_the_master_and_talks_to_the_slave() {
         other => panic!("expected a message, got {other:?}"),
     }
     slave.send(channel, bytes::Bytes::from_static(&[1, 2, 3]), false).unwrap();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), dc.poll()).await.unwrap() {
-            Some(DataChannelEvent::OnMessage(msg)) => {
-                assert!(!msg.is_string);
-                assert_eq!(&msg.data[..], &[1, 2, 3]);
-                break;
-            }
-            Some(_) => continue,
-            None => panic!("channel closed"),
-        }
-    }
+    assert_eq!(peer.next_message().await, (vec![1, 2, 3], true));
 
     // The peer goes away: the slave closes the channel, then forgets the client.
-    pc.close().await.unwrap();
+    peer.close().await;
     let closing = [next_event(&mut events).await, next_event(&mut events).await];
     assert!(matches!(closing[0], SlaveEvent::ChannelClose { channel: c, .. } if c == channel), "{closing:?}");
     assert!(matches!(closing[1], SlaveEvent::ConnectionClose { client_id: c, .. } if c == client_id), "{closing:?}");
@@ -192,19 +150,19 @@ async fn a_message_over_max_message_size_closes_its_channel_with_an_error() {
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let config = SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()]).max_message_size(1024).build().unwrap();
     let slave = Slave::builder(&url).config(config).hooks(Arc::new(Events(events_tx))).connect().await.unwrap();
-    // A peer that does not take the announced limit (webrtc-rs then allows 64 KiB).
+    // A peer that does not take the announced limit (str0m then allows 64 KiB).
     let ignore_limit =
         |sdp: String| sdp.split_inclusive('\n').filter(|l| !l.starts_with("a=max-message-size:")).collect::<String>();
-    let (_pc, dc, _ws) = open_channel_with(&url, "big", ignore_limit).await;
+    let (peer, _ws) = open_channel_with(&url, "big", ignore_limit).await;
     assert!(matches!(next_event(&mut events).await, SlaveEvent::Connection { .. }));
     let channel = match next_event(&mut events).await {
         SlaveEvent::DataChannel { channel, .. } => channel,
         other => panic!("expected the channel, got {other:?}"),
     };
 
-    dc.send(bytes::BytesMut::from(&[7u8; 1000][..])).await.unwrap();
+    peer.send(&[7u8; 1000], true);
     assert!(matches!(next_event(&mut events).await, SlaveEvent::Message { data, .. } if data.len() == 1000));
-    dc.send(bytes::BytesMut::from(&[7u8; 2000][..])).await.unwrap();
+    peer.send(&[7u8; 2000], true);
     match next_event(&mut events).await {
         SlaveEvent::ChannelError { channel: c, message } => {
             assert_eq!(c, channel);
@@ -238,7 +196,7 @@ async fn a_panic_in_the_engine_is_reported_and_leaves_nothing_behind() {
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let config = SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()]).build().unwrap();
     let slave = Slave::builder(&url).config(config).hooks(Arc::new(PanicOnChannel(events_tx))).connect().await.unwrap();
-    let (_pc, _dc, _ws) = open_channel(&url, "doomed").await;
+    let (_peer, _ws) = open_channel(&url, "doomed").await;
 
     let client_id = match next_event(&mut events).await {
         SlaveEvent::Connection { client_id, .. } => client_id,
@@ -265,22 +223,25 @@ async fn a_panic_in_the_engine_is_reported_and_leaves_nothing_behind() {
 /// (a documentation address: it only ever appears in SDP text), as a server
 /// outside a NAT would; reports each request it answered.
 async fn stun_server_behind_a_nat() -> (std::net::SocketAddr, mpsc::UnboundedReceiver<std::net::SocketAddr>) {
-    use rtc::stun::message::{Message as Stun, BINDING_SUCCESS};
-    use rtc::stun::xoraddr::XorMappedAddress;
+    const COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
     let (asked_tx, asked) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut buf = [0u8; 1500];
         while let Ok((len, from)) = socket.recv_from(&mut buf).await {
-            let mut request = Stun::new();
-            if request.unmarshal_binary(&buf[..len]).is_err() {
+            // A Binding request (RFC 8489): type 0x0001, then the magic cookie.
+            if len < 20 || buf[..2] != [0, 1] || buf[4..8] != COOKIE {
                 continue;
             }
-            let mapped = XorMappedAddress { ip: "203.0.113.7".parse().unwrap(), port: from.port() };
-            let mut response = Stun::new();
-            response.build(&[Box::new(BINDING_SUCCESS), Box::new(request.transaction_id), Box::new(mapped)]).unwrap();
-            socket.send_to(&response.raw, from).await.unwrap();
+            // The Binding success: the request's transaction id, and an
+            // XOR-MAPPED-ADDRESS (port and address XORed with the cookie).
+            let mut response = vec![0x01, 0x01, 0, 12];
+            response.extend_from_slice(&buf[4..20]);
+            response.extend_from_slice(&[0, 0x20, 0, 8, 0, 1]);
+            response.extend(from.port().to_be_bytes().iter().zip(&COOKIE).map(|(b, c)| b ^ c));
+            response.extend([203u8, 0, 113, 7].iter().zip(&COOKIE).map(|(b, c)| b ^ c));
+            socket.send_to(&response, from).await.unwrap();
             let _ = asked_tx.send(from);
         }
     });
@@ -304,7 +265,7 @@ async fn a_stun_server_gives_each_shard_a_server_reflexive_candidate() {
     let from = tokio::time::timeout(Duration::from_secs(5), asked.recv()).await.expect("asked in time").unwrap();
     assert_eq!(from.port(), port, "asked from the shard's socket");
 
-    let (_pc, _dc, mut ws, _) = send_offer(&url, "srflx").await;
+    let (_peer, mut ws, _) = send_offer(&url, "srflx").await;
     let sdp = loop {
         if let Message::AnswerFromSlave(SessionDescription { sdp, .. }) = next_frame(&mut ws).await {
             break sdp;
@@ -328,7 +289,7 @@ async fn the_answer_announces_the_configured_max_message_size() {
         SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()]).max_message_size(16 * 1024).build().unwrap();
     let (events_tx, _events) = mpsc::unbounded_channel();
     let slave = Slave::builder(&url).config(config).hooks(Arc::new(Events(events_tx))).connect().await.unwrap();
-    let (_pc, _dc, mut ws, _) = send_offer(&url, "small").await;
+    let (_peer, mut ws, _) = send_offer(&url, "small").await;
     let sdp = loop {
         if let Message::AnswerFromSlave(SessionDescription { sdp, .. }) = next_frame(&mut ws).await {
             break sdp;
@@ -366,7 +327,7 @@ async fn the_slave_counts_what_it_carries_and_serves_it_as_metrics() {
     let slave = Slave::builder(&url).config(config).hooks(Arc::new(Events(events_tx))).connect().await.unwrap();
     assert_eq!(slave.stats().connections, 0);
 
-    let (_pc, dc, _ws) = open_channel(&url, "stats").await;
+    let (mut peer, _ws) = open_channel(&url, "stats").await;
     let session = match next_event(&mut events).await {
         SlaveEvent::Connection { session, .. } => session,
         other => panic!("expected a connection, got {other:?}"),
@@ -376,19 +337,13 @@ async fn the_slave_counts_what_it_carries_and_serves_it_as_metrics() {
         other => panic!("expected a data channel, got {other:?}"),
     };
     for _ in 0..5 {
-        dc.send_text("hello").await.unwrap();
+        peer.send(b"hello", false);
     }
     for _ in 0..5 {
         assert!(matches!(next_event(&mut events).await, SlaveEvent::Message { .. }));
     }
     slave.send(channel, bytes::Bytes::from_static(&[7; 30]), false).unwrap();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), dc.poll()).await.unwrap() {
-            Some(DataChannelEvent::OnMessage(_)) => break,
-            Some(_) => continue,
-            None => panic!("channel closed"),
-        }
-    }
+    peer.next_message().await;
 
     let stats = slave.stats();
     assert_eq!((stats.connections, stats.channels), (1, 1));
@@ -476,9 +431,9 @@ async fn a_shard_brackets_the_events_of_each_wake_up_in_one_batch() {
     });
     let config = SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()]).build().unwrap();
     let slave = Slave::builder(&url).config(config).hooks(hooks.clone()).connect().await.unwrap();
-    let (pc, dc, _ws) = open_channel(&url, "batches").await;
+    let (peer, _ws) = open_channel(&url, "batches").await;
     for i in 0..20u8 {
-        dc.send(bytes::BytesMut::from(&[i; 10][..])).await.unwrap();
+        peer.send(&[i; 10], true);
     }
     // Everything the peer's packets cause comes from a shard's wake-up.
     let mut messages = 0;
@@ -489,7 +444,7 @@ async fn a_shard_brackets_the_events_of_each_wake_up_in_one_batch() {
         }
         messages += usize::from(matches!(event, SlaveEvent::Message { .. }));
     }
-    pc.close().await.unwrap();
+    peer.close().await;
     loop {
         let (event, inside) = tokio::time::timeout(Duration::from_secs(10), events.recv()).await.unwrap().unwrap();
         if let SlaveEvent::ChannelClose { .. } = event {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use enslavism::dial::DialError;
 use enslavism::master::{Master, MasterConfig, NoHooks};
 use enslavism::slave::{Slave, SlaveConfig, SlaveError};
-use enslavism::tls::{rustls, CertificateDer, TlsIdentity};
+use enslavism::tls::{rustls, CertificateDer, PrivateKeyDer, TlsIdentity};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
 /// A CA and what it signs.
@@ -33,7 +33,7 @@ impl TestCa {
         params.not_after = rcgen::date_time_ymd(years.1, 1, 1);
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
-        TlsIdentity::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap()
+        TlsIdentity::from_der(vec![cert.der().clone()], PrivateKeyDer::Pkcs8(key.serialize_der().into())).unwrap()
     }
 }
 

@@ -4,9 +4,9 @@
 //! as soon as they are out. The client of each pair sends an input at
 //! `--input-hz`, the server a state at `--state-hz`, both on one data
 //! channel; the CPU time of each side's calls and the heap each side holds
-//! (`side_heap`) are reported per message and per end. Shared by
-//! `rtc_cost.rs` (webrtc-rs's `rtc`) and `str0m_cost.rs`,
-//! so that both stacks are measured the same way.
+//! (`side_heap`) are reported per message and per end. Used by
+//! `str0m_cost.rs`; `rtc_cost.rs` measured webrtc-rs's `rtc` with it the
+//! same way, until that dependency went.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -3,8 +3,8 @@
 //!
 //! [`MasterConnection`] keeps the live slave list (with reconnection and
 //! resynchronisation as the browser bundle does them); a [`SlaveConnection`]
-//! opens [`DataChannel`]s to one slave over webrtc-rs, signalling through
-//! the master. It speaks enslavism 0.9.0's protocol, and the negotiated
+//! opens [`DataChannel`]s to one slave over str0m (one UDP socket and one
+//! task per slave connection), signalling through the master. It speaks enslavism 0.9.0's protocol, and the negotiated
 //! channels of ours (see [`ChannelOptions`]), so it works against our master
 //! and slave and against 0.9.0's.
 //!
@@ -240,13 +240,16 @@ impl MasterConnectionBuilder {
     }
 
     /// Local addresses ICE binds (default `0.0.0.0`: every non-loopback IPv4
-    /// interface; loopback must be named, `127.0.0.1`).
+    /// interface, or loopback on a host without one). A connection uses the
+    /// IPv4 ones when there are any, else the IPv6 ones.
     pub fn ice_addresses(mut self, addresses: impl IntoIterator<Item = IpAddr>) -> Self {
         self.settings.ice_addresses = addresses.into_iter().collect();
         self
     }
 
-    /// STUN and TURN servers for every connection to a slave.
+    /// STUN servers (`stun:` or `turn:` URLs over UDP) every connection to a
+    /// slave asks for its server-reflexive address, trickled to the slave.
+    /// The native client does not relay through TURN.
     pub fn ice_servers(mut self, servers: impl IntoIterator<Item = IceServer>) -> Self {
         self.settings.ice_servers = servers.into_iter().collect();
         self

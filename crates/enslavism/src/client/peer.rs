@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use super::channel::{ChannelCommand, ChannelMessage, ChannelOptions, ChannelState, DataChannel, OpenReply, SEND_BUFFER};
 use super::ClientError;
 use crate::transport::reflexive::Reflexive;
-use crate::transport::{settle, SharedCrypto};
+use crate::transport::{is_transient, settle, SharedCrypto};
 
 /// Received datagrams after which str0m's output is drained within one
 /// read (dimpl keeps 30 received DTLS records until it is polled).
@@ -503,10 +503,14 @@ impl Peer {
         }
     }
 
-    /// Ends the connection: str0m closes it (what it says last is sent),
-    /// every channel's handles learn it.
+    /// Ends the connection: str0m closes it as a browser does (SCTP
+    /// shutdown, DTLS close_notify, sent at once, so that the slave releases
+    /// its side without waiting for silence), and every channel's handles
+    /// learn it.
     pub(super) fn close(&mut self) {
-        self.rtc.disconnect();
+        if let Err(e) = self.rtc.close() {
+            tracing::debug!(slave = self.slave, "closing: {e}");
+        }
         let mut pending = Vec::new();
         let _ = settle(&mut self.rtc, &mut pending);
         for output in pending {
@@ -524,10 +528,4 @@ impl Peer {
 fn drop_queue(ch: &mut Channel) {
     let queued: usize = ch.queue.drain(..).map(|(data, _)| data.len()).sum();
     ch.state.release(queued);
-}
-
-fn is_transient(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted)
-        || e.raw_os_error() == Some(113) // EHOSTUNREACH
-        || e.raw_os_error() == Some(101) // ENETUNREACH
 }

@@ -23,7 +23,6 @@ mod nat;
 pub(crate) mod negotiated;
 pub(crate) mod peer;
 mod stats;
-pub(crate) mod stun_username;
 mod user_data;
 
 use std::collections::HashMap;

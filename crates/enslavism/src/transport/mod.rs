@@ -4,6 +4,7 @@
 
 pub(crate) mod host;
 pub(crate) mod reflexive;
+pub(crate) mod stun;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -55,4 +56,14 @@ pub(crate) fn settle(rtc: &mut Rtc, pending: &mut Vec<Output>) -> Result<Instant
             output => pending.push(output),
         }
     }
+}
+
+/// A failed socket read or write that says nothing of the socket itself:
+/// an ICMP error for an earlier datagram (Linux reports them on the next
+/// call), or an interruption. The next call goes on.
+pub(crate) fn is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset | ErrorKind::Interrupted)
+        || e.raw_os_error() == Some(113) // EHOSTUNREACH
+        || e.raw_os_error() == Some(101) // ENETUNREACH
 }

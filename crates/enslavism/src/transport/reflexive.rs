@@ -7,9 +7,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::stun::{self, TransactionId};
 use crate::slave::IceServer;
-use rtc::stun::message::{Getter, Message, TransactionId, BINDING_REQUEST, BINDING_SUCCESS};
-use rtc::stun::xoraddr::XorMappedAddress;
 
 /// Attempts per server, the first at once, then after 250 ms, 500 ms, … (RFC 8489's
 /// retransmissions, shortened: a slave that starts should be listed with its
@@ -97,11 +96,9 @@ impl Reflexive {
             return;
         }
         for server in &self.servers {
-            let mut request = Message::new();
-            if request.build(&[Box::new(BINDING_REQUEST), Box::new(TransactionId::new())]).is_ok() {
-                send(*server, &request.raw);
-                self.pending.push((request.transaction_id, *server));
-            }
+            let id = stun::transaction_id();
+            send(*server, &stun::binding_request(&id));
+            self.pending.push((id, *server));
         }
         self.next = Some(now + FIRST_RETRY * 2u32.pow(self.attempt));
         self.attempt += 1;
@@ -113,19 +110,13 @@ impl Reflexive {
         if !self.servers.contains(&from) {
             return None;
         }
-        let mut response = Message::new();
-        response.unmarshal_binary(datagram).ok()?;
-        if response.typ != BINDING_SUCCESS {
-            return None;
-        }
-        let index = self.pending.iter().position(|(id, server)| *id == response.transaction_id && *server == from)?;
+        let (answered, mapped) = stun::binding_success(datagram)?;
+        let index = self.pending.iter().position(|(id, server)| *id == answered && *server == from)?;
         self.pending.swap_remove(index);
-        let mut mapped = XorMappedAddress::default();
-        mapped.get_from(&response).ok()?;
         // Answered: ask again only to refresh.
         self.attempt = 0;
         self.next = Some(now + REFRESH);
-        Some(SocketAddr::new(mapped.ip, mapped.port))
+        Some(mapped)
     }
 }
 
@@ -165,15 +156,15 @@ mod tests {
         }
         assert_eq!(sends, ATTEMPTS);
 
-        let mut request = Message::new();
-        request.unmarshal_binary(&sent[1].1).unwrap();
-        let mapped = XorMappedAddress { ip: "203.0.113.7".parse().unwrap(), port: 40000 };
-        let mut response = Message::new();
-        response.build(&[Box::new(BINDING_SUCCESS), Box::new(request.transaction_id), Box::new(mapped)]).unwrap();
+        // The server's answer to the second request: 203.0.113.7:40000, in
+        // a MAPPED-ADDRESS (what the oldest servers send).
+        let mut response = vec![0x01, 0x01, 0, 12, 0x21, 0x12, 0xa4, 0x42];
+        response.extend_from_slice(&sent[1].1[8..20]);
+        response.extend_from_slice(&[0, 1, 0, 8, 0, 1, 0x9c, 0x40, 203, 0, 113, 7]);
         let now = t0 + Duration::from_secs(1);
-        assert_eq!(stun.handle_response("10.0.0.8:3478".parse().unwrap(), &response.raw, now), None, "not our server");
-        assert_eq!(stun.handle_response(server, &response.raw, now), Some("203.0.113.7:40000".parse().unwrap()));
-        assert_eq!(stun.handle_response(server, &response.raw, now), None, "answered once");
+        assert_eq!(stun.handle_response("10.0.0.8:3478".parse().unwrap(), &response, now), None, "not our server");
+        assert_eq!(stun.handle_response(server, &response, now), Some("203.0.113.7:40000".parse().unwrap()));
+        assert_eq!(stun.handle_response(server, &response, now), None, "answered once");
         assert_eq!(stun.poll_timeout(), Some(now + REFRESH));
         assert_eq!(stun.handle_response(server, &[1, 1, 0, 0], now), None);
     }

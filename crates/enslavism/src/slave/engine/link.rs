@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::slave::stats::{CandidatePair, ConnectionStats};
-use crate::slave::stun_username::{is_stun, STUN_HEADER_LEN};
+use crate::transport::stun::{is_stun, STUN_HEADER_LEN};
 
 const BINDING_REQUEST: [u8; 2] = [0x00, 0x01];
 const BINDING_SUCCESS: [u8; 2] = [0x01, 0x01];

@@ -25,9 +25,9 @@ use super::socket::{Backlog, ShardSocket};
 use super::{AnswerError, Command, OpenPeer, PeerKey};
 use crate::slave::channel::{ChannelCounters, ChannelHandle, ChannelInfo, LOW_THRESHOLD_DISARMED, SEND_QUEUE_LIMIT};
 use crate::slave::stats::{PeerStats, ShardStats, Traffic};
-use crate::slave::stun_username::binding_request_ufrag;
 use crate::slave::{ChannelId, SlaveEvent, SlaveShared};
 use crate::transport::reflexive::Reflexive;
+use crate::transport::stun::binding_request_ufrag;
 use crate::transport::{settle, SharedCrypto};
 
 /// How long a peer with no channel left waits for the browser to open another.
@@ -36,7 +36,7 @@ const PEER_IDLE_GRACE: Duration = Duration::from_secs(1);
 /// the socket: dimpl keeps at most 30 received DTLS records until str0m is
 /// polled, and drops the next ones.
 const RECEIVE_SETTLE: u16 = 16;
-/// How long after its first channel opens a peer's DTLS datagrams still go
+/// How long after its first channel opens a peer's SCTP datagrams still go
 /// out twice (see [`Peer::duplicate_until`]).
 const SETUP_REDUNDANCY: Duration = Duration::from_secs(2);
 /// How long a closing channel waits for SCTP to deliver what it was given.
@@ -160,12 +160,16 @@ struct Peer {
     /// When the last datagram came from the browser (ICE's liveness is ours
     /// to judge: str0m reports a disconnection, never a failure).
     heard_at: Instant,
-    /// Until then, each DTLS datagram (handshake flights, then SCTP) is sent
-    /// twice: the first loss of one of ours costs a whole timer (dimpl's
-    /// flights 1 s, sctp-proto's RTO.Initial 3 s, neither settable through
-    /// str0m), and a browser's setup is a handful of them. The copy's
-    /// record repeats a sequence number, so the browser's DTLS drops it if
-    /// the first one came. Until the setup is over, then SETUP_REDUNDANCY.
+    /// Until then, each datagram of SCTP over DTLS (a DTLS application-data
+    /// record) is sent twice: the first loss of one of ours costs a whole
+    /// timer (sctp-proto's RTO.Initial, 3 s, not settable through str0m), and
+    /// a setup is a handful of them (INIT ACK, COOKIE ACK, DCEP ACK, the
+    /// first messages). The copy repeats a DTLS sequence number, so the
+    /// peer's DTLS drops it if the first one came. Handshake flights are
+    /// sent once: a str0m peer (dimpl; our native client) answered each
+    /// repeated handshake record by stalling until its next flight timer,
+    /// 2–6 s per setup in `tests/slave.rs`, 3–8 ms without the copies.
+    /// Until the setup is over, then SETUP_REDUNDANCY.
     duplicate_until: Instant,
 }
 
@@ -687,14 +691,14 @@ fn receive(rtc: &mut Rtc, now: Instant, from: SocketAddr, local: SocketAddr, dat
     }
 }
 
-/// Sends one datagram of the peer's (twice during its setup, see
+/// Sends one datagram of the peer's (SCTP's twice during its setup, see
 /// [`Peer::duplicate_until`]).
 fn transmit(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>, t: &Transmit, now: Instant) {
     let to = t.destination;
     learn_address(key, peer, cx, to);
     peer.source = source(cx.wildcard, t.source.ip());
-    // RFC 7983: DTLS records start with a byte in 20..=63.
-    let twice = now < peer.duplicate_until && matches!(t.contents.first(), Some(20..=63));
+    // A DTLS application-data record (content type 23) carries SCTP.
+    let twice = now < peer.duplicate_until && t.contents.first() == Some(&23);
     for _ in 0..1 + usize::from(twice) {
         peer.link.sent(&t.contents, t.source, to, now);
         cx.backlog.send(cx.socket, to, peer.source, &t.contents);

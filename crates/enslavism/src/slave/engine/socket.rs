@@ -5,7 +5,9 @@
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use webrtc::runtime::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
+use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
+
+use crate::transport::is_transient;
 
 /// Kernel buffer asked for each way. With the default 208 KiB, 36–49 of 200
 /// DTLS handshakes started together on one socket lost a flight (the
@@ -174,12 +176,6 @@ impl Backlog {
 
 /// Most bytes kept waiting for the kernel (as much again as its buffer).
 const MAX_BACKLOG: usize = KERNEL_BUFFER;
-
-fn is_transient(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted)
-        || e.raw_os_error() == Some(113) // EHOSTUNREACH
-        || e.raw_os_error() == Some(101) // ENETUNREACH
-}
 
 /// Asks for [`KERNEL_BUFFER`] each way: past `rmem_max` when the process may
 /// (root, or CAP_NET_ADMIN), within it otherwise.
