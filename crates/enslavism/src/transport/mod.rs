@@ -12,10 +12,10 @@ use std::time::Instant;
 use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::{Output, Rtc, RtcConfig, RtcError};
 
-/// What every peer connection of a slave (or of a client) shares: its crypto (str0m's `rust-crypto`
-/// backend: no system library to install) and its DTLS certificate
-/// (str0m makes one per peer otherwise: a key generation per connection,
-/// 48 ms measured).
+/// What every peer connection of a slave (or of a client) shares: its
+/// crypto (str0m's `rust-crypto` backend: no system library to install) and
+/// its DTLS certificate (str0m makes one per peer otherwise: a key
+/// generation per connection, 48 ms measured).
 #[derive(Clone)]
 pub(crate) struct SharedCrypto {
     provider: Arc<CryptoProvider>,
