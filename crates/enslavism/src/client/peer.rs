@@ -80,6 +80,9 @@ pub(super) struct Peer {
     /// at our host address of its sender's family.
     wildcard: bool,
     pending: Vec<Output>,
+    /// Scratch buffers of [`Peer::turn`], kept for their capacity.
+    outputs: Vec<Output>,
+    events: Vec<Event>,
     next_timeout: Result<Instant, RtcError>,
     /// Datagrams handed to str0m since its output was last drained.
     unsettled: u16,
@@ -151,6 +154,8 @@ impl Peer {
             hosts,
             wildcard: bind.is_unspecified(),
             pending,
+            outputs: Vec::new(),
+            events: Vec::new(),
             next_timeout,
             unsettled: 0,
             channels: Vec::new(),
@@ -364,9 +369,13 @@ impl Peer {
         }
         self.channel_bookkeeping(now, &mut news);
         // Events may make more output (a close): until there is none left.
+        // Both buffers keep their capacity from turn to turn: no allocation
+        // per datagram on this path.
+        let mut outputs = std::mem::take(&mut self.outputs);
+        let mut events = std::mem::take(&mut self.events);
         while !self.pending.is_empty() {
-            let mut events = Vec::new();
-            for output in std::mem::take(&mut self.pending) {
+            std::mem::swap(&mut self.pending, &mut outputs);
+            for output in outputs.drain(..) {
                 match output {
                     Output::Transmit(t) => {
                         // A full kernel buffer drops it, as a full network would; SCTP resends.
@@ -378,7 +387,7 @@ impl Peer {
                     Output::Timeout(_) => {}
                 }
             }
-            for event in events {
+            for event in events.drain(..) {
                 self.on_event(event, &mut news).await;
             }
             if self.unsettled > 0 {
@@ -386,6 +395,8 @@ impl Peer {
                 self.next_timeout = settle(&mut self.rtc, &mut self.pending);
             }
         }
+        self.outputs = outputs;
+        self.events = events;
         if let Err(e) = &self.next_timeout {
             self.ended.get_or_insert_with(|| format!("the peer connection failed: {e}"));
         } else if !self.rtc.is_alive() {
