@@ -39,6 +39,12 @@ const RECEIVE_SETTLE: u16 = 16;
 /// How long after its first channel opens a peer's SCTP datagrams still go
 /// out twice (see [`Peer::duplicate_until`]).
 const SETUP_REDUNDANCY: Duration = Duration::from_secs(2);
+/// How many of a peer's SCTP datagrams go out twice at most (see
+/// [`Peer::duplicate_until`]). A setup and its first messages are about ten;
+/// without a bound, a bulk send begun at once went out twice for 2 s:
+/// slave→browser fell from 81,000 to 20,000–27,000 msg/s in the throughput
+/// benchmark, which sends for 2 s right after the channel opens.
+const SETUP_COPIES: u8 = 16;
 /// How long a closing channel waits for SCTP to deliver what it was given.
 /// (webrtc-rs reset the stream at once on close, and libwebrtc then neither
 /// gets the rest nor reports the close: 1.2 MB sent then closed, 776 kB
@@ -169,8 +175,10 @@ struct Peer {
     /// sent once: a str0m peer (dimpl; our native client) answered each
     /// repeated handshake record by stalling until its next flight timer,
     /// 2–6 s per setup in `tests/slave.rs`, 3–8 ms without the copies.
-    /// Until the setup is over, then SETUP_REDUNDANCY.
+    /// Until the setup is over, then SETUP_REDUNDANCY, and for at most
+    /// [`SETUP_COPIES`] datagrams (`copies_left`).
     duplicate_until: Instant,
+    copies_left: u8,
 }
 
 impl Peer {
@@ -468,6 +476,7 @@ impl Shard {
             unsettled: 0,
             heard_at: now,
             duplicate_until: now + config.peer_setup_timeout,
+            copies_left: SETUP_COPIES,
         };
         self.by_ufrag.insert(peer.ufrag.clone(), key);
         self.peers.insert(key, Box::new(peer));
@@ -691,14 +700,15 @@ fn receive(rtc: &mut Rtc, now: Instant, from: SocketAddr, local: SocketAddr, dat
     }
 }
 
-/// Sends one datagram of the peer's (SCTP's twice during its setup, see
-/// [`Peer::duplicate_until`]).
+/// Sends one datagram of the peer's (SCTP's first ones twice during its
+/// setup, see [`Peer::duplicate_until`]).
 fn transmit(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>, t: &Transmit, now: Instant) {
     let to = t.destination;
     learn_address(key, peer, cx, to);
     peer.source = source(cx.wildcard, t.source.ip());
     // A DTLS application-data record (content type 23) carries SCTP.
-    let twice = now < peer.duplicate_until && t.contents.first() == Some(&23);
+    let twice = peer.copies_left > 0 && now < peer.duplicate_until && t.contents.first() == Some(&23);
+    peer.copies_left -= u8::from(twice);
     for _ in 0..1 + usize::from(twice) {
         peer.link.sent(&t.contents, t.source, to, now);
         cx.backlog.send(cx.socket, to, peer.source, &t.contents);
