@@ -172,9 +172,9 @@ struct Peer {
     /// a setup is a handful of them (INIT ACK, COOKIE ACK, DCEP ACK, the
     /// first messages). The copy repeats a DTLS sequence number, so the
     /// peer's DTLS drops it if the first one came. Handshake flights are
-    /// sent once: a str0m peer (dimpl; our native client) answered each
-    /// repeated handshake record by stalling until its next flight timer,
-    /// 2–6 s per setup in `tests/slave.rs`, 3–8 ms without the copies.
+    /// sent once: with their copies a str0m peer (our native client)
+    /// stalled until a flight timer, 2–6 s per setup in `tests/slave.rs`,
+    /// 3–8 ms without them (cause not isolated: doc/upstream.md).
     /// Until the setup is over, then SETUP_REDUNDANCY, and for at most
     /// [`SETUP_COPIES`] datagrams (`copies_left`).
     duplicate_until: Instant,
