@@ -391,6 +391,29 @@ async fn the_slave_counts_what_it_carries_and_serves_it_as_metrics() {
     master.close().await;
 }
 
+/// The slave sends its handshake flights twice against loss, and a
+/// browser may retransmit its own: a flight and its copy read from the
+/// socket in one batch stalled the DTLS handshake until a flight timer
+/// (1 s at least; 2.5–6.4 s in four setups of five) when str0m was not
+/// polled between them. A setup takes milliseconds here; a second is a stall.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setups_never_wait_on_a_dtls_flight_timer() {
+    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
+    let url = format!("ws://{}", master.local_addr().unwrap());
+    let config = SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()]).build().unwrap();
+    let slave = Slave::builder(&url).config(config).connect().await.unwrap();
+    const SETUPS: u64 = 5;
+    for _ in 0..SETUPS {
+        let (peer, _ws) = open_channel(&url, "setup").await;
+        peer.close().await;
+    }
+    let setup = slave.stats().setup;
+    assert_eq!(setup.count, SETUPS);
+    assert!(setup.p99.is_some_and(|p| p < Duration::from_secs(1)), "{setup:?}");
+    slave.close().await;
+    master.close().await;
+}
+
 /// A game often sends a burst the moment a channel opens (a snapshot of
 /// the world). The slave sends its first SCTP datagrams twice against
 /// setup loss; a burst must not be: its copies halved the slave's

@@ -23,11 +23,7 @@ use tokio::sync::mpsc;
 use super::channel::{ChannelCommand, ChannelMessage, ChannelOptions, ChannelState, DataChannel, OpenReply, SEND_BUFFER};
 use super::ClientError;
 use crate::transport::reflexive::Reflexive;
-use crate::transport::{is_transient, settle, SharedCrypto};
-
-/// Received datagrams after which str0m's output is drained within one
-/// read (dimpl keeps 30 received DTLS records until it is polled).
-const RECEIVE_SETTLE: u16 = 16;
+use crate::transport::{is_transient, settle, settle_due, SharedCrypto};
 
 /// Room for one datagram: what a loopback interface carries at most.
 const RECV_BUFFER: usize = 64 * 1024;
@@ -293,7 +289,7 @@ impl Peer {
                 Err(_) => tracing::trace!(%from, "datagram str0m cannot read dropped"),
             }
             self.unsettled += 1;
-            if self.unsettled >= RECEIVE_SETTLE {
+            if settle_due(self.unsettled, self.connected) {
                 self.unsettled = 0;
                 self.next_timeout = settle(&mut self.rtc, &mut self.pending);
             }

@@ -58,6 +58,22 @@ pub(crate) fn settle(rtc: &mut Rtc, pending: &mut Vec<Output>) -> Result<Instant
     }
 }
 
+/// Received datagrams a set-up connection hands str0m before its output
+/// is drained, within one read of the socket. Drained after each datagram,
+/// as the contract asks, a shard spent more on the drains than they saved
+/// (each walks SCTP's chunks in flight); past 30 DTLS records dimpl drops
+/// the next ones.
+const RECEIVE_SETTLE: u16 = 16;
+
+/// Whether the datagrams handed to str0m since the last drain (`unsettled`)
+/// call for a drain now. Until the connection is `set_up`, after each one:
+/// a DTLS flight and its copy (a retransmission, or one of ours) taken in
+/// one batch stalled the handshake until a flight timer, 2.5–6.4 s
+/// (`bench/probes/src/bin/dimpl_repeat.rs` shows it on str0m alone).
+pub(crate) fn settle_due(unsettled: u16, set_up: bool) -> bool {
+    !set_up || unsettled >= RECEIVE_SETTLE
+}
+
 /// A failed socket read or write that says nothing of the socket itself:
 /// an ICMP error for an earlier datagram (Linux reports them on the next
 /// call), or an interruption. The next call goes on.

@@ -28,18 +28,14 @@ use crate::slave::stats::{PeerStats, ShardStats, Traffic};
 use crate::slave::{ChannelId, SlaveEvent, SlaveShared};
 use crate::transport::reflexive::Reflexive;
 use crate::transport::stun::binding_request_ufrag;
-use crate::transport::{settle, SharedCrypto};
+use crate::transport::{settle, settle_due, SharedCrypto};
 
 /// How long a peer with no channel left waits for the browser to open another.
 const PEER_IDLE_GRACE: Duration = Duration::from_secs(1);
-/// Datagrams a peer takes before its output is drained within one read of
-/// the socket: dimpl keeps at most 30 received DTLS records until str0m is
-/// polled, and drops the next ones.
-const RECEIVE_SETTLE: u16 = 16;
 /// How long after its first channel opens a peer's SCTP datagrams still go
 /// out twice (see [`Peer::duplicate_until`]).
 const SETUP_REDUNDANCY: Duration = Duration::from_secs(2);
-/// How many of a peer's SCTP datagrams go out twice at most (see
+/// How many of a peer's DTLS datagrams go out twice at most (see
 /// [`Peer::duplicate_until`]). A setup and its first messages are about ten;
 /// without a bound, a bulk send begun at once went out twice for 2 s:
 /// slave→browser fell from 81,000 to 20,000–27,000 msg/s in the throughput
@@ -161,22 +157,21 @@ struct Peer {
     pending: Vec<Output>,
     /// str0m's next timeout, as the last drain gave it (or why it failed).
     next_timeout: Result<Instant, RtcError>,
-    /// Datagrams taken since the last drain (see [`RECEIVE_SETTLE`]).
+    /// Datagrams taken since the last drain (see `transport::settle_due`).
     unsettled: u16,
     /// When the last datagram came from the browser (ICE's liveness is ours
     /// to judge: str0m reports a disconnection, never a failure).
     heard_at: Instant,
-    /// Until then, each datagram of SCTP over DTLS (a DTLS application-data
-    /// record) is sent twice: the first loss of one of ours costs a whole
-    /// timer (sctp-proto's RTO.Initial, 3 s, not settable through str0m), and
-    /// a setup is a handful of them (INIT ACK, COOKIE ACK, DCEP ACK, the
-    /// first messages). The copy repeats a DTLS sequence number, so the
-    /// peer's DTLS drops it if the first one came. Handshake flights are
-    /// sent once: with their copies a str0m peer (our native client)
-    /// stalled until a flight timer, 2–6 s per setup in `tests/slave.rs`,
-    /// 3–8 ms without them (cause not isolated: doc/upstream.md).
-    /// Until the setup is over, then SETUP_REDUNDANCY, and for at most
-    /// [`SETUP_COPIES`] datagrams (`copies_left`).
+    /// Until then, each DTLS datagram (a handshake flight, or SCTP in
+    /// application-data records) is sent twice: the first loss of one of
+    /// ours costs a whole timer (dimpl's or the browser's 1 s for a flight,
+    /// sctp-proto's RTO.Initial of 3 s for SCTP, neither settable through
+    /// str0m), and a setup is a handful of them (flights 4 and 6, INIT ACK,
+    /// COOKIE ACK, DCEP ACK, the first messages). A copy repeats a DTLS
+    /// sequence number, so the peer's DTLS drops it, or takes it for a
+    /// retransmission and resends its own flight. Until the setup is over,
+    /// then SETUP_REDUNDANCY, and for at most [`SETUP_COPIES`] datagrams
+    /// (`copies_left`).
     duplicate_until: Instant,
     copies_left: u8,
 }
@@ -518,10 +513,9 @@ impl Shard {
             peer.heard_at = now;
             let handled = guarded(|| {
                 receive(&mut peer.rtc, now, from, local, datagram);
-                // Drained here only every few datagrams (then in `drive`):
-                // a drain per datagram cost more than it saved.
+                // Once set up, drained here only every few datagrams (then in `drive`).
                 peer.unsettled += 1;
-                if peer.unsettled >= RECEIVE_SETTLE {
+                if settle_due(peer.unsettled, peer.setup_deadline.is_none()) {
                     peer.unsettled = 0;
                     peer.next_timeout = settle(&mut peer.rtc, &mut peer.pending);
                 }
@@ -700,14 +694,15 @@ fn receive(rtc: &mut Rtc, now: Instant, from: SocketAddr, local: SocketAddr, dat
     }
 }
 
-/// Sends one datagram of the peer's (SCTP's first ones twice during its
+/// Sends one datagram of the peer's (the first DTLS ones twice during its
 /// setup, see [`Peer::duplicate_until`]).
 fn transmit(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>, t: &Transmit, now: Instant) {
     let to = t.destination;
     learn_address(key, peer, cx, to);
     peer.source = source(cx.wildcard, t.source.ip());
-    // A DTLS application-data record (content type 23) carries SCTP.
-    let twice = peer.copies_left > 0 && now < peer.duplicate_until && t.contents.first() == Some(&23);
+    // DTLS records start with their content type, 20 to 63 (RFC 7983); ICE's STUN goes once.
+    let dtls = t.contents.first().is_some_and(|b| (20..=63).contains(b));
+    let twice = dtls && peer.copies_left > 0 && now < peer.duplicate_until;
     peer.copies_left -= u8::from(twice);
     for _ in 0..1 + usize::from(twice) {
         peer.link.sent(&t.contents, t.source, to, now);
