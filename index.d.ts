@@ -548,6 +548,8 @@ export declare class DataChannel extends EventEmitter {
 	 * sent), the message and what is still queued are dropped, an `error`
 	 * (code `ERR_ENSLAVISM_CHANNEL`) fires, and `close` follows once SCTP has
 	 * delivered what it holds (at most 10 s); send() itself does not throw.
+	 * An empty message is dropped, with a warning logged once per process:
+	 * the WebRTC stack cannot send one yet (doc/upstream.md).
 	 */
 	send(data: string | Buffer | ArrayBuffer | ArrayBufferView): void;
 	/**

@@ -112,6 +112,8 @@ async fn reliable_and_unreliable_channels_to_our_slave() {
     state.send(vec![1u8, 2, 3]).await.unwrap();
     let echoed = within("the binary echo", state.recv()).await.unwrap();
     assert_eq!((&echoed.data[..], echoed.is_text), (&[1u8, 2, 3][..], false));
+    // An empty message is dropped (it would stall the ordered channel; doc/upstream.md).
+    chat.send_text("").await.unwrap();
     chat.send_text("still here").await.unwrap();
     assert_eq!(&within("the second text echo", chat.recv()).await.unwrap().data[..], b"still here");
 

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use super::channel::{ChannelCommand, ChannelMessage, ChannelOptions, ChannelState, DataChannel, OpenReply, SEND_BUFFER};
 use super::ClientError;
 use crate::transport::reflexive::Reflexive;
-use crate::transport::{is_transient, settle, settle_due, SharedCrypto};
+use crate::transport::{empty_message_dropped, is_transient, settle, settle_due, SharedCrypto};
 
 /// Room for one datagram: what a loopback interface carries at most.
 const RECV_BUFFER: usize = 64 * 1024;
@@ -480,6 +480,12 @@ impl Peer {
             while ch.in_sctp < SEND_BUFFER {
                 let Some((data, is_text)) = ch.queue.front() else { break };
                 let len = data.len();
+                if len == 0 {
+                    // Written, it would stall an ordered channel (the slave's `feed`).
+                    ch.queue.pop_front();
+                    empty_message_dropped();
+                    continue;
+                }
                 match dc.write(!is_text, data) {
                     Ok(true) => {
                         wrote = true;

@@ -74,6 +74,19 @@ pub(crate) fn settle_due(unsettled: u16, set_up: bool) -> bool {
     !set_up || unsettled >= RECEIVE_SETTLE
 }
 
+/// Says once per process that an empty message was dropped: given one,
+/// str0m asks sctp-proto to send zero bytes, which makes no chunk (RFC 8831
+/// wants one zero byte) but takes a stream sequence number, so an ordered
+/// channel waited for it forever (doc/upstream.md); the engines drop it
+/// instead. A message the other end never gets should not go unheard of;
+/// once is enough to find the cause.
+pub(crate) fn empty_message_dropped() {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        tracing::warn!("an empty message was dropped (the WebRTC stack cannot send one yet); later ones are not reported")
+    });
+}
+
 /// A failed socket read or write that says nothing of the socket itself:
 /// an ICMP error for an earlier datagram (Linux reports them on the next
 /// call), or an interruption. The next call goes on.

@@ -28,7 +28,7 @@ use crate::slave::stats::{PeerStats, ShardStats, Traffic};
 use crate::slave::{ChannelId, SlaveEvent, SlaveShared};
 use crate::transport::reflexive::Reflexive;
 use crate::transport::stun::binding_request_ufrag;
-use crate::transport::{settle, settle_due, SharedCrypto};
+use crate::transport::{empty_message_dropped, settle, settle_due, SharedCrypto};
 
 /// How long a peer with no channel left waits for the browser to open another.
 const PEER_IDLE_GRACE: Duration = Duration::from_secs(1);
@@ -917,6 +917,13 @@ fn feed(
     while ch.outstanding < SCTP_SEND_BUFFER {
         let Some((data, is_text)) = ch.queue.front() else { break };
         let len = data.len();
+        if len == 0 {
+            // Written, it would take a stream sequence number with no chunk
+            // and stall an ordered channel for good (doc/upstream.md).
+            ch.queue.pop_front();
+            empty_message_dropped();
+            continue;
+        }
         let written = dc.write(!is_text, data);
         wrote |= !matches!(written, Ok(false));
         match written {
