@@ -72,7 +72,7 @@ async fn echo_slave(
 async fn first_listed(events: &mut enslavism::client::MasterEvents) -> enslavism::client::SlaveInfo {
     within("a slave listed", async {
         loop {
-            if let Some(MasterEvent::SlaveAdded(listed)) = events.next().await {
+            if let MasterEvent::SlaveAdded(listed) = events.next().await.expect("events open") {
                 return listed;
             }
         }

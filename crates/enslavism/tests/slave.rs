@@ -399,17 +399,20 @@ async fn the_slave_counts_what_it_carries_and_serves_it_as_metrics() {
 /// The slave sends its handshake flights twice against loss, and a
 /// browser may retransmit its own: a flight and its copy read from the
 /// socket in one batch stalled the DTLS handshake until a flight timer
-/// (1 s at least; 2.5–6.4 s in four setups of five) when str0m was not
+/// (1 s at least; 2.5–10 s in most setups) when str0m was not
 /// polled between them. A setup takes milliseconds here; a second is a stall.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setups_never_wait_on_a_dtls_flight_timer() {
     let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
     let url = format!("ws://{}", master.local_addr().unwrap());
     let config = SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()]).build().unwrap();
-    let slave = Slave::builder(&url).config(config).connect().await.unwrap();
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let slave = Slave::builder(&url).config(config).hooks(Arc::new(Events(events_tx))).connect().await.unwrap();
     const SETUPS: u64 = 5;
     for _ in 0..SETUPS {
         let (peer, _ws) = open_channel(&url, "setup").await;
+        // The slave reports the channel once its setup is counted.
+        while !matches!(next_event(&mut events).await, SlaveEvent::DataChannel { .. }) {}
         peer.close().await;
     }
     let setup = slave.stats().setup;
@@ -420,9 +423,9 @@ async fn setups_never_wait_on_a_dtls_flight_timer() {
 }
 
 /// A game often sends a burst the moment a channel opens (a snapshot of
-/// the world). The slave sends its first SCTP datagrams twice against
+/// the world). The slave sends its first 16 DTLS datagrams twice against
 /// setup loss; a burst must not be: its copies halved the slave's
-/// throughput. 200 kB out, counted on the wire.
+/// throughput. 200 kB out, counted on the wire (426 kB with unbounded copies).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_right_after_the_setup_goes_out_once() {
     let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
@@ -445,7 +448,7 @@ async fn a_burst_right_after_the_setup_goes_out_once() {
     let sent = slave.connection(session).expect("a live connection").stats().await.unwrap().transport_bytes_out - before;
     // Once: payload plus SCTP, DTLS and a few acknowledgements' worth of headers.
     let payload = (COUNT * SIZE) as u64;
-    assert!(sent < payload * 5 / 4, "{sent} bytes on the wire for {payload} bytes of messages");
+    assert!(sent < payload * 23 / 20, "{sent} bytes on the wire for {payload} bytes of messages");
 
     slave.close().await;
     master.close().await;

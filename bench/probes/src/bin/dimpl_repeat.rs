@@ -31,7 +31,8 @@ const LIMIT: Duration = Duration::from_secs(30);
 const OFFERER: usize = 0;
 const ANSWERER: usize = 1;
 
-/// When each side saw its channel open, counted from the answer.
+/// When each side saw its channel open, counted from the start (the offer and
+/// answer take no virtual time).
 struct Outcome {
     open: [Option<Duration>; 2],
 }

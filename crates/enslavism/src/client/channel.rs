@@ -187,7 +187,9 @@ pub struct ChannelSender {
 
 impl ChannelSender {
     /// Sends a binary message; waits while the channel holds 128 KiB not
-    /// yet acknowledged by the slave.
+    /// yet acknowledged by the slave. An empty message is dropped, with a
+    /// warning logged once per process: str0m cannot send one yet
+    /// (doc/upstream.md).
     pub async fn send(&self, data: impl Into<Bytes>) -> Result<(), ClientError> {
         self.send_message(data.into(), false).await
     }
@@ -259,7 +261,8 @@ pub struct QueuedSender {
 impl QueuedSender {
     /// Queues a message (`is_text`: a text message, which must be UTF-8).
     /// Fails only once the channel is closed; a message over the queue's
-    /// limit closes the channel instead.
+    /// limit closes the channel instead. An empty message is dropped (see
+    /// [`ChannelSender::send`]).
     pub fn send(&self, data: Bytes, is_text: bool) -> Result<(), ClientError> {
         let state = &self.sender.state;
         if state.closed.load(Ordering::Relaxed) {

@@ -524,7 +524,9 @@ impl Slave {
     /// Queues a message on a data channel (`is_text` sends a text message).
     /// Past [`SEND_QUEUE_LIMIT`] queued bytes, the message and the queue are
     /// dropped, a `ChannelError` is reported, and the channel closes once SCTP
-    /// delivered what it holds (this still returns `Ok`).
+    /// delivered what it holds (this still returns `Ok`). An empty message
+    /// is dropped, with a warning logged once per process: str0m cannot
+    /// send one yet (doc/upstream.md).
     pub fn send(&self, channel: ChannelId, data: Bytes, is_text: bool) -> Result<(), SlaveError> {
         let channels = self.shared.channels();
         let handle = channels.get(&channel).ok_or(SlaveError::ChannelNotOpen(channel))?;

@@ -32,8 +32,8 @@ use crate::transport::{empty_message_dropped, settle, settle_due, SharedCrypto};
 
 /// How long a peer with no channel left waits for the browser to open another.
 const PEER_IDLE_GRACE: Duration = Duration::from_secs(1);
-/// How long after its first channel opens a peer's SCTP datagrams still go
-/// out twice (see [`Peer::duplicate_until`]).
+/// How long after its first channel opens a peer's first DTLS datagrams
+/// still go out twice (see [`Peer::duplicate_until`]).
 const SETUP_REDUNDANCY: Duration = Duration::from_secs(2);
 /// How many of a peer's DTLS datagrams go out twice at most (see
 /// [`Peer::duplicate_until`]). A setup and its first messages are about ten;
@@ -817,16 +817,18 @@ fn on_event(key: PeerKey, peer: &mut Peer, cx: &mut Context<'_>, event: Event, n
         }
         Event::ChannelOpen(rtc_id, _) => {
             if let Some(index) = channel_index(peer, rtc_id) {
-                announce(key, peer.client_id, &mut peer.channels[index], cx);
+                // Counted before it is reported: whoever hears of the
+                // channel finds its setup in the stats.
                 set_up(peer, cx, now);
+                announce(key, peer.client_id, &mut peer.channels[index], cx);
                 peer.idle_deadline = None;
             }
             true
         }
         Event::ChannelData(message) => {
             let Some(index) = channel_index(peer, message.id) else { return true };
-            announce(key, peer.client_id, &mut peer.channels[index], cx);
             set_up(peer, cx, now);
+            announce(key, peer.client_id, &mut peer.channels[index], cx);
             let ch = &mut peer.channels[index];
             let len = message.data.len();
             // str0m takes messages up to its own limit (256 KiB); the slave
