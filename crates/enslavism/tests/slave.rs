@@ -28,6 +28,27 @@ impl SlaveHooks for Events {
 
 type ClientSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// A master on loopback, and its URL.
+async fn master() -> (Master, String) {
+    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
+    let url = format!("ws://{}", master.local_addr().unwrap());
+    (master, url)
+}
+
+/// A slave's settings with ICE on loopback only.
+fn loopback() -> enslavism::slave::SlaveConfigBuilder {
+    SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()])
+}
+
+/// The slave `builder` makes with `config`, connected; its events come out of the receiver.
+async fn slave_with_events(
+    builder: enslavism::slave::SlaveBuilder,
+    config: SlaveConfig,
+) -> (Slave, mpsc::UnboundedReceiver<SlaveEvent>) {
+    let (events_tx, events) = mpsc::unbounded_channel();
+    (builder.config(config).hooks(Arc::new(Events(events_tx))).connect().await.unwrap(), events)
+}
+
 async fn next_frame(ws: &mut ClientSocket) -> Message {
     loop {
         if let WsMessage::Binary(data) = ws.next().await.expect("socket open").expect("no error") {
@@ -113,12 +134,9 @@ async fn send_offer(url: &str, label: &str) -> (Browser, ClientSocket, u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_connects_through_the_master_and_talks_to_the_slave() {
-    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
-    let url = format!("ws://{}", master.local_addr().unwrap());
-    let (events_tx, mut events) = mpsc::unbounded_channel();
-    let config = SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()]).build().unwrap();
-    let slave = Slave::builder(&url).user_data(r#"{"name":"rust"}"#).config(config).hooks(Arc::new(Events(events_tx)));
-    let slave = slave.connect().await.unwrap();
+    let (master, url) = master().await;
+    let (slave, mut events) =
+        slave_with_events(Slave::builder(&url).user_data(r#"{"name":"rust"}"#), loopback().build().unwrap()).await;
 
     let (mut peer, _ws) = open_channel(&url, "echo").await;
 
@@ -165,11 +183,8 @@ async fn a_peer_connects_through_the_master_and_talks_to_the_slave() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_over_max_message_size_closes_its_channel_with_an_error() {
-    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
-    let url = format!("ws://{}", master.local_addr().unwrap());
-    let (events_tx, mut events) = mpsc::unbounded_channel();
-    let config = SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()]).max_message_size(1024).build().unwrap();
-    let slave = Slave::builder(&url).config(config).hooks(Arc::new(Events(events_tx))).connect().await.unwrap();
+    let (master, url) = master().await;
+    let (slave, mut events) = slave_with_events(Slave::builder(&url), loopback().max_message_size(1024).build().unwrap()).await;
     // A peer that does not take the announced limit (str0m then allows 64 KiB).
     let ignore_limit =
         |sdp: String| sdp.split_inclusive('\n').filter(|l| !l.starts_with("a=max-message-size:")).collect::<String>();
@@ -211,10 +226,9 @@ impl SlaveHooks for PanicOnChannel {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_the_engine_is_reported_and_leaves_nothing_behind() {
-    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
-    let url = format!("ws://{}", master.local_addr().unwrap());
+    let (master, url) = master().await;
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let config = SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()]).build().unwrap();
+    let config = loopback().build().unwrap();
     let slave = Slave::builder(&url).config(config).hooks(Arc::new(PanicOnChannel(events_tx))).connect().await.unwrap();
     let (_peer, _ws) = open_channel(&url, "doomed").await;
 
@@ -270,8 +284,7 @@ async fn stun_server_behind_a_nat() -> (std::net::SocketAddr, mpsc::UnboundedRec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stun_server_gives_each_shard_a_server_reflexive_candidate() {
-    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
-    let url = format!("ws://{}", master.local_addr().unwrap());
+    let (master, url) = master().await;
     let (stun, mut asked) = stun_server_behind_a_nat().await;
     let config = SlaveConfig::builder()
         .ice_addresses(["127.0.0.1".parse().unwrap()])
@@ -279,8 +292,7 @@ async fn a_stun_server_gives_each_shard_a_server_reflexive_candidate() {
         .ice_servers([enslavism::slave::IceServer { urls: vec![format!("stun:{stun}")], ..Default::default() }])
         .build()
         .unwrap();
-    let (events_tx, _events) = mpsc::unbounded_channel();
-    let slave = Slave::builder(&url).config(config).hooks(Arc::new(Events(events_tx))).connect().await.unwrap();
+    let (slave, _events) = slave_with_events(Slave::builder(&url), config).await;
     let port = slave.udp_ports()[0];
     let from = tokio::time::timeout(Duration::from_secs(5), asked.recv()).await.expect("asked in time").unwrap();
     assert_eq!(from.port(), port, "asked from the shard's socket");
@@ -303,12 +315,9 @@ async fn a_stun_server_gives_each_shard_a_server_reflexive_candidate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_answer_announces_the_configured_max_message_size() {
-    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
-    let url = format!("ws://{}", master.local_addr().unwrap());
-    let config =
-        SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()]).max_message_size(16 * 1024).build().unwrap();
-    let (events_tx, _events) = mpsc::unbounded_channel();
-    let slave = Slave::builder(&url).config(config).hooks(Arc::new(Events(events_tx))).connect().await.unwrap();
+    let (master, url) = master().await;
+    let config = loopback().max_message_size(16 * 1024).build().unwrap();
+    let (slave, _events) = slave_with_events(Slave::builder(&url), config).await;
     let (_peer, mut ws, _) = send_offer(&url, "small").await;
     let sdp = loop {
         if let Message::AnswerFromSlave(SessionDescription { sdp, .. }) = next_frame(&mut ws).await {
@@ -332,19 +341,10 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_slave_counts_what_it_carries_and_serves_it_as_metrics() {
-    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
-    let url = format!("ws://{}", master.local_addr().unwrap());
-    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let (master, url) = master().await;
     let localhost: std::net::IpAddr = "127.0.0.1".parse().unwrap();
-    let config = SlaveConfig::builder()
-        .ice_addresses([localhost])
-        .udp_port(0)
-        .metrics_port(0)
-        .metrics_host(localhost)
-        .metrics_per_connection(true)
-        .build()
-        .unwrap();
-    let slave = Slave::builder(&url).config(config).hooks(Arc::new(Events(events_tx))).connect().await.unwrap();
+    let config = loopback().udp_port(0).metrics_port(0).metrics_host(localhost).metrics_per_connection(true).build().unwrap();
+    let (slave, mut events) = slave_with_events(Slave::builder(&url), config).await;
     assert_eq!(slave.stats().connections, 0);
 
     let (mut peer, _ws) = open_channel(&url, "stats").await;
@@ -403,11 +403,8 @@ async fn the_slave_counts_what_it_carries_and_serves_it_as_metrics() {
 /// polled between them. A setup takes milliseconds here; a second is a stall.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setups_never_wait_on_a_dtls_flight_timer() {
-    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
-    let url = format!("ws://{}", master.local_addr().unwrap());
-    let config = SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()]).build().unwrap();
-    let (events_tx, mut events) = mpsc::unbounded_channel();
-    let slave = Slave::builder(&url).config(config).hooks(Arc::new(Events(events_tx))).connect().await.unwrap();
+    let (master, url) = master().await;
+    let (slave, mut events) = slave_with_events(Slave::builder(&url), loopback().build().unwrap()).await;
     const SETUPS: u64 = 5;
     for _ in 0..SETUPS {
         let (peer, _ws) = open_channel(&url, "setup").await;
@@ -428,11 +425,8 @@ async fn setups_never_wait_on_a_dtls_flight_timer() {
 /// throughput. 200 kB out, counted on the wire (426 kB with unbounded copies).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_right_after_the_setup_goes_out_once() {
-    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
-    let url = format!("ws://{}", master.local_addr().unwrap());
-    let (events_tx, mut events) = mpsc::unbounded_channel();
-    let config = SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()]).build().unwrap();
-    let slave = Slave::builder(&url).config(config).hooks(Arc::new(Events(events_tx))).connect().await.unwrap();
+    let (master, url) = master().await;
+    let (slave, mut events) = slave_with_events(Slave::builder(&url), loopback().build().unwrap()).await;
     let (mut peer, _ws) = open_channel(&url, "burst").await;
     let (session, channel) = connection_and_channel(&mut events).await;
 
@@ -491,8 +485,7 @@ impl SlaveHooks for Batches {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_brackets_the_events_of_each_wake_up_in_one_batch() {
     use std::sync::atomic::Ordering::Relaxed;
-    let master = Master::bind("127.0.0.1:0".parse().unwrap(), MasterConfig::default(), Arc::new(NoHooks)).unwrap();
-    let url = format!("ws://{}", master.local_addr().unwrap());
+    let (master, url) = master().await;
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let hooks = Arc::new(Batches {
         events: events_tx,
@@ -500,7 +493,7 @@ async fn a_shard_brackets_the_events_of_each_wake_up_in_one_batch() {
         ended: Default::default(),
         unbalanced: Default::default(),
     });
-    let config = SlaveConfig::builder().ice_addresses(["127.0.0.1".parse().unwrap()]).build().unwrap();
+    let config = loopback().build().unwrap();
     let slave = Slave::builder(&url).config(config).hooks(hooks.clone()).connect().await.unwrap();
     let (peer, _ws) = open_channel(&url, "batches").await;
     for i in 0..20u8 {
