@@ -1,7 +1,8 @@
 //! The engine's logs (`tracing`, and the `log` records of str0m's DTLS and
-//! SCTP crates through the tracing-log bridge): on stderr when `ENSLAVISM_LOG` holds a filter, and
-//! to the application's logger once `setLogger` gave one. Quiet otherwise:
-//! nothing is installed, so a log call costs a level check.
+//! SCTP crates through the tracing-log bridge): on stderr when
+//! `ENSLAVISM_LOG` holds a filter, and to the application's logger once
+//! `setLogger` gave one. Quiet otherwise: nothing is installed, so a log
+//! call costs a level check.
 //!
 //! The application's logger gets records in batches on the JS thread: a log
 //! line on an engine thread is queued (one lock, no JS), and whatever piled
@@ -75,8 +76,9 @@ fn install(filter: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// dimpl and sctp-proto log through the `log` crate: their records reach us only up to
-/// `log`'s own maximum level, which the bridge sets once at installation.
+/// dimpl and sctp-proto log through the `log` crate: their records reach us
+/// only up to `log`'s own maximum level, which the bridge sets once at
+/// installation.
 fn set_log_max_level(filter: &EnvFilter) {
     let level = match filter.max_level_hint() {
         Some(tracing::level_filters::LevelFilter::OFF) => log::LevelFilter::Off,

@@ -4,9 +4,10 @@
 //! [`MasterConnection`] keeps the live slave list (with reconnection and
 //! resynchronisation as the browser bundle does them); a [`SlaveConnection`]
 //! opens [`DataChannel`]s to one slave over str0m (one UDP socket and one
-//! task per slave connection), signalling through the master. It speaks enslavism 0.9.0's protocol, and the negotiated
-//! channels of ours (see [`ChannelOptions`]), so it works against our master
-//! and slave and against 0.9.0's.
+//! task per slave connection), signalling through the master. It speaks
+//! enslavism 0.9.0's protocol, and the negotiated channels of ours (see
+//! [`ChannelOptions`]), so it works against our master and slave and
+//! against 0.9.0's.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), enslavism::client::ClientError> {

@@ -16,7 +16,9 @@ const STUN_MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
 pub(crate) fn is_stun(packet: &[u8]) -> bool {
     packet.len() >= STUN_HEADER_LEN && packet[0] & 0xc0 == 0 && packet[4..8] == STUN_MAGIC_COOKIE
 }
-const BINDING_REQUEST: u16 = 0x0001;
+/// Message types: a Binding request, and its success response.
+pub(crate) const BINDING_REQUEST: u16 = 0x0001;
+pub(crate) const BINDING_SUCCESS: u16 = 0x0101;
 const ATTR_USERNAME: u16 = 0x0006;
 
 /// The value of the first attribute of type `wanted`.
@@ -48,7 +50,6 @@ pub(crate) fn binding_request_ufrag(packet: &[u8]) -> Option<&[u8]> {
     username.split(|b| *b == b':').next()
 }
 
-const BINDING_SUCCESS: u16 = 0x0101;
 const ATTR_MAPPED_ADDRESS: u16 = 0x0001;
 const ATTR_XOR_MAPPED_ADDRESS: u16 = 0x0020;
 
@@ -65,32 +66,30 @@ pub(crate) fn binding_request(id: &TransactionId) -> [u8; STUN_HEADER_LEN] {
     request
 }
 
-/// A fresh transaction id: random (the process's random SipHash keys, and
-/// a counter), so that an off-path sender cannot guess it.
+/// A fresh transaction id from the system's random source, so that an
+/// off-path sender cannot guess it (RFC 8489 §5).
 pub(crate) fn transaction_id() -> TransactionId {
-    use std::hash::{BuildHasher, Hasher};
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let keys = std::collections::hash_map::RandomState::new();
     let mut id = [0; 12];
-    for (chunk, salt) in id.chunks_mut(6).zip([0x5a5a_u64, 0xa5a5]) {
-        let mut hasher = keys.build_hasher();
-        hasher.write_u64(count ^ salt);
-        chunk.copy_from_slice(&hasher.finish().to_be_bytes()[..6]);
-    }
+    // The system's source fails only on a kernel without getrandom(2) and /dev/urandom.
+    getrandom::fill(&mut id).expect("the system's random source");
     id
+}
+
+/// The transaction id of a STUN message of type `kind` (header checked);
+/// `None` for anything else.
+pub(crate) fn transaction_of(packet: &[u8], kind: u16) -> Option<TransactionId> {
+    if !is_stun(packet) || u16::from_be_bytes([packet[0], packet[1]]) != kind {
+        return None;
+    }
+    packet[8..STUN_HEADER_LEN].try_into().ok()
 }
 
 /// The transaction id and mapped address (XOR-MAPPED-ADDRESS, or else the
 /// older MAPPED-ADDRESS) of a Binding success response; `None` for anything else.
 pub(crate) fn binding_success(packet: &[u8]) -> Option<(TransactionId, SocketAddr)> {
-    if !is_stun(packet) || u16::from_be_bytes([packet[0], packet[1]]) != BINDING_SUCCESS {
-        return None;
-    }
+    let id = transaction_of(packet, BINDING_SUCCESS)?;
     let body_len = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
     let body = packet.get(STUN_HEADER_LEN..STUN_HEADER_LEN + body_len)?;
-    let mut id = [0; 12];
-    id.copy_from_slice(&packet[8..STUN_HEADER_LEN]);
     let address = match attribute(body, ATTR_XOR_MAPPED_ADDRESS) {
         Some(value) => {
             // XORed with the magic cookie, then (IPv6) the transaction id.

@@ -7,24 +7,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::slave::stats::{CandidatePair, ConnectionStats};
-use crate::transport::stun::{is_stun, STUN_HEADER_LEN};
+use crate::transport::stun::{is_stun, transaction_of, TransactionId, BINDING_REQUEST, BINDING_SUCCESS};
 
-const BINDING_REQUEST: [u8; 2] = [0x00, 0x01];
-const BINDING_SUCCESS: [u8; 2] = [0x01, 0x01];
 /// Our checks remembered while their answers are awaited: a connecting
 /// agent checks a few pairs at once; once connected, one every few seconds.
 const PENDING_CHECKS: usize = 4;
-
-type TransactionId = [u8; 12];
-
-/// The transaction id of a STUN message of type `kind`; `None` for
-/// anything else (DTLS, SCTP inside it, garbage).
-fn transaction(datagram: &[u8], kind: [u8; 2]) -> Option<TransactionId> {
-    if !is_stun(datagram) || datagram[0..2] != kind {
-        return None;
-    }
-    datagram[8..STUN_HEADER_LEN].try_into().ok()
-}
 
 /// One peer connection's transport figures.
 #[derive(Debug, Default)]
@@ -46,7 +33,7 @@ impl LinkFigures {
     pub(super) fn received(&mut self, datagram: &[u8], now: Instant) {
         self.packets_in += 1;
         self.bytes_in += datagram.len() as u64;
-        let Some(id) = transaction(datagram, BINDING_SUCCESS) else { return };
+        let Some(id) = transaction_of(datagram, BINDING_SUCCESS) else { return };
         if let Some(slot) = self.pending.iter_mut().find(|p| p.is_some_and(|(sent, _)| sent == id)) {
             let (_, at) = slot.take().expect("found above");
             self.rtt = Some(now.saturating_duration_since(at));
@@ -58,7 +45,7 @@ impl LinkFigures {
     pub(super) fn sent(&mut self, datagram: &[u8], local: SocketAddr, remote: SocketAddr, now: Instant) {
         self.packets_out += 1;
         self.bytes_out += datagram.len() as u64;
-        if let Some(id) = transaction(datagram, BINDING_REQUEST) {
+        if let Some(id) = transaction_of(datagram, BINDING_REQUEST) {
             self.pending[self.next_slot] = Some((id, now));
             self.next_slot = (self.next_slot + 1) % PENDING_CHECKS;
         } else if !is_stun(datagram) {
@@ -89,8 +76,9 @@ impl LinkFigures {
 mod tests {
     use super::*;
 
-    fn stun(kind: [u8; 2], id: u8) -> Vec<u8> {
-        let mut packet = vec![kind[0], kind[1], 0, 0];
+    fn stun(kind: u16, id: u8) -> Vec<u8> {
+        let mut packet = kind.to_be_bytes().to_vec();
+        packet.extend_from_slice(&[0, 0]);
         packet.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
         packet.extend_from_slice(&[id; 12]);
         packet
