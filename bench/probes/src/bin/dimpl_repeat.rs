@@ -22,8 +22,9 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use enslavism_probes::{negotiated_pair, ADDRS};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::{Event, Input, Output};
 
 /// Virtual time a case may take before it counts as stalled for good.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -41,17 +42,8 @@ struct Outcome {
 /// handshake datagrams arrive twice.
 fn run(repeat: Option<usize>, delay: Duration) -> Outcome {
     let start = Instant::now();
-    let addrs = [SocketAddr::from(([203, 0, 113, 1], 5000)), SocketAddr::from(([203, 0, 113, 2], 5000))];
-    let mut offerer = Rtc::builder().build(start);
-    offerer.add_local_candidate(Candidate::host(addrs[OFFERER], "udp").expect("a candidate"));
-    let mut change = offerer.sdp_api();
-    change.add_channel("repro".into());
-    let (offer, pending) = change.apply().expect("an offer");
-    let mut answerer = Rtc::builder().build(start);
-    answerer.add_local_candidate(Candidate::host(addrs[ANSWERER], "udp").expect("a candidate"));
-    let answer = answerer.sdp_api().accept_offer(offer).expect("an answer");
-    offerer.sdp_api().accept_answer(pending, answer).expect("the answer taken");
-    let mut rtcs = [offerer, answerer];
+    let addrs = ADDRS;
+    let mut rtcs = negotiated_pair(start, "repro");
 
     let mut now = start;
     let mut open = [None, None];
