@@ -549,7 +549,9 @@ export declare class DataChannel extends EventEmitter {
 	 * (code `ERR_ENSLAVISM_CHANNEL`) fires, and `close` follows once SCTP has
 	 * delivered what it holds (at most 10 s); send() itself does not throw.
 	 * An empty message is dropped, with a warning logged once per process:
-	 * the WebRTC stack cannot send one yet (doc/upstream.md).
+	 * the WebRTC stack cannot send one yet (doc/upstream.md). The bytes are
+	 * copied at once; what one JS turn sends reaches the engine together,
+	 * when the turn ends (a close hands over what was sent before it first).
 	 */
 	send(data: string | Buffer | ArrayBuffer | ArrayBufferView): void;
 	/**

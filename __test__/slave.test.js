@@ -166,6 +166,26 @@ describe('slave on webrtc-rs', { timeout: 110_000 }, () => {
 		assert.ok(replies[1] instanceof ArrayBuffer);
 		assert.deepEqual([...new Uint8Array(replies[1])], [9, 8, 7]);
 
+		// A message is copied when sent (sends reach the engine at the end of
+		// the JS turn): a Buffer changed and sent again sends both contents.
+		const gotBoth = new Promise((resolve) => {
+			const seen = [];
+			dc.onmessage = (ev) => {
+				seen.push(new Uint8Array(ev.data)[0]);
+				if (seen.length === 2) resolve(seen);
+			};
+		});
+		const reused = Buffer.from([1]);
+		serverDc.send(reused);
+		reused[0] = 2;
+		serverDc.send(reused);
+		assert.deepEqual(await within(gotBoth, WAIT_MS, 'the browser did not get both sends of one Buffer'), [1, 2]);
+		// The binding checks a batch whole (lengths that do not add up) before it sends any of it.
+		assert.throws(() => slave._native.sendBatch(Buffer.from('ab'), new Float64Array([serverDc._channel, 5, 0])),
+			{ code: 'ERR_ENSLAVISM_INTERNAL', message: /malformed send batch/ });
+		assert.throws(() => slave._native.sendBatch(Buffer.from('ab'), new Float64Array([serverDc._channel, 1.5, 0, serverDc._channel, 0.5, 0])),
+			{ code: 'ERR_ENSLAVISM_INTERNAL' });
+
 		// The browser closes: the slave sees the channel and the client go.
 		const channelClosed = onceWithin(serverDc, 'close', SLOW_MS, 'the slave did not see the channel close');
 		const clientClosed = onceWithin(clientCo, 'close', SLOW_MS, 'the slave did not see the client go');
@@ -174,17 +194,14 @@ describe('slave on webrtc-rs', { timeout: 110_000 }, () => {
 		// its 'close' event cannot be dispatched yet: a send in that window (a
 		// game loop racing the close) is dropped, not thrown.
 		const forgotten = Date.now() + 10_000;
-		for (;;) {
-			try {
-				slave._native.send(serverDc._channel, Buffer.from('x'), false);
-			} catch {
-				break;
-			}
+		while (slave._native.channelStats(serverDc._channel) != null) {
 			assert.ok(Date.now() < forgotten, 'the engine forgets a closed channel');
 			Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
 		}
 		assert.equal(serverDc.readyState, 'open');
 		serverDc.send('lost in the race');
+		// Handed to the engine now, not at the end of this turn.
+		serverDc._outbox.flush();
 		await channelClosed;
 		await clientClosed;
 		assert.equal(serverDc.readyState, 'closed');

@@ -14,11 +14,17 @@ function makeEvent(type, target, fields) {
 }
 
 class DataChannel extends EventEmitter {
-	/** @internal Created by the slave when a client opens a channel. */
-	constructor(native, channel, info) {
+	/**
+	 * @internal Created by the slave when a client opens a channel (or by a
+	 * MasterConnection); `outbox` takes what it sends (lib/outbox.js).
+	 */
+	constructor(native, outbox, channel, info) {
 		super();
 		this._native = native;
+		this._outbox = outbox;
 		this._channel = channel;
+		/** Bytes of this channel's messages in the outbox, not yet with the engine. */
+		this._queued = 0;
 		this._listenerWrappers = new Map();
 		this._lowThreshold = 0;
 		/** The engine's figures at the close, once closed (the engine forgets the channel then). */
@@ -64,7 +70,7 @@ class DataChannel extends EventEmitter {
 
 	/** Bytes queued for sending and not yet handed to the transport. */
 	get bufferedAmount() {
-		return this.readyState === 'open' ? this._native.bufferedAmount(this._channel) : 0;
+		return this.readyState === 'open' ? this._native.bufferedAmount(this._channel) + this._queued : 0;
 	}
 
 	/** `bufferedamountlow` fires when `bufferedAmount` falls to this many bytes. */
@@ -83,20 +89,17 @@ class DataChannel extends EventEmitter {
 	/**
 	 * Sends a message: a string as text; a Buffer, ArrayBuffer, TypedArray or
 	 * DataView as binary. Throws if `readyState` is not 'open'; once the
-	 * channel is gone but before its 'close' event, the message is dropped.
+	 * channel is gone but before its 'close' event, the message is dropped
+	 * (the engine saw the close first and its 'close' event is on the way: as
+	 * in a browser, that is no error, and a game loop sending to many channels
+	 * must not die of that race). The bytes are copied at once; they reach
+	 * the engine with the rest of this JS turn's messages (lib/outbox.js).
 	 */
 	send(data) {
 		if (this.readyState !== 'open') {
 			throw codedError(Error, 'ERR_ENSLAVISM_CHANNEL_CLOSED', `data channel "${this.label}" is ${this.readyState}, not open`);
 		}
-		try {
-			this._native.send(this._channel, toBuffer(data), typeof data === 'string');
-		} catch (err) {
-			// The engine saw the close first and its 'close' event is on the way:
-			// as in a browser, a message sent meanwhile is lost, not an error (a
-			// game loop sending to many channels must not die of that race).
-			if (err.code !== 'ERR_ENSLAVISM_CHANNEL_CLOSED') throw err;
-		}
+		this._outbox.push(this, this._channel, typeof data === 'string' ? data : toBuffer(data));
 	}
 
 	/**
@@ -118,6 +121,8 @@ class DataChannel extends EventEmitter {
 	close() {
 		if (this.readyState === 'closing' || this.readyState === 'closed') return;
 		this.readyState = 'closing';
+		// What was sent before goes first.
+		this._outbox.flush();
 		this._native.closeChannel(this._channel);
 	}
 

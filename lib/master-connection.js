@@ -7,6 +7,7 @@
 const { EventEmitter } = require('node:events');
 const { NativeMasterConnection } = require('./binding.js');
 const { DataChannel } = require('./data-channel.js');
+const { Outbox } = require('./outbox.js');
 const { authPairs, checkPeerOptions, createWithExtraCa } = require('./peer-options.js');
 const { batchHandler, codedError, describe, emitError, masterUrls } = require('./util.js');
 
@@ -49,6 +50,8 @@ class SlaveConnection extends Emitter {
 
 	/** Closes the peer connection and every channel opened from it; a later channel connects again. */
 	close() {
+		// What was sent before goes first.
+		this.master._outbox.flush();
 		this.master._native.closeSlave(this._uid);
 	}
 
@@ -78,7 +81,7 @@ class SlaveConnection extends Emitter {
 			if (opened.failure.code === 'REJECTED') this.emit('rejected');
 			throw codedError(Error, opened.failure.code, opened.failure.message);
 		}
-		const dc = new DataChannel(native, opened.channel, {
+		const dc = new DataChannel(native, this.master._outbox, opened.channel, {
 			label: dataChannelName, protocol: String(protocol), ordered: Boolean(ordered),
 			maxRetransmits: maxRetransmits ?? null, maxPacketLifeTime: maxPacketLifeTime ?? null,
 			negotiated: maxRetransmits !== undefined || maxPacketLifeTime !== undefined,
@@ -113,6 +116,8 @@ class MasterConnection extends Emitter {
 		// Messages come as (channel, data), without an event object: they are the hot path.
 		const onEvent = batchHandler((event) => this._onNativeEvent(event), (channel, data) => this._channels.get(channel)?.dc._message(data));
 		this._native = createWithExtraCa((opts) => NativeMasterConnection.create(urls, opts, cookies, onEvent), native);
+		/** What the channels send, handed to the engine once per JS turn. */
+		this._outbox = new Outbox(this._native);
 		this._native.connect().then((failure) => {
 			if (failure === null || failure === undefined || this._closing !== null) return;
 			// As in the browser: a connection that never opened closes with 1006.
@@ -135,6 +140,7 @@ class MasterConnection extends Emitter {
 	 * every connection to a slave. Resolves once done.
 	 */
 	close() {
+		if (this._closing === null) this._outbox.flush();
 		this._closing ??= this._native.close().then(() => {
 			// The engine delivers nothing once closed: its channels close here.
 			for (const { dc } of this._channels.values()) dc._closed();

@@ -6,6 +6,7 @@
 const { EventEmitter } = require('node:events');
 const { NativeSlave } = require('./binding.js');
 const { DataChannel } = require('./data-channel.js');
+const { Outbox } = require('./outbox.js');
 const { authPairs, checkPeerOptions, createWithExtraCa } = require('./peer-options.js');
 const { batchHandler, checkCount, checkInteger, codedError, describe, emitError, masterUrls } = require('./util.js');
 
@@ -112,6 +113,8 @@ class Slave extends EventEmitter {
 		// Messages come as (channel, data), without an event object: they are the hot path.
 		const onEvent = batchHandler((event) => this._onNativeEvent(event), (channel, data) => this._channels.get(channel)?.dc._message(data));
 		this._native = createWithExtraCa((native) => NativeSlave.create(native, onEvent), nativeOptions(options));
+		/** What the channels send, handed to the engine once per JS turn. */
+		this._outbox = new Outbox(this._native);
 		this.on('newListener', (event) => { if (event === 'offer') this._native.setOffersObserved(true); });
 		this.on('removeListener', (event) => {
 			if (event === 'offer') this._native.setOffersObserved(this.listenerCount('offer') > 0);
@@ -219,7 +222,11 @@ class Slave extends EventEmitter {
 	 * done; the process can then exit by itself.
 	 */
 	close() {
-		this._closing ??= this._native.close();
+		if (this._closing === null) {
+			// What was sent before goes first.
+			this._outbox.flush();
+			this._closing = this._native.close();
+		}
 		return this._closing;
 	}
 
@@ -245,7 +252,7 @@ class Slave extends EventEmitter {
 			}
 			case 'datachannel': {
 				const client = this._clients.get(event.session);
-				const dc = new DataChannel(this._native, event.channel, event);
+				const dc = new DataChannel(this._native, this._outbox, event.channel, event);
 				this._channels.set(event.channel, { dc, client });
 				if (client) {
 					client.dataChannels[dc.label] = dc;

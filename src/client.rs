@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use enslavism::client::{
     ChannelOptions, ChannelReceiver, ClientError, MasterConnection, MasterConnectionBuilder, MasterEvent, QueuedSender,
     SlaveConnection, SlaveInfo,
@@ -20,6 +19,7 @@ use napi_derive::napi;
 
 use crate::convert::{config_error, ice_servers, ip_list, millis, set_each, trusted_cas, NativeIceServer};
 use crate::delivery::{BatchArgs, Deliverer, Delivery};
+use crate::outbox::read_batch;
 use crate::slave::NativeFailure;
 use crate::{codes, init_logging, js_error};
 
@@ -399,13 +399,19 @@ impl NativeMasterConnection {
         self.channels.lock().unwrap_or_else(|p| p.into_inner()).get(&(channel as u64)).cloned()
     }
 
-    /// Queues a message on a channel; `isText` sends a text message.
+    /// Queues what one JS turn sent (see `outbox::read_batch`); messages on
+    /// channels no longer open are dropped (their close is on its way).
     #[napi]
-    pub fn send(&self, channel: i64, data: &[u8], is_text: bool) -> napi::Result<(), String> {
+    pub fn send_batch(&self, bytes: &[u8], meta: &[f64]) -> napi::Result<(), String> {
         crate::guarded(|| {
-            let closed = || js_error("ERR_ENSLAVISM_CHANNEL_CLOSED", format!("data channel {channel} is not open"));
-            let sender = self.channel(channel).ok_or_else(closed)?;
-            sender.send(Bytes::copy_from_slice(data), is_text).map_err(|_| closed())
+            let messages = read_batch(bytes, meta)?;
+            let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+            for (channel, data, is_text) in messages {
+                if let Some(sender) = channels.get(&channel) {
+                    let _ = sender.send(data, is_text);
+                }
+            }
+            Ok(())
         })
     }
 

@@ -9,6 +9,7 @@ mod convert;
 mod delivery;
 mod logging;
 mod master;
+mod outbox;
 mod slave;
 
 pub use client::*;

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use enslavism::dial::DialError;
 use enslavism::slave::{
     ChannelId, ChannelStats, ConnectionStats, OfferDecision, Slave, SlaveConfig, SlaveConfigBuilder, SlaveError, SlaveEvent,
@@ -16,6 +15,7 @@ use tokio::sync::oneshot;
 
 use crate::convert::{config_error, ice_servers, ip_list, millis, narrow, set_each, size, trusted_cas, NativeIceServer};
 use crate::delivery::{BatchArgs, Deliverer, Delivery};
+use crate::outbox::read_batch;
 use crate::{codes, init_logging, js_error};
 
 /// Options of a slave, as passed from JS (all optional).
@@ -593,11 +593,16 @@ impl NativeSlave {
         })
     }
 
-    /// Queues a message on a channel; `isText` sends a text message.
+    /// Queues what one JS turn sent (see `outbox::read_batch`); messages on
+    /// channels no longer open are dropped (their close is on its way).
     #[napi]
-    pub fn send(&self, channel: i64, data: &[u8], is_text: bool) -> napi::Result<(), String> {
-        // A slice, not a `Buffer`: that would take and drop a JS reference per message.
-        crate::guarded(|| self.slave()?.send(channel as ChannelId, Bytes::copy_from_slice(data), is_text).map_err(slave_error))
+    pub fn send_batch(&self, bytes: &[u8], meta: &[f64]) -> napi::Result<(), String> {
+        // Slices, not `Buffer`s: those would take and drop a JS reference each.
+        crate::guarded(|| {
+            let messages = read_batch(bytes, meta)?;
+            self.slave()?.send_many(messages);
+            Ok(())
+        })
     }
 
     /// Bytes queued on a channel and not yet handed to SCTP.

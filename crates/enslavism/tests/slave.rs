@@ -169,6 +169,17 @@ async fn a_peer_connects_through_the_master_and_talks_to_the_slave() {
     slave.send(channel, bytes::Bytes::new(), false).unwrap();
     slave.send(channel, bytes::Bytes::from_static(&[4]), false).unwrap();
     assert_eq!(peer.next_message().await, (vec![4], true));
+    // Several at once, in order; one for a channel that is not open is
+    // dropped and counted.
+    let unknown = channel + 1000;
+    let batch = [
+        (channel, bytes::Bytes::from_static(&[5]), false),
+        (unknown, bytes::Bytes::from_static(&[6]), false),
+        (channel, bytes::Bytes::from_static(b"7"), true),
+    ];
+    assert_eq!(slave.send_many(batch), 1);
+    assert_eq!(peer.next_message().await, (vec![5], true));
+    assert_eq!(peer.next_message().await, (b"7".to_vec(), false));
 
     // The peer goes away: the slave closes the channel, then forgets the client.
     peer.close().await;

@@ -533,6 +533,20 @@ impl Slave {
         handle.send(data, is_text).map_err(|_| SlaveError::ChannelNotOpen(channel))
     }
 
+    /// Queues several messages in order, each as [`Slave::send`] does, with
+    /// one look-up of the channels for all (how the Node binding hands over
+    /// what one JS turn sent). A message for a channel that is not open is
+    /// dropped; returns how many were.
+    pub fn send_many(&self, messages: impl IntoIterator<Item = (ChannelId, Bytes, bool)>) -> usize {
+        let channels = self.shared.channels();
+        let mut dropped = 0;
+        for (channel, data, is_text) in messages {
+            let sent = channels.get(&channel).is_some_and(|handle| handle.send(data, is_text).is_ok());
+            dropped += usize::from(!sent);
+        }
+        dropped
+    }
+
     /// Bytes queued on a channel and not yet handed to SCTP.
     pub fn buffered_amount(&self, channel: ChannelId) -> usize {
         self.shared.channels().get(&channel).map_or(0, ChannelHandle::buffered_amount)
