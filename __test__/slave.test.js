@@ -185,6 +185,12 @@ describe('slave on webrtc-rs', { timeout: 110_000 }, () => {
 			{ code: 'ERR_ENSLAVISM_INTERNAL', message: /malformed send batch/ });
 		assert.throws(() => slave._native.sendBatch(Buffer.from('ab'), new Float64Array([serverDc._channel, 1.5, 0, serverDc._channel, 0.5, 0])),
 			{ code: 'ERR_ENSLAVISM_INTERNAL' });
+		// A batch the engine refuses is reported on the slave, not thrown at a send or a close.
+		const refused = onceWithin(slave, 'error', WAIT_MS, 'the refused batch was not reported');
+		slave._outbox.push(serverDc, -1, Buffer.from('x'));
+		slave._outbox.flush();
+		const [refusal] = await refused;
+		assert.equal(refusal.code, 'ERR_ENSLAVISM_INTERNAL');
 
 		// The browser closes: the slave sees the channel and the client go.
 		const channelClosed = onceWithin(serverDc, 'close', SLOW_MS, 'the slave did not see the channel close');

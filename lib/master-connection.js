@@ -117,7 +117,7 @@ class MasterConnection extends Emitter {
 		const onEvent = batchHandler((event) => this._onNativeEvent(event), (channel, data) => this._channels.get(channel)?.dc._message(data));
 		this._native = createWithExtraCa((opts) => NativeMasterConnection.create(urls, opts, cookies, onEvent), native);
 		/** What the channels send, handed to the engine once per JS turn. */
-		this._outbox = new Outbox(this._native);
+		this._outbox = new Outbox(this._native, (err) => emitError(this, 'MasterConnection', err));
 		this._native.connect().then((failure) => {
 			if (failure === null || failure === undefined || this._closing !== null) return;
 			// As in the browser: a connection that never opened closes with 1006.

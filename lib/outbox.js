@@ -3,8 +3,9 @@
 // a JS turn, handed to the engine in one call when the turn ends (a
 // microtask) instead of one call per message: a call cost 1.2–1.3 µs of the
 // JS thread (napi-rs's per-call checks and the channel look-up), a send now
-// 0.14–0.56 µs (bench/probes/send_cost.js). Each message is copied in at send(), as
-// a browser does, so a Buffer reused for the next message sends what it held.
+// 0.14–0.56 µs (bench/probes/send_cost.js). Each message is copied in at
+// send(), as a browser does, so a Buffer reused for the next message sends
+// what it held.
 
 /** Bytes held before a batch goes out without waiting for the turn's end. */
 const FLUSH_BYTES = 1 << 20;
@@ -12,9 +13,14 @@ const FLUSH_BYTES = 1 << 20;
 const STRIDE = 3;
 
 class Outbox {
-	/** `native` takes the batches: `sendBatch(bytes, meta)`. */
-	constructor(native) {
+	/**
+	 * `native` takes the batches (`sendBatch(bytes, meta)`); `onError(err)`
+	 * hears of a batch the engine refused (a bug of ours: it must not crash
+	 * the process, nor be thrown at a send or a close that did nothing wrong).
+	 */
+	constructor(native, onError) {
 		this._native = native;
+		this._onError = onError;
 		this._bytes = Buffer.allocUnsafe(64 * 1024);
 		this._used = 0;
 		this._meta = new Float64Array(STRIDE * 256);
@@ -30,7 +36,7 @@ class Outbox {
 
 	/**
 	 * Copies a message of `dc` (engine channel `channel`) in: `data` is a
-	 * string (sent as UTF-8 text) or a Uint8Array. Returns its byte length.
+	 * string (sent as UTF-8 text) or a Uint8Array.
 	 */
 	push(dc, channel, data) {
 		const isText = typeof data === 'string';
@@ -61,7 +67,6 @@ class Outbox {
 			this._scheduled = true;
 			queueMicrotask(this._flushLater);
 		}
-		return len;
 	}
 
 	/** Hands what is held to the engine now (before a close, which must come after). */
@@ -73,8 +78,12 @@ class Outbox {
 		this._count = 0;
 		for (const dc of this._channels) dc._queued = 0;
 		this._channels.clear();
-		// The engine copies the messages out before it returns.
-		this._native.sendBatch(bytes, meta);
+		try {
+			// The engine copies the messages out before it returns.
+			this._native.sendBatch(bytes, meta);
+		} catch (err) {
+			this._onError(err);
+		}
 	}
 
 	_reserve(room) {

@@ -114,7 +114,7 @@ class Slave extends EventEmitter {
 		const onEvent = batchHandler((event) => this._onNativeEvent(event), (channel, data) => this._channels.get(channel)?.dc._message(data));
 		this._native = createWithExtraCa((native) => NativeSlave.create(native, onEvent), nativeOptions(options));
 		/** What the channels send, handed to the engine once per JS turn. */
-		this._outbox = new Outbox(this._native);
+		this._outbox = new Outbox(this._native, (err) => emitError(this, 'slave', err));
 		this.on('newListener', (event) => { if (event === 'offer') this._native.setOffersObserved(true); });
 		this.on('removeListener', (event) => {
 			if (event === 'offer') this._native.setOffersObserved(this.listenerCount('offer') > 0);
