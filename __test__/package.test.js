@@ -4,7 +4,11 @@
 //   prebuilt addon) with install scripts ignored (npm 12's default): works;
 // - the main tarball alone, scripts ignored: require() says what to do;
 // - `npm pack`'s tarball with scripts: builds the addon from source.
-// Offline: everything comes from the tarballs and npm's cache.
+// The tarballs' dependencies (@napi-rs/cli) come from npm's cache where it
+// has them, else from the registry: a fresh machine's cache holds the
+// tarballs `npm install` fetched by the lockfile, but not the registry's
+// metadata that resolving a tarball's own dependencies needs (--offline
+// failed there with ENOTCACHED).
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -33,7 +37,7 @@ function installIgnoringScripts(dir, name, tarballs) {
 	fs.mkdirSync(app);
 	fs.writeFileSync(path.join(app, 'package.json'), '{"name":"app","private":true}');
 	const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-	runSync(npm, ['install', '--ignore-scripts', '--offline', '--no-audit', '--no-fund', ...tarballs], { cwd: app, stdio: 'pipe', timeout: 120_000 });
+	runSync(npm, ['install', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund', ...tarballs], { cwd: app, stdio: 'pipe', timeout: 120_000 });
 	return app;
 }
 
