@@ -9,6 +9,8 @@
 
 /** Bytes held before a batch goes out without waiting for the turn's end. */
 const FLUSH_BYTES = 1 << 20;
+/** The buffer's size at first, and again after a message made it grow past 2 × FLUSH_BYTES. */
+const INITIAL_BYTES = 64 * 1024;
 /** Numbers per message in `meta`: channel, byte length, 1 for text. */
 const STRIDE = 3;
 
@@ -21,7 +23,7 @@ class Outbox {
 	constructor(native, onError) {
 		this._native = native;
 		this._onError = onError;
-		this._bytes = Buffer.allocUnsafe(64 * 1024);
+		this._bytes = Buffer.allocUnsafe(INITIAL_BYTES);
 		this._used = 0;
 		this._meta = new Float64Array(STRIDE * 256);
 		this._count = 0;
@@ -84,6 +86,8 @@ class Outbox {
 		} catch (err) {
 			this._onError(err);
 		}
+		// One huge message must not pin its size for the slave's lifetime.
+		if (this._bytes.length > 2 * FLUSH_BYTES) this._bytes = Buffer.allocUnsafe(INITIAL_BYTES);
 	}
 
 	_reserve(room) {
