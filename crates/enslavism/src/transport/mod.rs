@@ -2,6 +2,7 @@
 //! str0m: host addresses, one crypto and certificate, the drain of str0m's
 //! output, and asking STUN servers for a server-reflexive address.
 
+mod dtls;
 pub(crate) mod host;
 pub(crate) mod reflexive;
 pub(crate) mod stun;
@@ -15,7 +16,8 @@ use str0m::{Output, Rtc, RtcConfig, RtcError};
 /// What every peer connection of a slave (or of a client) shares: its
 /// crypto (str0m's `rust-crypto` backend: no system library to install) and
 /// its DTLS certificate (str0m makes one per peer otherwise: a key
-/// generation per connection, 48 ms measured).
+/// generation per connection, 48 ms measured), with its DTLS configured
+/// once ([`dtls`]).
 #[derive(Clone)]
 pub(crate) struct SharedCrypto {
     provider: Arc<CryptoProvider>,
@@ -24,7 +26,7 @@ pub(crate) struct SharedCrypto {
 
 impl SharedCrypto {
     pub(crate) fn new() -> Self {
-        let provider = str0m::crypto::from_feature_flags();
+        let provider = dtls::with_prebuilt_dtls(str0m::crypto::from_feature_flags());
         let certificate = provider.dtls_provider.generate_certificate();
         if certificate.is_none() {
             // Each peer connection then makes its own.
