@@ -376,7 +376,9 @@ function report(chosen, results) {
 	for (const impl of IMPLS) {
 		summaries[impl] = {};
 		for (const name of chosen) summaries[impl][name] = summarise(results[impl][name]);
-		if (summaries[impl].fanout) Object.assign(summaries[impl].fanout.figures, goals.derivePerPeer(summaries[impl].fanout.figures));
+		for (const section of ['fanout', 'bots']) {
+			if (summaries[impl][section]) Object.assign(summaries[impl][section].figures, goals.derivePerPeer(summaries[impl][section].figures));
+		}
 	}
 	const date = new Date().toISOString().slice(0, 10);
 	const lines = [`Benchmark of ${date}, ${CORES} cores; medians of ${RUNS} alternating runs; ratio = ours / 0.9.0.`, ''];

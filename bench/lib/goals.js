@@ -120,7 +120,21 @@ const botRows = () => botCounts().flatMap((k) => [
 		['bots', `g${k}_state_loss`, `${who}: states lost (%)`, ...(at1000 && GAME_RELIABLE ? ['max', 0] : [])],
 		['bots', `g${k}_inputs_per_s`, `${who}: inputs received/s (game rate: ${(60 * k).toLocaleString('en-US')})`],
 	];
-}));
+})).concat(gameBotRssRows());
+
+/**
+ * Memory per extra peer with bots at game rate (BENCH_BOTS_GAME=1,50,200):
+ * the fan-out rows' measure with a load generator that keeps up. At K=200,
+ * Chromium on the same two cores falls behind (latencies of seconds), and
+ * the slave's RSS then counts the states queued for it.
+ */
+function gameBotRssRows() {
+	const ks = gameBotCounts();
+	const rows = [];
+	if (ks.includes(1) && ks.includes(50)) rows.push(['bots', 'g_peer_rss_kb_first50', 'per extra peer, bots at game rate (K 1→50): RSS (kB)', 'max', 100]);
+	if (ks.includes(50) && ks.includes(200)) rows.push(['bots', 'g_peer_rss_kb', 'per extra peer, bots at game rate (K 50→200): RSS (kB)', 'max', 100]);
+	return rows;
+}
 
 const idleRows = [
 	['idle', 'master_rss_mb', 'master-only process in Node (MB)'],
@@ -176,7 +190,7 @@ function rows() {
  * Per-peer increments of one implementation's fan-out figures: CPU from K=10
  * to 50 (beyond 50, Chromium on the same two cores no longer sends at game
  * rate, so CPU would be understated), RSS from K=1 to 50 and from 50 to
- * 200, threads from 50 to 200.
+ * 200, threads from 50 to 200; and RSS with bots at game rate.
  */
 function derivePerPeer(f) {
 	const perPeer = {};
@@ -186,6 +200,8 @@ function derivePerPeer(f) {
 		perPeer.peer_rss_kb = ((f.k200_rss_mb - f.k50_rss_mb) * 1024) / 150;
 		perPeer.peer_threads = (f.k200_threads - f.k50_threads) / 150;
 	}
+	if (f.g1_rss_mb !== undefined && f.g50_rss_mb !== undefined) perPeer.g_peer_rss_kb_first50 = ((f.g50_rss_mb - f.g1_rss_mb) * 1024) / 49;
+	if (f.g50_rss_mb !== undefined && f.g200_rss_mb !== undefined) perPeer.g_peer_rss_kb = ((f.g200_rss_mb - f.g50_rss_mb) * 1024) / 150;
 	return perPeer;
 }
 
