@@ -525,7 +525,11 @@ export declare class DataChannel extends EventEmitter {
 	readonly negotiated: boolean;
 	/** `'open'` when announced, then `'closing'`, `'closed'`. */
 	readonly readyState: 'connecting' | 'open' | 'closing' | 'closed';
-	/** Bytes given to `send()` that SCTP has not delivered yet (acknowledged by the peer, or given up on). */
+	/**
+	 * Bytes given to `send()` that SCTP has not delivered yet (acknowledged by
+	 * the peer, or given up on). As in a browser, it grows at each send and
+	 * falls only from one JS turn to a later one.
+	 */
 	readonly bufferedAmount: number;
 	/**
 	 * `bufferedamountlow` fires when `bufferedAmount` falls to this many bytes

@@ -335,6 +335,26 @@ describe('slave on webrtc-rs', { timeout: 110_000 }, () => {
 		assert.equal(received, 100 * 50_000);
 	}));
 
+	it('bufferedAmount grows with each send and falls only from one JS turn to a later one, as in a browser', { timeout: 60_000 }, () => withSlave('paced', async ({ slave, slaveCo }) => {
+		const serverOpened = echoingSlaveChannel(slave, 'bulk');
+		const dc = await openChannel(slaveCo, 'bulk');
+		const serverDc = await serverOpened;
+		let received = 0;
+		const allIn = within(new Promise((resolve) => { dc.onmessage = (ev) => { received += ev.data.byteLength; if (received === 60 * 50_000 + 1000) resolve(); }; }),
+			SLOW_MS, 'the browser did not receive the 3 MB');
+		for (let i = 0; i < 60; i++) serverDc.send(Buffer.alloc(50_000, 3));
+		await new Promise((resolve) => setImmediate(resolve));
+		// A later turn: the engine is sending the 3 MB while this one runs.
+		const before = serverDc.bufferedAmount;
+		assert.ok(before > 0, `bufferedAmount ${before}`);
+		const until = Date.now() + 200;
+		while (Date.now() < until) { /* the engine's thread goes on sending */ }
+		assert.equal(serverDc.bufferedAmount, before);
+		serverDc.send(Buffer.alloc(1000, 4));
+		assert.equal(serverDc.bufferedAmount, before + 1000);
+		await allIn;
+	}));
+
 	it('a channel the slave closes delivers what was sent first, then closes in the browser; the connection goes on', { timeout: 60_000 }, () => withSlave('closer', async ({ slave, slaveCo }) => {
 		const serverOpened = echoingSlaveChannel(slave, 'first');
 		const first = await openChannel(slaveCo, 'first');

@@ -5,6 +5,7 @@
 
 const { EventEmitter } = require('node:events');
 const { codedError, describe, toBuffer } = require('./util.js');
+const { readingEpoch } = require('./outbox.js');
 
 const EVENTS = ['open', 'message', 'close', 'error', 'bufferedamountlow'];
 
@@ -25,6 +26,9 @@ class DataChannel extends EventEmitter {
 		this._channel = channel;
 		/** Bytes of this channel's messages in the outbox, not yet with the engine. */
 		this._queued = 0;
+		/** The engine's part of bufferedAmount, as read under `_engineEpoch` (lib/outbox.js, `readingEpoch`). */
+		this._engineAmount = 0;
+		this._engineEpoch = -1;
 		this._listenerWrappers = new Map();
 		this._lowThreshold = 0;
 		/** The engine's figures at the close, once closed (the engine forgets the channel then). */
@@ -68,9 +72,19 @@ class DataChannel extends EventEmitter {
 		if (this.readyState === 'open') this._native.setBufferedAmountLowThreshold(this._channel, this._lowThreshold);
 	}
 
-	/** Bytes queued for sending and not yet handed to the transport. */
+	/**
+	 * Bytes queued for sending and not yet handed to the transport. As in a
+	 * browser, it grows at each send and falls only from one JS turn to a
+	 * later one.
+	 */
 	get bufferedAmount() {
-		return this.readyState === 'open' ? this._native.bufferedAmount(this._channel) + this._queued : 0;
+		if (this.readyState !== 'open') return 0;
+		const epoch = readingEpoch();
+		if (this._engineEpoch !== epoch) {
+			this._engineAmount = this._native.bufferedAmount(this._channel);
+			this._engineEpoch = epoch;
+		}
+		return this._engineAmount + this._queued;
 	}
 
 	/** `bufferedamountlow` fires when `bufferedAmount` falls to this many bytes. */
