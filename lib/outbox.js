@@ -16,11 +16,12 @@ const STRIDE = 3;
 
 /**
  * Changes at every flush of any outbox, and once at the end of each JS turn
- * in which it was read: a figure read from the engine under one value is
- * still exact while the value holds (the engine's bufferedAmount grows only
- * through a flush, and what it sends meanwhile a browser too shows only from
- * its next task). A read of bufferedAmount then crosses to the engine once
- * per turn, not at every call of a send loop (0.36–0.59 µs each).
+ * in which it was read. A channel's bufferedAmount read from the engine
+ * under one value is what a browser would still show while it holds: the
+ * engine's part grows only through a flush (which changes the value), and
+ * what the engine sends meanwhile a browser too shows only from its next
+ * task. A read then crosses to the engine once per turn, not at every call
+ * of a send loop (0.36–0.59 µs each).
  */
 let epoch = 0;
 let epochEnds = false;

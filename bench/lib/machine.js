@@ -70,11 +70,12 @@ function loadWindow() {
 	};
 }
 
-/** RSS (bytes) and thread count of process `pid`. */
+/** RSS (bytes; `rssAnon` without the pages of files) and thread count of process `pid`. */
 function processMemory(pid) {
 	const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
 	return {
 		rss: Number(/^VmRSS:\s+(\d+)/m.exec(status)[1]) * 1024,
+		rssAnon: Number(/^RssAnon:\s+(\d+)/m.exec(status)[1]) * 1024,
 		threads: Number(/^Threads:\s+(\d+)/m.exec(status)[1]),
 	};
 }
