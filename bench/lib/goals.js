@@ -127,8 +127,9 @@ const botRows = () => botCounts().flatMap((k) => [
  * the fan-out rows' measure with a load generator that keeps up. At K=200,
  * Chromium on the same two cores falls behind (latencies of seconds), and
  * the slave's RSS then counts the states queued for it. Also without the
- * pages of files: from 1 to 50 peers, 3.9 MB of the growth was the node
- * binary's own code, paged in once the load made more of it run (smaps).
+ * pages of files, which can grow with the load alone (the node binary's
+ * code, paged in as more of it runs: 3.9 MB from 1 to 50 peers in one
+ * stand-alone run, doc/performance.md).
  */
 function gameBotRssRows() {
 	const ks = gameBotCounts();
