@@ -15,13 +15,13 @@ const INITIAL_BYTES = 64 * 1024;
 const STRIDE = 3;
 
 /**
- * Changes at every flush of any outbox, and once at the end of each JS turn
- * in which it was read. A channel's bufferedAmount read from the engine
- * under one value is what a browser would still show while it holds: the
- * engine's part grows only through a flush (which changes the value), and
- * what the engine sends meanwhile a browser too shows only from its next
- * task. A read then crosses to the engine once per turn, not at every call
- * of a send loop (0.36–0.59 µs each).
+ * Changes once at the end of each JS turn in which it was read. A channel's
+ * bufferedAmount read from the engine under one value is what a browser
+ * shows for the rest of the turn: the engine's part grows only through a
+ * flush, which adds what it hands over to the figure kept (see `flush`),
+ * and what the engine sends meanwhile a browser too shows only from its
+ * next task. A read then crosses to the engine once per turn, not at every
+ * call of a send loop (0.36–0.59 µs each).
  */
 let epoch = 0;
 let epochEnds = false;
@@ -103,8 +103,11 @@ class Outbox {
 		const meta = this._meta.subarray(0, STRIDE * this._count);
 		this._used = 0;
 		this._count = 0;
-		epoch++;
-		for (const dc of this._channels) dc._queued = 0;
+		for (const dc of this._channels) {
+			// Handed over: a figure kept for this turn now counts it as the engine's.
+			if (dc._engineEpoch === epoch) dc._engineAmount += dc._queued;
+			dc._queued = 0;
+		}
 		this._channels.clear();
 		try {
 			// The engine copies the messages out before it returns.

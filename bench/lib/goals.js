@@ -213,13 +213,12 @@ function derivePerPeer(f) {
 		perPeer.peer_rss_kb = ((f.k200_rss_mb - f.k50_rss_mb) * 1024) / 150;
 		perPeer.peer_threads = (f.k200_threads - f.k50_threads) / 150;
 	}
-	if (f.g1_rss_mb !== undefined && f.g50_rss_mb !== undefined) {
-		perPeer.g_peer_rss_kb_first50 = ((f.g50_rss_mb - f.g1_rss_mb) * 1024) / 49;
-		perPeer.g_peer_anon_kb_first50 = ((f.g50_anon_mb - f.g1_anon_mb) * 1024) / 49;
-	}
-	if (f.g50_rss_mb !== undefined && f.g200_rss_mb !== undefined) {
-		perPeer.g_peer_rss_kb = ((f.g200_rss_mb - f.g50_rss_mb) * 1024) / 150;
-		perPeer.g_peer_anon_kb = ((f.g200_anon_mb - f.g50_anon_mb) * 1024) / 150;
+	// Per bot connected: a step goes on when some bots failed to connect.
+	const perBot = (key, from, to) => ((f[`g${to}_${key}`] - f[`g${from}_${key}`]) * 1024) / (f[`g${to}_connected`] - f[`g${from}_connected`]);
+	for (const [from, to, suffix] of [[1, 50, '_first50'], [50, 200, '']]) {
+		if (f[`g${from}_rss_mb`] === undefined || f[`g${to}_rss_mb`] === undefined || !(f[`g${to}_connected`] > f[`g${from}_connected`])) continue;
+		perPeer[`g_peer_rss_kb${suffix}`] = perBot('rss_mb', from, to);
+		if (f[`g${from}_anon_mb`] !== undefined && f[`g${to}_anon_mb`] !== undefined) perPeer[`g_peer_anon_kb${suffix}`] = perBot('anon_mb', from, to);
 	}
 	return perPeer;
 }

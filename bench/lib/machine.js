@@ -75,7 +75,8 @@ function processMemory(pid) {
 	const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
 	return {
 		rss: Number(/^VmRSS:\s+(\d+)/m.exec(status)[1]) * 1024,
-		rssAnon: Number(/^RssAnon:\s+(\d+)/m.exec(status)[1]) * 1024,
+		// Absent before Linux 4.5.
+		rssAnon: /^RssAnon:\s+(\d+)/m.test(status) ? Number(/^RssAnon:\s+(\d+)/m.exec(status)[1]) * 1024 : undefined,
 		threads: Number(/^Threads:\s+(\d+)/m.exec(status)[1]),
 	};
 }

@@ -135,7 +135,7 @@ function runGame(ctx, impl, k) {
 			[`g${k}_connected`]: connected,
 			[`g${k}_cpu`]: cpu * 100,
 			[`g${k}_rss_mb`]: memory.rss / 2 ** 20,
-			[`g${k}_anon_mb`]: memory.rssAnon / 2 ** 20,
+			...(memory.rssAnon === undefined ? {} : { [`g${k}_anon_mb`]: memory.rssAnon / 2 ** 20 }),
 			[`g${k}_threads`]: memory.threads,
 			[`g${k}_input_p50`]: percentile(slaveReport.latencies, 0.5),
 			[`g${k}_input_p99`]: percentile(slaveReport.latencies, 0.99),
