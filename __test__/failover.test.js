@@ -116,12 +116,15 @@ describe('failover between two masters', { timeout: 110_000 }, () => {
 			const bundleEvents = listEvents(bundleCo);
 
 			const slaveBack = onceWithin(slave, 'reconnected', FAILOVER_MS, 'the slave did not register with master B');
+			// B's own event may reach this thread after the slave's 'reconnected' (seen once in CI).
+			const listedOnB = onceWithin(b.master, 'slaveregister', FAILOVER_MS, 'master B did not list the slave');
 			const nodeBack = onceWithin(nodeCo, 'reconnected', FAILOVER_MS, 'the Node MasterConnection did not move to master B');
 			const bundleBack = onceWithin(bundleCo, 'reconnected', FAILOVER_MS, 'the bundle did not move to master B');
 			a.child.kill('SIGKILL');
 			const [[slaveInfo], [nodeInfo], [bundleInfo]] = await Promise.all([slaveBack, nodeBack, bundleBack]);
 			assert.deepEqual([slaveInfo, nodeInfo, bundleInfo], [{ url: b.url }, { url: b.url }, { url: b.url }]);
 			assert.deepEqual([slave.masterUrl, nodeCo.masterUrl, bundleCo.masterUrl], [b.url, b.url, b.url]);
+			await listedOnB;
 			assert.deepEqual([...b.master.slaves.values()].map((s) => s.userData), [{ name: 'survivor' }], 'listed on B');
 
 			// Either client may be back before the slave registers with B: it is then
