@@ -73,10 +73,11 @@ function loadWindow() {
 /** RSS (bytes; `rssAnon` without the pages of files) and thread count of process `pid`. */
 function processMemory(pid) {
 	const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+	// Absent before Linux 4.5.
+	const anon = /^RssAnon:\s+(\d+)/m.exec(status);
 	return {
 		rss: Number(/^VmRSS:\s+(\d+)/m.exec(status)[1]) * 1024,
-		// Absent before Linux 4.5.
-		rssAnon: /^RssAnon:\s+(\d+)/m.test(status) ? Number(/^RssAnon:\s+(\d+)/m.exec(status)[1]) * 1024 : undefined,
+		rssAnon: anon ? Number(anon[1]) * 1024 : undefined,
 		threads: Number(/^Threads:\s+(\d+)/m.exec(status)[1]),
 	};
 }

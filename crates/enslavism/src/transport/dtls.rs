@@ -28,7 +28,9 @@ struct PrebuiltDtls {
 
 static PREBUILT: std::sync::OnceLock<PrebuiltDtls> = std::sync::OnceLock::new();
 
-/// `provider` with its DTLS made from a configuration built once.
+/// `provider` with its DTLS made from a configuration built once. The
+/// first call's backend serves the whole process: every caller passes
+/// str0m's `rust-crypto` one (`SharedCrypto::new`).
 pub(crate) fn with_prebuilt_dtls(mut provider: CryptoProvider) -> CryptoProvider {
     let backend = provider.dtls_provider;
     provider.dtls_provider = PREBUILT.get_or_init(|| PrebuiltDtls { backend, configs: Mutex::new(Vec::new()) });
