@@ -1,9 +1,10 @@
 'use strict';
 // The slave's engine keeps every peer connection of a shard on one UDP
-// socket: many concurrent setups on one port, and the DTLS flight that
-// webrtc-rs would never send again when it is lost. The slave runs in its own
-// process (so that its sockets can be counted), the native client's bots in
-// another, all inside a network namespace the test makes.
+// socket: many concurrent setups on one port, and a lost DTLS flight sent
+// again (webrtc-rs's rtc-dtls, the engine before 0.10, never did; the test
+// keeps str0m to it). The slave runs in its own process (so that its sockets
+// can be counted), the native client's bots in another, all inside a network
+// namespace the test makes.
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');

@@ -117,7 +117,7 @@ describe('slave stats and metrics', { timeout: 90_000 }, () => {
 		assert.equal(co.bytesOut, M * B_OUT);
 		assert.ok(co.transportBytesIn > N * B, `datagrams carry the payload and more: ${co.transportBytesIn}`);
 		assert.ok(co.packetsIn > 0 && co.packetsOut > 0);
-		assert.equal(co.packetsLost, null, 'webrtc-rs 0.21.1 does not expose SCTP loss');
+		assert.equal(co.packetsLost, null, 'str0m 0.24 does not expose SCTP loss');
 		assert.equal(co.retransmissions, null);
 		assert.ok(typeof co.rttMs === 'number' && co.rttMs > 0 && co.rttMs < 1000, `rttMs is plausible: ${co.rttMs}`);
 		assert.equal(co.selectedCandidatePair.local, `${NETNS_ADDRESS}:${slave.udpPorts[0]}`);

@@ -1,6 +1,6 @@
 'use strict';
 // The Rust slave with real WebRTC peers: a Rust master, a Rust slave
-// (webrtc-rs), and the browser client of client/ running in Node on libwebrtc
+// (str0m), and the browser client of client/ running in Node on libwebrtc
 // (@roamhq/wrtc), all inside a network namespace made by the test.
 
 const { describe, it, before, after } = require('node:test');
@@ -48,7 +48,7 @@ async function withNft(name, rules, fn) {
 	}
 }
 
-describe('slave on webrtc-rs', { timeout: 110_000 }, () => {
+describe('slave on the one-socket engine', { timeout: 110_000 }, () => {
 	let master;
 	let url;
 	let MasterConnection;

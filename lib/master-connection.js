@@ -1,6 +1,6 @@
 'use strict';
 // The browser bundle's MasterConnection and SlaveConnection in Node, on the
-// engine's native client (Rust, webrtc-rs): bots, load tests and
+// engine's native client (Rust, str0m): bots, load tests and
 // server-to-server links need neither wrtc nor a browser. Channels have the
 // slave side's DataChannel shape.
 

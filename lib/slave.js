@@ -1,5 +1,5 @@
 'use strict';
-// enslavism 0.9.0's Slave and ClientConnection over the Rust engine (webrtc-rs).
+// enslavism 0.9.0's Slave and ClientConnection over the Rust engine (str0m).
 // Signalling and WebRTC run in Rust; this file turns engine events into the
 // 0.9.0 objects and events.
 
@@ -61,7 +61,7 @@ class ClientConnection extends EventEmitter {
 	 * The connection's figures, asked of the engine: `{ rttMs, messagesIn,
 	 * messagesOut, bytesIn, bytesOut, packetsIn, packetsOut, transportBytesIn,
 	 * transportBytesOut, packetsLost, retransmissions, selectedCandidatePair }`
-	 * (see doc/api.md for what each is, and which webrtc-rs cannot give).
+	 * (see doc/api.md for what each is, and which the engine cannot give).
 	 * Rejects with `ERR_ENSLAVISM_CLOSED` once the connection is gone.
 	 * @returns {Promise<object>}
 	 */

@@ -5,7 +5,7 @@
 const { peerCounts } = require('../sections/fanout.js');
 const { clientCounts, HTTPS_CLIENTS } = require('../sections/signalling.js');
 const { connections } = require('../sections/memory.js');
-const { botCounts, gameBotCounts, GAME_RELIABLE } = require('../sections/bots.js');
+const { botCounts, burstBotCounts, gameBotCounts, GAME_RELIABLE } = require('../sections/bots.js');
 const { LOSSY_SETUPS } = require('../sections/browser.js');
 const cluster = require('../sections/cluster.js');
 
@@ -95,7 +95,11 @@ const memoryRows = [['port', 'on its own port'], ['page', 'attached to an http.S
 
 // Issue #17: 1,000 peers at game rate with input p99 ≤ 50 ms and no loss on reliable channels
 // (the g rows; the b rows time echoes, in and out, on unreliable channels).
-const botRows = () => botCounts().flatMap((k) => [
+const botRows = () => burstBotCounts().flatMap((k) => [
+	['bots', `c${k}_connected`, `${k} bots at once: setups done (of ${k})`, ...(k === 200 ? ['min', 200] : [])],
+	['bots', `c${k}_setup_p50`, `${k} bots at once: setup p50 (ms)`],
+	['bots', `c${k}_setup_p99`, `${k} bots at once: setup p99 (ms)`],
+]).concat(botCounts().flatMap((k) => [
 	['bots', `b${k}_connected`, `K=${k} bots: peers connected`, ...(k === 1000 ? ['min', 1000] : [])],
 	['bots', `b${k}_cpu`, `K=${k} bots: slave CPU (% of a core)`],
 	['bots', `b${k}_rss_mb`, `K=${k} bots: slave RSS (MB)`],
@@ -104,7 +108,7 @@ const botRows = () => botCounts().flatMap((k) => [
 	['bots', `b${k}_rtt_p50`, `K=${k} bots: echo RTT p50 (ms)`],
 	['bots', `b${k}_rtt_p99`, `K=${k} bots: echo RTT p99 (ms)`, ...(k === 1000 ? ['max', 50] : [])],
 	['bots', `b${k}_loss`, `K=${k} bots: echoes lost (%)`],
-]).concat(gameBotCounts().flatMap((k) => {
+])).concat(gameBotCounts().flatMap((k) => {
 	const at1000 = k === 1000;
 	const who = `K=${k} bots at game rate, ${GAME_RELIABLE ? 'reliable' : 'unreliable'}`;
 	return [
@@ -203,22 +207,32 @@ function rows() {
  * Per-peer increments of one implementation's fan-out figures: CPU from K=10
  * to 50 (beyond 50, Chromium on the same two cores no longer sends at game
  * rate, so CPU would be understated), RSS from K=1 to 50 and from 50 to
- * 200, threads from 50 to 200; and RSS with bots at game rate.
+ * 200, threads from 50 to 200; and RSS with bots at game rate. Each is
+ * divided by the peers that connected between the two steps.
  */
 function derivePerPeer(f) {
 	const perPeer = {};
-	if (f.k10_cpu !== undefined && f.k50_cpu !== undefined) perPeer.peer_cpu = (f.k50_cpu - f.k10_cpu) / 40;
-	if (f.k1_rss_mb !== undefined && f.k50_rss_mb !== undefined) perPeer.peer_rss_kb_first50 = ((f.k50_rss_mb - f.k1_rss_mb) * 1024) / 49;
-	if (f.k50_rss_mb !== undefined && f.k200_rss_mb !== undefined) {
-		perPeer.peer_rss_kb = ((f.k200_rss_mb - f.k50_rss_mb) * 1024) / 150;
-		perPeer.peer_threads = (f.k200_threads - f.k50_threads) / 150;
-	}
-	// Per bot connected: a step goes on when some bots failed to connect.
-	const perBot = (key, from, to) => ((f[`g${to}_${key}`] - f[`g${from}_${key}`]) * 1024) / (f[`g${to}_connected`] - f[`g${from}_connected`]);
-	for (const [from, to, suffix] of [[1, 50, '_first50'], [50, 200, '']]) {
-		if (f[`g${from}_rss_mb`] === undefined || f[`g${to}_rss_mb`] === undefined || !(f[`g${to}_connected`] > f[`g${from}_connected`])) continue;
-		perPeer[`g_peer_rss_kb${suffix}`] = perBot('rss_mb', from, to);
-		if (f[`g${from}_anon_mb`] !== undefined && f[`g${to}_anon_mb`] !== undefined) perPeer[`g_peer_anon_kb${suffix}`] = perBot('anon_mb', from, to);
+	// A step goes on when some peers failed to connect; without a count
+	// (older figures), the peers asked.
+	const per = (prefix, key, from, to, scale) => {
+		const a = f[`${prefix}${from}_${key}`];
+		const b = f[`${prefix}${to}_${key}`];
+		const peers = (f[`${prefix}${to}_connected`] ?? to) - (f[`${prefix}${from}_connected`] ?? from);
+		return a === undefined || b === undefined || !(peers > 0) ? undefined : ((b - a) * scale) / peers;
+	};
+	const figures = [
+		['peer_cpu', 'k', 'cpu', 10, 50, 1],
+		['peer_rss_kb_first50', 'k', 'rss_mb', 1, 50, 1024],
+		['peer_rss_kb', 'k', 'rss_mb', 50, 200, 1024],
+		['peer_threads', 'k', 'threads', 50, 200, 1],
+		['g_peer_rss_kb_first50', 'g', 'rss_mb', 1, 50, 1024],
+		['g_peer_anon_kb_first50', 'g', 'anon_mb', 1, 50, 1024],
+		['g_peer_rss_kb', 'g', 'rss_mb', 50, 200, 1024],
+		['g_peer_anon_kb', 'g', 'anon_mb', 50, 200, 1024],
+	];
+	for (const [name, prefix, key, from, to, scale] of figures) {
+		const value = per(prefix, key, from, to, scale);
+		if (value !== undefined) perPeer[name] = value;
 	}
 	return perPeer;
 }

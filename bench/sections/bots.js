@@ -13,6 +13,11 @@
 // once every bot is connected, the slave times the inputs (one-way, the
 // wall clock of one machine) and the bots time the states; loss counts the
 // messages stamped inside the window that never arrived.
+//
+// First, a burst (BENCH_BOTS_BURST, K=200): K bots started at once, each
+// opening one channel, which issue #17 asks to complete all; their setup
+// times run from each bot's createDataChannel to its channel's open, so
+// the p99 is about how long the last of them took.
 
 const { spawn, execFileSync } = require('node:child_process');
 const { once } = require('node:events');
@@ -34,6 +39,11 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /** The K values to run (BENCH_BOTS=200,500 narrows them). */
 function botCounts() {
 	return (process.env.BENCH_BOTS ?? '200,500,1000').split(',').filter(Boolean).map(Number);
+}
+
+/** The K values of the burst (BENCH_BOTS_BURST=200; empty for none). */
+function burstBotCounts() {
+	return (process.env.BENCH_BOTS_BURST ?? '200').split(',').filter(Boolean).map(Number);
 }
 
 /** The K values of the game load (BENCH_BOTS_GAME=200,1000; empty for none). */
@@ -95,6 +105,22 @@ async function withBots(ctx, impl, k, botArgs, measure) {
 	}
 }
 
+/** K bots started at once, one channel each (see the top of this file). */
+function runBurst(ctx, impl, k) {
+	// The bots stop on "stop" once all are settled; --seconds is only the last guard.
+	const seconds = CONNECT_LIMIT_MS / 1000 + 30;
+	const args = ['--seconds', String(seconds), '--ramp', '0', '--rate', '1', '--unreliable', '--control', '--label', 'echo'];
+	return withBots(ctx, impl, k, args, async ({ bots, report }) => {
+		bots.stdin.end('stop\n');
+		const result = await report();
+		return {
+			[`c${k}_connected`]: result.connected,
+			[`c${k}_setup_p50`]: result.setup_ms.p50,
+			[`c${k}_setup_p99`]: result.setup_ms.p99,
+		};
+	});
+}
+
 /** K bots echoing 100-byte inputs at 60 Hz (see the top of this file). */
 function runEcho(ctx, impl, k) {
 	// Long enough to ramp up, settle and measure; the bots stop by themselves.
@@ -150,31 +176,25 @@ function runGame(ctx, impl, k) {
 
 const bots = {
 	name: 'bots',
-	title: 'Fan-out with native bots: K peers, 100-byte inputs at 60 Hz each, echoed (unreliable); then the game load (states at 30 Hz out, inputs at 60 Hz in)',
+	title: 'Native bots: K setups at once; fan-out to K peers, 100-byte inputs at 60 Hz each, echoed (unreliable); then the game load (states at 30 Hz out, inputs at 60 Hz in)',
 	async run(ctx, impl) {
 		if (!ctx.botsBinary) throw new Error('no bots binary (BENCH_BOTS_BINARY)');
 		const figures = {};
-		for (const k of botCounts()) {
-			try {
-				Object.assign(figures, await runEcho(ctx, impl, k));
-			} catch (err) {
-				// Larger K would fail the same way: keep what was measured, say where it stopped.
-				figures[`b${k}_connected`] = 0;
-				console.log(`bench: bots ${impl}, K=${k}: ${err.message}`);
-				break;
-			}
-		}
-		for (const k of gameBotCounts()) {
-			try {
-				Object.assign(figures, await runGame(ctx, impl, k));
-			} catch (err) {
-				figures[`g${k}_connected`] = 0;
-				console.log(`bench: bots ${impl}, game K=${k}: ${err.message}`);
-				break;
+		const steps = [['c', 'burst ', burstBotCounts(), runBurst], ['b', '', botCounts(), runEcho], ['g', 'game ', gameBotCounts(), runGame]];
+		for (const [prefix, what, counts, runStep] of steps) {
+			for (const k of counts) {
+				try {
+					Object.assign(figures, await runStep(ctx, impl, k));
+				} catch (err) {
+					// Larger K would fail the same way: keep what was measured, say where it stopped.
+					figures[`${prefix}${k}_connected`] = 0;
+					console.log(`bench: bots ${impl}, ${what}K=${k}: ${err.message}`);
+					break;
+				}
 			}
 		}
 		return figures;
 	},
 };
 
-module.exports = { bots, botCounts, gameBotCounts, GAME_RELIABLE };
+module.exports = { bots, botCounts, burstBotCounts, gameBotCounts, GAME_RELIABLE };
