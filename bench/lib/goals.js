@@ -212,12 +212,11 @@ function rows() {
  */
 function derivePerPeer(f) {
 	const perPeer = {};
-	// A step goes on when some peers failed to connect; without a count
-	// (older figures), the peers asked.
+	// Every step records the peers connected: it goes on when some failed.
 	const per = (prefix, key, from, to, scale) => {
 		const a = f[`${prefix}${from}_${key}`];
 		const b = f[`${prefix}${to}_${key}`];
-		const peers = (f[`${prefix}${to}_connected`] ?? to) - (f[`${prefix}${from}_connected`] ?? from);
+		const peers = f[`${prefix}${to}_connected`] - f[`${prefix}${from}_connected`];
 		return a === undefined || b === undefined || !(peers > 0) ? undefined : ((b - a) * scale) / peers;
 	};
 	const figures = [
